@@ -1,0 +1,296 @@
+//! Experiment configs (TOML). Unknown keys are errors, and every value is range-checked with
+//! the offending key named, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use levelset_models::Energy;
+use levelset_models::nets::{CifarConvConfig, MnistConvConfig};
+use levelset_models::train::TrainSettings;
+use levelset_strings::DssConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Short name used in reports.
+    pub name: String,
+    /// The quantity whose sublevel sets are studied.
+    pub energy: Energy,
+    pub task: TaskConfig,
+    pub train: TrainSettings,
+    /// Dynamic String Sampling settings (`connect`, `sweep`).
+    #[serde(default)]
+    pub dss: Option<DssConfig>,
+    #[serde(default)]
+    pub sweep: Option<SweepConfig>,
+}
+
+/// Levels x pairs for `levelset sweep`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Levels L0, in the order they are run.
+    pub levels: Vec<f64>,
+    /// Endpoint pairs per level.
+    pub pairs: usize,
+    /// Base seed; pair `p` trains its endpoints from seeds derived from it.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl SweepConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.levels.is_empty() {
+            return Err("sweep.levels must list at least one level".into());
+        }
+        if let Some(bad) = self.levels.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
+            return Err(format!(
+                "sweep.levels must be positive numbers, found {bad}"
+            ));
+        }
+        if self.pairs == 0 {
+            return Err("sweep.pairs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolynomialKind {
+    Quadratic,
+    Cubic,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TaskConfig {
+    /// Figure 1's regression tasks: a 1-4-4-1 sigmoid net, fresh training points per model.
+    Polynomial {
+        polynomial: PolynomialKind,
+        train_samples: usize,
+        test_samples: usize,
+        test_seed: u64,
+        #[serde(default)]
+        batch_size: Option<usize>,
+    },
+    /// Deep linear nets on random linear regression (Prop 2.2).
+    LinearRegression {
+        widths: Vec<usize>,
+        train_samples: usize,
+        test_samples: usize,
+        noise: f32,
+        task_seed: u64,
+    },
+    /// One-hidden-layer ReLU nets of width `width` on the Gaussian-mixture regression task
+    /// (Thm 2.4 / Cor 2.5).
+    ReluWidth {
+        input_dim: usize,
+        width: usize,
+        components: usize,
+        train_samples: usize,
+        test_samples: usize,
+        task_seed: u64,
+    },
+    /// Appendix E: a bias-free 2-`hidden`-2 ReLU net mapping three points of the plane round
+    /// a cycle.
+    ThreePointCycle { hidden: usize },
+    Mnist {
+        data_dir: PathBuf,
+        /// Use only the first `n` training / test images (quick configs).
+        #[serde(default)]
+        train_limit: Option<usize>,
+        #[serde(default)]
+        test_limit: Option<usize>,
+        batch_size: usize,
+        #[serde(default)]
+        model: MnistConvConfig,
+    },
+    Cifar10 {
+        data_dir: PathBuf,
+        #[serde(default)]
+        train_limit: Option<usize>,
+        #[serde(default)]
+        test_limit: Option<usize>,
+        batch_size: usize,
+        crop: usize,
+        #[serde(default)]
+        model: CifarConvConfig,
+    },
+    Ptb {
+        data_dir: PathBuf,
+        /// Training text inside `data_dir` (the offline copy trains on `ptb.valid.txt`).
+        train_file: String,
+        heldout_file: String,
+        batch_size: usize,
+        steps: usize,
+        #[serde(default)]
+        train_limit: Option<usize>,
+        #[serde(default)]
+        heldout_limit: Option<usize>,
+        embed: usize,
+        hidden: usize,
+        layers: usize,
+        init_scale: f32,
+    },
+}
+
+impl TaskConfig {
+    pub fn data_dir_mut(&mut self) -> Option<&mut PathBuf> {
+        match self {
+            TaskConfig::Mnist { data_dir, .. }
+            | TaskConfig::Cifar10 { data_dir, .. }
+            | TaskConfig::Ptb { data_dir, .. } => Some(data_dir),
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let positive = |key: &str, v: usize| {
+            if v == 0 {
+                Err(format!("task.{key} must be at least 1"))
+            } else {
+                Ok(())
+            }
+        };
+        let optional = |key: &str, v: Option<usize>| v.map_or(Ok(()), |v| positive(key, v));
+        match self {
+            TaskConfig::Polynomial {
+                train_samples,
+                test_samples,
+                batch_size,
+                ..
+            } => {
+                positive("train_samples", *train_samples)?;
+                positive("test_samples", *test_samples)?;
+                optional("batch_size", *batch_size)
+            }
+            TaskConfig::LinearRegression {
+                widths,
+                train_samples,
+                test_samples,
+                noise,
+                ..
+            } => {
+                if widths.len() < 2 || widths.contains(&0) {
+                    return Err(format!(
+                        "task.widths must list at least two positive sizes, got {widths:?}"
+                    ));
+                }
+                if noise.is_nan() || *noise < 0.0 {
+                    return Err(format!("task.noise must be >= 0, got {noise}"));
+                }
+                positive("train_samples", *train_samples)?;
+                positive("test_samples", *test_samples)
+            }
+            TaskConfig::ReluWidth {
+                input_dim,
+                width,
+                components,
+                train_samples,
+                test_samples,
+                ..
+            } => {
+                positive("input_dim", *input_dim)?;
+                positive("width", *width)?;
+                positive("components", *components)?;
+                positive("train_samples", *train_samples)?;
+                positive("test_samples", *test_samples)
+            }
+            TaskConfig::ThreePointCycle { hidden } => positive("hidden", *hidden),
+            TaskConfig::Mnist {
+                train_limit,
+                test_limit,
+                batch_size,
+                model,
+                ..
+            } => {
+                optional("train_limit", *train_limit)?;
+                optional("test_limit", *test_limit)?;
+                positive("batch_size", *batch_size)?;
+                model.validate().map_err(|e| format!("task.model: {e}"))
+            }
+            TaskConfig::Cifar10 {
+                train_limit,
+                test_limit,
+                batch_size,
+                crop,
+                model,
+                ..
+            } => {
+                optional("train_limit", *train_limit)?;
+                optional("test_limit", *test_limit)?;
+                positive("batch_size", *batch_size)?;
+                if *crop == 0 || *crop > 32 || crop % 4 != 0 {
+                    return Err(format!(
+                        "task.crop must be a multiple of 4 in 4..=32 (two stride-2 poolings), got {crop}"
+                    ));
+                }
+                model.validate().map_err(|e| format!("task.model: {e}"))
+            }
+            TaskConfig::Ptb {
+                batch_size,
+                steps,
+                train_limit,
+                heldout_limit,
+                embed,
+                hidden,
+                layers,
+                init_scale,
+                ..
+            } => {
+                positive("batch_size", *batch_size)?;
+                positive("steps", *steps)?;
+                optional("train_limit", *train_limit)?;
+                optional("heldout_limit", *heldout_limit)?;
+                positive("embed", *embed)?;
+                positive("hidden", *hidden)?;
+                positive("layers", *layers)?;
+                if !init_scale.is_finite() || *init_scale <= 0.0 {
+                    return Err(format!("task.init_scale must be > 0, got {init_scale}"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            bail!("name must not be empty");
+        }
+        self.task.validate().map_err(anyhow::Error::msg)?;
+        self.train
+            .validate()
+            .map_err(|e| anyhow::anyhow!("train: {e}"))?;
+        if let Some(dss) = &self.dss {
+            dss.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(sweep) = &self.sweep {
+            sweep.validate().map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    }
+
+    /// The `[dss]` section, required by the commands that connect endpoints.
+    pub fn dss(&self) -> Result<&DssConfig> {
+        self.dss
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("config {} has no [dss] section", self.name))
+    }
+}

@@ -1,0 +1,105 @@
+//! `levelset connect`: a string between two checkpoints (or two freshly trained endpoints).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
+use levelset_models::Landscape;
+use levelset_models::atomic::write_atomic;
+use levelset_models::backend::{BACKEND_NAME, Train, device};
+use levelset_models::checkpoint::{self, CheckpointMeta};
+use levelset_models::flat::{num_params, unflatten};
+
+use crate::config::ExperimentConfig;
+use crate::pair::{connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::tasks::{WithLandscape, with_landscape};
+
+pub struct ConnectArgs {
+    pub config: ExperimentConfig,
+    /// Checkpoint directories of the endpoints; both or neither.
+    pub endpoints: Option<(PathBuf, PathBuf)>,
+    pub level: Option<f64>,
+    pub seed: u64,
+    pub out: PathBuf,
+}
+
+pub fn run(args: ConnectArgs) -> Result<()> {
+    args.config.dss()?;
+    with_landscape(&args.config.clone(), args)?
+}
+
+impl WithLandscape for ConnectArgs {
+    type Output = Result<()>;
+
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
+        let (a, b, level) = match &self.endpoints {
+            Some((pa, pb)) => {
+                let arch = landscape.architecture();
+                let load = |p: &PathBuf| -> Result<_> {
+                    let (model, meta) = checkpoint::load(landscape.init(0), &arch, p, &device())?;
+                    Ok((flat_of(&model), meta))
+                };
+                let (a, meta_a) = load(pa)?;
+                let (b, meta_b) = load(pb)?;
+                let level = match (self.level, meta_a.level, meta_b.level) {
+                    (Some(l), _, _) => l,
+                    (None, Some(la), Some(lb)) => la.max(lb),
+                    _ => bail!("--level is required: the checkpoints record no training level"),
+                };
+                (a, b, level)
+            }
+            None => {
+                let Some(level) = self.level else {
+                    bail!("--level is required when connect trains its own endpoints");
+                };
+                let (sa, sb) = pair_seeds(self.seed, 0);
+                let a = train_endpoint(&landscape, &self.config, level, sa)?;
+                let b = train_endpoint(&landscape, &self.config, level, sb)?;
+                (flat_of(&a.model), flat_of(&b.model), level)
+            }
+        };
+        let (path, report) = connect_flat(&landscape, &self.config, a, b, level, self.seed)?;
+
+        let beads_dir = self.out.join("beads");
+        let template = landscape.init(0).valid();
+        for (k, (flat, energy)) in path.beads.iter().zip(&path.bead_energies).enumerate() {
+            let model = unflatten(template.clone(), flat.clone());
+            let meta = CheckpointMeta {
+                levelset_version: env!("CARGO_PKG_VERSION").to_string(),
+                architecture: landscape.architecture(),
+                config: serde_json::to_value(&self.config)?,
+                seed: self.seed,
+                energy_kind: landscape.energy_kind(),
+                energy: *energy,
+                level: Some(level),
+                steps: 0,
+                backend: BACKEND_NAME.to_string(),
+                num_params: num_params(&model),
+            };
+            checkpoint::save(model, &meta, &beads_dir.join(format!("{k:04}")))?;
+        }
+        let report_path = self.out.join("report.json");
+        write_atomic(&report_path, &serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", report_path.display()))?;
+        println!(
+            "{}: {} at {} <= {level}\n  beads {}, normalized length {:.4} (over {:?} parameters)\n  \
+             max {} along the string {:.5}, on the straight line {:.5}\n  \
+             {} bead steps, {} energy evaluations, {:.1} s\n  report {}, beads in {}",
+            self.config.name,
+            report.status.describe(),
+            report.energy,
+            report.beads,
+            report.normalized_length,
+            report.length_over,
+            report.energy,
+            report.max_energy,
+            report.linear_barrier,
+            report.bead_steps,
+            report.energy_evaluations,
+            report.wall_seconds,
+            report_path.display(),
+            beads_dir.display()
+        );
+        Ok(())
+    }
+}

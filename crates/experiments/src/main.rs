@@ -1,0 +1,165 @@
+//! `levelset`: train networks to a loss level and map the geometry of their level sets.
+
+mod config;
+mod connect_cmd;
+mod pair;
+mod progress;
+mod sweep;
+mod tasks;
+mod train_cmd;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::ExperimentConfig;
+
+#[derive(Parser)]
+#[command(name = "levelset", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the version, compiled backend, device and thread count.
+    Info,
+    /// Train one network until its energy is at most LEVEL and save it as a checkpoint.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        /// The level L0 to reach (in the config's energy units).
+        #[arg(long)]
+        level: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Checkpoint directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overrides the config's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Connect two endpoints with Dynamic String Sampling and report the string's geometry.
+    /// Without --a/--b both endpoints are first trained from seeds derived from --seed.
+    Connect {
+        #[arg(long)]
+        config: PathBuf,
+        /// Checkpoint directory of the first endpoint.
+        #[arg(long, requires = "b")]
+        a: Option<PathBuf>,
+        /// Checkpoint directory of the second endpoint.
+        #[arg(long, requires = "a")]
+        b: Option<PathBuf>,
+        /// The level L0 (default with checkpoints: the higher of their training levels).
+        #[arg(long)]
+        level: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Directory for report.json and the bead checkpoints.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run the config's [sweep]: levels x pairs, each pair trained and connected; writes
+    /// results.json, results.csv and summary.md.
+    Sweep {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue a sweep whose results.json is in --out, skipping finished pairs.
+        #[arg(long)]
+        resume: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn check_level(level: f64) -> Result<()> {
+    if !(level.is_finite() && level > 0.0) {
+        bail!("--level must be a positive number, got {level}");
+    }
+    Ok(())
+}
+
+fn load_config(path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExperimentConfig> {
+    let mut config = ExperimentConfig::load(path)?;
+    if let Some(dir) = data_dir {
+        match config.task.data_dir_mut() {
+            Some(slot) => *slot = dir,
+            None => bail!(
+                "--data-dir given, but the {} task of {} uses no data directory",
+                config.name,
+                path.display()
+            ),
+        }
+    }
+    Ok(config)
+}
+
+fn main() -> Result<()> {
+    progress::init_logging();
+    match Cli::parse().command {
+        Command::Info => {
+            println!("levelset {}", env!("CARGO_PKG_VERSION"));
+            println!("backend: {}", levelset_models::backend::BACKEND_NAME);
+            println!("device: {:?}", levelset_models::backend::device());
+            println!(
+                "threads: {} (rayon; set RAYON_NUM_THREADS to change)",
+                rayon::current_num_threads()
+            );
+        }
+        Command::Train {
+            config,
+            level,
+            seed,
+            out,
+            data_dir,
+        } => {
+            check_level(level)?;
+            train_cmd::run(train_cmd::TrainArgs {
+                config: load_config(&config, data_dir)?,
+                level,
+                seed,
+                out,
+            })?
+        }
+        Command::Connect {
+            config,
+            a,
+            b,
+            level,
+            seed,
+            out,
+            data_dir,
+        } => {
+            if let Some(level) = level {
+                check_level(level)?;
+            }
+            connect_cmd::run(connect_cmd::ConnectArgs {
+                config: load_config(&config, data_dir)?,
+                endpoints: a.zip(b),
+                level,
+                seed,
+                out,
+            })?
+        }
+        Command::Sweep {
+            config,
+            out,
+            resume,
+            data_dir,
+        } => {
+            sweep::run(sweep::SweepArgs {
+                config: load_config(&config, data_dir)?,
+                out,
+                resume,
+            })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! `levelset sweep`: levels x pairs of trained endpoints, each pair connected by DSS, with
+//! results rewritten atomically after every pair so a killed sweep can resume.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use levelset_models::Landscape;
+use levelset_models::atomic::write_atomic;
+use levelset_models::backend::{BACKEND_NAME, Train};
+use levelset_strings::Status;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ExperimentConfig, SweepConfig};
+use crate::pair::{connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::tasks::{WithLandscape, with_landscape};
+
+/// One pair at one level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub level: f64,
+    pub pair: usize,
+    pub seed_a: u64,
+    pub seed_b: u64,
+    /// `connected`, `not_connected` or `failed`.
+    pub outcome: String,
+    /// Why the pair is not connected or failed; empty when connected.
+    pub reason: String,
+    pub energy_a: Option<f64>,
+    pub energy_b: Option<f64>,
+    pub endpoint_steps: usize,
+    pub beads: Option<usize>,
+    pub normalized_length: Option<f64>,
+    pub max_energy: Option<f64>,
+    pub linear_barrier: Option<f64>,
+    pub bead_steps: usize,
+    pub energy_evaluations: usize,
+    pub wall_seconds: f64,
+}
+
+/// Mean and standard error of the connected pairs at one level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelSummary {
+    pub level: f64,
+    pub pairs: usize,
+    pub connected: usize,
+    pub not_connected: usize,
+    pub failed: usize,
+    pub length_mean: Option<f64>,
+    pub length_se: Option<f64>,
+    pub beads_mean: Option<f64>,
+    pub beads_se: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepResults {
+    pub levelset_version: String,
+    pub backend: String,
+    pub config: ExperimentConfig,
+    pub rows: Vec<Row>,
+    pub summary: Vec<LevelSummary>,
+}
+
+pub struct SweepArgs {
+    pub config: ExperimentConfig,
+    pub out: PathBuf,
+    pub resume: bool,
+}
+
+pub fn run(args: SweepArgs) -> Result<SweepResults> {
+    args.config.dss()?;
+    let Some(_) = &args.config.sweep else {
+        bail!("config {} has no [sweep] section", args.config.name);
+    };
+    with_landscape(&args.config.clone(), args)?
+}
+
+fn results_path(out: &Path) -> PathBuf {
+    out.join("results.json")
+}
+
+/// Rows already finished by an earlier run of the same config.
+fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
+    let path = results_path(&args.out);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    if !args.resume {
+        bail!(
+            "{} exists: pass --resume to continue that sweep, or choose another --out",
+            path.display()
+        );
+    }
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let previous: SweepResults = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a levelset sweep result", path.display()))?;
+    if previous.config != args.config {
+        bail!(
+            "{} was produced by a different config; resume needs the same one",
+            path.display()
+        );
+    }
+    Ok(previous.rows)
+}
+
+impl WithLandscape for SweepArgs {
+    type Output = Result<SweepResults>;
+
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Result<SweepResults> {
+        let sweep = self.config.sweep.clone().expect("checked by run");
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        let mut rows = previous_rows(&self)?;
+        let total = (sweep.levels.len() * sweep.pairs) as u64;
+        let bar = ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "sweep [{elapsed_precise}] {bar:30} {pos}/{len} pairs {msg}",
+            )
+            .expect("valid template"),
+        );
+        for (level, pair) in jobs(&sweep) {
+            if rows.iter().any(|r| r.level == level && r.pair == pair) {
+                bar.inc(1);
+                continue;
+            }
+            bar.set_message(format!("level {level}, pair {pair}"));
+            let row = run_pair(&landscape, &self.config, &sweep, level, pair);
+            tracing::info!(
+                level,
+                pair,
+                outcome = %row.outcome,
+                beads = ?row.beads,
+                length = ?row.normalized_length,
+                seconds = row.wall_seconds,
+                reason = %row.reason,
+                "pair done"
+            );
+            rows.push(row);
+            write_results(&self.out, &self.config, &sweep, &rows)?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let results = write_results(&self.out, &self.config, &sweep, &rows)?;
+        println!("{}", summary_table(&self.config, &results.summary));
+        Ok(results)
+    }
+}
+
+/// (level, pair) in run order.
+fn jobs(sweep: &SweepConfig) -> impl Iterator<Item = (f64, usize)> + '_ {
+    sweep
+        .levels
+        .iter()
+        .flat_map(move |&level| (0..sweep.pairs).map(move |pair| (level, pair)))
+}
+
+fn run_pair<L: Landscape<Train>>(
+    landscape: &L,
+    config: &ExperimentConfig,
+    sweep: &SweepConfig,
+    level: f64,
+    pair: usize,
+) -> Row {
+    let start = Instant::now();
+    let (seed_a, seed_b) = pair_seeds(sweep.seed, pair);
+    let mut row = Row {
+        level,
+        pair,
+        seed_a,
+        seed_b,
+        outcome: String::new(),
+        reason: String::new(),
+        energy_a: None,
+        energy_b: None,
+        endpoint_steps: 0,
+        beads: None,
+        normalized_length: None,
+        max_energy: None,
+        linear_barrier: None,
+        bead_steps: 0,
+        energy_evaluations: 0,
+        wall_seconds: 0.0,
+    };
+    let outcome = (|| -> Result<Status> {
+        let a = train_endpoint(landscape, config, level, seed_a)?;
+        row.energy_a = Some(a.energy);
+        row.endpoint_steps += a.steps;
+        let b = train_endpoint(landscape, config, level, seed_b)?;
+        row.energy_b = Some(b.energy);
+        row.endpoint_steps += b.steps;
+        let (_, report) = connect_flat(
+            landscape,
+            config,
+            flat_of(&a.model),
+            flat_of(&b.model),
+            level,
+            seed_a ^ seed_b.rotate_left(32),
+        )?;
+        row.beads = Some(report.beads);
+        row.normalized_length = Some(report.normalized_length);
+        row.max_energy = Some(report.max_energy);
+        row.linear_barrier = Some(report.linear_barrier);
+        row.bead_steps = report.bead_steps;
+        row.energy_evaluations = report.energy_evaluations;
+        Ok(report.status)
+    })();
+    let status = outcome.unwrap_or_else(|e| Status::Failed {
+        reason: format!("{e:#}"),
+    });
+    row.outcome = status.outcome().to_string();
+    row.reason = match &status {
+        Status::Connected => String::new(),
+        Status::NotConnected { reason, .. } | Status::Failed { reason } => reason.clone(),
+    };
+    row.wall_seconds = start.elapsed().as_secs_f64();
+    row
+}
+
+fn write_results(
+    out: &Path,
+    config: &ExperimentConfig,
+    sweep: &SweepConfig,
+    rows: &[Row],
+) -> Result<SweepResults> {
+    // Rows in sweep order whatever order they were finished (or resumed) in.
+    let mut ordered: Vec<Row> = Vec::with_capacity(rows.len());
+    for (level, pair) in jobs(sweep) {
+        if let Some(r) = rows.iter().find(|r| r.level == level && r.pair == pair) {
+            ordered.push(r.clone());
+        }
+    }
+    let results = SweepResults {
+        levelset_version: env!("CARGO_PKG_VERSION").to_string(),
+        backend: BACKEND_NAME.to_string(),
+        config: config.clone(),
+        summary: summarize(sweep, &ordered),
+        rows: ordered,
+    };
+    let json_path = results_path(out);
+    write_atomic(&json_path, &serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for row in &results.rows {
+        csv.serialize(row)?;
+    }
+    let csv_path = out.join("results.csv");
+    write_atomic(&csv_path, &csv.into_inner()?)
+        .with_context(|| format!("writing {}", csv_path.display()))?;
+    let table_path = out.join("summary.md");
+    write_atomic(
+        &table_path,
+        summary_table(config, &results.summary).as_bytes(),
+    )
+    .with_context(|| format!("writing {}", table_path.display()))?;
+    Ok(results)
+}
+
+fn mean_se(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    let n = values.len();
+    if n == 0 {
+        return (None, None);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let se = (n > 1).then(|| {
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        (var / n as f64).sqrt()
+    });
+    (Some(mean), se)
+}
+
+fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
+    sweep
+        .levels
+        .iter()
+        .map(|&level| {
+            let at: Vec<&Row> = rows.iter().filter(|r| r.level == level).collect();
+            let connected: Vec<&&Row> = at.iter().filter(|r| r.outcome == "connected").collect();
+            let lengths: Vec<f64> = connected
+                .iter()
+                .filter_map(|r| r.normalized_length)
+                .collect();
+            let beads: Vec<f64> = connected
+                .iter()
+                .filter_map(|r| r.beads.map(|b| b as f64))
+                .collect();
+            let (length_mean, length_se) = mean_se(&lengths);
+            let (beads_mean, beads_se) = mean_se(&beads);
+            let count = |o: &str| at.iter().filter(|r| r.outcome == o).count();
+            LevelSummary {
+                level,
+                pairs: at.len(),
+                connected: connected.len(),
+                not_connected: count("not_connected"),
+                failed: count("failed"),
+                length_mean,
+                length_se,
+                beads_mean,
+                beads_se,
+            }
+        })
+        .collect()
+}
+
+/// A Markdown table: mean ± standard error over connected pairs, per level.
+pub fn summary_table(config: &ExperimentConfig, summary: &[LevelSummary]) -> String {
+    let fmt = |m: Option<f64>, se: Option<f64>, digits: usize| match (m, se) {
+        (Some(m), Some(se)) => format!("{m:.digits$} ± {se:.digits$}"),
+        (Some(m), None) => format!("{m:.digits$}"),
+        _ => "–".into(),
+    };
+    let mut out = format!(
+        "{} ({}; mean ± standard error over connected pairs)\n\n\
+         | L0 | normalized length | beads | connected | not connected | failed |\n\
+         |---|---|---|---|---|---|\n",
+        config.name, config.energy
+    );
+    for s in summary {
+        out.push_str(&format!(
+            "| {} | {} | {} | {}/{} | {} | {} |\n",
+            s.level,
+            fmt(s.length_mean, s.length_se, 3),
+            fmt(s.beads_mean, s.beads_se, 2),
+            s.connected,
+            s.pairs,
+            s.not_connected,
+            s.failed
+        ));
+    }
+    out
+}

@@ -1,0 +1,79 @@
+//! `levelset train`: one endpoint trained to a level and saved as a checkpoint.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use levelset_models::Landscape;
+use levelset_models::backend::{BACKEND_NAME, Train};
+use levelset_models::checkpoint::{self, CheckpointMeta};
+use levelset_models::flat::num_params;
+use levelset_models::train::train_to_level;
+
+use crate::config::ExperimentConfig;
+use crate::progress::steps_bar;
+use crate::tasks::{WithLandscape, with_landscape};
+
+pub struct TrainArgs {
+    pub config: ExperimentConfig,
+    pub level: f64,
+    pub seed: u64,
+    pub out: PathBuf,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    with_landscape(&args.config.clone(), args)?
+}
+
+impl WithLandscape for TrainArgs {
+    type Output = Result<()>;
+
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
+        let kind = landscape.energy_kind();
+        tracing::info!(
+            task = %self.config.name,
+            energy = %kind,
+            level = self.level,
+            seed = self.seed,
+            backend = BACKEND_NAME,
+            "training one endpoint"
+        );
+        let start = Instant::now();
+        let bar = steps_bar("train");
+        let model = landscape.init(self.seed);
+        let trained = train_to_level(
+            &landscape,
+            model,
+            self.level,
+            &self.config.train,
+            self.seed,
+            &bar,
+        );
+        bar.finish_and_clear();
+        let trained = trained?;
+        let seconds = start.elapsed().as_secs_f64();
+        let meta = CheckpointMeta {
+            levelset_version: env!("CARGO_PKG_VERSION").to_string(),
+            architecture: landscape.architecture(),
+            config: serde_json::to_value(&self.config)?,
+            seed: self.seed,
+            energy_kind: kind,
+            energy: trained.energy,
+            level: Some(self.level),
+            steps: trained.steps,
+            backend: BACKEND_NAME.to_string(),
+            num_params: num_params(&trained.model),
+        };
+        checkpoint::save(trained.model, &meta, &self.out)?;
+        println!(
+            "{}: {kind} {:.6} <= {} after {} steps in {seconds:.1} s ({} parameters, {BACKEND_NAME}); checkpoint in {}",
+            self.config.name,
+            trained.energy,
+            self.level,
+            trained.steps,
+            meta.num_params,
+            self.out.display()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Flat parameter vectors: every float parameter of a module, in Burn's deterministic
+//! traversal order, concatenated into one 1-D tensor.
+//!
+//! Every path method works on these vectors, so the networks never need curve-aware layers:
+//! a point of a path is turned back into an ordinary module and run with its usual `forward`.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::prelude::*;
+
+/// The module's parameters as one vector (keeps the autodiff graph on autodiff backends).
+pub fn flatten<B: Backend, M: Module<B>>(module: &M) -> Tensor<B, 1> {
+    let mut visitor = Flatten { parts: Vec::new() };
+    module.visit(&mut visitor);
+    Tensor::cat(visitor.parts, 0)
+}
+
+/// Number of float parameters (the length of [`flatten`]'s vector).
+pub fn num_params<B: Backend, M: Module<B>>(module: &M) -> usize {
+    module.num_params()
+}
+
+/// A module shaped like `template` whose parameters are `flat`. Differentiable: on an
+/// autodiff backend, gradients of anything computed with the result flow back into `flat`.
+pub fn unflatten<B: Backend, M: Module<B>>(template: M, flat: Tensor<B, 1>) -> M {
+    map_chunks(template, flat, Mode::KeepGraph)
+}
+
+/// A module shaped like `template` holding a copy of `flat` as fresh, trainable leaf
+/// parameters with new ids (so an optimizer never confuses it with another copy).
+pub fn load_flat<B: Backend, M: Module<B>>(template: M, flat: Tensor<B, 1>) -> M {
+    map_chunks(template, flat, Mode::FreshLeaves)
+}
+
+/// 1 for every entry of a weight tensor (rank 2 or more), 0 for biases and other vectors, in
+/// the order of [`flatten`]. The paper's polynomial scripts measured lengths over weights only.
+pub fn weight_mask<B: Backend, M: Module<B>>(module: &M) -> Tensor<B, 1> {
+    let mut visitor = Mask { parts: Vec::new() };
+    module.visit(&mut visitor);
+    Tensor::cat(visitor.parts, 0)
+}
+
+/// `(1 - t) a + t b`.
+pub fn lerp<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, t: f64) -> Tensor<B, 1> {
+    a.clone() + (b.clone() - a.clone()).mul_scalar(t)
+}
+
+/// Euclidean distance between two parameter vectors, read back to the host.
+pub fn distance<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
+    let d = (a.clone() - b.clone()).powi_scalar(2).sum().sqrt();
+    d.into_scalar().elem::<f64>()
+}
+
+fn map_chunks<B: Backend, M: Module<B>>(template: M, flat: Tensor<B, 1>, mode: Mode) -> M {
+    let expected = template.num_params();
+    let [found] = flat.dims();
+    assert_eq!(
+        found, expected,
+        "flat vector of {found} values for a module of {expected} parameters"
+    );
+    let mut mapper = Unflatten {
+        flat,
+        offset: 0,
+        mode,
+    };
+    template.map(&mut mapper)
+}
+
+struct Flatten<B: Backend> {
+    parts: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Flatten<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let value = param.val();
+        let n = value.shape().num_elements();
+        self.parts.push(value.reshape([n]));
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    KeepGraph,
+    FreshLeaves,
+}
+
+struct Mask<B: Backend> {
+    parts: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Mask<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let n = param.shape().num_elements();
+        let fill = if D >= 2 { 1.0 } else { 0.0 };
+        self.parts
+            .push(Tensor::full([n], fill, &param.lazy_device()));
+    }
+}
+
+struct Unflatten<B: Backend> {
+    flat: Tensor<B, 1>,
+    offset: usize,
+    mode: Mode,
+}
+
+impl<B: Backend> ModuleMapper<B> for Unflatten<B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let shape = param.shape();
+        let n = shape.num_elements();
+        let chunk: Tensor<B, D> = self.flat.clone().narrow(0, self.offset, n).reshape(shape);
+        self.offset += n;
+        match self.mode {
+            Mode::KeepGraph => param.map(|_| chunk),
+            Mode::FreshLeaves => Param::initialized(ParamId::new(), chunk.detach().require_grad()),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Seeded parameter initialization.
+//!
+//! Burn's initializers draw from a process-global backend RNG, so two trainings running in
+//! parallel (tests, sweeps) would interleave their draws. Every levelset model is therefore
+//! initialized from its own ChaCha stream: the same seed gives the same parameters on every
+//! backend and in every thread.
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::prelude::*;
+use levelset_data::standard_normal;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// How one parameter tensor is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Init {
+    Uniform {
+        low: f32,
+        high: f32,
+    },
+    Normal {
+        std: f32,
+    },
+    /// Normal redrawn outside two standard deviations, as TensorFlow's `truncated_normal`.
+    TruncatedNormal {
+        std: f32,
+    },
+    Constant {
+        value: f32,
+    },
+}
+
+impl Init {
+    pub fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        match *self {
+            Init::Uniform { low, high } => (0..n).map(|_| rng.random_range(low..high)).collect(),
+            Init::Normal { std } => (0..n).map(|_| std * standard_normal(rng)).collect(),
+            Init::TruncatedNormal { std } => (0..n)
+                .map(|_| {
+                    loop {
+                        let z = standard_normal(rng);
+                        if z.abs() <= 2.0 {
+                            break std * z;
+                        }
+                    }
+                })
+                .collect(),
+            Init::Constant { value } => vec![value; n],
+        }
+    }
+}
+
+/// The ChaCha stream initializers read. The data generators of `levelset_data` read stream 0
+/// of `ChaCha8Rng::seed_from_u64(seed)` and tasks draw per-epoch randomness from streams
+/// `epoch + 1`, and experiments pass one seed to both `init` and the data: on stream 0 every
+/// weight of a polynomial net would equal `2x - 1` of a training input.
+const INIT_STREAM: u64 = u64::MAX;
+
+/// Redraws every float parameter of `module` in traversal order. `rule` gets the parameter's
+/// index and shape and says how to draw it.
+pub fn reinit<B: Backend, M: Module<B>>(
+    module: M,
+    seed: u64,
+    rule: impl FnMut(usize, &[usize]) -> Init,
+) -> M {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(INIT_STREAM);
+    let mut mapper = Reinit {
+        rng,
+        rule,
+        index: 0,
+    };
+    module.map(&mut mapper)
+}
+
+struct Reinit<F> {
+    rng: ChaCha8Rng,
+    rule: F,
+    index: usize,
+}
+
+impl<B: Backend, F: FnMut(usize, &[usize]) -> Init> ModuleMapper<B> for Reinit<F> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (_, tensor, _) = param.consume();
+        let dims = tensor.dims();
+        let init = (self.rule)(self.index, &dims);
+        self.index += 1;
+        let values = init.sample(dims.iter().product(), &mut self.rng);
+        let fresh = Tensor::from_data(TensorData::new(values, dims), &tensor.device());
+        Param::initialized(ParamId::new(), fresh.require_grad())
+    }
+}

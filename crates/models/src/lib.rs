@@ -1,0 +1,22 @@
+//! levelset's networks, flat parameter vectors, energies and training to a level.
+
+pub mod atomic;
+/// Present only when a backend feature (flex, ndarray, wgpu, cuda) is on: library code is
+/// backend-generic, only binaries and tests pick one.
+#[cfg(any(
+    feature = "flex",
+    feature = "ndarray",
+    feature = "wgpu",
+    feature = "cuda"
+))]
+pub mod backend;
+pub mod checkpoint;
+pub mod flat;
+pub mod init;
+pub mod landscape;
+pub mod nets;
+pub mod optim;
+pub mod tasks;
+pub mod train;
+
+pub use landscape::{Architecture, Energy, EvalModel, Landscape};

@@ -1,0 +1,93 @@
+//! The paper's MNIST convnet (the TensorFlow "Deep MNIST for experts" model).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::dropout::dropout;
+use crate::init::{Init, reinit};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MnistConvConfig {
+    pub conv1: usize,
+    pub conv2: usize,
+    pub hidden: usize,
+    pub dropout: f64,
+}
+
+impl Default for MnistConvConfig {
+    fn default() -> Self {
+        Self {
+            conv1: 32,
+            conv2: 64,
+            hidden: 1024,
+            dropout: 0.5,
+        }
+    }
+}
+
+impl MnistConvConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.conv1 == 0 || self.conv2 == 0 || self.hidden == 0 {
+            return Err("conv1, conv2 and hidden must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Weights truncated normal with std 0.1 and biases 0.1, as the authors' code.
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> MnistConv<B> {
+        let conv = |c_in, c_out| {
+            Conv2dConfig::new([c_in, c_out], [5, 5])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
+        let net = MnistConv {
+            conv1: conv(1, self.conv1),
+            conv2: conv(self.conv1, self.conv2),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            fc1: LinearConfig::new(7 * 7 * self.conv2, self.hidden).init(device),
+            fc2: LinearConfig::new(self.hidden, 10).init(device),
+            dropout: self.dropout,
+        };
+        reinit(net, seed, |_, dims| {
+            if dims.len() == 1 {
+                Init::Constant { value: 0.1 }
+            } else {
+                Init::TruncatedNormal { std: 0.1 }
+            }
+        })
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct MnistConv<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+    pub pool: MaxPool2d,
+    pub fc1: Linear<B>,
+    pub fc2: Linear<B>,
+    #[module(skip)]
+    pub dropout: f64,
+}
+
+impl<B: Backend> MnistConv<B> {
+    /// Logits for images [batch, 1, 28, 28]; dropout only when an RNG is given (training).
+    pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        let x = self.pool.forward(relu(self.conv1.forward(x))); // [b, c1, 14, 14]
+        let x = self.pool.forward(relu(self.conv2.forward(x))); // [b, c2, 7, 7]
+        let x = relu(self.fc1.forward(x.flatten(1, 3))); // [b, hidden]
+        let x = match rng {
+            Some(rng) => dropout(x, self.dropout, rng),
+            None => x,
+        };
+        self.fc2.forward(x) // [b, 10]
+    }
+}

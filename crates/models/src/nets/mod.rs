@@ -1,0 +1,14 @@
+//! The networks of the paper, each a plain Burn module built from a serde config.
+
+pub mod cifar_cnn;
+mod dropout;
+pub mod lrn;
+pub mod lstm_lm;
+pub mod mlp;
+pub mod mnist_cnn;
+
+pub use cifar_cnn::{CIFAR_CROP, CifarConv, CifarConvConfig};
+pub use lrn::Lrn;
+pub use lstm_lm::{LmState, LstmLm, LstmLmConfig};
+pub use mlp::{Activation, Mlp, MlpConfig};
+pub use mnist_cnn::{MnistConv, MnistConvConfig};

@@ -1,0 +1,185 @@
+//! The optimizers the paper used, behind one config: Adam, and SGD with optional momentum,
+//! global-norm gradient clipping and per-epoch learning-rate decay.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    Adam {
+        lr: f64,
+    },
+    Sgd {
+        lr: f64,
+        #[serde(default)]
+        momentum: Option<f64>,
+        /// Rescale the whole gradient when its global L2 norm exceeds this (TF's
+        /// `clip_by_global_norm`, as Zaremba et al.).
+        #[serde(default)]
+        clip_global_norm: Option<f64>,
+        /// Multiply the learning rate by `factor` each epoch after `after_epochs` epochs.
+        #[serde(default)]
+        decay: Option<LrDecay>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrDecay {
+    pub after_epochs: usize,
+    pub factor: f64,
+}
+
+impl OptimizerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: f64| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("{name} must be a positive number, got {v}"))
+            }
+        };
+        match self {
+            OptimizerConfig::Adam { lr } => positive("lr", *lr),
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                clip_global_norm,
+                decay,
+            } => {
+                positive("lr", *lr)?;
+                if let Some(m) = momentum
+                    && !(0.0..1.0).contains(m)
+                {
+                    return Err(format!("momentum must be in [0, 1), got {m}"));
+                }
+                if let Some(c) = clip_global_norm {
+                    positive("clip_global_norm", *c)?;
+                }
+                if let Some(d) = decay {
+                    positive("decay.factor", d.factor)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Learning rate during `epoch` (0-based).
+    pub fn learning_rate(&self, epoch: usize) -> f64 {
+        match self {
+            OptimizerConfig::Adam { lr } => *lr,
+            OptimizerConfig::Sgd { lr, decay, .. } => match decay {
+                Some(d) if epoch >= d.after_epochs => {
+                    lr * d.factor.powi((epoch + 1 - d.after_epochs) as i32)
+                }
+                _ => *lr,
+            },
+        }
+    }
+
+    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> AnyOptimizer<B, M> {
+        match self {
+            // TensorFlow's epsilon, which the paper's code ran with (Burn defaults to 1e-5).
+            OptimizerConfig::Adam { .. } => {
+                AnyOptimizer::Adam(AdamConfig::new().with_epsilon(1e-8).init())
+            }
+            OptimizerConfig::Sgd {
+                momentum,
+                clip_global_norm,
+                ..
+            } => {
+                let momentum = momentum.map(|momentum| MomentumConfig {
+                    momentum,
+                    dampening: 0.0,
+                    nesterov: false,
+                });
+                AnyOptimizer::Sgd {
+                    inner: SgdConfig::new().with_momentum(momentum).init(),
+                    clip_global_norm: *clip_global_norm,
+                }
+            }
+        }
+    }
+}
+
+pub enum AnyOptimizer<B: AutodiffBackend, M: AutodiffModule<B>> {
+    Adam(OptimizerAdaptor<Adam, M, B>),
+    Sgd {
+        inner: OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>,
+        clip_global_norm: Option<f64>,
+    },
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> AnyOptimizer<B, M> {
+    pub fn step(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> M {
+        match self {
+            AnyOptimizer::Adam(opt) => opt.step(lr, module, grads),
+            AnyOptimizer::Sgd {
+                inner,
+                clip_global_norm,
+            } => {
+                if let Some(max_norm) = clip_global_norm {
+                    clip_by_global_norm::<B, M>(&module, &mut grads, *max_norm);
+                }
+                inner.step(lr, module, grads)
+            }
+        }
+    }
+}
+
+/// Scales every gradient by `max_norm / global_norm` when the global norm is larger.
+fn clip_by_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) {
+    let mut norm = GlobalNorm::<B> {
+        grads,
+        squares: None,
+    };
+    module.visit(&mut norm);
+    let Some(squares) = norm.squares else { return };
+    let global = squares.into_scalar().elem::<f64>().sqrt();
+    if global > max_norm {
+        module.visit(&mut ScaleGrads {
+            grads,
+            factor: max_norm / global,
+        });
+    }
+}
+
+struct GlobalNorm<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    squares: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for GlobalNorm<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let s = g.powi_scalar(2).sum();
+            self.squares = Some(match self.squares.take() {
+                Some(acc) => acc + s,
+                None => s,
+            });
+        }
+    }
+}
+
+struct ScaleGrads<'a> {
+    grads: &'a mut GradientsParams,
+    factor: f64,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.grads.register(param.id, g.mul_scalar(self.factor));
+        }
+    }
+}

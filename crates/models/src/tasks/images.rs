@@ -1,0 +1,313 @@
+//! Image classification landscapes: the MNIST and CIFAR-10 convnets on their data.
+
+use std::sync::{Arc, Mutex};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataset::Dataset;
+use burn::module::{AutodiffModule, Module};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use levelset_data::{ChannelStats, LabeledImages, center_crop, random_crop_flip};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{cross_entropy, device_sum, unsupported};
+use crate::landscape::{Architecture, Energy, EvalModel, Landscape};
+use crate::nets::{CifarConv, CifarConvConfig, MnistConv, MnistConvConfig};
+
+/// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
+const EVAL_BATCH: usize = 500;
+
+/// A convnet config that can build its network.
+pub trait ImageNet: Send + Sync + 'static {
+    type Net<B: Backend>: Module<B>;
+    fn architecture(&self) -> Architecture;
+    fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Self::Net<B>;
+    /// Logits [batch, 10]; `rng` is given in training only (dropout).
+    fn logits<B: Backend>(
+        net: &Self::Net<B>,
+        x: Tensor<B, 4>,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2>;
+    /// A regularization term added to the training loss.
+    fn penalty<B: Backend>(_net: &Self::Net<B>) -> Option<Tensor<B, 1>> {
+        None
+    }
+}
+
+impl ImageNet for MnistConvConfig {
+    type Net<B: Backend> = MnistConv<B>;
+    fn architecture(&self) -> Architecture {
+        Architecture::MnistConv(self.clone())
+    }
+    fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> MnistConv<B> {
+        self.init(seed, device)
+    }
+    fn logits<B: Backend>(
+        net: &MnistConv<B>,
+        x: Tensor<B, 4>,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2> {
+        net.forward(x, rng)
+    }
+}
+
+impl ImageNet for CifarConvConfig {
+    type Net<B: Backend> = CifarConv<B>;
+    fn architecture(&self) -> Architecture {
+        Architecture::CifarConv(self.clone())
+    }
+    fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> CifarConv<B> {
+        self.init(seed, device)
+    }
+    fn logits<B: Backend>(
+        net: &CifarConv<B>,
+        x: Tensor<B, 4>,
+        _rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2> {
+        net.forward(x)
+    }
+    fn penalty<B: Backend>(net: &CifarConv<B>) -> Option<Tensor<B, 1>> {
+        (net.weight_decay > 0.0).then(|| net.weight_penalty())
+    }
+}
+
+/// How raw u8 images become network inputs.
+#[derive(Debug, Clone)]
+pub enum Pipeline {
+    /// Pixels scaled to [0, 1] (MNIST).
+    Scale,
+    /// `size` x `size` crops normalized per channel: random crop and flip for training,
+    /// center crop for evaluation (the TF CIFAR-10 tutorial).
+    Crop { size: usize, stats: ChannelStats },
+}
+
+impl Pipeline {
+    fn validate(&self, set: &LabeledImages) -> Result<(), String> {
+        if let Pipeline::Crop { size, stats } = self {
+            if *size == 0 || *size > set.height || *size > set.width {
+                return Err(format!(
+                    "crop size {size} does not fit {}x{} images",
+                    set.height, set.width
+                ));
+            }
+            if stats.mean.len() != set.channels {
+                return Err(format!(
+                    "channel statistics for {} channels, images have {}",
+                    stats.mean.len(),
+                    set.channels
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn dims(&self, set: &LabeledImages) -> [usize; 3] {
+        match self {
+            Pipeline::Scale => [set.channels, set.height, set.width],
+            Pipeline::Crop { size, .. } => [set.channels, *size, *size],
+        }
+    }
+
+    /// One preprocessed image; `rng` selects training augmentation.
+    fn image(&self, set: &LabeledImages, i: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
+        match (self, rng) {
+            (Pipeline::Scale, _) => Ok(set.image(i).iter().map(|&p| p as f32 / 255.0).collect()),
+            (Pipeline::Crop { size, stats }, Some(rng)) => {
+                random_crop_flip(set, i, *size, stats, rng)
+            }
+            (Pipeline::Crop { size, stats }, None) => center_crop(set, i, *size, stats),
+        }
+        .expect("crop size and statistics are validated when the task is built")
+    }
+
+    fn batch<B: Backend>(
+        &self,
+        set: &LabeledImages,
+        indices: &[usize],
+        mut rng: Option<&mut ChaCha8Rng>,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+        let [c, h, w] = self.dims(set);
+        let pixels: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| self.image(set, i, rng.as_deref_mut()))
+            .collect();
+        let labels: Vec<i64> = indices.iter().map(|&i| set.labels[i] as i64).collect();
+        (
+            Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device),
+            Tensor::from_data(TensorData::new(labels, [indices.len()]), device),
+        )
+    }
+}
+
+/// Images [n, c, h, w] and their labels [n].
+type LabeledBatch<B> = (Tensor<B, 4>, Tensor<B, 1, Int>);
+
+pub struct ImageTask<B: AutodiffBackend, C: ImageNet> {
+    net: C,
+    pipeline: Arc<Pipeline>,
+    train: Arc<LabeledImages>,
+    batch_size: usize,
+    energy: Energy,
+    /// The energy's data set, preprocessed once and kept on the device.
+    eval: Vec<LabeledBatch<B::InnerBackend>>,
+    eval_count: usize,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
+    pub fn new(
+        net: C,
+        pipeline: Pipeline,
+        train: LabeledImages,
+        test: &LabeledImages,
+        batch_size: usize,
+        energy: Energy,
+        device: &B::Device,
+    ) -> Result<Self, String> {
+        let eval_set = match energy {
+            Energy::TestLoss | Energy::TestError => test,
+            Energy::TrainLoss | Energy::TrainError => &train,
+            other => {
+                return Err(unsupported(
+                    "image classification",
+                    other,
+                    &[
+                        Energy::TrainLoss,
+                        Energy::TestLoss,
+                        Energy::TrainError,
+                        Energy::TestError,
+                    ],
+                ));
+            }
+        };
+        if batch_size == 0 {
+            return Err("batch_size must be at least 1".into());
+        }
+        if train.is_empty() || eval_set.is_empty() {
+            return Err("the training and evaluation sets must not be empty".into());
+        }
+        pipeline.validate(&train)?;
+        let indices: Vec<usize> = (0..eval_set.len()).collect();
+        let eval = indices
+            .chunks(EVAL_BATCH)
+            .map(|chunk| pipeline.batch(eval_set, chunk, None, device))
+            .collect();
+        Ok(Self {
+            net,
+            pipeline: Arc::new(pipeline),
+            eval_count: eval_set.len(),
+            train: Arc::new(train),
+            batch_size,
+            energy,
+            eval,
+            device: device.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageBatch<B: Backend> {
+    pub images: Tensor<B, 4>,
+    pub labels: Tensor<B, 1, Int>,
+}
+
+struct Indices(usize);
+
+impl Dataset<usize> for Indices {
+    fn get(&self, i: usize) -> Option<usize> {
+        (i < self.0).then_some(i)
+    }
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+struct ImageBatcher {
+    set: Arc<LabeledImages>,
+    pipeline: Arc<Pipeline>,
+    /// Augmentation randomness; batches are built in order on one thread, so it is
+    /// deterministic per seed.
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl<B: Backend> Batcher<B, usize, ImageBatch<B>> for ImageBatcher {
+    fn batch(&self, items: Vec<usize>, device: &B::Device) -> ImageBatch<B> {
+        let mut rng = self.rng.lock().expect("batcher RNG poisoned");
+        let (images, labels) = self
+            .pipeline
+            .batch(&self.set, &items, Some(&mut rng), device);
+        ImageBatch { images, labels }
+    }
+}
+
+impl<B, C> Landscape<B> for ImageTask<B, C>
+where
+    B: AutodiffBackend,
+    C: ImageNet,
+    C::Net<B>: AutodiffModule<B, InnerModule = C::Net<B::InnerBackend>> + 'static,
+{
+    type Model = C::Net<B>;
+    type Batch = ImageBatch<B>;
+    type Carry = ChaCha8Rng;
+
+    fn architecture(&self) -> Architecture {
+        self.net.architecture()
+    }
+
+    fn energy_kind(&self) -> Energy {
+        self.energy
+    }
+
+    fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    fn init(&self, seed: u64) -> C::Net<B> {
+        self.net.build(seed, &self.device)
+    }
+
+    fn loader(&self, seed: u64) -> Arc<dyn DataLoader<B, ImageBatch<B>>> {
+        let batcher = ImageBatcher {
+            set: self.train.clone(),
+            pipeline: self.pipeline.clone(),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xA5A5_A5A5)),
+        };
+        DataLoaderBuilder::new(batcher)
+            .batch_size(self.batch_size)
+            .shuffle(seed)
+            .set_device(self.device.clone())
+            .build(Indices(self.train.len()))
+    }
+
+    fn carry(&self, seed: u64, epoch: usize) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(epoch as u64 + 1);
+        rng
+    }
+
+    fn loss(&self, model: &C::Net<B>, batch: ImageBatch<B>, rng: &mut ChaCha8Rng) -> Tensor<B, 1> {
+        let logits = C::logits(model, batch.images, Some(rng));
+        let loss = cross_entropy(logits, batch.labels);
+        match C::penalty(model) {
+            Some(p) => loss + p,
+            None => loss,
+        }
+    }
+
+    fn energy(&self, model: &EvalModel<B, Self>) -> f64 {
+        let per_batch = self.eval.iter().map(|(x, y)| {
+            let logits = C::logits(model, x.clone(), None);
+            match self.energy {
+                Energy::TestError | Energy::TrainError => {
+                    let predicted = logits.argmax(1).flatten::<1>(0, 1);
+                    predicted.not_equal(y.clone()).float().sum()
+                }
+                _ => cross_entropy(logits, y.clone()).mul_scalar(y.dims()[0] as f64),
+            }
+        });
+        device_sum(per_batch) / self.eval_count as f64
+    }
+}

@@ -1,0 +1,213 @@
+//! Regression landscapes: an MLP fitted to real-valued targets (the polynomial tasks, deep
+//! linear nets, ReLU width studies, Appendix E's three-point cycle).
+
+use std::sync::Arc;
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderBuilder};
+use burn::data::dataset::Dataset;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use levelset_data::Regression;
+use serde::{Deserialize, Serialize};
+
+use super::unsupported;
+use crate::landscape::{Architecture, Energy, EvalModel, Landscape};
+use crate::nets::{Mlp, MlpConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionLoss {
+    /// Mean absolute error (the paper's polynomial tasks).
+    Mae,
+    /// Mean squared error.
+    Mse,
+}
+
+/// Where a model's training sample comes from.
+#[derive(Clone)]
+pub enum TrainSample {
+    /// Every model trains on the same data.
+    Fixed(Arc<Regression>),
+    /// Each model draws its own sample from its training seed (the paper's polynomial tasks
+    /// train every model on 10k fresh points).
+    Fresh(Arc<dyn Fn(u64) -> Regression + Send + Sync>),
+}
+
+impl TrainSample {
+    fn draw(&self, seed: u64) -> Arc<Regression> {
+        match self {
+            TrainSample::Fixed(data) => data.clone(),
+            TrainSample::Fresh(make) => Arc::new(make(seed)),
+        }
+    }
+}
+
+pub struct RegressionTask<B: AutodiffBackend> {
+    config: MlpConfig,
+    loss: RegressionLoss,
+    energy: Energy,
+    sample: TrainSample,
+    /// Rows per minibatch; `None` trains on the full sample each step.
+    batch_size: Option<usize>,
+    /// The data the energy is measured on, on the device.
+    eval: (Tensor<B::InnerBackend, 2>, Tensor<B::InnerBackend, 2>),
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> RegressionTask<B> {
+    /// `reference_seed` picks the training sample a `train_loss` energy is measured on when
+    /// samples are fresh per model.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: MlpConfig,
+        loss: RegressionLoss,
+        energy: Energy,
+        sample: TrainSample,
+        test: &Regression,
+        reference_seed: u64,
+        batch_size: Option<usize>,
+        device: &B::Device,
+    ) -> Result<Self, String> {
+        config.validate()?;
+        let (d_in, d_out) = (config.widths[0], *config.widths.last().unwrap());
+        let eval_data = match energy {
+            Energy::TestLoss => test.clone(),
+            Energy::TrainLoss => (*sample.draw(reference_seed)).clone(),
+            other => {
+                return Err(unsupported(
+                    "regression",
+                    other,
+                    &[Energy::TrainLoss, Energy::TestLoss],
+                ));
+            }
+        };
+        if eval_data.d_in != d_in || eval_data.d_out != d_out {
+            return Err(format!(
+                "the data has {} inputs and {} outputs but the network's widths are {:?}",
+                eval_data.d_in, eval_data.d_out, config.widths
+            ));
+        }
+        if batch_size == Some(0) {
+            return Err("batch_size must be at least 1".into());
+        }
+        let eval = rows_to_tensors(&eval_data, 0..eval_data.n, device);
+        Ok(Self {
+            config,
+            loss,
+            energy,
+            sample,
+            batch_size,
+            eval,
+            device: device.clone(),
+        })
+    }
+
+    fn objective<BB: Backend>(&self, pred: Tensor<BB, 2>, y: Tensor<BB, 2>) -> Tensor<BB, 1> {
+        let diff = pred - y;
+        match self.loss {
+            RegressionLoss::Mae => diff.abs().mean(),
+            RegressionLoss::Mse => diff.powi_scalar(2).mean(),
+        }
+    }
+}
+
+fn rows_to_tensors<B: Backend>(
+    data: &Regression,
+    rows: std::ops::Range<usize>,
+    device: &B::Device,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let n = rows.len();
+    let x = data.x[rows.start * data.d_in..rows.end * data.d_in].to_vec();
+    let y = data.y[rows.start * data.d_out..rows.end * data.d_out].to_vec();
+    (
+        Tensor::from_data(TensorData::new(x, [n, data.d_in]), device),
+        Tensor::from_data(TensorData::new(y, [n, data.d_out]), device),
+    )
+}
+
+/// A minibatch of rows.
+#[derive(Debug, Clone)]
+pub struct RowBatch<B: Backend> {
+    pub x: Tensor<B, 2>,
+    pub y: Tensor<B, 2>,
+}
+
+/// Items are contiguous row ranges of one sample; the loader shuffles their order.
+struct RowChunks {
+    data: Arc<Regression>,
+    chunk: usize,
+}
+
+impl Dataset<std::ops::Range<usize>> for RowChunks {
+    fn get(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        let start = i * self.chunk;
+        (start < self.data.n).then(|| start..(start + self.chunk).min(self.data.n))
+    }
+
+    fn len(&self) -> usize {
+        self.data.n.div_ceil(self.chunk)
+    }
+}
+
+struct RowBatcher {
+    data: Arc<Regression>,
+}
+
+impl<B: Backend> Batcher<B, std::ops::Range<usize>, RowBatch<B>> for RowBatcher {
+    fn batch(&self, items: Vec<std::ops::Range<usize>>, device: &B::Device) -> RowBatch<B> {
+        // The loader hands out one chunk per batch (batch_size 1), so rows stay contiguous.
+        let rows = items[0].clone();
+        let (x, y) = rows_to_tensors(&self.data, rows, device);
+        RowBatch { x, y }
+    }
+}
+
+impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
+    type Model = Mlp<B>;
+    type Batch = RowBatch<B>;
+    type Carry = ();
+
+    fn architecture(&self) -> Architecture {
+        Architecture::Mlp(self.config.clone())
+    }
+
+    fn energy_kind(&self) -> Energy {
+        self.energy
+    }
+
+    fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    fn init(&self, seed: u64) -> Mlp<B> {
+        self.config.init(seed, &self.device)
+    }
+
+    fn loader(&self, seed: u64) -> Arc<dyn DataLoader<B, RowBatch<B>>> {
+        let data = self.sample.draw(seed);
+        let chunk = self.batch_size.unwrap_or(data.n).min(data.n).max(1);
+        let dataset = RowChunks {
+            data: data.clone(),
+            chunk,
+        };
+        DataLoaderBuilder::new(RowBatcher { data })
+            .batch_size(1)
+            .shuffle(seed)
+            .set_device(self.device.clone())
+            .build(dataset)
+    }
+
+    fn carry(&self, _seed: u64, _epoch: usize) {}
+
+    fn loss(&self, model: &Mlp<B>, batch: RowBatch<B>, _carry: &mut ()) -> Tensor<B, 1> {
+        self.objective(model.forward(batch.x), batch.y)
+    }
+
+    fn energy(&self, model: &EvalModel<B, Self>) -> f64 {
+        let (x, y) = self.eval.clone();
+        self.objective(model.forward(x), y)
+            .into_scalar()
+            .elem::<f64>()
+    }
+}

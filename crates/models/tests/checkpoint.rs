@@ -1,0 +1,240 @@
+//! Checkpoints and atomic writes: trained endpoints are reused across runs, so a checkpoint
+//! must restore the exact parameters and refuse to load into the wrong network.
+
+mod common;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use common::{flat_host, host, random_input, small_lstm_config, small_mnist_config};
+use levelset_models::atomic::write_atomic;
+use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
+use levelset_models::checkpoint::{CheckpointError, CheckpointMeta, load, read_meta, save};
+use levelset_models::nets::MlpConfig;
+use levelset_models::{Architecture, Energy};
+
+fn meta(architecture: Architecture, num_params: usize) -> CheckpointMeta {
+    CheckpointMeta {
+        levelset_version: env!("CARGO_PKG_VERSION").into(),
+        architecture,
+        config: serde_json::json!({"experiment": "test", "levels": [0.1, 0.05]}),
+        seed: 42,
+        energy_kind: Energy::TestLoss,
+        energy: 0.0123456789,
+        level: Some(0.05),
+        steps: 321,
+        backend: BACKEND_NAME.into(),
+        num_params,
+    }
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn save_then_load_restores_parameters_and_metadata() {
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nested").join("endpoint");
+    let config = small_mnist_config();
+    let arch = Architecture::MnistConv(config.clone());
+    let model = config.init::<Compute>(5, &dev);
+    let written = meta(arch.clone(), model.num_params());
+    save(model.clone(), &written, &dir).unwrap();
+    assert_eq!(
+        listing(&dir),
+        ["model.json", "model.mpk"],
+        "no temporary files left"
+    );
+
+    let (loaded, read) = load(config.init::<Compute>(6, &dev), &arch, &dir, &dev).unwrap();
+    assert_eq!(read, written);
+    assert_eq!(read_meta(&dir).unwrap(), written);
+    assert_eq!(
+        flat_host(&loaded),
+        flat_host(&model),
+        "bit-exact parameters"
+    );
+    let x = random_input([2, 1, 28, 28], 1);
+    assert_eq!(
+        host(loaded.forward(x.clone(), None)),
+        host(model.forward(x, None))
+    );
+    // The non-parameter field comes from the template, which matches the architecture.
+    assert_eq!(loaded.dropout, config.dropout);
+
+    // Saving again over an existing checkpoint replaces it.
+    let other = config.init::<Compute>(7, &dev);
+    save(other.clone(), &written, &dir).unwrap();
+    let (reloaded, _) = load(config.init::<Compute>(0, &dev), &arch, &dir, &dev).unwrap();
+    assert_eq!(flat_host(&reloaded), flat_host(&other));
+    assert_eq!(listing(&dir), ["model.json", "model.mpk"]);
+}
+
+#[test]
+fn lstm_checkpoint_round_trips() {
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_lstm_config(30);
+    let arch = Architecture::LstmLm(config.clone());
+    let model = config.init::<Compute>(1, &dev);
+    save(
+        model.clone(),
+        &meta(arch.clone(), model.num_params()),
+        tmp.path(),
+    )
+    .unwrap();
+    let (loaded, _) = load(config.init::<Compute>(2, &dev), &arch, tmp.path(), &dev).unwrap();
+    assert_eq!(flat_host(&loaded), flat_host(&model));
+}
+
+#[test]
+fn loading_into_another_architecture_names_the_checkpoint() {
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let quadratic = MlpConfig::quadratic();
+    let model = quadratic.init::<Compute>(0, &dev);
+    save(
+        model,
+        &meta(Architecture::Mlp(quadratic.clone()), 33),
+        tmp.path(),
+    )
+    .unwrap();
+
+    // Same parameter shapes, different network (linear output): still refused.
+    let cubic = MlpConfig::cubic();
+    let err = load(
+        cubic.init::<Compute>(0, &dev),
+        &Architecture::Mlp(cubic),
+        tmp.path(),
+        &dev,
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    match &err {
+        CheckpointError::Architecture {
+            path,
+            expected,
+            found,
+        } => {
+            assert!(path.starts_with(tmp.path()), "{path:?}");
+            assert!(
+                expected.contains("identity") && found.contains("sigmoid"),
+                "{message}"
+            );
+        }
+        other => panic!("expected an architecture error, got {other:?}"),
+    }
+    assert!(
+        message.contains(&tmp.path().display().to_string()),
+        "{message}"
+    );
+
+    let mnist = small_mnist_config();
+    let err = load(
+        mnist.init::<Compute>(0, &dev),
+        &Architecture::MnistConv(mnist),
+        tmp.path(),
+        &dev,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::Architecture { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn missing_checkpoint_is_an_io_error_naming_the_path() {
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never-written");
+    let config = MlpConfig::quadratic();
+    let err = load(
+        config.init::<Compute>(0, &dev),
+        &Architecture::Mlp(config),
+        &dir,
+        &dev,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CheckpointError::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&dir.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_sidecar_and_parameters_are_reported() {
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = MlpConfig::quadratic();
+    let arch = Architecture::Mlp(config.clone());
+    save(
+        config.init::<Compute>(0, &dev),
+        &meta(arch.clone(), 33),
+        tmp.path(),
+    )
+    .unwrap();
+
+    let sidecar = tmp.path().join("model.json");
+    let good = std::fs::read(&sidecar).unwrap();
+    std::fs::write(&sidecar, b"{\"levelset_version\": ").unwrap();
+    let err = load(config.init::<Compute>(0, &dev), &arch, tmp.path(), &dev).unwrap_err();
+    match &err {
+        CheckpointError::Sidecar { path, .. } => assert_eq!(path, &sidecar),
+        other => panic!("expected a sidecar error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("model.json"), "{err}");
+
+    std::fs::write(&sidecar, good).unwrap();
+    std::fs::write(tmp.path().join("model.mpk"), b"not messagepack").unwrap();
+    let err = load(config.init::<Compute>(0, &dev), &arch, tmp.path(), &dev).unwrap_err();
+    assert!(matches!(err, CheckpointError::Record { .. }), "{err:?}");
+    assert!(err.to_string().contains("model.mpk"), "{err}");
+}
+
+#[test]
+fn write_atomic_replaces_the_file_and_leaves_no_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("result.json");
+    write_atomic(&path, b"first").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"first");
+    write_atomic(&path, b"second, longer contents").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"second, longer contents");
+    assert_eq!(listing(tmp.path()), ["result.json"]);
+
+    let err = write_atomic(&tmp.path().join("missing-dir").join("x"), b"").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn a_checkpoint_loaded_for_training_is_trainable() {
+    // Endpoints are saved from evaluation models and reloaded on the autodiff backend to
+    // start curve fitting or further training.
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = MlpConfig::cubic();
+    let arch = Architecture::Mlp(config.clone());
+    let saved = config.init::<Compute>(3, &dev);
+    save(saved.clone(), &meta(arch.clone(), 33), tmp.path()).unwrap();
+    let (loaded, _) = load(config.init::<Train>(0, &dev), &arch, tmp.path(), &dev).unwrap();
+    assert_eq!(flat_host(&loaded), flat_host(&saved));
+    let grads = loaded
+        .forward(Tensor::ones([4, 1], &dev))
+        .powi_scalar(2)
+        .sum()
+        .backward();
+    for layer in &loaded.layers {
+        assert!(
+            layer.weight.val().grad(&grads).is_some(),
+            "loaded weight is tracked"
+        );
+    }
+}

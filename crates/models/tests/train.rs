@@ -1,0 +1,514 @@
+//! Training to a level on the regression landscapes, and the optimizer configuration.
+
+mod common;
+
+use std::sync::Arc;
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use common::{flat_host, host, param_grads_flat};
+use indicatif::ProgressBar;
+use levelset_data::{Polynomial, linear_regression, polynomial};
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::flat::{distance, flatten};
+use levelset_models::nets::{Activation, Mlp, MlpConfig};
+use levelset_models::optim::{LrDecay, OptimizerConfig};
+use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
+use levelset_models::train::{TrainError, TrainSettings, train_to_level};
+use levelset_models::{Energy, Landscape};
+
+fn quadratic_task(energy: Energy, sample: TrainSample) -> Result<RegressionTask<Train>, String> {
+    RegressionTask::<Train>::new(
+        MlpConfig::quadratic(),
+        RegressionLoss::Mae,
+        energy,
+        sample,
+        &polynomial(Polynomial::Quadratic, 500, 1_000),
+        0,
+        None,
+        &device(),
+    )
+}
+
+fn fresh_quadratic() -> TrainSample {
+    TrainSample::Fresh(Arc::new(|seed| {
+        polynomial(Polynomial::Quadratic, 500, seed)
+    }))
+}
+
+fn adam(lr: f64, check_every: usize, max_steps: usize) -> TrainSettings {
+    TrainSettings {
+        optimizer: OptimizerConfig::Adam { lr },
+        check_every,
+        max_steps,
+    }
+}
+
+#[test]
+fn quadratic_net_reaches_an_easy_level_deterministically() {
+    let task = quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap();
+    let settings = adam(1e-2, 10, 2_000);
+    let level = 0.05;
+    let run = || {
+        let model = task.init(3);
+        assert!(
+            task.energy(&model.valid()) > level,
+            "untrained model is already there"
+        );
+        train_to_level(&task, model, level, &settings, 3, &ProgressBar::hidden())
+            .expect("an easy level is reached")
+    };
+    let first = run();
+    assert!(first.energy <= level, "reported energy {}", first.energy);
+    assert!(first.steps > 0 && first.steps <= settings.max_steps);
+    assert_eq!(first.steps % settings.check_every, 0);
+    // The reported energy is the model's.
+    let again = task.energy(&first.model.valid());
+    assert_eq!(again, first.energy);
+
+    let second = run();
+    assert_eq!(second.steps, first.steps);
+    assert_eq!(
+        flat_host(&second.model),
+        flat_host(&first.model),
+        "same seed, same model"
+    );
+}
+
+#[test]
+fn fixed_sample_minibatches_reach_a_level() {
+    let train = Arc::new(polynomial(Polynomial::Quadratic, 400, 5));
+    let task = RegressionTask::<Train>::new(
+        MlpConfig::quadratic(),
+        RegressionLoss::Mae,
+        Energy::TrainLoss,
+        TrainSample::Fixed(train),
+        &polynomial(Polynomial::Quadratic, 10, 6),
+        0,
+        Some(100),
+        &device(),
+    )
+    .unwrap();
+    let trained = train_to_level(
+        &task,
+        task.init(1),
+        0.05,
+        &adam(1e-2, 5, 2_000),
+        1,
+        &ProgressBar::hidden(),
+    )
+    .expect("level reached with minibatches");
+    assert!(trained.energy <= 0.05);
+}
+
+#[test]
+fn a_model_already_below_the_level_takes_no_step() {
+    let task = quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap();
+    let model = task.init(0);
+    let before = flat_host(&model);
+    let trained = train_to_level(
+        &task,
+        model,
+        10.0,
+        &adam(1e-2, 1, 5),
+        0,
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    assert_eq!(trained.steps, 0);
+    assert_eq!(flat_host(&trained.model), before);
+}
+
+#[test]
+fn an_empty_training_sample_is_reported() {
+    let empty = levelset_data::Regression {
+        x: Vec::new(),
+        y: Vec::new(),
+        n: 0,
+        d_in: 1,
+        d_out: 1,
+    };
+    let task = quadratic_task(Energy::TestLoss, TrainSample::Fixed(Arc::new(empty))).unwrap();
+    let err = train_to_level(
+        &task,
+        task.init(0),
+        1e-9,
+        &adam(1e-2, 1, 5),
+        0,
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err();
+    assert_eq!(err, TrainError::NoData);
+}
+
+#[test]
+fn unreachable_level_reports_finite_best_and_last() {
+    let task = quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap();
+    let settings = adam(1e-2, 2, 5);
+    let err = train_to_level(
+        &task,
+        task.init(0),
+        1e-9,
+        &settings,
+        0,
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err();
+    match &err {
+        TrainError::NotReached {
+            energy,
+            target,
+            max_steps,
+            best,
+            last,
+        } => {
+            assert_eq!(*energy, Energy::TestLoss);
+            assert_eq!((*target, *max_steps), (1e-9, 5));
+            assert!(best.is_finite() && last.is_finite(), "{err}");
+            assert!(best <= last && *best > 1e-9);
+        }
+        other => panic!("expected NotReached, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("test_loss") && message.contains("5 steps"),
+        "{message}"
+    );
+}
+
+#[test]
+fn diverging_training_is_reported_as_not_finite() {
+    // Without clipping, plain SGD with an absurd learning rate on MSE overflows.
+    let data = Arc::new(linear_regression(4, 2, 64, 0.0, 3));
+    let config = MlpConfig {
+        widths: vec![4, 8, 8, 2],
+        hidden: Activation::Identity,
+        output: Activation::Identity,
+        bias: false,
+        weight_init: levelset_models::init::Init::Normal { std: 0.5 },
+        bias_init: levelset_models::init::Init::Constant { value: 0.0 },
+    };
+    let task = RegressionTask::<Train>::new(
+        config,
+        RegressionLoss::Mse,
+        Energy::TrainLoss,
+        TrainSample::Fixed(data),
+        &linear_regression(4, 2, 8, 0.0, 4),
+        0,
+        None,
+        &device(),
+    )
+    .unwrap();
+    let settings = TrainSettings {
+        optimizer: OptimizerConfig::Sgd {
+            lr: 1e6,
+            momentum: None,
+            clip_global_norm: None,
+            decay: None,
+        },
+        check_every: 1,
+        max_steps: 50,
+    };
+    let err = train_to_level(
+        &task,
+        task.init(0),
+        1e-12,
+        &settings,
+        0,
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::NotFinite {
+                energy: Energy::TrainLoss,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // The same learning rate with global-norm clipping keeps every step bounded.
+    let clipped = TrainSettings {
+        optimizer: OptimizerConfig::Sgd {
+            lr: 1e6,
+            momentum: None,
+            clip_global_norm: Some(1e-6),
+            decay: None,
+        },
+        ..settings
+    };
+    let err = train_to_level(
+        &task,
+        task.init(0),
+        1e-12,
+        &clipped,
+        0,
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::NotReached { .. }), "{err:?}");
+}
+
+#[test]
+fn deep_linear_net_reaches_a_level_with_mse() {
+    let config = MlpConfig {
+        widths: vec![4, 8, 8, 2],
+        hidden: Activation::Identity,
+        output: Activation::Identity,
+        bias: true,
+        weight_init: levelset_models::init::Init::Normal { std: 0.3 },
+        bias_init: levelset_models::init::Init::Constant { value: 0.0 },
+    };
+    let task = RegressionTask::<Train>::new(
+        config,
+        RegressionLoss::Mse,
+        Energy::TestLoss,
+        TrainSample::Fixed(Arc::new(linear_regression(4, 2, 256, 0.05, 11))),
+        &linear_regression(4, 2, 128, 0.05, 11),
+        0,
+        None,
+        &device(),
+    )
+    .unwrap();
+    let model = task.init(2);
+    let start = task.energy(&model.valid());
+    let level = 0.02;
+    assert!(start > level, "start {start}");
+    let trained = train_to_level(
+        &task,
+        model,
+        level,
+        &adam(2e-2, 10, 2_000),
+        2,
+        &ProgressBar::hidden(),
+    )
+    .expect("a deep linear net fits a linear map");
+    assert!(trained.energy <= level);
+}
+
+#[test]
+fn regression_rejects_energies_it_cannot_compute() {
+    for energy in [
+        Energy::TestError,
+        Energy::TrainError,
+        Energy::TestPerplexity,
+        Energy::TrainPerplexity,
+    ] {
+        let err = quadratic_task(energy, fresh_quadratic())
+            .err()
+            .expect("unsupported energy");
+        assert!(err.contains(energy.name()), "{err}");
+        assert!(err.contains("regression"), "{err}");
+    }
+}
+
+#[test]
+fn regression_rejects_data_of_the_wrong_width() {
+    let err = RegressionTask::<Train>::new(
+        MlpConfig::quadratic(),
+        RegressionLoss::Mae,
+        Energy::TestLoss,
+        fresh_quadratic(),
+        &linear_regression(3, 1, 10, 0.0, 0),
+        0,
+        None,
+        &device(),
+    )
+    .err()
+    .expect("3 inputs for a 1-input net");
+    assert!(err.contains("3 inputs"), "{err}");
+}
+
+#[test]
+fn train_loss_with_fresh_samples_uses_the_reference_sample() {
+    let make = |reference| {
+        RegressionTask::<Train>::new(
+            MlpConfig::quadratic(),
+            RegressionLoss::Mae,
+            Energy::TrainLoss,
+            fresh_quadratic(),
+            &polynomial(Polynomial::Quadratic, 5, 0),
+            reference,
+            None,
+            &device(),
+        )
+        .unwrap()
+    };
+    let model = MlpConfig::quadratic().init::<Compute>(4, &device());
+    let by_hand = |seed| {
+        let data = polynomial(Polynomial::Quadratic, 500, seed);
+        let out = host(model.forward(Tensor::from_data(
+            TensorData::new(data.x.clone(), [500, 1]),
+            &device(),
+        )));
+        out.iter()
+            .zip(&data.y)
+            .map(|(p, y)| f64::from((p - y).abs()))
+            .sum::<f64>()
+            / 500.0
+    };
+    for reference in [1, 2] {
+        let got = make(reference).energy(&model);
+        let expected = by_hand(reference);
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    }
+}
+
+#[test]
+fn learning_rate_decays_per_epoch_after_the_threshold() {
+    let sgd = OptimizerConfig::Sgd {
+        lr: 1.0,
+        momentum: None,
+        clip_global_norm: Some(5.0),
+        decay: Some(LrDecay {
+            after_epochs: 4,
+            factor: 0.5,
+        }),
+    };
+    let rates: Vec<f64> = (0..7).map(|e| sgd.learning_rate(e)).collect();
+    assert_eq!(rates, [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]);
+    assert!(sgd.validate().is_ok());
+    let adam = OptimizerConfig::Adam { lr: 1e-3 };
+    assert_eq!(adam.learning_rate(100), 1e-3);
+}
+
+#[test]
+fn optimizer_validation_rejects_bad_values() {
+    let sgd = |lr, momentum, clip| OptimizerConfig::Sgd {
+        lr,
+        momentum,
+        clip_global_norm: clip,
+        decay: None,
+    };
+    let bad = [
+        (OptimizerConfig::Adam { lr: 0.0 }, "lr"),
+        (OptimizerConfig::Adam { lr: -1e-3 }, "lr"),
+        (OptimizerConfig::Adam { lr: f64::NAN }, "lr"),
+        (sgd(0.0, None, None), "lr"),
+        (sgd(0.1, Some(1.0), None), "momentum"),
+        (sgd(0.1, Some(-0.1), None), "momentum"),
+        (sgd(0.1, None, Some(0.0)), "clip_global_norm"),
+        (
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: None,
+                clip_global_norm: None,
+                decay: Some(LrDecay {
+                    after_epochs: 1,
+                    factor: 0.0,
+                }),
+            },
+            "decay.factor",
+        ),
+    ];
+    for (config, field) in bad {
+        let err = config.validate().expect_err("invalid config accepted");
+        assert!(err.contains(field), "{config:?}: {err}");
+    }
+    assert!(sgd(0.1, Some(0.9), Some(5.0)).validate().is_ok());
+
+    let settings = |check_every, max_steps| TrainSettings {
+        optimizer: OptimizerConfig::Adam { lr: 1e-3 },
+        check_every,
+        max_steps,
+    };
+    assert!(settings(1, 1).validate().is_ok());
+    assert!(
+        settings(0, 1)
+            .validate()
+            .unwrap_err()
+            .contains("check_every")
+    );
+    assert!(settings(1, 0).validate().unwrap_err().contains("max_steps"));
+}
+
+#[test]
+fn optimizer_config_parses_the_documented_json() {
+    let sgd: OptimizerConfig = serde_json::from_str(
+        r#"{"kind": "sgd", "lr": 1.0, "clip_global_norm": 5.0,
+            "decay": {"after_epochs": 4, "factor": 0.5}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        sgd,
+        OptimizerConfig::Sgd {
+            lr: 1.0,
+            momentum: None,
+            clip_global_norm: Some(5.0),
+            decay: Some(LrDecay {
+                after_epochs: 4,
+                factor: 0.5
+            }),
+        }
+    );
+    assert!(
+        serde_json::from_str::<OptimizerConfig>(r#"{"kind": "adam", "lr": 1, "beta": 2}"#).is_err()
+    );
+}
+
+/// One SGD step's displacement and the gradient's global norm for the cubic net.
+fn sgd_step(lr: f64, clip: Option<f64>) -> (f64, f64, Vec<f32>, Vec<f32>) {
+    let dev = device();
+    let model: Mlp<Train> = MlpConfig::cubic().init(8, &dev);
+    let data = polynomial(Polynomial::Cubic, 64, 2);
+    let x = Tensor::<Train, 2>::from_data(TensorData::new(data.x, [64, 1]), &dev);
+    let y = Tensor::<Train, 2>::from_data(TensorData::new(data.y, [64, 1]), &dev);
+    let loss = (model.forward(x) - y).powi_scalar(2).mean();
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let g = param_grads_flat(&model, &grads);
+    let norm = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
+    let config = OptimizerConfig::Sgd {
+        lr,
+        momentum: None,
+        clip_global_norm: clip,
+        decay: None,
+    };
+    let mut opt = config.init::<Train, Mlp<Train>>();
+    let before = flatten(&model).inner();
+    let after = opt.step(lr, model, grads);
+    let after_flat = flatten(&after).inner();
+    let moved = distance(&before, &after_flat);
+    let delta: Vec<f32> = host(after_flat)
+        .iter()
+        .zip(host(before))
+        .map(|(a, b)| a - b)
+        .collect();
+    (moved, norm, delta, g)
+}
+
+#[test]
+fn global_norm_clipping_bounds_the_step() {
+    let (moved, norm, delta, g) = sgd_step(0.1, None);
+    assert!(
+        norm > 0.1,
+        "the test needs a gradient larger than the clip, got {norm}"
+    );
+    assert!(
+        (moved - 0.1 * norm).abs() < 1e-4 * norm,
+        "unclipped step {moved}"
+    );
+
+    let clip = 0.05;
+    let (moved_clipped, _, delta_clipped, _) = sgd_step(0.1, Some(clip));
+    assert!(
+        (moved_clipped - 0.1 * clip).abs() < 1e-6,
+        "clipped step {moved_clipped}, expected {}",
+        0.1 * clip
+    );
+    // Clipping rescales the whole gradient: the step keeps the gradient's direction.
+    let scale = clip / norm;
+    for ((d, dc), gi) in delta.iter().zip(&delta_clipped).zip(&g) {
+        assert!(
+            (f64::from(*dc) - scale * f64::from(*d)).abs() < 1e-6,
+            "{dc} vs {d} * {scale}"
+        );
+        assert!((f64::from(*d) + 0.1 * f64::from(*gi)).abs() < 1e-5);
+    }
+
+    // A clip above the norm changes nothing.
+    let (moved_loose, _, _, _) = sgd_step(0.1, Some(norm * 10.0));
+    assert!((moved_loose - moved).abs() < 1e-7);
+}

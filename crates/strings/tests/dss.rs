@@ -1,0 +1,394 @@
+//! Dynamic String Sampling on landscapes whose answer is known.
+
+use std::sync::Arc;
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use indicatif::ProgressBar;
+use levelset_data::{Polynomial, Regression, linear_regression, polynomial, three_point_cycle};
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::flat::flatten;
+use levelset_models::init::Init;
+use levelset_models::nets::{Activation, Mlp, MlpConfig};
+use levelset_models::optim::OptimizerConfig;
+use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
+use levelset_models::train::{TrainSettings, train_to_level};
+use levelset_models::{Energy, Landscape};
+use levelset_strings::{
+    DssConfig, DssError, InsertAt, LengthOver, Order, PathReport, Status, connect,
+};
+
+fn adam(lr: f64, max_steps: usize) -> TrainSettings {
+    TrainSettings {
+        optimizer: OptimizerConfig::Adam { lr },
+        check_every: 10,
+        max_steps,
+    }
+}
+
+fn regression(
+    config: MlpConfig,
+    loss: RegressionLoss,
+    train: Regression,
+    test: &Regression,
+) -> RegressionTask<Train> {
+    RegressionTask::new(
+        config,
+        loss,
+        Energy::TestLoss,
+        TrainSample::Fixed(Arc::new(train)),
+        test,
+        0,
+        None,
+        &device(),
+    )
+    .expect("valid task")
+}
+
+fn quadratic_task() -> RegressionTask<Train> {
+    let test = polynomial(Polynomial::Quadratic, 400, 99);
+    RegressionTask::new(
+        MlpConfig::quadratic(),
+        RegressionLoss::Mae,
+        Energy::TestLoss,
+        TrainSample::Fresh(Arc::new(|seed| {
+            polynomial(Polynomial::Quadratic, 400, seed)
+        })),
+        &test,
+        1,
+        None,
+        &device(),
+    )
+    .expect("valid task")
+}
+
+fn endpoint<L: Landscape<Train>>(
+    task: &L,
+    level: f64,
+    seed: u64,
+    settings: &TrainSettings,
+) -> Tensor<Compute, 1>
+where
+    L::Model: AutodiffModule<Train>,
+{
+    let trained = train_to_level(
+        task,
+        task.init(seed),
+        level,
+        settings,
+        seed,
+        &ProgressBar::hidden(),
+    )
+    .expect("endpoint reaches its level");
+    flatten(&trained.model.valid())
+}
+
+fn dss(order: Order, insert_at: InsertAt, max_depth: usize) -> DssConfig {
+    DssConfig {
+        alpha: 0.95,
+        slack: 1.1,
+        grid: 20,
+        insert_at,
+        order,
+        max_depth,
+        max_beads: 64,
+        first_bead_always: true,
+        length_over: LengthOver::All,
+        bead: None,
+    }
+}
+
+fn run<L: Landscape<Train>>(
+    task: &L,
+    a: &Tensor<Compute, 1>,
+    b: &Tensor<Compute, 1>,
+    level: f64,
+    config: &DssConfig,
+    settings: &TrainSettings,
+) -> PathReport {
+    let (path, report) = connect(
+        task,
+        a.clone(),
+        b.clone(),
+        level,
+        config,
+        settings,
+        7,
+        &ProgressBar::hidden(),
+    )
+    .expect("endpoints are valid");
+    assert_eq!(path.beads.len(), report.beads);
+    assert_eq!(report.segments.len(), report.beads - 1);
+    report
+}
+
+/// Every segment of a connected string passed, and the certified maximum is within the slack.
+fn assert_certified(report: &PathReport, config: &DssConfig) {
+    assert_eq!(report.status, Status::Connected, "{:?}", report.status);
+    assert!(report.segments.iter().all(|s| s.passed));
+    assert!(
+        report.max_energy <= config.slack * report.level,
+        "{}",
+        report.max_energy
+    );
+    for (k, e) in report.bead_energies.iter().enumerate() {
+        assert!(*e <= report.level, "bead {k} at {e} above the level");
+    }
+}
+
+#[test]
+fn convex_problem_gives_a_straight_three_bead_string() {
+    // A linear model with squared loss: every sublevel set is convex, so the straight line
+    // stays inside it and the one midpoint bead barely moves.
+    let data = linear_regression(3, 2, 300, 0.1, 5);
+    let test = linear_regression(3, 2, 200, 0.1, 5);
+    let config = MlpConfig {
+        widths: vec![3, 2],
+        hidden: Activation::Identity,
+        output: Activation::Identity,
+        bias: true,
+        weight_init: Init::Normal { std: 1.0 },
+        bias_init: Init::Normal { std: 1.0 },
+    };
+    let task = regression(config, RegressionLoss::Mse, data, &test);
+    let settings = adam(0.01, 5000);
+    let level = 0.05;
+    let a = endpoint(&task, level, 1, &settings);
+    let b = endpoint(&task, level, 2, &settings);
+    let config = dss(Order::DepthFirst, InsertAt::Midpoint, 6);
+    let report = run(&task, &a, &b, level, &config, &settings);
+    assert_certified(&report, &config);
+    assert_eq!(report.beads, 3);
+    assert!(
+        (report.normalized_length - 1.0).abs() < 1e-3,
+        "{}",
+        report.normalized_length
+    );
+    assert!(report.linear_barrier <= level);
+}
+
+#[test]
+fn deep_linear_networks_connect_at_every_level() {
+    // Prop 2.2: with hidden widths above min(input, output) the level sets are connected.
+    let data = linear_regression(4, 2, 300, 0.1, 11);
+    let test = linear_regression(4, 2, 200, 0.1, 11);
+    let config = MlpConfig {
+        widths: vec![4, 6, 6, 2],
+        hidden: Activation::Identity,
+        output: Activation::Identity,
+        bias: false,
+        weight_init: Init::Normal { std: 0.5 },
+        bias_init: Init::Constant { value: 0.0 },
+    };
+    let task = regression(config, RegressionLoss::Mse, data, &test);
+    let settings = adam(0.01, 20_000);
+    let config = dss(Order::BreadthFirst, InsertAt::Midpoint, 6);
+    for level in [0.5, 0.2, 0.05] {
+        let a = endpoint(&task, level, 3, &settings);
+        let b = endpoint(&task, level, 4, &settings);
+        let report = run(&task, &a, &b, level, &config, &settings);
+        assert_certified(&report, &config);
+        assert!(report.normalized_length >= 1.0);
+    }
+}
+
+#[test]
+fn both_orders_and_both_insertion_rules_connect_a_quadratic_pair() {
+    let task = quadratic_task();
+    let settings = adam(0.02, 20_000);
+    let level = 0.05;
+    let a = endpoint(&task, level, 10, &settings);
+    let b = endpoint(&task, level, 11, &settings);
+    for order in [Order::DepthFirst, Order::BreadthFirst] {
+        for insert_at in [InsertAt::Midpoint, InsertAt::Argmax] {
+            let config = dss(order, insert_at, 8);
+            let report = run(&task, &a, &b, level, &config, &settings);
+            assert_certified(&report, &config);
+            assert!(
+                report.beads >= 3,
+                "{order:?} {insert_at:?}: {}",
+                report.beads
+            );
+            assert!(report.normalized_length >= 1.0);
+            assert!(report.bead_steps > 0 || report.bead_energies[1] <= 0.95 * level);
+        }
+    }
+}
+
+#[test]
+fn first_bead_is_optional_when_the_straight_line_passes() {
+    let data = linear_regression(3, 1, 200, 0.0, 8);
+    let config = MlpConfig {
+        widths: vec![3, 1],
+        hidden: Activation::Identity,
+        output: Activation::Identity,
+        bias: false,
+        weight_init: Init::Normal { std: 1.0 },
+        bias_init: Init::Constant { value: 0.0 },
+    };
+    let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
+    let settings = adam(0.01, 5000);
+    let a = endpoint(&task, 0.1, 1, &settings);
+    let b = endpoint(&task, 0.1, 2, &settings);
+    let mut config = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
+    config.first_bead_always = false;
+    let report = run(&task, &a, &b, 0.1, &config, &settings);
+    assert_certified(&report, &config);
+    assert_eq!(report.beads, 2);
+    assert_eq!(report.normalized_length, 1.0);
+}
+
+/// The 2-3-2 net with hidden units `i` and `j` exchanged: the same function, another point.
+fn swap_hidden(net: Mlp<Compute>, i: usize, j: usize) -> Mlp<Compute> {
+    let mut order: Vec<i64> = (0..3).collect();
+    order.swap(i, j);
+    let idx = Tensor::<Compute, 1, Int>::from_data(TensorData::new(order, [3]), &device());
+    let mut layers = net.layers;
+    let w0 = layers[0].weight.val().select(1, idx.clone());
+    let w1 = layers[1].weight.val().select(0, idx);
+    layers[0].weight = layers[0].weight.clone().map(|_| w0);
+    layers[1].weight = layers[1].weight.clone().map(|_| w1);
+    Mlp { layers, ..net }
+}
+
+#[test]
+fn appendix_e_permuted_pair_connects_only_at_a_high_level() {
+    let data = three_point_cycle();
+    let config = MlpConfig {
+        widths: vec![2, 3, 2],
+        hidden: Activation::Relu,
+        output: Activation::Identity,
+        bias: false,
+        weight_init: Init::Uniform {
+            low: -1.0,
+            high: 1.0,
+        },
+        bias_init: Init::Constant { value: 0.0 },
+    };
+    let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
+    let settings = adam(0.01, 50_000);
+    let trained = train_to_level(
+        &task,
+        task.init(5),
+        1e-3,
+        &settings,
+        5,
+        &ProgressBar::hidden(),
+    )
+    .expect("the cycle can be fitted");
+    let net = trained.model.valid();
+    let a = flatten(&net);
+    let b = flatten(&swap_hidden(net, 0, 1));
+    assert!(levelset_models::flat::distance(&a, &b) > 0.1);
+
+    let bead_settings = adam(0.01, 3000);
+    let mut low = dss(Order::BreadthFirst, InsertAt::Argmax, 3);
+    low.bead = Some(bead_settings.clone());
+    let report = run(&task, &a, &b, 1e-3, &low, &settings);
+    eprintln!(
+        "LOW {:?} beads {} barrier {}",
+        report.status, report.beads, report.linear_barrier
+    );
+    match &report.status {
+        Status::NotConnected {
+            failing_segments,
+            depth,
+            ..
+        } => {
+            assert!(!failing_segments.is_empty());
+            assert!(*depth >= 1);
+        }
+        Status::Failed { reason } => assert!(reason.contains("did not reach"), "{reason}"),
+        Status::Connected => panic!("a permuted pair connected at a low level: {report:?}"),
+    }
+
+    let high_level = 2.0;
+    let high = dss(Order::BreadthFirst, InsertAt::Midpoint, 3);
+    let report = run(&task, &a, &b, high_level, &high, &bead_settings);
+    assert_certified(&report, &high);
+}
+
+#[test]
+fn same_seed_gives_the_same_report() {
+    let task = quadratic_task();
+    let settings = adam(0.02, 20_000);
+    let a = endpoint(&task, 0.06, 20, &settings);
+    let b = endpoint(&task, 0.06, 21, &settings);
+    let config = dss(Order::BreadthFirst, InsertAt::Argmax, 6);
+    let mut first = run(&task, &a, &b, 0.06, &config, &settings);
+    let mut second = run(&task, &a, &b, 0.06, &config, &settings);
+    first.wall_seconds = 0.0;
+    second.wall_seconds = 0.0;
+    assert_eq!(first, second);
+}
+
+#[test]
+fn endpoint_problems_are_errors() {
+    let task = quadratic_task();
+    let settings = adam(0.02, 20_000);
+    let a = endpoint(&task, 0.08, 30, &settings);
+    let b = endpoint(&task, 0.08, 31, &settings);
+    let config = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
+    let hidden = ProgressBar::hidden();
+    let err = connect(
+        &task,
+        a.clone(),
+        b.clone(),
+        1e-6,
+        &config,
+        &settings,
+        0,
+        &hidden,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, DssError::AboveLevel { which: 'A', .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("above the level"));
+
+    let short = a.clone().narrow(0, 0, 10);
+    let err = connect(
+        &task,
+        short,
+        b.clone(),
+        0.08,
+        &config,
+        &settings,
+        0,
+        &hidden,
+    )
+    .unwrap_err();
+    assert_eq!(err, DssError::ParameterCount { a: 10, b: 33 });
+
+    let nan = a.clone().mul_scalar(f64::NAN);
+    let err = connect(&task, nan, b, 0.08, &config, &settings, 0, &hidden).unwrap_err();
+    assert!(
+        matches!(err, DssError::NotFinite { which: 'A', .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bead_that_misses_its_target_fails_the_pair_with_the_reason() {
+    let task = quadratic_task();
+    let settings = adam(0.02, 20_000);
+    let a = endpoint(&task, 0.05, 40, &settings);
+    let b = endpoint(&task, 0.05, 41, &settings);
+    let mut config = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
+    // A bead budget of one check can only succeed if the midpoint is already at 0.95 L0.
+    config.alpha = 0.2;
+    config.bead = Some(TrainSettings {
+        check_every: 1,
+        max_steps: 1,
+        ..settings.clone()
+    });
+    let report = run(&task, &a, &b, 0.05, &config, &settings);
+    match &report.status {
+        Status::Failed { reason } => assert!(
+            reason.contains("bead 1") && reason.contains("did not reach"),
+            "{reason}"
+        ),
+        other => panic!("expected a failed pair, got {other:?}"),
+    }
+}

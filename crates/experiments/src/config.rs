@@ -49,6 +49,16 @@ impl SweepConfig {
                 "sweep.levels must be positive numbers, found {bad}"
             ));
         }
+        if let Some((i, dup)) = self
+            .levels
+            .iter()
+            .enumerate()
+            .find(|(i, l)| self.levels[..*i].contains(l))
+        {
+            return Err(format!(
+                "sweep.levels lists {dup} twice (entry {i}): each level is run once"
+            ));
+        }
         if self.pairs == 0 {
             return Err("sweep.pairs must be at least 1".into());
         }
@@ -275,9 +285,14 @@ impl ExperimentConfig {
             bail!("name must not be empty");
         }
         self.task.validate().map_err(anyhow::Error::msg)?;
+        // Name the full key: `train.optimizer.lr`, `train.check_every`.
+        self.train
+            .optimizer
+            .validate()
+            .map_err(|e| anyhow::anyhow!("train.optimizer.{e}"))?;
         self.train
             .validate()
-            .map_err(|e| anyhow::anyhow!("train: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("train.{e}"))?;
         if let Some(dss) = &self.dss {
             dss.validate().map_err(anyhow::Error::msg)?;
         }

@@ -1,6 +1,6 @@
 //! `levelset connect`: a string between two checkpoints (or two freshly trained endpoints).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
@@ -23,8 +23,20 @@ pub struct ConnectArgs {
     pub out: PathBuf,
 }
 
+fn beads_dir(out: &Path) -> PathBuf {
+    out.join("beads")
+}
+
 pub fn run(args: ConnectArgs) -> Result<()> {
     args.config.dss()?;
+    // Refuse before any training: mixing two strings' beads in one folder loses both.
+    let beads = beads_dir(&args.out);
+    if beads.exists() {
+        bail!(
+            "{} already holds a string; choose another --out",
+            beads.display()
+        );
+    }
     with_landscape(&args.config.clone(), args)?
 }
 
@@ -60,7 +72,7 @@ impl WithLandscape for ConnectArgs {
         };
         let (path, report) = connect_flat(&landscape, &self.config, a, b, level, self.seed)?;
 
-        let beads_dir = self.out.join("beads");
+        let beads_dir = beads_dir(&self.out);
         let template = landscape.init(0).valid();
         for (k, (flat, energy)) in path.beads.iter().zip(&path.bead_energies).enumerate() {
             let model = unflatten(template.clone(), flat.clone());
@@ -82,7 +94,7 @@ impl WithLandscape for ConnectArgs {
         write_atomic(&report_path, &serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", report_path.display()))?;
         println!(
-            "{}: {} at {} <= {level}\n  beads {}, normalized length {:.4} (over {:?} parameters)\n  \
+            "{}: {} at {} <= {level}\n  beads {}, normalized length {:.4} (over {} parameters)\n  \
              max {} along the string {:.5}, on the straight line {:.5}\n  \
              {} bead steps, {} energy evaluations, {:.1} s\n  report {}, beads in {}",
             self.config.name,

@@ -31,7 +31,7 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// The level L0 to reach (in the config's energy units).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         level: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, requires = "a")]
         b: Option<PathBuf>,
         /// The level L0 (default with checkpoints: the higher of their training levels).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         level: Option<f64>,
         #[arg(long, default_value_t = 0)]
         seed: u64,

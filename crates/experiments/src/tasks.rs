@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 use levelset_data::{
-    ChannelStats, Polynomial, gaussian_mixture, linear_regression, load_cifar10, load_mnist,
-    load_ptb, polynomial, three_point_cycle,
+    ChannelStats, Polynomial, Regression, gaussian_mixture, linear_regression, load_cifar10,
+    load_mnist, load_ptb, polynomial, three_point_cycle,
 };
 use levelset_models::Landscape;
 use levelset_models::backend::Train;
@@ -23,12 +23,40 @@ pub trait WithLandscape {
     fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output;
 }
 
-/// Builds the landscape `config` describes and hands it to `job`.
-pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Result<J::Output> {
-    let device = levelset_models::backend::device();
-    let energy = config.energy;
-    let invalid = |e: String| anyhow!("config [task]: {e}");
-    Ok(match &config.task {
+/// An MLP regression landscape before it is put on the device.
+struct RegressionSpec {
+    net: MlpConfig,
+    loss: RegressionLoss,
+    sample: TrainSample,
+    test: Regression,
+    /// Picks the sample a `train_loss` energy is measured on when samples are fresh.
+    reference_seed: u64,
+    batch_size: Option<usize>,
+}
+
+/// A net with identity output and zero biases (the theory checks' networks).
+fn plain_mlp(widths: Vec<usize>, hidden: Activation, bias: bool, weight_init: Init) -> MlpConfig {
+    MlpConfig {
+        widths,
+        hidden,
+        output: Activation::Identity,
+        bias,
+        weight_init,
+        bias_init: Init::Constant { value: 0.0 },
+    }
+}
+
+/// The regression tasks' data and networks; `None` for the tasks with files.
+fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
+    let fixed = |net, train: Regression, test| RegressionSpec {
+        net,
+        loss: RegressionLoss::Mse,
+        sample: TrainSample::Fixed(Arc::new(train)),
+        test,
+        reference_seed: 0,
+        batch_size: None,
+    };
+    Ok(Some(match task {
         TaskConfig::Polynomial {
             polynomial: kind,
             train_samples,
@@ -41,20 +69,14 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
                 PolynomialKind::Cubic => (Polynomial::Cubic, MlpConfig::cubic()),
             };
             let n = *train_samples;
-            let sample = TrainSample::Fresh(Arc::new(move |seed| polynomial(poly, n, seed)));
-            let test = polynomial(poly, *test_samples, *test_seed);
-            let task = RegressionTask::<Train>::new(
+            RegressionSpec {
                 net,
-                RegressionLoss::Mae,
-                energy,
-                sample,
-                &test,
-                *test_seed ^ 1,
-                *batch_size,
-                &device,
-            )
-            .map_err(invalid)?;
-            job.run(task)
+                loss: RegressionLoss::Mae,
+                sample: TrainSample::Fresh(Arc::new(move |seed| polynomial(poly, n, seed))),
+                test: polynomial(poly, *test_samples, *test_seed),
+                reference_seed: *test_seed ^ 1,
+                batch_size: *batch_size,
+            }
         }
         TaskConfig::LinearRegression {
             widths,
@@ -64,7 +86,7 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             task_seed,
         } => {
             let (d_in, d_out) = (widths[0], *widths.last().unwrap());
-            // One teacher for train and test: the same task seed, disjoint sample sizes.
+            // One teacher for train and test: the same task seed, disjoint rows.
             let all = linear_regression(
                 d_in,
                 d_out,
@@ -73,28 +95,14 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
                 *task_seed,
             );
             let (train, test) = split_rows(&all, *train_samples);
-            let net = MlpConfig {
-                widths: widths.clone(),
-                hidden: Activation::Identity,
-                output: Activation::Identity,
-                bias: false,
-                weight_init: Init::Normal {
-                    std: 1.0 / (d_in as f32).sqrt(),
-                },
-                bias_init: Init::Constant { value: 0.0 },
-            };
-            let task = RegressionTask::<Train>::new(
-                net,
-                RegressionLoss::Mse,
-                energy,
-                TrainSample::Fixed(Arc::new(train)),
-                &test,
-                0,
-                None,
-                &device,
-            )
-            .map_err(invalid)?;
-            job.run(task)
+            let std = 1.0 / (d_in as f32).sqrt();
+            let net = plain_mlp(
+                widths.clone(),
+                Activation::Identity,
+                false,
+                Init::Normal { std },
+            );
+            fixed(net, train, test)
         }
         TaskConfig::ReluWidth {
             input_dim,
@@ -110,55 +118,48 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             };
             let train = mixture(*train_samples, task_seed.wrapping_add(1))?;
             let test = mixture(*test_samples, task_seed.wrapping_add(2))?;
-            let net = MlpConfig {
-                widths: vec![*input_dim, *width, 1],
-                hidden: Activation::Relu,
-                output: Activation::Identity,
-                bias: true,
-                weight_init: Init::Normal {
-                    std: (2.0 / *input_dim as f32).sqrt(),
-                },
-                bias_init: Init::Constant { value: 0.0 },
-            };
-            let task = RegressionTask::<Train>::new(
-                net,
-                RegressionLoss::Mse,
-                energy,
-                TrainSample::Fixed(Arc::new(train)),
-                &test,
-                0,
-                None,
-                &device,
-            )
-            .map_err(invalid)?;
-            job.run(task)
+            let std = (2.0 / *input_dim as f32).sqrt();
+            let net = plain_mlp(
+                vec![*input_dim, *width, 1],
+                Activation::Relu,
+                true,
+                Init::Normal { std },
+            );
+            fixed(net, train, test)
         }
         TaskConfig::ThreePointCycle { hidden } => {
             let data = three_point_cycle();
-            let net = MlpConfig {
-                widths: vec![2, *hidden, 2],
-                hidden: Activation::Relu,
-                output: Activation::Identity,
-                bias: false,
-                weight_init: Init::Uniform {
-                    low: -1.0,
-                    high: 1.0,
-                },
-                bias_init: Init::Constant { value: 0.0 },
+            let init = Init::Uniform {
+                low: -1.0,
+                high: 1.0,
             };
-            let task = RegressionTask::<Train>::new(
-                net,
-                RegressionLoss::Mse,
-                energy,
-                TrainSample::Fixed(Arc::new(data.clone())),
-                &data,
-                0,
-                None,
-                &device,
-            )
-            .map_err(invalid)?;
-            job.run(task)
+            let net = plain_mlp(vec![2, *hidden, 2], Activation::Relu, false, init);
+            fixed(net, data.clone(), data)
         }
+        _ => return Ok(None),
+    }))
+}
+
+/// Builds the landscape `config` describes and hands it to `job`.
+pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Result<J::Output> {
+    let device = levelset_models::backend::device();
+    let energy = config.energy;
+    let invalid = |e: String| anyhow!("config [task]: {e}");
+    if let Some(spec) = regression_spec(&config.task)? {
+        let task = RegressionTask::<Train>::new(
+            spec.net,
+            spec.loss,
+            energy,
+            spec.sample,
+            &spec.test,
+            spec.reference_seed,
+            spec.batch_size,
+            &device,
+        )
+        .map_err(invalid)?;
+        return Ok(job.run(task));
+    }
+    Ok(match &config.task {
         TaskConfig::Mnist {
             data_dir,
             train_limit,
@@ -242,6 +243,10 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             .map_err(invalid)?;
             job.run(task)
         }
+        TaskConfig::Polynomial { .. }
+        | TaskConfig::LinearRegression { .. }
+        | TaskConfig::ReluWidth { .. }
+        | TaskConfig::ThreePointCycle { .. } => unreachable!("built by regression_spec"),
     })
 }
 
@@ -251,11 +256,8 @@ fn limit(set: &mut levelset_data::LabeledImages, n: Option<usize>) {
     }
 }
 
-fn split_rows(
-    data: &levelset_data::Regression,
-    first: usize,
-) -> (levelset_data::Regression, levelset_data::Regression) {
-    let part = |rows: std::ops::Range<usize>| levelset_data::Regression {
+fn split_rows(data: &Regression, first: usize) -> (Regression, Regression) {
+    let part = |rows: std::ops::Range<usize>| Regression {
         x: data.x[rows.start * data.d_in..rows.end * data.d_in].to_vec(),
         y: data.y[rows.start * data.d_out..rows.end * data.d_out].to_vec(),
         n: rows.len(),

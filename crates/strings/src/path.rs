@@ -68,6 +68,15 @@ pub enum LengthOver {
     Weights,
 }
 
+impl std::fmt::Display for LengthOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LengthOver::All => "all",
+            LengthOver::Weights => "weight",
+        })
+    }
+}
+
 /// An ordered string of models from the first endpoint to the second.
 #[derive(Debug, Clone)]
 pub struct Path<B: Backend> {

@@ -1,0 +1,393 @@
+//! Config parsing and validation, and the command-line checks around it, through the binary:
+//! every mistake is an error (non-zero exit) whose message names the key or value at fault.
+
+use std::path::{Path, PathBuf};
+
+use levelset_data::shared_data_dir;
+use tempfile::TempDir;
+
+use crate::common::*;
+
+/// Runs `levelset train` on `config_text` and asserts that it fails naming every one of
+/// `needles`, before writing any checkpoint.
+fn rejected(config_text: &str, needles: &[&str]) {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "bad.toml", config_text);
+    let out = dir.path().join("model");
+    let run = fail_with(
+        [
+            "train".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "0.1".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        needles,
+    );
+    assert!(
+        run.stderr.contains("bad.toml"),
+        "the error names the config file: {}",
+        run.stderr
+    );
+    assert!(!out.exists(), "nothing is written for a bad config");
+}
+
+#[test]
+fn the_tiny_config_is_valid() {
+    // The base the rejected variants below are edited from must itself be accepted.
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("model");
+    succeed([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--level".as_ref(),
+        "1e9".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let text = edit(&tiny(), "name = \"tiny\"", "nmae = \"tiny\"");
+    rejected(&text, &["unknown field", "nmae"]);
+}
+
+#[test]
+fn unknown_key_in_task() {
+    let text = edit(&tiny(), "test_seed = 7\n", "test_seed = 7\ntest_sed = 8\n");
+    rejected(&text, &["unknown field", "test_sed"]);
+}
+
+#[test]
+fn unknown_key_in_train_optimizer() {
+    // Adam takes no momentum.
+    let text = edit(&tiny(), "lr = 0.05\n", "lr = 0.05\nmomentum = 0.9\n");
+    rejected(&text, &["unknown field", "momentum"]);
+}
+
+#[test]
+fn unknown_key_in_dss() {
+    let text = edit(&tiny(), "grid = 20\n", "grid = 20\ngird = 30\n");
+    rejected(&text, &["unknown field", "gird"]);
+}
+
+#[test]
+fn misspelled_enum_values() {
+    rejected(
+        &edit(&tiny(), "energy = \"test_loss\"", "energy = \"test_los\""),
+        &["unknown variant", "test_los"],
+    );
+    rejected(
+        &edit(&tiny(), "kind = \"polynomial\"", "kind = \"polynomal\""),
+        &["unknown variant", "polynomal"],
+    );
+    rejected(
+        &edit(
+            &tiny(),
+            "order = \"breadth_first\"",
+            "order = \"breadthfirst\"",
+        ),
+        &["unknown variant", "breadthfirst"],
+    );
+}
+
+#[test]
+fn missing_required_key() {
+    rejected(
+        &edit(&tiny(), "test_seed = 7\n", ""),
+        &["missing field", "test_seed"],
+    );
+}
+
+#[test]
+fn out_of_range_values_name_their_key() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "check_every = 10",
+            "check_every = 0",
+            &["train.check_every"],
+        ),
+        ("max_steps = 3000", "max_steps = 0", &["train.max_steps"]),
+        ("lr = 0.05", "lr = -1", &["train.optimizer.lr", "-1"]),
+        ("alpha = 0.95", "alpha = 1.5", &["dss.alpha", "1.5"]),
+        ("slack = 1.1", "slack = 0.5", &["dss.slack"]),
+        ("grid = 20", "grid = 1", &["dss.grid"]),
+        ("pairs = 2", "pairs = 0", &["sweep.pairs"]),
+        ("levels = [0.1, 0.06]", "levels = []", &["sweep.levels"]),
+        (
+            "levels = [0.1, 0.06]",
+            "levels = [0.1, -0.5]",
+            &["sweep.levels", "-0.5"],
+        ),
+        (
+            "levels = [0.1, 0.06]",
+            "levels = [0.1, 0.06, 0.1]",
+            &["sweep.levels", "twice"],
+        ),
+        (
+            "train_samples = 200",
+            "train_samples = 0",
+            &["task.train_samples"],
+        ),
+        (
+            "name = \"tiny\"",
+            "name = \" \"",
+            &["name must not be empty"],
+        ),
+    ];
+    for (from, to, needles) in cases {
+        rejected(&edit(&tiny(), from, to), needles);
+    }
+}
+
+#[test]
+fn missing_config_file_names_the_path() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("no-such-config.toml");
+    let out = dir.path().join("model");
+    fail_with(
+        [
+            "train".as_ref(),
+            "--config".as_ref(),
+            missing.as_os_str(),
+            "--level".as_ref(),
+            "0.1".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["cannot read config", &missing.display().to_string()],
+    );
+}
+
+#[test]
+fn data_dir_on_a_synthetic_task_is_an_error() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("model");
+    for command in ["train", "connect"] {
+        fail_with(
+            [
+                command.as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--level".as_ref(),
+                "0.1".as_ref(),
+                "--out".as_ref(),
+                out.as_os_str(),
+                "--data-dir".as_ref(),
+                dir.path().as_os_str(),
+            ],
+            &["--data-dir", "uses no data directory"],
+        );
+    }
+    fail_with(
+        [
+            "sweep".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--data-dir".as_ref(),
+            dir.path().as_os_str(),
+        ],
+        &["--data-dir", "uses no data directory"],
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn energy_the_task_cannot_compute() {
+    for energy in ["test_error", "train_perplexity"] {
+        let text = edit(
+            &tiny(),
+            "energy = \"test_loss\"",
+            &format!("energy = \"{energy}\""),
+        );
+        let dir = TempDir::new().unwrap();
+        let config = write(dir.path(), "tiny.toml", &text);
+        let out = dir.path().join("model");
+        fail_with(
+            [
+                "train".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--level".as_ref(),
+                "0.1".as_ref(),
+                "--out".as_ref(),
+                out.as_os_str(),
+            ],
+            &[energy, "not defined"],
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn non_positive_levels_are_rejected() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("model");
+    for command in ["train", "connect"] {
+        for level in ["-1", "0", "NaN", "inf"] {
+            fail_with(
+                [
+                    command.as_ref(),
+                    "--config".as_ref(),
+                    config.as_os_str(),
+                    "--level".as_ref(),
+                    level.as_ref(),
+                    "--out".as_ref(),
+                    out.as_os_str(),
+                ],
+                &["--level must be a positive number"],
+            );
+        }
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn connect_and_sweep_need_their_sections() {
+    let dir = TempDir::new().unwrap();
+    let text = tiny();
+    let no_dss = &text[..text.find("[dss]").unwrap()];
+    let no_dss = format!("{no_dss}[sweep]\nlevels = [0.1]\npairs = 1\n");
+    let config = write(dir.path(), "no-dss.toml", &no_dss);
+    let out = dir.path().join("out");
+    fail_with(
+        [
+            "connect".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "0.1".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["no [dss] section"],
+    );
+    fail_with(
+        [
+            "sweep".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["no [dss] section"],
+    );
+    let no_sweep = &text[..text.find("[sweep]").unwrap()];
+    let config = write(dir.path(), "no-sweep.toml", no_sweep);
+    fail_with(
+        [
+            "sweep".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["no [sweep] section"],
+    );
+    assert!(!out.exists());
+}
+
+fn committed_configs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut configs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    configs.sort();
+    assert!(configs.len() >= 10, "configs found: {configs:?}");
+    configs
+}
+
+fn uses_data_files(config: &Path) -> bool {
+    let text = std::fs::read_to_string(config).unwrap();
+    ["\"mnist\"", "\"cifar10\"", "\"ptb\""]
+        .iter()
+        .any(|kind| text.contains(&format!("kind = {kind}")))
+}
+
+/// Every committed config parses and validates. Synthetic ones are trained to an unreachable
+/// high level (the check before the first step already passes: 0 steps). Data configs are
+/// pointed at an empty data directory: the run gets past parsing and validation and fails
+/// when it opens the data, which proves the config itself was accepted without loading
+/// anything.
+#[test]
+fn every_committed_config_is_valid() {
+    let dir = TempDir::new().unwrap();
+    let empty = dir.path().join("empty-data");
+    std::fs::create_dir(&empty).unwrap();
+    for config in committed_configs() {
+        let name = config.file_stem().unwrap().to_str().unwrap().to_owned();
+        let out = dir.path().join(&name);
+        let mut args = vec![
+            "train".into(),
+            "--config".into(),
+            config.clone().into_os_string(),
+            "--level".into(),
+            "1e9".into(),
+            "--out".into(),
+            out.clone().into_os_string(),
+        ];
+        if uses_data_files(&config) {
+            args.extend(["--data-dir".into(), empty.clone().into_os_string()]);
+            let run = fail_with(&args, &[&empty.display().to_string()]);
+            assert!(
+                !run.stderr.contains("invalid config"),
+                "{name}: {}",
+                run.stderr
+            );
+        } else {
+            succeed(&args);
+            let meta = read_json(&out.join("model.json"));
+            assert_eq!(u64_at(&meta, "steps"), 0, "{name}");
+            assert_eq!(meta["config"]["name"], name.as_str());
+        }
+    }
+}
+
+/// The quick MNIST and PTB configs load the real offline data (about a second or two each)
+/// and evaluate an untrained network.
+#[test]
+fn quick_data_configs_load_the_offline_data() {
+    let data = shared_data_dir();
+    let dir = TempDir::new().unwrap();
+    for (name, energy, worse_than) in [
+        ("mnist-quick", "test_error", 0.5),
+        ("ptb-quick", "test_perplexity", 1000.0),
+    ] {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../configs")
+            .join(format!("{name}.toml"));
+        let out = dir.path().join(name);
+        succeed([
+            "train".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "1e9".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ]);
+        let meta = read_json(&out.join("model.json"));
+        assert_eq!(meta["energy_kind"], energy);
+        assert_eq!(u64_at(&meta, "steps"), 0);
+        // An untrained network is far from the paper's levels.
+        assert!(f64_at(&meta, "energy") > worse_than, "{name}: {meta}");
+        assert_eq!(
+            meta["config"]["task"]["data_dir"].as_str().unwrap(),
+            data.to_str().unwrap(),
+            "--data-dir overrides the config's data_dir"
+        );
+    }
+}

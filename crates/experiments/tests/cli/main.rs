@@ -1,0 +1,10 @@
+//! End-to-end tests of the `levelset` binary: config validation, `info`, `train`, `connect`
+//! and `sweep` (resume included), each run as a child process on tiny synthetic configs so the
+//! whole suite takes seconds.
+
+mod common;
+mod config;
+mod connect;
+mod info;
+mod sweep;
+mod train;

@@ -1,0 +1,127 @@
+//! `levelset train`: one endpoint to a level, saved as a checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use levelset_models::backend::BACKEND_NAME;
+use tempfile::TempDir;
+
+use crate::common::*;
+
+/// Trains the tiny quadratic config to `level` from `seed` into `dir/name`.
+pub fn train(dir: &Path, config: &Path, level: f64, seed: u64, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    succeed([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--level".as_ref(),
+        level.to_string().as_ref(),
+        "--seed".as_ref(),
+        seed.to_string().as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    out
+}
+
+#[test]
+fn train_reaches_the_level_and_writes_a_checkpoint() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("a");
+    let run = succeed([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--level".as_ref(),
+        "0.1".as_ref(),
+        "--seed".as_ref(),
+        "1".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(out.join("model.mpk").is_file());
+    let meta = read_json(&out.join("model.json"));
+    assert_eq!(f64_at(&meta, "level"), 0.1);
+    assert_eq!(u64_at(&meta, "seed"), 1);
+    assert_eq!(meta["energy_kind"], "test_loss");
+    let energy = f64_at(&meta, "energy");
+    assert!(energy > 0.0 && energy <= 0.1, "energy {energy}");
+    // An untrained sigmoid net is far above 0.1, so it took steps, checked every 10.
+    let steps = u64_at(&meta, "steps");
+    assert!(
+        steps > 0 && steps.is_multiple_of(10) && steps <= 3000,
+        "steps {steps}"
+    );
+    assert_eq!(meta["backend"], BACKEND_NAME);
+    assert_eq!(meta["levelset_version"], env!("CARGO_PKG_VERSION"));
+    // 1-4-4-1 with biases: (1 + 1) * 4 + (4 + 1) * 4 + (4 + 1) * 1.
+    assert_eq!(u64_at(&meta, "num_params"), 33);
+    assert_eq!(meta["architecture"]["kind"], "mlp");
+    assert_eq!(meta["architecture"]["output"], "sigmoid");
+    assert_eq!(meta["config"]["name"], "tiny");
+    assert_eq!(meta["config"]["task"]["polynomial"], "quadratic");
+    assert_eq!(quadratic_params(&out).len(), 33);
+    assert!(run.stdout.contains("<= 0.1"), "{}", run.stdout);
+    assert!(run.stdout.contains(&out.display().to_string()));
+}
+
+#[test]
+fn the_same_seed_trains_the_same_model() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let first = train(dir.path(), &config, 0.08, 5, "first");
+    let again = train(dir.path(), &config, 0.08, 5, "again");
+    let other = train(dir.path(), &config, 0.08, 6, "other");
+    // The sidecars hold no times, so they match exactly.
+    assert_eq!(
+        read_json(&first.join("model.json")),
+        read_json(&again.join("model.json"))
+    );
+    // Bit-identical weights. (`model.mpk` bytes differ: Burn records random parameter ids.)
+    let params = quadratic_params(&first);
+    let bits = |p: &[f32]| p.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&params), bits(&quadratic_params(&again)));
+    assert_ne!(
+        params,
+        quadratic_params(&other),
+        "another seed, another model"
+    );
+    assert_eq!(
+        u64_at(&read_json(&other.join("model.json")), "seed"),
+        6,
+        "the seed is recorded"
+    );
+}
+
+#[test]
+fn an_unreachable_level_is_an_error_that_says_how_close_it_got() {
+    let dir = TempDir::new().unwrap();
+    let text = edit(&tiny(), "max_steps = 3000", "max_steps = 20");
+    let config = write(dir.path(), "tiny.toml", &text);
+    let out = dir.path().join("a");
+    fail_with(
+        [
+            "train".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "1e-6".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["did not reach", "within 20 steps", "best"],
+    );
+    assert!(!out.join("model.json").exists(), "no checkpoint is written");
+    assert!(!out.join("model.mpk").exists());
+}
+
+#[test]
+fn a_level_already_met_takes_no_steps() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = train(dir.path(), &config, 1e9, 0, "a");
+    let meta = read_json(&out.join("model.json"));
+    assert_eq!(u64_at(&meta, "steps"), 0);
+    assert!(f64_at(&meta, "energy") > 0.1, "an untrained net: {meta}");
+}

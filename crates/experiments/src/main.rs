@@ -2,8 +2,11 @@
 
 mod config;
 mod connect_cmd;
+mod figures;
 mod pair;
+mod paper;
 mod progress;
+mod reproduce;
 mod sweep;
 mod tasks;
 mod train_cmd;
@@ -74,6 +77,22 @@ enum Command {
         /// Continue a sweep whose results.json is in --out, skipping finished pairs.
         #[arg(long)]
         resume: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
+    /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
+    Reproduce {
+        /// quadratic, cubic, mnist, cifar10, ptb or linear.
+        task: String,
+        /// Paper-scale settings (configs/<task>.toml) instead of configs/<task>-quick.toml.
+        #[arg(long)]
+        full: bool,
+        #[arg(long, default_value = "configs")]
+        configs: PathBuf,
+        /// Output directory (default experiments/<config name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -160,6 +179,19 @@ fn main() -> Result<()> {
                 resume,
             })?;
         }
+        Command::Reproduce {
+            task,
+            full,
+            configs,
+            out,
+            data_dir,
+        } => reproduce::run(reproduce::ReproduceArgs {
+            task,
+            full,
+            configs,
+            out,
+            data_dir,
+        })?,
     }
     Ok(())
 }

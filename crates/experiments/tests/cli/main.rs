@@ -6,5 +6,6 @@ mod common;
 mod config;
 mod connect;
 mod info;
+mod reproduce;
 mod sweep;
 mod train;

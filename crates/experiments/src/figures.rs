@@ -1,0 +1,145 @@
+//! Figures: normalized geodesic length and bead count against the level, with error bars and
+//! the paper's values overlaid, as SVG and PNG.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+/// A series of (x, y, standard error) points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64, Option<f64>)>,
+    pub color: RGBColor,
+}
+
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+pub const LEVELSET_COLOR: RGBColor = RGBColor(31, 119, 180);
+pub const PAPER_COLOR: RGBColor = RGBColor(214, 39, 40);
+
+/// Where the PNG renderer finds its font: `$LEVELSET_FONT`, else Debian's DejaVu Sans
+/// (package `fonts-dejavu-core`).
+fn font_path() -> PathBuf {
+    std::env::var_os("LEVELSET_FONT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
+}
+
+/// Both backends lay text out with glyph metrics from a font file.
+fn register_font() -> Result<()> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let path = font_path();
+            let bytes = std::fs::read(&path).map_err(|e| {
+                format!(
+                    "figures need a TrueType font: {}: {e} (install fonts-dejavu-core or set LEVELSET_FONT)",
+                    path.display()
+                )
+            })?;
+            // plotters keeps fonts for the whole process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                .map_err(|_| format!("{}: not a usable TrueType font", path.display()))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`; the L0 axis is logarithmic.
+pub fn draw(figure: &Figure, stem: &Path) -> Result<()> {
+    register_font()?;
+    let svg = stem.with_extension("svg");
+    render(
+        SVGBackend::new(&svg, (800, 520)).into_drawing_area(),
+        figure,
+    )
+    .with_context(|| format!("drawing {}", svg.display()))?;
+    let png = stem.with_extension("png");
+    render(
+        BitMapBackend::new(&png, (800, 520)).into_drawing_area(),
+        figure,
+    )
+    .with_context(|| format!("drawing {}", png.display()))?;
+    Ok(())
+}
+
+fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
+    let points = || figure.series.iter().flat_map(|s| s.points.iter());
+    let (mut x_lo, mut x_hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    let (mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y, e) in points() {
+        let e = e.unwrap_or(0.0);
+        x_lo = x_lo.min(x);
+        x_hi = x_hi.max(x);
+        y_lo = y_lo.min(y - e);
+        y_hi = y_hi.max(y + e);
+    }
+    if !x_lo.is_finite() {
+        return Err(anyhow!("figure '{}' has no points", figure.title));
+    }
+    let pad = ((y_hi - y_lo) * 0.08).max(0.01);
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&figure.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(65)
+        .build_cartesian_2d(
+            (x_lo * 0.8..x_hi * 1.25).log_scale(),
+            y_lo - pad..y_hi + pad,
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc(&figure.x_label)
+        .y_desc(&figure.y_label)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    for series in &figure.series {
+        let color = series.color;
+        let line = series.points.iter().map(|&(x, y, _)| (x, y));
+        chart
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))
+            .map_err(err)?
+            .label(&series.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                series
+                    .points
+                    .iter()
+                    .map(|&(x, y, _)| Circle::new((x, y), 4, color.filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(series.points.iter().filter_map(|&(x, y, e)| {
+                e.map(|e| ErrorBar::new_vertical(x, y - e, y, y + e, color.stroke_width(1), 10))
+            }))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

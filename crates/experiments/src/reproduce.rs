@@ -1,0 +1,109 @@
+//! `levelset reproduce <task>`: the task's sweep (resumed if it was interrupted), then its
+//! figures, in `experiments/<config name>/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::config::ExperimentConfig;
+use crate::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
+use crate::paper::figure1;
+use crate::sweep::{SweepArgs, SweepResults};
+
+/// Figure 1's five tasks and the deep-linear theory check: each a sweep.
+pub const SWEEP_TASKS: [&str; 6] = ["quadratic", "cubic", "mnist", "cifar10", "ptb", "linear"];
+
+pub struct ReproduceArgs {
+    pub task: String,
+    /// Paper-scale settings (`configs/<task>.toml`) instead of the quick ones.
+    pub full: bool,
+    pub configs: PathBuf,
+    pub out: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+}
+
+pub fn run(args: ReproduceArgs) -> Result<()> {
+    if !SWEEP_TASKS.contains(&args.task.as_str()) {
+        anyhow::bail!(
+            "unknown task '{}' (choose one of: {})",
+            args.task,
+            SWEEP_TASKS.join(", ")
+        );
+    }
+    let name = if args.full {
+        args.task.clone()
+    } else {
+        format!("{}-quick", args.task)
+    };
+    let config = crate::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
+    let out = args
+        .out
+        .unwrap_or_else(|| Path::new("experiments").join(&name));
+    let results = crate::sweep::run(SweepArgs {
+        config: config.clone(),
+        out: out.clone(),
+        resume: true,
+    })?;
+    sweep_figures(&args.task, &config, &results, &out)
+}
+
+/// `length.{svg,png}` and `beads.{svg,png}` for a finished sweep.
+pub fn sweep_figures(
+    task: &str,
+    config: &ExperimentConfig,
+    results: &SweepResults,
+    out: &Path,
+) -> Result<()> {
+    let paper = figure1(task).unwrap_or(&[]);
+    let ours = |pick: fn(&crate::sweep::LevelSummary) -> (Option<f64>, Option<f64>)| Series {
+        label: "levelset (mean ± s.e., connected pairs)".into(),
+        points: results
+            .summary
+            .iter()
+            .filter_map(|s| {
+                let (mean, se) = pick(s);
+                mean.map(|m| (s.level, m, se))
+            })
+            .collect(),
+        color: LEVELSET_COLOR,
+    };
+    let theirs = |pick: fn(&crate::paper::PaperPoint) -> Option<f64>| Series {
+        label: "Freeman & Bruna 2017, Figure 1".into(),
+        points: paper
+            .iter()
+            .filter_map(|p| pick(p).map(|v| (p.level, v, None)))
+            .collect(),
+        color: PAPER_COLOR,
+    };
+    let x_label = format!("level L0 ({}, log scale)", config.energy);
+    let with_paper = |mut series: Vec<Series>, paper: Series| {
+        if !paper.points.is_empty() {
+            series.push(paper);
+        }
+        series
+    };
+    draw(
+        &Figure {
+            title: format!("{}: normalized geodesic length", config.name),
+            x_label: x_label.clone(),
+            y_label: "normalized geodesic length".into(),
+            series: with_paper(
+                vec![ours(|s| (s.length_mean, s.length_se))],
+                theirs(|p| Some(p.length)),
+            ),
+        },
+        &out.join("length"),
+    )?;
+    draw(
+        &Figure {
+            title: format!("{}: beads in the string", config.name),
+            x_label,
+            y_label: "beads (endpoints included)".into(),
+            series: with_paper(
+                vec![ours(|s| (s.beads_mean, s.beads_se))],
+                theirs(|p| p.beads),
+            ),
+        },
+        &out.join("beads"),
+    )
+}

@@ -6,6 +6,7 @@ mod figures;
 mod pair;
 mod paper;
 mod progress;
+mod prop23;
 mod reproduce;
 mod sweep;
 mod tasks;
@@ -83,7 +84,7 @@ enum Command {
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
-        /// quadratic, cubic, mnist, cifar10, ptb or linear.
+        /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures) or prop23.
         task: String,
         /// Paper-scale settings (configs/<task>.toml) instead of configs/<task>-quick.toml.
         #[arg(long)]

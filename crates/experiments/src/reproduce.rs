@@ -23,9 +23,16 @@ pub struct ReproduceArgs {
 }
 
 pub fn run(args: ReproduceArgs) -> Result<()> {
+    if args.task == "prop23" {
+        let out = args
+            .out
+            .unwrap_or_else(|| Path::new("experiments").join("prop23"));
+        crate::prop23::run(&out)?;
+        return Ok(());
+    }
     if !SWEEP_TASKS.contains(&args.task.as_str()) {
         anyhow::bail!(
-            "unknown task '{}' (choose one of: {})",
+            "unknown task '{}' (choose one of: {}, prop23)",
             args.task,
             SWEEP_TASKS.join(", ")
         );

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use levelset_models::Energy;
 use levelset_models::nets::{CifarConvConfig, MnistConvConfig};
 use levelset_models::train::TrainSettings;
-use levelset_strings::DssConfig;
+use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +24,15 @@ pub struct ExperimentConfig {
     pub dss: Option<DssConfig>,
     #[serde(default)]
     pub sweep: Option<SweepConfig>,
+    /// Bezier / polychain curve settings (`connect --method bezier|polychain`).
+    #[serde(default)]
+    pub curve: Option<CurveConfig>,
+    /// Nudged elastic band settings (`connect --method neb`).
+    #[serde(default)]
+    pub neb: Option<NebConfig>,
+    /// Weight matching settings (`connect --align`; defaults when absent).
+    #[serde(default)]
+    pub align: Option<AlignConfig>,
 }
 
 /// Levels x pairs for `levelset sweep`.
@@ -299,13 +308,34 @@ impl ExperimentConfig {
         if let Some(sweep) = &self.sweep {
             sweep.validate().map_err(anyhow::Error::msg)?;
         }
+        if let Some(curve) = &self.curve {
+            curve.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(neb) = &self.neb {
+            neb.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(align) = &self.align {
+            align.validate().map_err(anyhow::Error::msg)?;
+        }
         Ok(())
     }
 
     /// The `[dss]` section, required by the commands that connect endpoints.
     pub fn dss(&self) -> Result<&DssConfig> {
-        self.dss
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("config {} has no [dss] section", self.name))
+        section(&self.dss, &self.name, "dss")
     }
+
+    pub fn curve(&self) -> Result<&CurveConfig> {
+        section(&self.curve, &self.name, "curve")
+    }
+
+    pub fn neb(&self) -> Result<&NebConfig> {
+        section(&self.neb, &self.name, "neb")
+    }
+}
+
+fn section<'a, T>(value: &'a Option<T>, config: &str, name: &str) -> Result<&'a T> {
+    value
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("config {config} has no [{name}] section"))
 }

@@ -9,9 +9,10 @@ use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Train, device};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::{num_params, unflatten};
+use levelset_strings::align;
 
 use crate::config::ExperimentConfig;
-use crate::pair::{connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
 use crate::tasks::{WithLandscape, with_landscape};
 
 pub struct ConnectArgs {
@@ -21,6 +22,9 @@ pub struct ConnectArgs {
     pub level: Option<f64>,
     pub seed: u64,
     pub out: PathBuf,
+    pub method: Method,
+    /// Weight-match the second endpoint to the first before connecting.
+    pub align: bool,
 }
 
 fn beads_dir(out: &Path) -> PathBuf {
@@ -28,7 +32,7 @@ fn beads_dir(out: &Path) -> PathBuf {
 }
 
 pub fn run(args: ConnectArgs) -> Result<()> {
-    args.config.dss()?;
+    args.method.check_config(&args.config)?;
     // Refuse before any training: mixing two strings' beads in one folder loses both.
     let beads = beads_dir(&args.out);
     if beads.exists() {
@@ -70,11 +74,52 @@ impl WithLandscape for ConnectArgs {
                 (flat_of(&a.model), flat_of(&b.model), level)
             }
         };
-        let (path, report) = connect_flat(&landscape, &self.config, a, b, level, self.seed)?;
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        let b = if self.align {
+            let config = self.config.align.clone().unwrap_or_default();
+            let aligned = align::<Train, _>(&landscape, &a, &b, &config, self.seed)
+                .map_err(|e| anyhow::anyhow!("--align: {e}"))?;
+            let path = self.out.join("align.json");
+            write_atomic(&path, &serde_json::to_vec_pretty(&aligned.report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "aligned: straight-line barrier {:.5} before, {:.5} after weight matching ({} sweeps); {}",
+                aligned.report.barrier_before,
+                aligned.report.barrier_after,
+                aligned.report.sweeps,
+                path.display()
+            );
+            aligned.b
+        } else {
+            b
+        };
+        let (path, report) = connect_flat(
+            &landscape,
+            &self.config,
+            self.method,
+            a,
+            b,
+            level,
+            self.seed,
+        )?;
 
         let beads_dir = beads_dir(&self.out);
         let template = landscape.init(0).valid();
-        for (k, (flat, energy)) in path.beads.iter().zip(&path.bead_energies).enumerate() {
+        // A curve's beads are its dense samples (61 models by default): the report holds its
+        // energy profile, and saving every sample would cost 61 checkpoints.
+        let saved = if self.method.samples_a_curve() {
+            0
+        } else {
+            path.beads.len()
+        };
+        for (k, (flat, energy)) in path
+            .beads
+            .iter()
+            .zip(&path.bead_energies)
+            .take(saved)
+            .enumerate()
+        {
             let model = unflatten(template.clone(), flat.clone());
             let meta = CheckpointMeta {
                 levelset_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -96,7 +141,7 @@ impl WithLandscape for ConnectArgs {
         println!(
             "{}: {} at {} <= {level}\n  beads {}, normalized length {:.4} (over {} parameters)\n  \
              max {} along the string {:.5}, on the straight line {:.5}\n  \
-             {} bead steps, {} energy evaluations, {:.1} s\n  report {}, beads in {}",
+             {} {} steps, {} energy evaluations, {:.1} s\n  report {}{}",
             self.config.name,
             report.status.describe(),
             report.energy,
@@ -107,10 +152,19 @@ impl WithLandscape for ConnectArgs {
             report.max_energy,
             report.linear_barrier,
             report.bead_steps,
+            if self.method == Method::Dss {
+                "bead-training"
+            } else {
+                "optimizer"
+            },
             report.energy_evaluations,
             report.wall_seconds,
             report_path.display(),
-            beads_dir.display()
+            if saved > 0 {
+                format!(", beads in {}", beads_dir.display())
+            } else {
+                String::new()
+            }
         );
         Ok(())
     }

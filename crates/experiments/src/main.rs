@@ -67,6 +67,13 @@ enum Command {
         out: PathBuf,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The path method.
+        #[arg(long, value_enum, default_value = "dss")]
+        method: pair::Method,
+        /// Weight-match the second endpoint's hidden units to the first's before connecting
+        /// (MLPs and the MNIST convnet); writes align.json with the barriers before and after.
+        #[arg(long)]
+        align: bool,
     },
     /// Run the config's [sweep]: levels x pairs, each pair trained and connected; writes
     /// results.json, results.csv and summary.md.
@@ -156,6 +163,8 @@ fn main() -> Result<()> {
             seed,
             out,
             data_dir,
+            method,
+            align,
         } => {
             if let Some(level) = level {
                 check_level(level)?;
@@ -166,6 +175,8 @@ fn main() -> Result<()> {
                 level,
                 seed,
                 out,
+                method,
+                align,
             })?
         }
         Command::Sweep {

@@ -8,7 +8,7 @@ use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::flatten;
 use levelset_models::train::{Trained, train_to_level};
-use levelset_strings::{Path, PathReport, connect};
+use levelset_strings::{CurveKind, Path, PathReport, connect, connect_curve, connect_neb};
 
 use crate::config::ExperimentConfig;
 use crate::progress::steps_bar;
@@ -44,26 +44,86 @@ pub fn flat_of<M: AutodiffModule<Train>>(model: &M) -> Tensor<Compute, 1> {
     flatten(&model.valid())
 }
 
-/// Connects two flat endpoints with the config's DSS settings.
+/// The path methods `connect` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Dynamic String Sampling (the paper), settings in [dss].
+    Dss,
+    /// A trained Bezier curve (Garipov et al. 2018), settings in [curve].
+    Bezier,
+    /// A trained polygonal chain (Garipov et al. 2018), settings in [curve].
+    Polychain,
+    /// Nudged elastic band with AutoNEB insertion (Draxler et al. 2018), settings in [neb].
+    Neb,
+}
+
+impl Method {
+    /// Fails early when the config lacks the method's section.
+    pub fn check_config(self, config: &ExperimentConfig) -> Result<()> {
+        match self {
+            Method::Dss => config.dss().map(|_| ()),
+            Method::Bezier | Method::Polychain => config.curve().map(|_| ()),
+            Method::Neb => config.neb().map(|_| ()),
+        }
+    }
+
+    /// Whether the path's beads are a dense sampling of a curve rather than trained models.
+    pub fn samples_a_curve(self) -> bool {
+        matches!(self, Method::Bezier | Method::Polychain)
+    }
+}
+
+/// Connects two flat endpoints with `method` and the config's settings for it.
+#[allow(clippy::too_many_arguments)]
 pub fn connect_flat<L: Landscape<Train>>(
     landscape: &L,
     config: &ExperimentConfig,
+    method: Method,
     a: Tensor<Compute, 1>,
     b: Tensor<Compute, 1>,
     level: f64,
     seed: u64,
 ) -> Result<(Path<Compute>, PathReport)> {
-    let bar = steps_bar("bead");
-    let result = connect(
-        landscape,
-        a,
-        b,
-        level,
-        config.dss()?,
-        &config.train,
-        seed,
-        &bar,
-    );
+    let bar = steps_bar(match method {
+        Method::Dss => "bead",
+        _ => "path",
+    });
+    let curve = |kind| -> Result<_> {
+        let mut curve = config.curve()?.clone();
+        curve.kind = kind;
+        Ok(connect_curve(
+            landscape,
+            a.clone(),
+            b.clone(),
+            level,
+            &curve,
+            seed,
+            &bar,
+        )?)
+    };
+    let result = match method {
+        Method::Dss => Ok(connect(
+            landscape,
+            a.clone(),
+            b.clone(),
+            level,
+            config.dss()?,
+            &config.train,
+            seed,
+            &bar,
+        )?),
+        Method::Bezier => curve(CurveKind::Bezier),
+        Method::Polychain => curve(CurveKind::Polychain),
+        Method::Neb => Ok(connect_neb(
+            landscape,
+            a.clone(),
+            b.clone(),
+            level,
+            config.neb()?,
+            seed,
+            &bar,
+        )?),
+    };
     bar.finish_and_clear();
-    Ok(result?)
+    result
 }

@@ -13,7 +13,7 @@ use levelset_strings::Status;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, SweepConfig};
-use crate::pair::{connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
 use crate::tasks::{WithLandscape, with_landscape};
 
 /// One pair at one level.
@@ -192,6 +192,7 @@ fn run_pair<L: Landscape<Train>>(
         let (_, report) = connect_flat(
             landscape,
             config,
+            Method::Dss,
             flat_of(&a.model),
             flat_of(&b.model),
             level,

@@ -8,12 +8,15 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 use levelset_models::Landscape;
-use levelset_models::flat::{distance, flatten, lerp, load_flat, weight_mask};
+use levelset_models::flat::{flatten, lerp, load_flat};
 use levelset_models::train::{TrainSettings, train_to_level};
 use serde::{Deserialize, Serialize};
 
+use crate::endpoints::{ConnectError, check_endpoints};
 use crate::evaluator::Evaluator;
 use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
+use crate::report::{Run, report};
+use crate::seeds::mix;
 
 /// Where a new bead starts on a failing segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,24 +104,8 @@ impl DssConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DssError {
-    #[error("the endpoints have {a} and {b} parameters: they are not the same architecture")]
-    ParameterCount { a: usize, b: usize },
-    #[error("endpoint {which} has {energy} = {value}, above the level {level}")]
-    AboveLevel {
-        which: char,
-        energy: levelset_models::Energy,
-        value: f64,
-        level: f64,
-    },
-    #[error("endpoint {which} has {energy} = {value}, not a finite number")]
-    NotFinite {
-        which: char,
-        energy: levelset_models::Energy,
-        value: f64,
-    },
-}
+/// DSS's endpoint errors (the same for every method).
+pub type DssError = ConnectError;
 
 /// Connects `a` and `b` inside the level set `{energy <= level}`.
 ///
@@ -137,32 +124,8 @@ pub fn connect<B: AutodiffBackend, L: Landscape<B>>(
     progress: &ProgressBar,
 ) -> Result<(Path<B::InnerBackend>, PathReport), DssError> {
     let start = Instant::now();
-    let (na, nb) = (a.dims()[0], b.dims()[0]);
-    if na != nb {
-        return Err(DssError::ParameterCount { a: na, b: nb });
-    }
     let evaluator = Evaluator::new(landscape);
-    let energy = landscape.energy_kind();
-    let mut endpoint_energies = Vec::with_capacity(2);
-    for (which, flat) in [('A', &a), ('B', &b)] {
-        let value = evaluator.energy(flat);
-        if !value.is_finite() {
-            return Err(DssError::NotFinite {
-                which,
-                energy,
-                value,
-            });
-        }
-        if value > level {
-            return Err(DssError::AboveLevel {
-                which,
-                energy,
-                value,
-                level,
-            });
-        }
-        endpoint_energies.push(value);
-    }
+    let endpoint_energies = check_endpoints(&evaluator, &a, &b, level)?;
 
     let mut string = Dss {
         evaluator: &evaluator,
@@ -172,7 +135,7 @@ pub fn connect<B: AutodiffBackend, L: Landscape<B>>(
         seed,
         progress,
         beads: vec![a, b],
-        bead_energies: endpoint_energies,
+        bead_energies: endpoint_energies.to_vec(),
         segments: Vec::new(),
         bead_steps: 0,
         trained: 0,
@@ -190,32 +153,19 @@ pub fn connect<B: AutodiffBackend, L: Landscape<B>>(
         segments: string.segments,
         status,
     };
-    let mask = weight_mask(evaluator.template());
-    let all = path.normalized_length(None);
-    let weights = path.normalized_length(Some(&mask));
-    let report = PathReport {
-        method: "dss".into(),
-        energy,
-        level,
-        status: path.status.clone(),
-        beads: path.beads.len(),
-        normalized_length: match config.length_over {
-            LengthOver::All => all,
-            LengthOver::Weights => weights,
+    let report = report(
+        &evaluator,
+        &path,
+        Run {
+            method: "dss",
+            level,
+            length_over: config.length_over,
+            linear_barrier,
+            grid: config.grid,
+            steps: string.bead_steps,
+            start,
         },
-        length_over: config.length_over,
-        normalized_length_all: all,
-        normalized_length_weights: weights,
-        endpoint_distance: distance(&path.beads[0], &path.beads[path.beads.len() - 1]),
-        max_energy: path.max_energy(),
-        linear_barrier,
-        bead_energies: path.bead_energies.clone(),
-        segments: path.segments.clone(),
-        grid: config.grid,
-        bead_steps: string.bead_steps,
-        energy_evaluations: evaluator.evaluations(),
-        wall_seconds: start.elapsed().as_secs_f64(),
-    };
+    );
     Ok((path, report))
 }
 
@@ -237,22 +187,13 @@ struct Dss<'a, B: AutodiffBackend, L: Landscape<B>> {
 impl<B: AutodiffBackend, L: Landscape<B>> Dss<'_, B, L> {
     /// Checks the segment between beads `i` and `i + 1`.
     fn check(&self, i: usize, depth: usize) -> SegmentCheck {
-        let profile = self
-            .evaluator
-            .segment(&self.beads[i], &self.beads[i + 1], self.config.grid);
-        // NaN compares false: treat it as the worst energy so the segment fails.
-        let (argmax_t, max_energy) = profile
-            .into_iter()
-            .map(|(t, e)| (t, if e.is_nan() { f64::INFINITY } else { e }))
-            .fold((0.5, f64::NEG_INFINITY), |best, p| {
-                if p.1 > best.1 { p } else { best }
-            });
-        SegmentCheck {
-            max_energy,
-            argmax_t,
-            passed: max_energy <= self.config.slack * self.level,
+        self.evaluator.check(
+            &self.beads[i],
+            &self.beads[i + 1],
+            self.config.grid,
+            self.config.slack * self.level,
             depth,
-        }
+        )
     }
 
     /// Trains a bead in segment `i` and replaces it by the two checked halves.
@@ -407,14 +348,4 @@ enum Stop {
     Cap(String),
     /// A bead could not be trained.
     Failed(String),
-}
-
-/// A well-spread seed for the `k`-th bead of a run seeded `seed` (SplitMix64's finalizer).
-fn mix(seed: u64, k: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

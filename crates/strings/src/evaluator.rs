@@ -8,6 +8,8 @@ use burn::tensor::backend::AutodiffBackend;
 use levelset_models::flat::{lerp, unflatten};
 use levelset_models::{EvalModel, Landscape};
 
+use crate::path::SegmentCheck;
+
 /// Evaluates the landscape's energy at flat parameter vectors, counting evaluations.
 pub struct Evaluator<'a, B: AutodiffBackend, L: Landscape<B>> {
     pub landscape: &'a L,
@@ -49,6 +51,32 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Evaluator<'a, B, L> {
                 (t, self.energy(&lerp(a, b, t)))
             })
             .collect()
+    }
+
+    /// Checks the straight segment `a -> b` on its grid: it passes when its highest energy
+    /// is at most `limit`.
+    pub fn check(
+        &self,
+        a: &Tensor<B::InnerBackend, 1>,
+        b: &Tensor<B::InnerBackend, 1>,
+        grid: usize,
+        limit: f64,
+        depth: usize,
+    ) -> SegmentCheck {
+        // NaN compares false: treat it as the worst energy so the segment fails.
+        let (argmax_t, max_energy) = self
+            .segment(a, b, grid)
+            .into_iter()
+            .map(|(t, e)| (t, if e.is_nan() { f64::INFINITY } else { e }))
+            .fold((0.5, f64::NEG_INFINITY), |best, p| {
+                if p.1 > best.1 { p } else { best }
+            });
+        SegmentCheck {
+            max_energy,
+            argmax_t,
+            passed: max_energy <= limit,
+            depth,
+        }
     }
 
     pub fn evaluations(&self) -> usize {

@@ -3,10 +3,25 @@
 //!
 //! Every method produces the same [`Path`]; metrics are computed on it alone.
 
+pub mod align;
+mod batches;
+pub mod curve;
 pub mod dss;
+mod endpoints;
 pub mod evaluator;
+mod knots;
+pub mod neb;
 pub mod path;
+mod report;
+pub mod schedule;
+mod seeds;
 
+pub use align::{AlignConfig, AlignReport, Aligned, align};
+pub use curve::{Curve, CurveConfig, CurveKind, connect_curve};
 pub use dss::{DssConfig, DssError, InsertAt, Order, connect};
+pub use endpoints::ConnectError;
 pub use evaluator::Evaluator;
+pub use knots::Knots;
+pub use neb::{NebConfig, NebCycle, connect_neb};
 pub use path::{LengthOver, Path, PathReport, SegmentCheck, Status};
+pub use schedule::LrSchedule;

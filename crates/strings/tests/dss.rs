@@ -1,87 +1,20 @@
 //! Dynamic String Sampling on landscapes whose answer is known.
 
-use std::sync::Arc;
-
-use burn::module::AutodiffModule;
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use levelset_data::{Polynomial, Regression, linear_regression, polynomial, three_point_cycle};
-use levelset_models::backend::{Compute, Train, device};
-use levelset_models::flat::flatten;
+use levelset_data::linear_regression;
+use levelset_models::Landscape;
+use levelset_models::backend::{Compute, Train};
 use levelset_models::init::Init;
-use levelset_models::nets::{Activation, Mlp, MlpConfig};
-use levelset_models::optim::OptimizerConfig;
-use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
-use levelset_models::train::{TrainSettings, train_to_level};
-use levelset_models::{Energy, Landscape};
+use levelset_models::nets::{Activation, MlpConfig};
+use levelset_models::tasks::RegressionLoss;
+use levelset_models::train::TrainSettings;
 use levelset_strings::{
     DssConfig, DssError, InsertAt, LengthOver, Order, PathReport, Status, connect,
 };
 
-fn adam(lr: f64, max_steps: usize) -> TrainSettings {
-    TrainSettings {
-        optimizer: OptimizerConfig::Adam { lr },
-        check_every: 10,
-        max_steps,
-    }
-}
-
-fn regression(
-    config: MlpConfig,
-    loss: RegressionLoss,
-    train: Regression,
-    test: &Regression,
-) -> RegressionTask<Train> {
-    RegressionTask::new(
-        config,
-        loss,
-        Energy::TestLoss,
-        TrainSample::Fixed(Arc::new(train)),
-        test,
-        0,
-        None,
-        &device(),
-    )
-    .expect("valid task")
-}
-
-fn quadratic_task() -> RegressionTask<Train> {
-    let test = polynomial(Polynomial::Quadratic, 400, 99);
-    RegressionTask::new(
-        MlpConfig::quadratic(),
-        RegressionLoss::Mae,
-        Energy::TestLoss,
-        TrainSample::Fresh(Arc::new(|seed| {
-            polynomial(Polynomial::Quadratic, 400, seed)
-        })),
-        &test,
-        1,
-        None,
-        &device(),
-    )
-    .expect("valid task")
-}
-
-fn endpoint<L: Landscape<Train>>(
-    task: &L,
-    level: f64,
-    seed: u64,
-    settings: &TrainSettings,
-) -> Tensor<Compute, 1>
-where
-    L::Model: AutodiffModule<Train>,
-{
-    let trained = train_to_level(
-        task,
-        task.init(seed),
-        level,
-        settings,
-        seed,
-        &ProgressBar::hidden(),
-    )
-    .expect("endpoint reaches its level");
-    flatten(&trained.model.valid())
-}
+mod common;
+use common::{adam, appendix_e_pair, endpoint, quadratic_pair, regression};
 
 fn dss(order: Order, insert_at: InsertAt, max_depth: usize) -> DssConfig {
     DssConfig {
@@ -194,11 +127,9 @@ fn deep_linear_networks_connect_at_every_level() {
 
 #[test]
 fn both_orders_and_both_insertion_rules_connect_a_quadratic_pair() {
-    let task = quadratic_task();
-    let settings = adam(0.02, 20_000);
     let level = 0.05;
-    let a = endpoint(&task, level, 10, &settings);
-    let b = endpoint(&task, level, 11, &settings);
+    let (task, a, b) = quadratic_pair(level, [10, 11]);
+    let settings = adam(0.02, 20_000);
     for order in [Order::DepthFirst, Order::BreadthFirst] {
         for insert_at in [InsertAt::Midpoint, InsertAt::Argmax] {
             let config = dss(order, insert_at, 8);
@@ -238,48 +169,10 @@ fn first_bead_is_optional_when_the_straight_line_passes() {
     assert_eq!(report.normalized_length, 1.0);
 }
 
-/// The 2-3-2 net with hidden units `i` and `j` exchanged: the same function, another point.
-fn swap_hidden(net: Mlp<Compute>, i: usize, j: usize) -> Mlp<Compute> {
-    let mut order: Vec<i64> = (0..3).collect();
-    order.swap(i, j);
-    let idx = Tensor::<Compute, 1, Int>::from_data(TensorData::new(order, [3]), &device());
-    let mut layers = net.layers;
-    let w0 = layers[0].weight.val().select(1, idx.clone());
-    let w1 = layers[1].weight.val().select(0, idx);
-    layers[0].weight = layers[0].weight.clone().map(|_| w0);
-    layers[1].weight = layers[1].weight.clone().map(|_| w1);
-    Mlp { layers, ..net }
-}
-
 #[test]
 fn appendix_e_permuted_pair_connects_only_at_a_high_level() {
-    let data = three_point_cycle();
-    let config = MlpConfig {
-        widths: vec![2, 3, 2],
-        hidden: Activation::Relu,
-        output: Activation::Identity,
-        bias: false,
-        weight_init: Init::Uniform {
-            low: -1.0,
-            high: 1.0,
-        },
-        bias_init: Init::Constant { value: 0.0 },
-    };
-    let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
+    let (task, a, b) = appendix_e_pair();
     let settings = adam(0.01, 50_000);
-    let trained = train_to_level(
-        &task,
-        task.init(5),
-        1e-3,
-        &settings,
-        5,
-        &ProgressBar::hidden(),
-    )
-    .expect("the cycle can be fitted");
-    let net = trained.model.valid();
-    let a = flatten(&net);
-    let b = flatten(&swap_hidden(net, 0, 1));
-    assert!(levelset_models::flat::distance(&a, &b) > 0.1);
 
     let bead_settings = adam(0.01, 3000);
     let mut low = dss(Order::BreadthFirst, InsertAt::Argmax, 3);
@@ -310,10 +203,8 @@ fn appendix_e_permuted_pair_connects_only_at_a_high_level() {
 
 #[test]
 fn same_seed_gives_the_same_report() {
-    let task = quadratic_task();
+    let (task, a, b) = quadratic_pair(0.06, [20, 21]);
     let settings = adam(0.02, 20_000);
-    let a = endpoint(&task, 0.06, 20, &settings);
-    let b = endpoint(&task, 0.06, 21, &settings);
     let config = dss(Order::BreadthFirst, InsertAt::Argmax, 6);
     let mut first = run(&task, &a, &b, 0.06, &config, &settings);
     let mut second = run(&task, &a, &b, 0.06, &config, &settings);
@@ -324,10 +215,8 @@ fn same_seed_gives_the_same_report() {
 
 #[test]
 fn endpoint_problems_are_errors() {
-    let task = quadratic_task();
+    let (task, a, b) = quadratic_pair(0.08, [30, 31]);
     let settings = adam(0.02, 20_000);
-    let a = endpoint(&task, 0.08, 30, &settings);
-    let b = endpoint(&task, 0.08, 31, &settings);
     let config = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
     let hidden = ProgressBar::hidden();
     let err = connect(
@@ -371,10 +260,8 @@ fn endpoint_problems_are_errors() {
 
 #[test]
 fn a_bead_that_misses_its_target_fails_the_pair_with_the_reason() {
-    let task = quadratic_task();
+    let (task, a, b) = quadratic_pair(0.05, [40, 41]);
     let settings = adam(0.02, 20_000);
-    let a = endpoint(&task, 0.05, 40, &settings);
-    let b = endpoint(&task, 0.05, 41, &settings);
     let mut config = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
     // A bead budget of one check can only succeed if the midpoint is already at 0.95 L0.
     config.alpha = 0.2;

@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod connect;
 mod info;
+mod methods;
 mod reproduce;
 mod sweep;
 mod train;

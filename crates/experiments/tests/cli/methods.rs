@@ -1,0 +1,95 @@
+//! `levelset connect --method bezier|polychain|neb [--align]` on the tiny quadratic task.
+
+use tempfile::TempDir;
+
+use crate::common::*;
+
+const PATH_SECTIONS: &str = r#"
+[curve]
+kind = "bezier"
+bends = 1
+steps = 200
+optimizer = { kind = "adam", lr = 0.02 }
+slack = 1.1
+
+[neb]
+pivots = 2
+spring = inf
+optimizer = { kind = "adam", lr = 0.02 }
+grid = 10
+slack = 1.1
+[[neb.cycles]]
+steps = 100
+[[neb.cycles]]
+steps = 100
+insert = 2
+"#;
+
+#[test]
+fn every_method_connects_aligned_endpoints_and_reports_it() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &(tiny() + PATH_SECTIONS));
+    for method in ["dss", "bezier", "polychain", "neb"] {
+        let out = dir.path().join(method);
+        succeed([
+            "connect".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "0.1".as_ref(),
+            "--seed".as_ref(),
+            "3".as_ref(),
+            "--method".as_ref(),
+            method.as_ref(),
+            "--align".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        let report = read_json(&out.join("report.json"));
+        assert_eq!(report["method"], method, "{method}");
+        assert!(
+            f64_at(&report, "normalized_length") >= 1.0 - 1e-9,
+            "{method}"
+        );
+        let max = f64_at(&report, "max_energy");
+        assert!(max.is_finite(), "{method}");
+        if report["status"] == "connected" {
+            assert!(max <= 1.1 * 0.1 + 1e-12, "{method}: {max}");
+        }
+        let align = read_json(&out.join("align.json"));
+        assert!(
+            f64_at(&align, "barrier_after") <= f64_at(&align, "barrier_before") + 1e-9,
+            "{method}: weight matching raised the barrier"
+        );
+        // Curves are sampled, not trained bead by bead: no bead checkpoints.
+        let beads = out.join("beads");
+        assert_eq!(
+            beads.exists(),
+            method == "dss" || method == "neb",
+            "{method}: beads folder"
+        );
+    }
+}
+
+#[test]
+fn a_method_without_its_section_is_an_error() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    for (method, section) in [("bezier", "[curve]"), ("neb", "[neb]")] {
+        let out = dir.path().join(method);
+        fail_with(
+            [
+                "connect".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--level".as_ref(),
+                "0.1".as_ref(),
+                "--method".as_ref(),
+                method.as_ref(),
+                "--out".as_ref(),
+                out.as_os_str(),
+            ],
+            &[section],
+        );
+    }
+}

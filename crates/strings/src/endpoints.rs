@@ -1,0 +1,146 @@
+//! What every path method checks before it starts: a valid config and two endpoints of one
+//! architecture, both finite and inside the level set.
+
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use levelset_models::{Energy, Landscape};
+
+use crate::evaluator::Evaluator;
+use crate::path::{LengthOver, Path, PathReport};
+use crate::report::{Run, report};
+
+/// Why a path method could not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the endpoints have {a} and {b} parameters: they are not the same architecture")]
+    ParameterCount { a: usize, b: usize },
+    #[error("endpoint {which} has {energy} = {value}, above the level {level}")]
+    AboveLevel {
+        which: char,
+        energy: Energy,
+        value: f64,
+        level: f64,
+    },
+    #[error("endpoint {which} has {energy} = {value}, not a finite number")]
+    NotFinite {
+        which: char,
+        energy: Energy,
+        value: f64,
+    },
+    #[error("invalid config: {0}")]
+    Config(String),
+}
+
+/// The energies of `a` and `b`, or why they cannot be connected at `level`.
+pub(crate) fn check_endpoints<B: AutodiffBackend, L: Landscape<B>>(
+    evaluator: &Evaluator<'_, B, L>,
+    a: &Tensor<B::InnerBackend, 1>,
+    b: &Tensor<B::InnerBackend, 1>,
+    level: f64,
+) -> Result<[f64; 2], ConnectError> {
+    let (na, nb) = (a.dims()[0], b.dims()[0]);
+    if na != nb {
+        return Err(ConnectError::ParameterCount { a: na, b: nb });
+    }
+    let energy = evaluator.landscape.energy_kind();
+    let mut energies = [0.0; 2];
+    for ((which, flat), slot) in [('A', a), ('B', b)].into_iter().zip(&mut energies) {
+        let value = evaluator.energy(flat);
+        if !value.is_finite() {
+            return Err(ConnectError::NotFinite {
+                which,
+                energy,
+                value,
+            });
+        }
+        if value > level {
+            return Err(ConnectError::AboveLevel {
+                which,
+                energy,
+                value,
+                level,
+            });
+        }
+        *slot = value;
+    }
+    Ok(energies)
+}
+
+/// What a trained-path method knows before it trains.
+pub(crate) struct Prepared<'a, B: AutodiffBackend, L: Landscape<B>> {
+    /// When the method was called.
+    pub start: Instant,
+    pub evaluator: Evaluator<'a, B, L>,
+    /// The endpoints' energies.
+    pub ends: [f64; 2],
+    pub level: f64,
+    /// `slack * level`: the highest energy a connected path may reach.
+    pub limit: f64,
+    /// The straight line's highest energy on the method's grid.
+    pub linear_barrier: f64,
+}
+
+/// Refuses an invalid config (`valid`, its validation) and unusable endpoints, then measures
+/// the straight line on `grid`.
+pub(crate) fn prepare<'a, B: AutodiffBackend, L: Landscape<B>>(
+    landscape: &'a L,
+    valid: Result<(), String>,
+    a: &Tensor<B::InnerBackend, 1>,
+    b: &Tensor<B::InnerBackend, 1>,
+    level: f64,
+    slack: f64,
+    grid: usize,
+) -> Result<Prepared<'a, B, L>, ConnectError> {
+    let start = Instant::now();
+    valid.map_err(ConnectError::Config)?;
+    let evaluator = Evaluator::new(landscape);
+    let ends = check_endpoints(&evaluator, a, b, level)?;
+    let limit = slack * level;
+    let linear_barrier = evaluator.check(a, b, grid, limit, 0).max_energy;
+    Ok(Prepared {
+        start,
+        evaluator,
+        ends,
+        level,
+        limit,
+        linear_barrier,
+    })
+}
+
+impl<B: AutodiffBackend, L: Landscape<B>> Prepared<'_, B, L> {
+    /// The report of the finished `path`, checked on `grid` points per segment after `steps`
+    /// optimizer steps.
+    pub fn report(
+        &self,
+        path: &Path<B::InnerBackend>,
+        method: &'static str,
+        length_over: LengthOver,
+        grid: usize,
+        steps: usize,
+    ) -> PathReport {
+        report(
+            &self.evaluator,
+            path,
+            Run {
+                method,
+                level: self.level,
+                length_over,
+                linear_barrier: self.linear_barrier,
+                grid,
+                steps,
+                start: self.start,
+            },
+        )
+    }
+}
+
+/// A slack setting: at least 1 and finite (`prefix` names the method's section).
+pub(crate) fn validate_slack(prefix: &str, slack: f64) -> Result<(), String> {
+    if slack >= 1.0 && slack.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{prefix}.slack must be >= 1, got {slack}"))
+    }
+}

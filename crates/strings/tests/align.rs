@@ -1,0 +1,185 @@
+//! Weight matching recovers the permutation that relates two copies of one network.
+
+use burn::module::Param;
+use burn::prelude::*;
+use levelset_data::{LabeledImages, linear_regression};
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::flat::{distance, flatten};
+use levelset_models::init::Init;
+use levelset_models::nets::{Activation, Mlp, MlpConfig, MnistConv, MnistConvConfig};
+use levelset_models::tasks::{ImageTask, Pipeline, RegressionLoss};
+use levelset_models::{Energy, Landscape};
+use levelset_strings::{AlignConfig, Evaluator, align};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{adam, regression, trained};
+
+/// Reorders `param` along `axis` seen in blocks: entry block `i` becomes block `order[i]`.
+fn reorder<const D: usize>(
+    param: Param<Tensor<Compute, D>>,
+    axis: usize,
+    order: &[usize],
+) -> Param<Tensor<Compute, D>> {
+    param.map(|t| {
+        let dims = t.dims();
+        let blocks = order.len();
+        let block = dims[axis] / blocks;
+        let rows: Vec<i64> = order
+            .iter()
+            .flat_map(|&i| (i * block..(i + 1) * block).map(|r| r as i64))
+            .collect();
+        let idx = Tensor::from_data(TensorData::new(rows, [dims[axis]]), &device());
+        t.select(axis, idx)
+    })
+}
+
+fn inverse(order: &[usize]) -> Vec<usize> {
+    let mut inv = vec![0; order.len()];
+    for (i, &j) in order.iter().enumerate() {
+        inv[j] = i;
+    }
+    inv
+}
+
+/// A random reordering of each layer's units.
+fn random_orders<const N: usize>(sizes: [usize; N], seed: u64) -> [Vec<usize>; N] {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    sizes.map(|n| {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+        order
+    })
+}
+
+/// `b` is `a` with each layer's units reordered by `orders`: checks that both compute the
+/// same function, that alignment finds the inverse reordering and lands on `a` exactly, with
+/// the barrier gone.
+fn aligns_exactly<L: Landscape<Train>>(
+    task: &L,
+    a: &Tensor<Compute, 1>,
+    b: &Tensor<Compute, 1>,
+    orders: &[Vec<usize>],
+) {
+    let evaluator = Evaluator::new(task);
+    let (ea, eb) = (evaluator.energy(a), evaluator.energy(b));
+    assert!((ea - eb).abs() < 1e-4 * ea.abs().max(1.0), "{ea} vs {eb}");
+    assert!(distance(a, b) > 0.1);
+
+    let aligned = align(task, a, b, &AlignConfig::default(), 0).expect("supported network");
+    let inverses: Vec<Vec<usize>> = orders.iter().map(|o| inverse(o)).collect();
+    assert_eq!(aligned.orders, inverses);
+    aligned.b.to_data().assert_eq(&a.to_data(), true);
+    let report = aligned.report;
+    assert_eq!(
+        report.units,
+        orders.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(report.barrier_after, 0.0, "{report:?}");
+    assert!(report.barrier_before > 0.01, "{report:?}");
+    assert!(report.linear_max_after < report.linear_max_before);
+    assert!(
+        report.sweeps >= 2,
+        "a sweep that improves is followed by one that checks"
+    );
+}
+
+#[test]
+fn weight_matching_undoes_a_random_permutation_of_an_mlp() {
+    let data = linear_regression(3, 2, 200, 0.1, 4);
+    let config = MlpConfig {
+        widths: vec![3, 12, 10, 2],
+        hidden: Activation::Relu,
+        output: Activation::Identity,
+        bias: true,
+        weight_init: Init::Normal { std: 0.5 },
+        bias_init: Init::Normal { std: 0.1 },
+    };
+    let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
+    let net = trained(&task, 0.05, 1, &adam(0.01, 20_000));
+    let orders = random_orders([12, 10], 9);
+    let mut layers = net.layers.clone();
+    for (h, order) in orders.iter().enumerate() {
+        layers[h].weight = reorder(layers[h].weight.clone(), 1, order);
+        layers[h].bias = layers[h].bias.take().map(|b| reorder(b, 0, order));
+        layers[h + 1].weight = reorder(layers[h + 1].weight.clone(), 0, order);
+    }
+    let b = flatten(&Mlp {
+        layers,
+        ..net.clone()
+    });
+    aligns_exactly(&task, &flatten(&net), &b, &orders);
+}
+
+/// Random 28x28 images with random labels: enough for a convnet to memorize.
+fn noise_images(n: usize, seed: u64) -> LabeledImages {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    LabeledImages {
+        images: (0..n * 28 * 28).map(|_| rng.random()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
+        channels: 1,
+        height: 28,
+        width: 28,
+    }
+}
+
+/// The convnet with its conv1 channels, conv2 channels and hidden units reordered.
+fn permute_convnet(net: MnistConv<Compute>, orders: &[Vec<usize>; 3]) -> MnistConv<Compute> {
+    let [c1, c2, h] = orders;
+    let mut net = net;
+    net.conv1.weight = reorder(net.conv1.weight, 0, c1);
+    net.conv1.bias = net.conv1.bias.map(|b| reorder(b, 0, c1));
+    net.conv2.weight = reorder(reorder(net.conv2.weight, 1, c1), 0, c2);
+    net.conv2.bias = net.conv2.bias.map(|b| reorder(b, 0, c2));
+    // fc1's rows come in blocks of 7 x 7, one per conv2 channel.
+    net.fc1.weight = reorder(reorder(net.fc1.weight, 0, c2), 1, h);
+    net.fc1.bias = net.fc1.bias.map(|b| reorder(b, 0, h));
+    net.fc2.weight = reorder(net.fc2.weight, 0, h);
+    net
+}
+
+#[test]
+fn weight_matching_undoes_a_random_permutation_of_a_convnet() {
+    let config = MnistConvConfig {
+        conv1: 4,
+        conv2: 6,
+        hidden: 16,
+        dropout: 0.0,
+    };
+    let images = noise_images(40, 1);
+    let task = ImageTask::<Train, _>::new(
+        config,
+        Pipeline::Scale,
+        images.clone(),
+        &images,
+        20,
+        Energy::TestLoss,
+        &device(),
+    )
+    .expect("valid task");
+    let net = trained(&task, 1.0, 2, &adam(0.003, 2000));
+    let orders = random_orders([4, 6, 16], 3);
+    let a = flatten(&net);
+    aligns_exactly(&task, &a, &flatten(&permute_convnet(net, &orders)), &orders);
+}
+
+#[test]
+fn bad_align_settings_name_the_key() {
+    let config = AlignConfig {
+        max_sweeps: 0,
+        ..AlignConfig::default()
+    };
+    assert!(
+        config
+            .validate()
+            .unwrap_err()
+            .starts_with("align.max_sweeps")
+    );
+    let config = AlignConfig {
+        grid: 1,
+        ..AlignConfig::default()
+    };
+    assert!(config.validate().unwrap_err().starts_with("align.grid"));
+}

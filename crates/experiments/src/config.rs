@@ -33,6 +33,9 @@ pub struct ExperimentConfig {
     /// Weight matching settings (`connect --align`; defaults when absent).
     #[serde(default)]
     pub align: Option<AlignConfig>,
+    /// The pairs `reproduce methods` compares every path method on.
+    #[serde(default)]
+    pub compare: Option<crate::compare::CompareConfig>,
 }
 
 /// Levels x pairs for `levelset sweep`.
@@ -316,6 +319,9 @@ impl ExperimentConfig {
         }
         if let Some(align) = &self.align {
             align.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(compare) = &self.compare {
+            compare.validate().map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -22,6 +23,8 @@ pub struct Figure {
     pub title: String,
     pub x_label: String,
     pub y_label: String,
+    /// Logarithmic x axis (levels spanning decades).
+    pub log_x: bool,
     pub series: Vec<Series>,
 }
 
@@ -57,7 +60,7 @@ fn register_font() -> Result<()> {
         .map_err(anyhow::Error::msg)
 }
 
-/// Writes `<stem>.svg` and `<stem>.png`; the L0 axis is logarithmic.
+/// Writes `<stem>.svg` and `<stem>.png`.
 pub fn draw(figure: &Figure, stem: &Path) -> Result<()> {
     register_font()?;
     let svg = stem.with_extension("svg");
@@ -76,7 +79,6 @@ pub fn draw(figure: &Figure, stem: &Path) -> Result<()> {
 }
 
 fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
     let points = || figure.series.iter().flat_map(|s| s.points.iter());
     let (mut x_lo, mut x_hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut y_lo, mut y_hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -91,16 +93,34 @@ fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> 
         return Err(anyhow!("figure '{}' has no points", figure.title));
     }
     let pad = ((y_hi - y_lo) * 0.08).max(0.01);
+    let y = y_lo - pad..y_hi + pad;
+    if figure.log_x {
+        plot(root, figure, (x_lo * 0.8..x_hi * 1.25).log_scale(), y)
+    } else {
+        let margin = ((x_hi - x_lo) * 0.02).max(1e-9);
+        plot(root, figure, x_lo - margin..x_hi + margin, y)
+    }
+}
+
+fn plot<DB, X>(
+    root: DrawingArea<DB, Shift>,
+    figure: &Figure,
+    x: X,
+    y: std::ops::Range<f64>,
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(&figure.title, ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(50)
         .y_label_area_size(65)
-        .build_cartesian_2d(
-            (x_lo * 0.8..x_hi * 1.25).log_scale(),
-            y_lo - pad..y_hi + pad,
-        )
+        .build_cartesian_2d(x, y)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -124,7 +144,7 @@ fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> 
                 series
                     .points
                     .iter()
-                    .map(|&(x, y, _)| Circle::new((x, y), 4, color.filled())),
+                    .map(|&(x, y, _)| Circle::new((x, y), 3, color.filled())),
             )
             .map_err(err)?;
         chart

@@ -1,5 +1,6 @@
 //! `levelset`: train networks to a loss level and map the geometry of their level sets.
 
+mod compare;
 mod config;
 mod connect_cmd;
 mod figures;
@@ -91,7 +92,8 @@ enum Command {
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
-        /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures) or prop23.
+        /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures), prop23, or
+        /// methods (every path method on the same pairs, configs/methods-quick.toml).
         task: String,
         /// Paper-scale settings (configs/<task>.toml) instead of configs/<task>-quick.toml.
         #[arg(long)]

@@ -30,9 +30,22 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         crate::prop23::run(&out)?;
         return Ok(());
     }
+    if args.task == "methods" {
+        let name = if args.full {
+            "methods"
+        } else {
+            "methods-quick"
+        };
+        let config = crate::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
+        let out = args
+            .out
+            .unwrap_or_else(|| Path::new("experiments").join(name));
+        crate::compare::run(crate::compare::CompareArgs { config, out })?;
+        return Ok(());
+    }
     if !SWEEP_TASKS.contains(&args.task.as_str()) {
         anyhow::bail!(
-            "unknown task '{}' (choose one of: {}, prop23)",
+            "unknown task '{}' (choose one of: {}, prop23, methods)",
             args.task,
             SWEEP_TASKS.join(", ")
         );
@@ -94,6 +107,7 @@ pub fn sweep_figures(
             title: format!("{}: normalized geodesic length", config.name),
             x_label: x_label.clone(),
             y_label: "normalized geodesic length".into(),
+            log_x: true,
             series: with_paper(
                 vec![ours(|s| (s.length_mean, s.length_se))],
                 theirs(|p| Some(p.length)),
@@ -106,6 +120,7 @@ pub fn sweep_figures(
             title: format!("{}: beads in the string", config.name),
             x_label,
             y_label: "beads (endpoints included)".into(),
+            log_x: true,
             series: with_paper(
                 vec![ours(|s| (s.beads_mean, s.beads_se))],
                 theirs(|p| p.beads),

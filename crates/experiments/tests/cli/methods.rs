@@ -93,3 +93,45 @@ fn a_method_without_its_section_is_an_error() {
         );
     }
 }
+
+#[test]
+fn reproduce_methods_compares_every_method_with_and_without_alignment() {
+    let dir = TempDir::new().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    let compare = "\n[compare]\nlevel = 0.1\npairs = 1\n";
+    // Only [compare] drives this run: drop the tiny config's sweep.
+    let before_sweep = tiny().split("[sweep]").next().unwrap().to_string();
+    let config = before_sweep + PATH_SECTIONS + compare;
+    write(&configs, "methods-quick.toml", &config);
+    let out = dir.path().join("out");
+    let run = succeed([
+        "reproduce".as_ref(),
+        "methods".as_ref(),
+        "--configs".as_ref(),
+        configs.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        run.stdout.contains("| method | aligned |"),
+        "{}",
+        run.stdout
+    );
+    let rows = read_json(&out.join("results.json"));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 8, "4 methods x aligned or not");
+    for method in ["dss", "bezier", "polychain", "neb"] {
+        for aligned in [false, true] {
+            assert!(
+                rows.iter()
+                    .any(|r| r["method"] == method && r["aligned"] == aligned),
+                "{method} aligned={aligned} missing"
+            );
+        }
+    }
+    for stem in ["profile", "profile-aligned"] {
+        assert!(out.join(format!("{stem}.svg")).is_file());
+        assert!(out.join(format!("{stem}.png")).is_file());
+    }
+}

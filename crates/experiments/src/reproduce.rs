@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use levelset_models::atomic::write_atomic;
 
 use crate::config::ExperimentConfig;
 use crate::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
@@ -64,7 +65,58 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         out: out.clone(),
         resume: true,
     })?;
-    sweep_figures(&args.task, &config, &results, &out)
+    sweep_figures(&args.task, &config, &results, &out)?;
+    let table = paper_table(&args.task, &results);
+    let path = out.join("paper-vs-levelset.md");
+    write_atomic(&path, table.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    println!("{table}");
+    Ok(())
+}
+
+/// Paper and levelset side by side at every level either of them has.
+pub fn paper_table(task: &str, results: &SweepResults) -> String {
+    let paper = figure1(task).unwrap_or(&[]);
+    let mut levels: Vec<f64> = paper
+        .iter()
+        .map(|p| p.level)
+        .chain(results.summary.iter().map(|s| s.level))
+        .collect();
+    levels.sort_by(|a, b| b.total_cmp(a));
+    levels.dedup();
+    let num =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+    let mut out = String::from(
+        "| L0 | paper length | levelset length | paper beads | levelset beads | levelset connected |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for level in levels {
+        let ours = results.summary.iter().find(|s| s.level == level);
+        let theirs = paper.iter().find(|p| p.level == level);
+        let pm = |m: Option<f64>, se: Option<f64>, d: usize| match (m, se) {
+            (Some(m), Some(se)) => format!("{m:.d$} ± {se:.d$}"),
+            (m, _) => num(m, d),
+        };
+        out.push_str(&format!(
+            "| {level} | {} | {} | {} | {} | {} |\n",
+            num(theirs.map(|p| p.length), 3),
+            pm(
+                ours.and_then(|s| s.length_mean),
+                ours.and_then(|s| s.length_se),
+                3
+            ),
+            num(theirs.and_then(|p| p.beads), 2),
+            pm(
+                ours.and_then(|s| s.beads_mean),
+                ours.and_then(|s| s.beads_se),
+                2
+            ),
+            ours.map_or("–".to_string(), |s| format!(
+                "{}/{}",
+                s.connected, s.pairs
+            )),
+        ));
+    }
+    out
 }
 
 /// `length.{svg,png}` and `beads.{svg,png}` for a finished sweep.

@@ -37,6 +37,7 @@ pub struct NebConfig {
     pub pivots: usize,
     /// Spring constant along the tangent. `inf` drops the springs and keeps the pivots evenly
     /// spaced along the chain instead.
+    #[serde(with = "spring_constant")]
     pub spring: f64,
     pub optimizer: OptimizerConfig,
     /// Relaxation cycles, run in order.
@@ -385,5 +386,40 @@ fn insert_pivots<B: Backend>(
     for (i, _) in rising {
         let point = lerp(&chain[i], &chain[i + 1], segments[i].argmax_t);
         chain.insert(i + 1, point);
+    }
+}
+
+/// JSON has no infinity: serde_json writes `inf` as `null`, which then fails to read back (a
+/// resumed sweep compares its config with the one stored in `results.json`). The spring
+/// constant is therefore written as the string "inf" when infinite, and `null` (from files
+/// written before) reads as infinite too.
+mod spring_constant {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_infinite() && *value > 0.0 {
+            serializer.serialize_str("inf")
+        } else {
+            serializer.serialize_f64(*value)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Spring {
+            Number(f64),
+            Text(String),
+            Null(()),
+        }
+        match Spring::deserialize(deserializer)? {
+            Spring::Number(k) => Ok(k),
+            Spring::Text(t) if t == "inf" => Ok(f64::INFINITY),
+            Spring::Null(()) => Ok(f64::INFINITY),
+            Spring::Text(t) => Err(D::Error::custom(format!(
+                "neb.spring must be a number or inf, got \"{t}\""
+            ))),
+        }
     }
 }

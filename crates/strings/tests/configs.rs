@@ -73,6 +73,25 @@ fn a_neb_section_lists_its_cycles_and_may_use_an_infinite_spring() {
     assert!(config.cycles[2].climbing && !config.cycles[0].climbing);
     assert_eq!(config.optimizer, OptimizerConfig::Adam { lr: 0.01 });
     assert_eq!(config.validate(), Ok(()));
+
+    // JSON has no infinity: results files store "inf" and read it (and the null older files
+    // hold) back as infinite, so a resumed sweep sees the same config.
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(json.contains(r#""spring":"inf""#), "{json}");
+    let back: NebConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, config);
+    let old = json.replace(r#""spring":"inf""#, r#""spring":null"#);
+    assert_eq!(serde_json::from_str::<NebConfig>(&old).unwrap(), config);
+    let finite = json.replace(r#""spring":"inf""#, r#""spring":2.5"#);
+    assert_eq!(
+        serde_json::from_str::<NebConfig>(&finite).unwrap().spring,
+        2.5
+    );
+    let bad = json.replace(r#""spring":"inf""#, r#""spring":"stiff""#);
+    let err = serde_json::from_str::<NebConfig>(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("neb.spring"), "{err}");
 }
 
 #[test]

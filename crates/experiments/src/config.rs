@@ -49,6 +49,20 @@ pub struct SweepConfig {
     /// Base seed; pair `p` trains its endpoints from seeds derived from it.
     #[serde(default)]
     pub seed: u64,
+    /// How each pair's second endpoint is made.
+    #[serde(default)]
+    pub partner: Partner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Partner {
+    /// Trained independently from its own seed (Figure 1).
+    #[default]
+    Independent,
+    /// The first endpoint with two hidden units of one layer exchanged: the same function at
+    /// another point (Appendix E).
+    SwappedUnits { layer: usize, units: [usize; 2] },
 }
 
 impl SweepConfig {
@@ -73,6 +87,13 @@ impl SweepConfig {
         }
         if self.pairs == 0 {
             return Err("sweep.pairs must be at least 1".into());
+        }
+        if let Partner::SwappedUnits { units, .. } = self.partner
+            && units[0] == units[1]
+        {
+            return Err(format!(
+                "sweep.partner.units must name two different units, got {units:?}"
+            ));
         }
         Ok(())
     }

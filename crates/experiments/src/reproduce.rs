@@ -12,7 +12,15 @@ use crate::paper::figure1;
 use crate::sweep::{SweepArgs, SweepResults};
 
 /// Figure 1's five tasks and the deep-linear theory check: each a sweep.
-pub const SWEEP_TASKS: [&str; 6] = ["quadratic", "cubic", "mnist", "cifar10", "ptb", "linear"];
+pub const SWEEP_TASKS: [&str; 7] = [
+    "quadratic",
+    "cubic",
+    "mnist",
+    "cifar10",
+    "ptb",
+    "linear",
+    "symmetry",
+];
 
 pub struct ReproduceArgs {
     pub task: String,
@@ -119,7 +127,7 @@ pub fn paper_table(task: &str, results: &SweepResults) -> String {
     out
 }
 
-/// `length.{svg,png}` and `beads.{svg,png}` for a finished sweep.
+/// `length`, `beads` and `connected` figures (SVG and PNG) for a finished sweep.
 pub fn sweep_figures(
     task: &str,
     config: &ExperimentConfig,
@@ -166,6 +174,28 @@ pub fn sweep_figures(
             ),
         },
         &out.join("length"),
+    )?;
+    draw(
+        &Figure {
+            title: format!("{}: pairs connected", config.name),
+            x_label: x_label.clone(),
+            y_label: "fraction of pairs connected".into(),
+            log_x: true,
+            series: vec![Series {
+                label: "levelset (pairs whose endpoints reached L0)".into(),
+                points: results
+                    .summary
+                    .iter()
+                    .filter(|s| s.pairs > s.endpoint_failed)
+                    .map(|s| {
+                        let sought = (s.pairs - s.endpoint_failed) as f64;
+                        (s.level, s.connected as f64 / sought, None)
+                    })
+                    .collect(),
+                color: LEVELSET_COLOR,
+            }],
+        },
+        &out.join("connected"),
     )?;
     draw(
         &Figure {

@@ -5,14 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
+use levelset_models::backend::Compute;
 use levelset_models::backend::{BACKEND_NAME, Train};
-use levelset_strings::Status;
+use levelset_strings::{Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ExperimentConfig, SweepConfig};
+use crate::config::{ExperimentConfig, Partner, SweepConfig};
 use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
 use crate::tasks::{WithLandscape, with_landscape};
 
@@ -47,6 +49,8 @@ pub struct LevelSummary {
     pub connected: usize,
     pub not_connected: usize,
     pub failed: usize,
+    /// Failed pairs whose endpoints never reached the level (so no path was sought).
+    pub endpoint_failed: usize,
     pub length_mean: Option<f64>,
     pub length_se: Option<f64>,
     pub beads_mean: Option<f64>,
@@ -186,15 +190,25 @@ fn run_pair<L: Landscape<Train>>(
         let a = train_endpoint(landscape, config, level, seed_a)?;
         row.energy_a = Some(a.energy);
         row.endpoint_steps += a.steps;
-        let b = train_endpoint(landscape, config, level, seed_b)?;
-        row.energy_b = Some(b.energy);
-        row.endpoint_steps += b.steps;
+        let fa = flat_of(&a.model);
+        let fb = match sweep.partner {
+            Partner::Independent => {
+                let b = train_endpoint(landscape, config, level, seed_b)?;
+                row.endpoint_steps += b.steps;
+                row.energy_b = Some(b.energy);
+                flat_of(&b.model)
+            }
+            Partner::SwappedUnits { layer, units } => {
+                row.energy_b = row.energy_a;
+                swapped(landscape, &fa, layer, units)?
+            }
+        };
         let (_, report) = connect_flat(
             landscape,
             config,
             Method::Dss,
-            flat_of(&a.model),
-            flat_of(&b.model),
+            fa,
+            fb,
             level,
             seed_a ^ seed_b.rotate_left(32),
         )?;
@@ -216,6 +230,37 @@ fn run_pair<L: Landscape<Train>>(
     };
     row.wall_seconds = start.elapsed().as_secs_f64();
     row
+}
+
+/// `flat` with units `units` of permutable layer `layer` exchanged.
+fn swapped<L: Landscape<Train>>(
+    landscape: &L,
+    flat: &Tensor<Compute, 1>,
+    layer: usize,
+    units: [usize; 2],
+) -> Result<Tensor<Compute, 1>> {
+    let sizes = permutable_units::<Train, _>(landscape).map_err(anyhow::Error::msg)?;
+    let Some(&size) = sizes.get(layer) else {
+        bail!(
+            "sweep.partner.layer {layer}: the network has {} permutable layers",
+            sizes.len()
+        );
+    };
+    if units.iter().any(|&u| u >= size) {
+        bail!("sweep.partner.units {units:?}: layer {layer} has {size} units");
+    }
+    let orders: Vec<Vec<usize>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(l, &n)| {
+            let mut order: Vec<usize> = (0..n).collect();
+            if l == layer {
+                order.swap(units[0], units[1]);
+            }
+            order
+        })
+        .collect();
+    permute::<Train, _>(landscape, flat, &orders).map_err(anyhow::Error::msg)
 }
 
 fn write_results(
@@ -288,12 +333,17 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
             let (length_mean, length_se) = mean_se(&lengths);
             let (beads_mean, beads_se) = mean_se(&beads);
             let count = |o: &str| at.iter().filter(|r| r.outcome == o).count();
+            let endpoint_failed = at
+                .iter()
+                .filter(|r| r.energy_a.is_none() || r.energy_b.is_none())
+                .count();
             LevelSummary {
                 level,
                 pairs: at.len(),
                 connected: connected.len(),
                 not_connected: count("not_connected"),
                 failed: count("failed"),
+                endpoint_failed,
                 length_mean,
                 length_se,
                 beads_mean,
@@ -312,20 +362,21 @@ pub fn summary_table(config: &ExperimentConfig, summary: &[LevelSummary]) -> Str
     };
     let mut out = format!(
         "{} ({}; mean ± standard error over connected pairs)\n\n\
-         | L0 | normalized length | beads | connected | not connected | failed |\n\
+         | L0 | normalized length | beads | connected | not connected | failed (of which endpoints) |\n\
          |---|---|---|---|---|---|\n",
         config.name, config.energy
     );
     for s in summary {
         out.push_str(&format!(
-            "| {} | {} | {} | {}/{} | {} | {} |\n",
+            "| {} | {} | {} | {}/{} | {} | {} ({}) |\n",
             s.level,
             fmt(s.length_mean, s.length_se, 3),
             fmt(s.beads_mean, s.beads_se, 2),
             s.connected,
             s.pairs,
             s.not_connected,
-            s.failed
+            s.failed,
+            s.endpoint_failed
         ));
     }
     out

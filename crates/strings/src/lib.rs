@@ -16,7 +16,7 @@ mod report;
 pub mod schedule;
 mod seeds;
 
-pub use align::{AlignConfig, AlignReport, Aligned, align};
+pub use align::{AlignConfig, AlignReport, Aligned, align, permutable_units, permute};
 pub use curve::{Curve, CurveConfig, CurveKind, connect_curve};
 pub use dss::{DssConfig, DssError, InsertAt, Order, connect};
 pub use endpoints::ConnectError;

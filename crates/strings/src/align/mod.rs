@@ -139,6 +139,59 @@ pub fn align<B: AutodiffBackend, L: Landscape<B>>(
     })
 }
 
+/// `flat` with its hidden units reordered: unit `i` of permutable layer `l` becomes what unit
+/// `orders[l][i]` was. The network computes the same function at another point of parameter
+/// space (Appendix E's permuted pairs).
+pub fn permute<B: AutodiffBackend, L: Landscape<B>>(
+    landscape: &L,
+    flat: &Tensor<B::InnerBackend, 1>,
+    orders: &[Vec<usize>],
+) -> Result<Tensor<B::InnerBackend, 1>, String> {
+    let (shapes, groups) = layout_of(landscape)?;
+    if orders.len() != groups.len() {
+        return Err(format!(
+            "{} orders for a network with {} permutable layers",
+            orders.len(),
+            groups.len()
+        ));
+    }
+    for (l, (order, group)) in orders.iter().zip(&groups).enumerate() {
+        let mut seen = vec![false; group.size];
+        for &u in order {
+            if u >= group.size || std::mem::replace(&mut seen[u], true) {
+                return Err(format!(
+                    "order of layer {l} is not a permutation of its {} units: {order:?}",
+                    group.size
+                ));
+            }
+        }
+        if order.len() != group.size {
+            return Err(format!(
+                "order of layer {l} lists {} of its {} units",
+                order.len(),
+                group.size
+            ));
+        }
+    }
+    Ok(Params::split(flat, &shapes).aligned(&groups, orders))
+}
+
+/// Units per permutable layer of the landscape's network.
+pub fn permutable_units<B: AutodiffBackend, L: Landscape<B>>(
+    landscape: &L,
+) -> Result<Vec<usize>, String> {
+    Ok(layout_of(landscape)?.1.iter().map(|g| g.size).collect())
+}
+
+/// The parameter shapes of the landscape's network and its permutable groups.
+fn layout_of<B: AutodiffBackend, L: Landscape<B>>(
+    landscape: &L,
+) -> Result<(Vec<Vec<usize>>, Vec<layout::Group>), String> {
+    let shapes = layout::shapes(Evaluator::new(landscape).template());
+    let groups = layout::groups(&landscape.architecture(), &shapes)?;
+    Ok((shapes, groups))
+}
+
 /// The highest energy on the straight line `a -> b` and its barrier: the most it rises
 /// above the linear interpolation of the endpoints' energies.
 fn line<B: AutodiffBackend, L: Landscape<B>>(

@@ -50,6 +50,8 @@ pub struct LevelSummary {
     pub not_connected: usize,
     pub failed: usize,
     /// Failed pairs whose endpoints never reached the level (so no path was sought).
+    /// Recomputed from the rows; absent from results written before it existed.
+    #[serde(default)]
     pub endpoint_failed: usize,
     pub length_mean: Option<f64>,
     pub length_se: Option<f64>,

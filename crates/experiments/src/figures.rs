@@ -124,6 +124,8 @@ where
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|v| short_number(*v))
+        .y_label_formatter(&|v| short_number(*v))
         .x_desc(&figure.x_label)
         .y_desc(&figure.y_label)
         .label_style(("sans-serif", 14))
@@ -162,4 +164,34 @@ where
         .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// A tick label with at most four significant digits and no trailing zeros (log-scale ticks
+/// such as 0.30000000000000004 otherwise print in full).
+fn short_number(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_number;
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(short_number(0.30000000000000004), "0.3");
+        assert_eq!(short_number(0.0025), "0.0025");
+        assert_eq!(short_number(1.5), "1.5");
+        assert_eq!(short_number(700.0), "700");
+        assert_eq!(short_number(12345.0), "12345");
+        assert_eq!(short_number(0.0), "0");
+    }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use levelset_models::Energy;
-use levelset_models::nets::{CifarConvConfig, MnistConvConfig};
+use levelset_models::nets::{CIFAR_CROP, CifarConvConfig, MnistConvConfig};
 use levelset_models::train::TrainSettings;
 use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
 use serde::{Deserialize, Serialize};
@@ -265,9 +265,10 @@ impl TaskConfig {
                 optional("train_limit", *train_limit)?;
                 optional("test_limit", *test_limit)?;
                 positive("batch_size", *batch_size)?;
-                if *crop == 0 || *crop > 32 || crop % 4 != 0 {
+                // The network's first fully connected layer is sized for 24x24 inputs.
+                if *crop != CIFAR_CROP {
                     return Err(format!(
-                        "task.crop must be a multiple of 4 in 4..=32 (two stride-2 poolings), got {crop}"
+                        "task.crop must be {CIFAR_CROP} (the convnet's input side), got {crop}"
                     ));
                 }
                 model.validate().map_err(|e| format!("task.model: {e}"))

@@ -391,3 +391,13 @@ fn quick_data_configs_load_the_offline_data() {
         );
     }
 }
+
+#[test]
+fn a_cifar_crop_the_convnet_was_not_built_for_is_rejected() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let text = std::fs::read_to_string(dir.join("cifar10-quick.toml")).unwrap();
+    rejected(
+        &edit(&text, "crop = 24", "crop = 28"),
+        &["task.crop", "24", "28"],
+    );
+}

@@ -33,13 +33,16 @@ fn beads_dir(out: &Path) -> PathBuf {
 
 pub fn run(args: ConnectArgs) -> Result<()> {
     args.method.check_config(&args.config)?;
-    // Refuse before any training: mixing two strings' beads in one folder loses both.
-    let beads = beads_dir(&args.out);
-    if beads.exists() {
-        bail!(
-            "{} already holds a string; choose another --out",
-            beads.display()
-        );
+    // Refuse before any training: writing a second path into the folder of a first one
+    // would overwrite its report and mix the two strings' beads.
+    for existing in [args.out.join("report.json"), beads_dir(&args.out)] {
+        if existing.exists() {
+            bail!(
+                "{} already holds a path ({} exists); choose another --out",
+                args.out.display(),
+                existing.display()
+            );
+        }
     }
     with_landscape(&args.config.clone(), args)?
 }

@@ -135,3 +135,27 @@ fn reproduce_methods_compares_every_method_with_and_without_alignment() {
         assert!(out.join(format!("{stem}.png")).is_file());
     }
 }
+
+#[test]
+fn a_second_path_into_the_same_folder_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &(tiny() + PATH_SECTIONS));
+    let out = dir.path().join("curve");
+    let args = |method: &'static str| -> Vec<std::ffi::OsString> {
+        vec![
+            "connect".into(),
+            "--config".into(),
+            config.clone().into(),
+            "--level".into(),
+            "0.1".into(),
+            "--method".into(),
+            method.into(),
+            "--out".into(),
+            out.clone().into(),
+        ]
+    };
+    succeed(args("bezier"));
+    let report = std::fs::read(out.join("report.json")).unwrap();
+    fail_with(args("polychain"), &["already holds a path", "report.json"]);
+    assert_eq!(std::fs::read(out.join("report.json")).unwrap(), report);
+}

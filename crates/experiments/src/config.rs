@@ -36,6 +36,9 @@ pub struct ExperimentConfig {
     /// The pairs `reproduce methods` compares every path method on.
     #[serde(default)]
     pub compare: Option<crate::compare::CompareConfig>,
+    /// The widths `reproduce width` sweeps over.
+    #[serde(default)]
+    pub width: Option<crate::width::WidthConfig>,
 }
 
 /// Levels x pairs for `levelset sweep`.
@@ -344,6 +347,9 @@ impl ExperimentConfig {
         }
         if let Some(compare) = &self.compare {
             compare.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(width) = &self.width {
+            width.validate().map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ mod reproduce;
 mod sweep;
 mod tasks;
 mod train_cmd;
+mod width;
 
 use std::path::PathBuf;
 
@@ -93,7 +94,8 @@ enum Command {
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
         /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures), prop23, or
-        /// methods (every path method on the same pairs, configs/methods-quick.toml).
+        /// methods (every path method on the same pairs, configs/methods-quick.toml), or
+        /// width (ReLU nets of growing width, configs/width-quick.toml).
         task: String,
         /// Paper-scale settings (configs/<task>.toml) instead of configs/<task>-quick.toml.
         #[arg(long)]

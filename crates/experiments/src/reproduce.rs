@@ -52,9 +52,18 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         crate::compare::run(crate::compare::CompareArgs { config, out })?;
         return Ok(());
     }
+    if args.task == "width" {
+        let name = if args.full { "width" } else { "width-quick" };
+        let config = crate::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
+        let out = args
+            .out
+            .unwrap_or_else(|| Path::new("experiments").join(name));
+        crate::width::run(&config, &out)?;
+        return Ok(());
+    }
     if !SWEEP_TASKS.contains(&args.task.as_str()) {
         anyhow::bail!(
-            "unknown task '{}' (choose one of: {}, prop23, methods)",
+            "unknown task '{}' (choose one of: {}, prop23, methods, width)",
             args.task,
             SWEEP_TASKS.join(", ")
         );

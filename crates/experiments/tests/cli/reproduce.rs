@@ -53,3 +53,78 @@ fn reproduce_runs_the_quick_sweep_and_draws_both_figures() {
 fn reproduce_rejects_an_unknown_task() {
     fail_with(["reproduce", "quadratics"], &["unknown task", "quadratic"]);
 }
+
+#[test]
+fn reproduce_width_sweeps_every_width_and_fits_a_slope() {
+    let dir = TempDir::new().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    let config = r#"name = "width-tiny"
+energy = "test_loss"
+
+[task]
+kind = "relu_width"
+input_dim = 2
+width = 2
+components = 2
+train_samples = 100
+test_samples = 100
+task_seed = 5
+
+[train]
+check_every = 10
+max_steps = 5000
+
+[train.optimizer]
+kind = "adam"
+lr = 0.02
+
+[dss]
+alpha = 0.95
+slack = 1.1
+grid = 10
+insert_at = "midpoint"
+order = "breadth_first"
+max_depth = 3
+max_beads = 32
+first_bead_always = true
+
+[sweep]
+levels = [0.05]
+pairs = 1
+
+[width]
+widths = [2, 4]
+"#;
+    write(&configs, "width-quick.toml", config);
+    let out = dir.path().join("out");
+    let run = succeed([
+        "reproduce".as_ref(),
+        "width".as_ref(),
+        "--configs".as_ref(),
+        configs.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        run.stdout.contains("Fitted log-log slope"),
+        "{}",
+        run.stdout
+    );
+    let rows = read_json(&out.join("results.json"));
+    let widths: Vec<u64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["width"].as_u64().unwrap())
+        .collect();
+    assert_eq!(widths, [2, 4]);
+    for m in [2, 4] {
+        // Each width is an ordinary, resumable sweep of the network of that width.
+        let sweep = read_json(&out.join(format!("m{m}/results.json")));
+        assert_eq!(sweep["config"]["task"]["width"], m);
+    }
+    for stem in ["gap", "length", "beads"] {
+        assert!(out.join(format!("{stem}.png")).is_file(), "{stem}.png");
+    }
+}

@@ -1,0 +1,193 @@
+//! `levelset reproduce width`: one-hidden-layer ReLU nets of growing width m on a fixed
+//! low-dimensional task (Thm 2.4 / Cor 2.5): how far above L0 paths must go, and how curved
+//! they are, against m. Each width is an ordinary sweep in its own folder, so it resumes.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use levelset_models::atomic::write_atomic;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ExperimentConfig, TaskConfig};
+use crate::figures::{Figure, LEVELSET_COLOR, Series, draw};
+use crate::sweep::{SweepArgs, SweepResults};
+
+/// The widths `reproduce width` sweeps over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidthConfig {
+    pub widths: Vec<usize>,
+}
+
+impl WidthConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.widths.is_empty() || self.widths.contains(&0) {
+            return Err(format!(
+                "width.widths must list positive widths, got {:?}",
+                self.widths
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WidthRow {
+    pub width: usize,
+    pub pairs: usize,
+    pub connected: usize,
+    /// Mean over pairs of the straight line's maximum minus L0.
+    pub linear_gap: Option<f64>,
+    /// Mean over connected pairs of the string's certified maximum minus L0.
+    pub string_gap: Option<f64>,
+    pub length: Option<f64>,
+    pub beads: Option<f64>,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = values.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Least-squares slope of log y against log x over the points with y > 0.
+pub fn log_log_slope(points: &[(f64, f64)]) -> Option<f64> {
+    let logs: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0)
+        .map(|(x, y)| (x.ln(), y.ln()))
+        .collect();
+    if logs.len() < 2 {
+        return None;
+    }
+    let n = logs.len() as f64;
+    let (mx, my) = (
+        logs.iter().map(|p| p.0).sum::<f64>() / n,
+        logs.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxy: f64 = logs.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = logs.iter().map(|(x, _)| (x - mx).powi(2)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
+}
+
+fn row(width: usize, results: &SweepResults) -> WidthRow {
+    let rows = &results.rows;
+    let connected = || rows.iter().filter(|r| r.outcome == "connected");
+    WidthRow {
+        width,
+        pairs: rows.len(),
+        connected: connected().count(),
+        linear_gap: mean(
+            rows.iter()
+                .filter_map(|r| r.linear_barrier.map(|b| b - r.level)),
+        ),
+        string_gap: mean(connected().filter_map(|r| r.max_energy.map(|m| m - r.level))),
+        length: mean(connected().filter_map(|r| r.normalized_length)),
+        beads: mean(connected().filter_map(|r| r.beads.map(|b| b as f64))),
+    }
+}
+
+pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
+    let widths = config
+        .width
+        .clone()
+        .with_context(|| format!("config {} has no [width] section", config.name))?;
+    let TaskConfig::ReluWidth { input_dim, .. } = config.task else {
+        bail!("reproduce width needs a relu_width task");
+    };
+    let mut rows = Vec::new();
+    for &m in &widths.widths {
+        let mut at = config.clone();
+        at.name = format!("{}-m{m}", config.name);
+        if let TaskConfig::ReluWidth { width, .. } = &mut at.task {
+            *width = m;
+        }
+        let results = crate::sweep::run(SweepArgs {
+            config: at,
+            out: out.join(format!("m{m}")),
+            resume: true,
+        })?;
+        rows.push(row(m, &results));
+    }
+    let slope = log_log_slope(
+        &rows
+            .iter()
+            .filter_map(|r| r.linear_gap.map(|g| (r.width as f64, g)))
+            .collect::<Vec<_>>(),
+    );
+    let num = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    let mut table = format!(
+        "{} ({}, input dimension n = {input_dim}; means over pairs)\n\n\
+         | width m | connected | straight-line max − L0 | string max − L0 | normalized length | beads |\n\
+         |---|---|---|---|---|---|\n",
+        config.name, config.energy
+    );
+    for r in &rows {
+        table.push_str(&format!(
+            "| {} | {}/{} | {} | {} | {} | {} |\n",
+            r.width,
+            r.connected,
+            r.pairs,
+            num(r.linear_gap),
+            num(r.string_gap),
+            num(r.length),
+            num(r.beads)
+        ));
+    }
+    table.push_str(&format!(
+        "\nFitted log-log slope of the straight-line gap against m: {} (theory's rate for the \
+         best path's gap: O(m^(-1/n)), slope {:.3}).\n",
+        num(slope),
+        -1.0 / input_dim as f64
+    ));
+    write_atomic(&out.join("summary.md"), table.as_bytes())?;
+    write_atomic(
+        &out.join("results.json"),
+        &serde_json::to_vec_pretty(&rows)?,
+    )?;
+    println!("{table}");
+    let series = |label: &str, pick: fn(&WidthRow) -> Option<f64>| Series {
+        label: label.into(),
+        points: rows
+            .iter()
+            .filter_map(|r| pick(r).map(|v| (r.width as f64, v, None)))
+            .collect(),
+        color: LEVELSET_COLOR,
+    };
+    for (stem, y_label, pick) in [
+        (
+            "gap",
+            "straight-line max − L0",
+            (|r| r.linear_gap) as fn(&WidthRow) -> Option<f64>,
+        ),
+        ("length", "normalized geodesic length", |r| r.length),
+        ("beads", "beads (endpoints included)", |r| r.beads),
+    ] {
+        draw(
+            &Figure {
+                title: format!("{}: {y_label} against width", config.name),
+                x_label: "hidden width m (log scale)".into(),
+                y_label: y_label.into(),
+                log_x: true,
+                series: vec![series("levelset (mean over pairs)", pick)],
+            },
+            &out.join(stem),
+        )?;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_log_slope;
+
+    #[test]
+    fn slope_of_a_power_law() {
+        let points: Vec<(f64, f64)> = [2.0, 4.0, 8.0, 16.0]
+            .iter()
+            .map(|&m: &f64| (m, 3.0 * m.powf(-0.5)))
+            .collect();
+        assert!((log_log_slope(&points).unwrap() + 0.5).abs() < 1e-12);
+        assert_eq!(log_log_slope(&[(2.0, 1.0)]), None);
+        assert_eq!(log_log_slope(&[(2.0, -1.0), (4.0, 0.0)]), None);
+    }
+}

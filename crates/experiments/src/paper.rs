@@ -17,6 +17,15 @@ const fn p(level: f64, length: f64, beads: f64) -> PaperPoint {
     }
 }
 
+/// A level whose bead count the paper reported unreliably.
+const fn length_only(level: f64, length: f64) -> PaperPoint {
+    PaperPoint {
+        level,
+        length,
+        beads: None,
+    }
+}
+
 const QUADRATIC: [PaperPoint; 8] = [
     p(0.125, 1.270, 3.98),
     p(0.1, 1.346, 5.04),
@@ -62,31 +71,11 @@ const CIFAR10: [PaperPoint; 5] = [
 
 // The authors' PTB check always passed (a bug), so their bead counts mean nothing.
 const PTB: [PaperPoint; 5] = [
-    PaperPoint {
-        level: 700.0,
-        length: 1.091,
-        beads: None,
-    },
-    PaperPoint {
-        level: 300.0,
-        length: 1.086,
-        beads: None,
-    },
-    PaperPoint {
-        level: 200.0,
-        length: 1.346,
-        beads: None,
-    },
-    PaperPoint {
-        level: 150.0,
-        length: 1.278,
-        beads: None,
-    },
-    PaperPoint {
-        level: 135.0,
-        length: 1.178,
-        beads: None,
-    },
+    length_only(700.0, 1.091),
+    length_only(300.0, 1.086),
+    length_only(200.0, 1.346),
+    length_only(150.0, 1.278),
+    length_only(135.0, 1.178),
 ];
 
 /// Figure 1's row for a task name (`quadratic`, `cubic`, `mnist`, `cifar10`, `ptb`).

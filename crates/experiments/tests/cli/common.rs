@@ -192,3 +192,16 @@ pub fn quadratic_params(dir: &Path) -> Vec<f32> {
         .unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()));
     flatten(&model).into_data().to_vec::<f32>().unwrap()
 }
+
+/// `sweep --config CONFIG --out OUT` followed by `extra` arguments.
+pub fn sweep_args(config: &Path, out: &Path, extra: &[&OsStr]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "sweep".into(),
+        "--config".into(),
+        config.into(),
+        "--out".into(),
+        out.into(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_os_string()));
+    args
+}

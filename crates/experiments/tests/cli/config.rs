@@ -186,15 +186,11 @@ fn data_dir_on_a_synthetic_task_is_an_error() {
         );
     }
     fail_with(
-        [
-            "sweep".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-            "--data-dir".as_ref(),
-            dir.path().as_os_str(),
-        ],
+        sweep_args(
+            &config,
+            &out,
+            &["--data-dir".as_ref(), dir.path().as_os_str()],
+        ),
         &["--data-dir", "uses no data directory"],
     );
     assert!(!out.exists());
@@ -271,28 +267,10 @@ fn connect_and_sweep_need_their_sections() {
         ],
         &["no [dss] section"],
     );
-    fail_with(
-        [
-            "sweep".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ],
-        &["no [dss] section"],
-    );
+    fail_with(sweep_args(&config, &out, &[]), &["no [dss] section"]);
     let no_sweep = &text[..text.find("[sweep]").unwrap()];
     let config = write(dir.path(), "no-sweep.toml", no_sweep);
-    fail_with(
-        [
-            "sweep".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ],
-        &["no [sweep] section"],
-    );
+    fail_with(sweep_args(&config, &out, &[]), &["no [sweep] section"]);
     assert!(!out.exists());
 }
 

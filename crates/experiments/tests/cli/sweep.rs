@@ -9,16 +9,8 @@ use tempfile::TempDir;
 use crate::common::*;
 
 fn sweep(config: &Path, out: &Path, resume: bool) -> Value {
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "sweep".into(),
-        "--config".into(),
-        config.into(),
-        "--out".into(),
-        out.into(),
-    ];
-    if resume {
-        args.push("--resume".into());
-    }
+    let extra: &[&std::ffi::OsStr] = if resume { &["--resume".as_ref()] } else { &[] };
+    let args = sweep_args(config, out, extra);
     let run = succeed(&args);
     assert!(run.stdout.contains("| L0 |"), "the table: {}", run.stdout);
     read_json(&out.join("results.json"))
@@ -120,13 +112,7 @@ fn rerunning_into_the_same_directory_needs_resume() {
     sweep(&config, &out, false);
     let before = std::fs::read(out.join("results.json")).unwrap();
     fail_with(
-        [
-            "sweep".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ],
+        sweep_args(&config, &out, &[]),
         &["--resume", "results.json"],
     );
     assert_eq!(before, std::fs::read(out.join("results.json")).unwrap());
@@ -222,14 +208,7 @@ fn resume_with_another_config_is_refused() {
     ] {
         let other = write(dir.path(), "other.toml", &edit(&tiny(), from, to));
         fail_with(
-            [
-                "sweep".as_ref(),
-                "--config".as_ref(),
-                other.as_os_str(),
-                "--out".as_ref(),
-                out.as_os_str(),
-                "--resume".as_ref(),
-            ],
+            sweep_args(&other, &out, &["--resume".as_ref()]),
             &["different config", "results.json"],
         );
         assert_eq!(before, std::fs::read(out.join("results.json")).unwrap());
@@ -237,14 +216,7 @@ fn resume_with_another_config_is_refused() {
     // Something else in results.json is refused too.
     std::fs::write(out.join("results.json"), b"{\"rows\": 3}").unwrap();
     fail_with(
-        [
-            "sweep".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-            "--resume".as_ref(),
-        ],
+        sweep_args(&config, &out, &["--resume".as_ref()]),
         &["not a levelset sweep result"],
     );
 }
@@ -330,13 +302,7 @@ fn swapped_units_outside_the_layer_are_an_error() {
     let same = edit(SYMMETRY, "units = [0, 1]", "units = [1, 1]");
     let config = write(dir.path(), "same.toml", &same);
     fail_with(
-        [
-            "sweep".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--out".as_ref(),
-            dir.path().join("same").as_os_str(),
-        ],
+        sweep_args(&config, &dir.path().join("same"), &[]),
         &["sweep.partner.units"],
     );
 }

@@ -1,13 +1,15 @@
 //! Training a pair of endpoints and connecting them: the unit of work of `connect` and
 //! `sweep`.
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::flatten;
-use levelset_models::train::{Trained, train_to_level};
+use levelset_models::train::{TrainError, Trained, train_to_level, train_to_levels};
 use levelset_strings::{CurveKind, Path, PathReport, connect, connect_curve, connect_neb};
 
 use crate::config::ExperimentConfig;
@@ -37,6 +39,74 @@ pub fn train_endpoint<L: Landscape<Train>>(
     );
     bar.finish_and_clear();
     trained.with_context(|| format!("training the endpoint with seed {seed} to {level}"))
+}
+
+/// An endpoint as a sweep keeps it: flat parameters and how it was reached.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub flat: Tensor<Compute, 1>,
+    pub energy: f64,
+    /// Optimizer steps from initialization, as if trained for this level alone.
+    pub steps: usize,
+}
+
+/// The endpoints of a sweep: each seed trains once, down to the lowest level, keeping a
+/// snapshot at every level on the way. A snapshot is bit-identical to training that seed
+/// for its level alone (see `train_to_levels`), so a sweep over k levels pays for the
+/// deepest level instead of the sum of all of them.
+pub struct Endpoints {
+    levels: Vec<f64>,
+    trained: HashMap<u64, Vec<std::result::Result<Endpoint, TrainError>>>,
+}
+
+impl Endpoints {
+    pub fn new(levels: &[f64]) -> Self {
+        Endpoints {
+            levels: levels.to_vec(),
+            trained: HashMap::new(),
+        }
+    }
+
+    /// The endpoint of `seed` at `level` (one of the sweep's levels), training on first use.
+    pub fn get<L: Landscape<Train>>(
+        &mut self,
+        landscape: &L,
+        config: &ExperimentConfig,
+        level: f64,
+        seed: u64,
+    ) -> Result<Endpoint> {
+        let index = self
+            .levels
+            .iter()
+            .position(|&l| l == level)
+            .with_context(|| format!("{level} is not a level of this sweep"))?;
+        let levels = &self.levels;
+        let snapshots = self.trained.entry(seed).or_insert_with(|| {
+            let bar = steps_bar(&format!("endpoint seed {seed}"));
+            let results = train_to_levels(
+                landscape,
+                landscape.init(seed),
+                levels,
+                &config.train,
+                seed,
+                &bar,
+            );
+            bar.finish_and_clear();
+            results
+                .into_iter()
+                .map(|r| {
+                    r.map(|t| Endpoint {
+                        flat: flat_of(&t.model),
+                        energy: t.energy,
+                        steps: t.steps,
+                    })
+                })
+                .collect()
+        });
+        snapshots[index]
+            .clone()
+            .with_context(|| format!("training the endpoint with seed {seed} to {level}"))
+    }
 }
 
 /// Flat parameters of a trained model, on the evaluation backend.

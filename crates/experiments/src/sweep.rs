@@ -15,7 +15,7 @@ use levelset_strings::{Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, Partner, SweepConfig};
-use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::pair::{Endpoints, Method, connect_flat, pair_seeds};
 use crate::tasks::{WithLandscape, with_landscape};
 
 /// One pair at one level.
@@ -31,6 +31,7 @@ pub struct Row {
     pub reason: String,
     pub energy_a: Option<f64>,
     pub energy_b: Option<f64>,
+    /// Optimizer steps of both endpoints from initialization to this level.
     pub endpoint_steps: usize,
     pub beads: Option<usize>,
     pub normalized_length: Option<f64>,
@@ -38,6 +39,8 @@ pub struct Row {
     pub linear_barrier: Option<f64>,
     pub bead_steps: usize,
     pub energy_evaluations: usize,
+    /// Time spent on this row, including the endpoint training it was the first to need
+    /// (each seed trains once per sweep, through all levels).
     pub wall_seconds: f64,
 }
 
@@ -125,13 +128,21 @@ impl WithLandscape for SweepArgs {
             )
             .expect("valid template"),
         );
+        let mut endpoints = Endpoints::new(&sweep.levels);
         for (level, pair) in jobs(&sweep) {
             if rows.iter().any(|r| r.level == level && r.pair == pair) {
                 bar.inc(1);
                 continue;
             }
             bar.set_message(format!("level {level}, pair {pair}"));
-            let row = run_pair(&landscape, &self.config, &sweep, level, pair);
+            let row = run_pair(
+                &landscape,
+                &self.config,
+                &sweep,
+                &mut endpoints,
+                level,
+                pair,
+            );
             tracing::info!(
                 level,
                 pair,
@@ -165,6 +176,7 @@ fn run_pair<L: Landscape<Train>>(
     landscape: &L,
     config: &ExperimentConfig,
     sweep: &SweepConfig,
+    endpoints: &mut Endpoints,
     level: f64,
     pair: usize,
 ) -> Row {
@@ -189,16 +201,16 @@ fn run_pair<L: Landscape<Train>>(
         wall_seconds: 0.0,
     };
     let outcome = (|| -> Result<Status> {
-        let a = train_endpoint(landscape, config, level, seed_a)?;
+        let a = endpoints.get(landscape, config, level, seed_a)?;
         row.energy_a = Some(a.energy);
         row.endpoint_steps += a.steps;
-        let fa = flat_of(&a.model);
+        let fa = a.flat;
         let fb = match sweep.partner {
             Partner::Independent => {
-                let b = train_endpoint(landscape, config, level, seed_b)?;
+                let b = endpoints.get(landscape, config, level, seed_b)?;
                 row.endpoint_steps += b.steps;
                 row.energy_b = Some(b.energy);
-                flat_of(&b.model)
+                b.flat
             }
             Partner::SwappedUnits { layer, units } => {
                 row.energy_b = row.energy_a;

@@ -15,7 +15,7 @@ use levelset_models::flat::{distance, flatten};
 use levelset_models::nets::{Activation, Mlp, MlpConfig};
 use levelset_models::optim::{LrDecay, OptimizerConfig};
 use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
-use levelset_models::train::{TrainError, TrainSettings, train_to_level};
+use levelset_models::train::{TrainError, TrainSettings, train_to_level, train_to_levels};
 use levelset_models::{Energy, Landscape};
 
 fn quadratic_task(energy: Energy, sample: TrainSample) -> Result<RegressionTask<Train>, String> {
@@ -74,6 +74,52 @@ fn quadratic_net_reaches_an_easy_level_deterministically() {
         flat_host(&first.model),
         "same seed, same model"
     );
+}
+
+#[test]
+fn several_levels_along_one_trajectory_match_training_for_each_alone() {
+    let task = quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap();
+    let settings = adam(1e-2, 10, 400);
+    let (high, low, unreachable) = (0.2, 0.05, 1e-9);
+    let results = train_to_levels(
+        &task,
+        task.init(4),
+        &[high, low, unreachable],
+        &settings,
+        4,
+        &ProgressBar::hidden(),
+    );
+    assert_eq!(results.len(), 3);
+    for (result, level) in results.iter().zip([high, low]) {
+        let together = result.as_ref().expect("reachable level");
+        let alone = train_to_level(
+            &task,
+            task.init(4),
+            level,
+            &settings,
+            4,
+            &ProgressBar::hidden(),
+        )
+        .unwrap();
+        assert_eq!(together.steps, alone.steps, "level {level}");
+        assert_eq!(together.energy, alone.energy, "level {level}");
+        assert_eq!(flat_host(&together.model), flat_host(&alone.model));
+    }
+    let (first, second) = (results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
+    assert!(first.steps < second.steps, "the higher level comes first");
+    // The level nobody reaches fails with its own target, after the whole budget.
+    match &results[2] {
+        Err(TrainError::NotReached {
+            target, max_steps, ..
+        }) => {
+            assert_eq!(*target, unreachable);
+            assert_eq!(*max_steps, settings.max_steps);
+        }
+        other => panic!(
+            "expected NotReached, got {:?}",
+            other.as_ref().map(|t| t.steps)
+        ),
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `levelset`: train networks to a loss level and map the geometry of their level sets.
 
+mod bench;
 mod compare;
 mod config;
 mod connect_cmd;
@@ -16,7 +17,7 @@ mod width;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::ExperimentConfig;
@@ -89,6 +90,33 @@ enum Command {
         resume: bool,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Time the paper's models on the compiled backend (training steps, energy evaluations,
+    /// DSS segment checks, end-to-end DSS) as medians of repeats, and write them as JSON for
+    /// experiments/bench/compare.py.
+    Bench {
+        /// Models to time: poly, mnist, cifar10, ptb.
+        #[arg(long, value_delimiter = ',', default_value = "poly,mnist,cifar10,ptb")]
+        models: Vec<String>,
+        #[arg(long, default_value = "configs")]
+        configs: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// JSON file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Timed repeats per workload (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Training steps per timed repeat.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Skip the end-to-end DSS runs (which train a pair of endpoints first).
+        #[arg(long)]
+        no_dss: bool,
     },
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
@@ -193,6 +221,32 @@ fn main() -> Result<()> {
                 config: load_config(&config, data_dir)?,
                 out,
                 resume,
+            })?;
+        }
+        Command::Bench {
+            models,
+            configs,
+            data_dir,
+            out,
+            repeats,
+            steps,
+            threads,
+            no_dss,
+        } => {
+            if let Some(threads) = threads {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build_global()
+                    .context("setting the number of threads")?;
+            }
+            bench::run(bench::BenchArgs {
+                models,
+                configs,
+                data_dir,
+                out,
+                repeats,
+                steps,
+                no_dss,
             })?;
         }
         Command::Reproduce {

@@ -107,4 +107,10 @@ pub trait Landscape<B: AutodiffBackend> {
 
     /// The configured energy of a model, evaluated in batches on data kept on the device.
     fn energy(&self, model: &EvalModel<B, Self>) -> f64;
+
+    /// Examples in a training batch (tokens for a language model), for throughput reports.
+    fn batch_examples(batch: &Self::Batch) -> usize;
+
+    /// Examples (tokens) one energy evaluation reads.
+    fn eval_examples(&self) -> usize;
 }

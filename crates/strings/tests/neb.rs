@@ -150,6 +150,12 @@ impl<B: AutodiffBackend> Landscape<B> for MullerBrown {
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {
         potential(model.xy.val()).into_scalar().elem::<f64>()
     }
+    fn batch_examples(_batch: &NoBatch) -> usize {
+        1
+    }
+    fn eval_examples(&self) -> usize {
+        1
+    }
 }
 
 fn flat(p: [f64; 2]) -> Tensor<Compute, 1> {

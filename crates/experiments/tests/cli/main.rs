@@ -2,6 +2,7 @@
 //! and `sweep` (resume included), each run as a child process on tiny synthetic configs so the
 //! whole suite takes seconds.
 
+mod bench;
 mod common;
 mod config;
 mod connect;

@@ -310,4 +310,12 @@ where
         });
         device_sum(per_batch) / self.eval_count as f64
     }
+
+    fn batch_examples(batch: &ImageBatch<B>) -> usize {
+        batch.labels.dims()[0]
+    }
+
+    fn eval_examples(&self) -> usize {
+        self.eval_count
+    }
 }

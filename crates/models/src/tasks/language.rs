@@ -209,4 +209,15 @@ impl<B: AutodiffBackend> Landscape<B> for LanguageTask<B> {
             _ => mean_nll,
         }
     }
+
+    fn batch_examples(batch: &TokenBatch<B>) -> usize {
+        batch.target.dims().iter().product()
+    }
+
+    fn eval_examples(&self) -> usize {
+        self.eval
+            .iter()
+            .map(|(_, target)| target.dims().iter().product::<usize>())
+            .sum()
+    }
 }

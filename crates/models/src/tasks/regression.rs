@@ -210,4 +210,12 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
             .into_scalar()
             .elem::<f64>()
     }
+
+    fn batch_examples(batch: &RowBatch<B>) -> usize {
+        batch.x.dims()[0]
+    }
+
+    fn eval_examples(&self) -> usize {
+        self.eval.0.dims()[0]
+    }
 }

@@ -1,0 +1,175 @@
+//! `levelset bench`: throughput of the paper's models on the compiled backend, the cost of a
+//! DSS segment check, end-to-end DSS runs, and the machine's matmul peak, as medians of
+//! repeats with a busy-machine guard. The JSON it writes has the schema of
+//! `experiments/bench/torch_bench.py`, so `experiments/bench/compare.py` puts them side by side.
+
+mod cpu_share;
+mod measure;
+mod workloads;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use levelset_models::Landscape;
+use levelset_models::atomic::write_atomic;
+use levelset_models::backend::{BACKEND_NAME, Train};
+
+use crate::config::ExperimentConfig;
+use crate::tasks::{WithLandscape, with_landscape};
+pub use measure::{BenchReport, Machine, Measurement};
+use workloads::{
+    Plan, dss_end_to_end, eval, forward_flops, matmul_peak, segment_check, train_gflops, train_step,
+};
+
+/// A benchmarked model: the quick config it comes from, and the level of its end-to-end DSS
+/// pair (none where that would take tens of minutes on a CPU).
+struct Model {
+    name: &'static str,
+    config: &'static str,
+    dss_level: Option<f64>,
+}
+
+const MODELS: [Model; 4] = [
+    Model {
+        name: "poly",
+        config: "quadratic-quick.toml",
+        dss_level: Some(0.05),
+    },
+    Model {
+        name: "mnist",
+        config: "mnist-quick.toml",
+        dss_level: Some(0.1),
+    },
+    Model {
+        name: "cifar10",
+        config: "cifar10-quick.toml",
+        dss_level: None,
+    },
+    Model {
+        name: "ptb",
+        config: "ptb-quick.toml",
+        dss_level: None,
+    },
+];
+
+pub struct BenchArgs {
+    pub models: Vec<String>,
+    pub configs: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    pub out: PathBuf,
+    pub repeats: usize,
+    pub steps: usize,
+    /// Skip the end-to-end DSS runs.
+    pub no_dss: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<BenchReport> {
+    if args.repeats == 0 || args.steps == 0 {
+        bail!("--repeats and --steps must be at least 1");
+    }
+    let plan = Plan {
+        repeats: args.repeats,
+        steps: args.steps,
+        seed: 0,
+    };
+    let models: Vec<&'static Model> = args
+        .models
+        .iter()
+        .map(|name| {
+            MODELS.iter().find(|m| m.name == name).with_context(|| {
+                let known: Vec<_> = MODELS.iter().map(|m| m.name).collect();
+                format!(
+                    "unknown model {name:?} (expected one of {})",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut results = vec![matmul_peak(plan)];
+    for model in models {
+        let config = crate::load_config(&args.configs.join(model.config), args.data_dir.clone())?;
+        let job = ModelBench {
+            model,
+            config,
+            plan,
+            dss: !args.no_dss,
+        };
+        results.extend(with_landscape(&job.config.clone(), job)??);
+    }
+    let report = BenchReport {
+        tool: "levelset".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        backend: BACKEND_NAME.into(),
+        threads: rayon::current_num_threads(),
+        machine: Machine::this(),
+        results,
+    };
+    let json = serde_json::to_vec_pretty(&report)?;
+    write_atomic(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
+    println!("{}", table(&report));
+    Ok(report)
+}
+
+struct ModelBench {
+    model: &'static Model,
+    config: ExperimentConfig,
+    plan: Plan,
+    dss: bool,
+}
+
+impl WithLandscape for ModelBench {
+    type Output = Result<Vec<Measurement>>;
+
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output {
+        let name = self.model.name;
+        tracing::info!(model = name, "benchmarking");
+        let train = train_step(name, &landscape, &self.config, self.plan);
+        let mut results = vec![];
+        if let Some(flops) = forward_flops(&landscape.architecture()) {
+            results.push(train_gflops(&train, flops));
+        }
+        results.insert(0, train);
+        results.push(eval(name, &landscape, self.plan));
+        results.push(segment_check(name, &landscape, self.plan));
+        if let (true, Some(level)) = (self.dss, self.model.dss_level) {
+            results.push(dss_end_to_end(
+                name,
+                &landscape,
+                &self.config,
+                level,
+                self.plan,
+            )?);
+        }
+        Ok(results)
+    }
+}
+
+/// A markdown table of a report, with its machine line.
+pub fn table(report: &BenchReport) -> String {
+    let mut out = format!(
+        "{} {} on {} ({} threads; {}, {} cores)\n\n",
+        report.tool,
+        report.version,
+        report.backend,
+        report.threads,
+        report.machine.cpu,
+        report.machine.cores
+    );
+    out.push_str("| model | workload | median | min | max | unit | others' CPU | flagged |\n");
+    out.push_str("|---|---|---:|---:|---:|---|---:|---|\n");
+    for m in &report.results {
+        out.push_str(&format!(
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {} | {} |\n",
+            m.model,
+            m.workload,
+            m.median,
+            m.min,
+            m.max,
+            m.unit,
+            m.other_cpu_share
+                .map_or("–".into(), |s| format!("{:.0}%", 100.0 * s)),
+            if m.flagged { "yes" } else { "" }
+        ));
+    }
+    out
+}

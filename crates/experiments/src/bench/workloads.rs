@@ -1,0 +1,205 @@
+//! What `levelset bench` times, generic over the landscape: the same code paths sweeps run.
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::flat::flatten;
+use levelset_models::{Architecture, Landscape};
+use levelset_strings::Evaluator;
+
+use super::measure::{Measurement, Report, Timed, measure};
+use crate::config::ExperimentConfig;
+use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
+
+/// Interior points of a segment check: the DSS configs' grid of 20.
+pub const CHECK_GRID: usize = 20;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub repeats: usize,
+    /// Optimizer steps per timed repeat (after as many warm-up steps).
+    pub steps: usize,
+    pub seed: u64,
+}
+
+fn throughput(architecture: &Architecture) -> Report {
+    let unit = match architecture {
+        Architecture::LstmLm(_) => "tokens/s",
+        _ => "examples/s",
+    };
+    Report::Rate { unit, scale: 1.0 }
+}
+
+/// Times one run of `work` units of `f`.
+fn timed(work: f64, f: impl FnOnce()) -> Timed {
+    let start = Instant::now();
+    f();
+    Timed {
+        seconds: start.elapsed().as_secs_f64(),
+        work,
+    }
+}
+
+/// Training steps on the config's own batches (collected before timing, so data loading is
+/// not measured), in examples (tokens) per second.
+pub fn train_step<L: Landscape<Train>>(
+    name: &str,
+    landscape: &L,
+    config: &ExperimentConfig,
+    plan: Plan,
+) -> Measurement {
+    // Short training sets (the full-batch regressions) are cycled.
+    let first: Vec<L::Batch> = landscape
+        .loader(plan.seed)
+        .iter()
+        .take(plan.steps)
+        .collect();
+    let batches: Vec<L::Batch> = first.iter().cloned().cycle().take(plan.steps).collect();
+    let examples: usize = batches.iter().map(L::batch_examples).sum();
+    let mut optimizer = config.train.optimizer.init::<Train, L::Model>();
+    let lr = config.train.optimizer.learning_rate(0);
+    let mut carry = landscape.carry(plan.seed, 0);
+    let mut model = Some(landscape.init(plan.seed));
+    let mut run = || {
+        timed(examples as f64, || {
+            let mut last = None;
+            for batch in &batches {
+                let current = model.take().expect("model is put back after every step");
+                let loss = landscape.loss(&current, batch.clone(), &mut carry);
+                let grads = GradientsParams::from_grads(loss.backward(), &current);
+                model = Some(optimizer.step(lr, current, grads));
+                last = Some(loss);
+            }
+            // Reading the last loss waits for queued work on asynchronous (GPU) backends.
+            let _ = last.map(|l| l.into_scalar());
+        })
+    };
+    run(); // warm-up: first-use allocations and kernel compilation
+    let report = throughput(&landscape.architecture());
+    measure(name, "train_step", report, plan.repeats, run)
+}
+
+/// One energy evaluation on the config's held-out data, in examples (tokens) per second.
+pub fn eval<L: Landscape<Train>>(name: &str, landscape: &L, plan: Plan) -> Measurement {
+    let model = landscape.init(plan.seed).valid();
+    let examples = landscape.eval_examples() as f64;
+    let run = || {
+        timed(examples, || {
+            landscape.energy(&model);
+        })
+    };
+    run();
+    let report = throughput(&landscape.architecture());
+    measure(name, "eval", report, plan.repeats, run)
+}
+
+/// One DSS segment check between two random models: `CHECK_GRID - 1` interior points, each
+/// a full energy evaluation, in seconds.
+pub fn segment_check<L: Landscape<Train>>(name: &str, landscape: &L, plan: Plan) -> Measurement {
+    let evaluator = Evaluator::new(landscape);
+    let a = flatten(&landscape.init(plan.seed).valid());
+    let b = flatten(&landscape.init(plan.seed + 1).valid());
+    let run = || {
+        timed(1.0, || {
+            evaluator.check(&a, &b, CHECK_GRID, f64::INFINITY, 0);
+        })
+    };
+    run();
+    measure(name, "segment_check", Report::Seconds, plan.repeats, run)
+}
+
+/// DSS between one fixed pair of endpoints at `level` (trained once, untimed), in seconds.
+pub fn dss_end_to_end<L: Landscape<Train>>(
+    name: &str,
+    landscape: &L,
+    config: &ExperimentConfig,
+    level: f64,
+    plan: Plan,
+) -> anyhow::Result<Measurement> {
+    let (sa, sb) = pair_seeds(plan.seed, 0);
+    let a = flat_of(&train_endpoint(landscape, config, level, sa)?.model);
+    let b = flat_of(&train_endpoint(landscape, config, level, sb)?.model);
+    let mut failure = None;
+    let measurement = measure(
+        name,
+        "dss_end_to_end",
+        Report::Seconds,
+        plan.repeats,
+        || {
+            timed(1.0, || {
+                let connected = connect_flat(
+                    landscape,
+                    config,
+                    Method::Dss,
+                    a.clone(),
+                    b.clone(),
+                    level,
+                    sa,
+                );
+                if let Err(e) = connected {
+                    failure = Some(e);
+                }
+            })
+        },
+    );
+    match failure {
+        Some(e) => Err(e.context(format!("{name}: DSS at level {level}"))),
+        None => Ok(measurement),
+    }
+}
+
+/// The machine's float32 matmul rate on the compute backend (2048^2 by 2048^2), in GFLOP/s:
+/// the ceiling the training-step rate is compared against.
+pub fn matmul_peak(plan: Plan) -> Measurement {
+    const N: usize = 2048;
+    let distribution = burn::tensor::Distribution::Uniform(-1.0, 1.0);
+    let a = Tensor::<Compute, 2>::random([N, N], distribution, &device());
+    let b = Tensor::<Compute, 2>::random([N, N], distribution, &device());
+    let run = || {
+        timed(2.0 * (N as f64).powi(3), || {
+            let c = a.clone().matmul(b.clone());
+            let _ = c.slice([0..1, 0..1]).into_scalar();
+        })
+    };
+    run();
+    let report = Report::Rate {
+        unit: "GFLOP/s",
+        scale: 1e-9,
+    };
+    measure("machine", "matmul_peak", report, plan.repeats, run)
+}
+
+/// Forward multiply-adds x 2 per example of the architectures whose step rate is compared
+/// against the matmul peak; a training step costs about three forwards (the backward pass
+/// computes gradients for both inputs and weights).
+pub fn forward_flops(architecture: &Architecture) -> Option<f64> {
+    match architecture {
+        Architecture::MnistConv(c) => {
+            let conv =
+                |side: usize, c_in: usize, c_out: usize| (side * side * c_out * c_in * 25) as f64;
+            let macs = conv(28, 1, c.conv1)
+                + conv(14, c.conv1, c.conv2)
+                + (7 * 7 * c.conv2 * c.hidden) as f64
+                + (c.hidden * 10) as f64;
+            Some(2.0 * macs)
+        }
+        _ => None,
+    }
+}
+
+/// Achieved GFLOP/s of the training step, per repeat of `train`.
+pub fn train_gflops(train: &Measurement, forward_flops: f64) -> Measurement {
+    let rate = |examples_per_s: f64| 3.0 * forward_flops * examples_per_s / 1e9;
+    Measurement {
+        workload: "train_gflops".into(),
+        unit: "GFLOP/s".into(),
+        median: rate(train.median),
+        min: rate(train.min),
+        max: rate(train.max),
+        samples: train.samples.iter().map(|&s| rate(s)).collect(),
+        ..train.clone()
+    }
+}

@@ -43,6 +43,7 @@ fn plain_mlp(widths: Vec<usize>, hidden: Activation, bias: bool, weight_init: In
         bias,
         weight_init,
         bias_init: Init::Constant { value: 0.0 },
+        fan_in_scaled: false,
     }
 }
 
@@ -118,13 +119,17 @@ fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
             };
             let train = mixture(*train_samples, task_seed.wrapping_add(1))?;
             let test = mixture(*test_samples, task_seed.wrapping_add(2))?;
-            let std = (2.0 / *input_dim as f32).sqrt();
-            let net = plain_mlp(
-                vec![*input_dim, *width, 1],
-                Activation::Relu,
-                true,
-                Init::Normal { std },
-            );
+            // He scaling per layer: the output layer's weights shrink as 1/sqrt(m), so every
+            // width starts with outputs of the same size and only the width itself varies.
+            let net = MlpConfig {
+                fan_in_scaled: true,
+                ..plain_mlp(
+                    vec![*input_dim, *width, 1],
+                    Activation::Relu,
+                    true,
+                    Init::Normal { std: 2f32.sqrt() },
+                )
+            };
             fixed(net, train, test)
         }
         TaskConfig::ThreePointCycle { hidden } => {

@@ -33,6 +33,29 @@ pub enum Init {
 }
 
 impl Init {
+    /// The distribution of `factor` times a draw.
+    pub fn scaled(self, factor: f32) -> Init {
+        match self {
+            Init::Uniform { low, high } if factor >= 0.0 => Init::Uniform {
+                low: low * factor,
+                high: high * factor,
+            },
+            Init::Uniform { low, high } => Init::Uniform {
+                low: high * factor,
+                high: low * factor,
+            },
+            Init::Normal { std } => Init::Normal {
+                std: std * factor.abs(),
+            },
+            Init::TruncatedNormal { std } => Init::TruncatedNormal {
+                std: std * factor.abs(),
+            },
+            Init::Constant { value } => Init::Constant {
+                value: value * factor,
+            },
+        }
+    }
+
     pub fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
         match *self {
             Init::Uniform { low, high } => (0..n).map(|_| rng.random_range(low..high)).collect(),

@@ -68,6 +68,45 @@ fn polynomial_mlp_draws_weights_and_biases_from_u_minus1_1() {
 }
 
 #[test]
+fn fan_in_scaling_divides_each_layer_by_the_root_of_its_inputs() {
+    use levelset_models::init::Init;
+    use levelset_models::nets::Activation;
+    let (d_in, width) = (4, 400);
+    let config = MlpConfig {
+        widths: vec![d_in, width, 1],
+        hidden: Activation::Relu,
+        output: Activation::Identity,
+        bias: false,
+        weight_init: Init::Normal { std: 2f32.sqrt() },
+        bias_init: Init::Constant { value: 0.0 },
+        fan_in_scaled: true,
+    };
+    let net = config.init::<Compute>(5, &device());
+    let std = |layer: usize| {
+        let w = host(net.layers[layer].weight.val());
+        (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt()
+    };
+    // He init: N(0, 2 / fan-in) per layer (1,600 and 400 draws: within 10%).
+    let expected = |fan_in: usize| (2.0 / fan_in as f32).sqrt();
+    for (layer, fan_in) in [(0, d_in), (1, width)] {
+        let ratio = std(layer) / expected(fan_in);
+        assert!(
+            (0.9..1.1).contains(&ratio),
+            "layer {layer}: std ratio {ratio}"
+        );
+    }
+    // Unscaled, both layers share one spread.
+    let plain = MlpConfig {
+        fan_in_scaled: false,
+        ..config
+    }
+    .init::<Compute>(5, &device());
+    let w = host(plain.layers[1].weight.val());
+    let plain_std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
+    assert!((plain_std / 2f32.sqrt() - 1.0).abs() < 0.1, "{plain_std}");
+}
+
+#[test]
 fn mnist_conv_biases_are_0_1_and_weights_are_truncated_normal() {
     let model = common::small_mnist_config().init::<Compute>(4, &device());
     let mut weights = Vec::new();

@@ -234,6 +234,7 @@ fn diverging_training_is_reported_as_not_finite() {
         bias: false,
         weight_init: levelset_models::init::Init::Normal { std: 0.5 },
         bias_init: levelset_models::init::Init::Constant { value: 0.0 },
+        fan_in_scaled: false,
     };
     let task = RegressionTask::<Train>::new(
         config,
@@ -307,6 +308,7 @@ fn deep_linear_net_reaches_a_level_with_mse() {
         bias: true,
         weight_init: levelset_models::init::Init::Normal { std: 0.3 },
         bias_init: levelset_models::init::Init::Constant { value: 0.0 },
+        fan_in_scaled: false,
     };
     let task = RegressionTask::<Train>::new(
         config,

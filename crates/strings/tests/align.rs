@@ -96,6 +96,7 @@ fn weight_matching_undoes_a_random_permutation_of_an_mlp() {
         bias: true,
         weight_init: Init::Normal { std: 0.5 },
         bias_init: Init::Normal { std: 0.1 },
+        fan_in_scaled: false,
     };
     let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
     let net = trained(&task, 0.05, 1, &adam(0.01, 20_000));

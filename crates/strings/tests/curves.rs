@@ -82,6 +82,7 @@ fn underdetermined() -> RegressionTask<Train> {
         bias: true,
         weight_init: Init::Normal { std: 1.0 },
         bias_init: Init::Normal { std: 1.0 },
+        fan_in_scaled: false,
     };
     regression(config, RegressionLoss::Mse, data.clone(), &data)
 }

@@ -82,6 +82,7 @@ fn convex_problem_gives_a_straight_three_bead_string() {
         bias: true,
         weight_init: Init::Normal { std: 1.0 },
         bias_init: Init::Normal { std: 1.0 },
+        fan_in_scaled: false,
     };
     let task = regression(config, RegressionLoss::Mse, data, &test);
     let settings = adam(0.01, 5000);
@@ -112,6 +113,7 @@ fn deep_linear_networks_connect_at_every_level() {
         bias: false,
         weight_init: Init::Normal { std: 0.5 },
         bias_init: Init::Constant { value: 0.0 },
+        fan_in_scaled: false,
     };
     let task = regression(config, RegressionLoss::Mse, data, &test);
     let settings = adam(0.01, 20_000);
@@ -156,6 +158,7 @@ fn first_bead_is_optional_when_the_straight_line_passes() {
         bias: false,
         weight_init: Init::Normal { std: 1.0 },
         bias_init: Init::Constant { value: 0.0 },
+        fan_in_scaled: false,
     };
     let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
     let settings = adam(0.01, 5000);

@@ -39,6 +39,10 @@ pub struct MlpConfig {
     pub weight_init: Init,
     /// Distribution of the biases (ignored when `bias` is false).
     pub bias_init: Init,
+    /// Divide each layer's weight distribution by sqrt(fan-in) (He / LeCun scaling), so one
+    /// `weight_init` keeps activations the same size through layers of any width.
+    #[serde(default)]
+    pub fan_in_scaled: bool,
 }
 
 impl MlpConfig {
@@ -64,6 +68,7 @@ impl MlpConfig {
             bias: true,
             weight_init: u,
             bias_init: u,
+            fan_in_scaled: false,
         }
     }
 
@@ -95,12 +100,13 @@ impl MlpConfig {
             hidden: self.hidden,
             output: self.output,
         };
-        reinit(mlp, seed, |_, dims| {
-            if dims.len() == 1 {
-                self.bias_init
-            } else {
-                self.weight_init
+        reinit(mlp, seed, |_, dims| match dims {
+            [_] => self.bias_init,
+            // Burn's Linear weight is [d_in, d_out].
+            [fan_in, _] if self.fan_in_scaled => {
+                self.weight_init.scaled(1.0 / (*fan_in as f32).sqrt())
             }
+            _ => self.weight_init,
         })
     }
 }

@@ -128,6 +128,7 @@ pub fn appendix_e_pair() -> (
             high: 1.0,
         },
         bias_init: Init::Constant { value: 0.0 },
+        fan_in_scaled: false,
     };
     let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
     let net = trained(&task, 1e-3, 5, &adam(0.01, 50_000));

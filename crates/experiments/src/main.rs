@@ -121,9 +121,9 @@ enum Command {
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
-        /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures), prop23, or
-        /// methods (every path method on the same pairs, configs/methods-quick.toml), or
-        /// width (ReLU nets of growing width, configs/width-quick.toml).
+        /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures), prop23,
+        /// methods and methods-mnist (every path method on the same quadratic or MNIST pairs,
+        /// configs/methods[-mnist]-quick.toml), or width (ReLU nets of growing width).
         task: String,
         /// Paper-scale settings (configs/<task>.toml) instead of configs/<task>-quick.toml.
         #[arg(long)]

@@ -39,31 +39,12 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         crate::prop23::run(&out)?;
         return Ok(());
     }
-    if args.task == "methods" {
-        let name = if args.full {
-            "methods"
-        } else {
-            "methods-quick"
-        };
-        let config = crate::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
-        let out = args
-            .out
-            .unwrap_or_else(|| Path::new("experiments").join(name));
-        crate::compare::run(crate::compare::CompareArgs { config, out })?;
-        return Ok(());
-    }
-    if args.task == "width" {
-        let name = if args.full { "width" } else { "width-quick" };
-        let config = crate::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
-        let out = args
-            .out
-            .unwrap_or_else(|| Path::new("experiments").join(name));
-        crate::width::run(&config, &out)?;
-        return Ok(());
-    }
-    if !SWEEP_TASKS.contains(&args.task.as_str()) {
+    let known = |task: &str| {
+        SWEEP_TASKS.contains(&task) || matches!(task, "methods" | "methods-mnist" | "width")
+    };
+    if !known(&args.task) {
         anyhow::bail!(
-            "unknown task '{}' (choose one of: {}, prop23, methods, width)",
+            "unknown task '{}' (choose one of: {}, prop23, methods, methods-mnist, width)",
             args.task,
             SWEEP_TASKS.join(", ")
         );
@@ -77,6 +58,17 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| Path::new("experiments").join(&name));
+    match args.task.as_str() {
+        "methods" | "methods-mnist" => {
+            crate::compare::run(crate::compare::CompareArgs { config, out })?;
+            return Ok(());
+        }
+        "width" => {
+            crate::width::run(&config, &out)?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let results = crate::sweep::run(SweepArgs {
         config: config.clone(),
         out: out.clone(),

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds what experiments/bench/gpu-check.sh runs on a GPU machine that has no Rust toolchain
+# and no network: stripped release binaries of `levelset` and of the backend-generic test
+# suites, for one GPU backend, in one folder small enough to travel (the device machines take
+# at most 64 MiB of working tree).
+#
+#   experiments/bench/build-gpu-bundle.sh cuda [gpu-bundle]
+#   experiments/bench/build-gpu-bundle.sh wgpu [gpu-bundle]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+feature="${1:?usage: build-gpu-bundle.sh cuda|wgpu [bundle dir]}"
+bundle="${2:-gpu-bundle}/$feature"
+case "$feature" in cuda | wgpu) ;; *) echo "backend must be cuda or wgpu, got $feature" >&2; exit 2 ;; esac
+limit_mb=64
+
+rm -rf "$bundle"
+mkdir -p "$bundle/tests"
+cargo build --release -p levelset-experiments --features "$feature"
+cp target/release/levelset "$bundle/levelset"
+
+# The models and strings suites are written against the feature-selected backend, so with
+# this feature they run on the GPU. The CLI suite needs the `levelset` binary beside it at its
+# build path, so it stays on the development machine.
+cargo test --release --no-run --features "levelset-models/$feature" \
+    -p levelset-models -p levelset-strings --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["profile"]["test"]:
+        print(msg["executable"])
+' | while read -r exe; do
+    name="$(basename "$exe" | sed 's/-[0-9a-f]\{16\}$//')"
+    cp "$exe" "$bundle/tests/$name"
+done
+strip "$bundle/levelset" "$bundle"/tests/*
+
+size_mb=$(du -sm "$bundle" | cut -f1)
+echo "bundle $bundle: ${size_mb} MB"
+ls -la "$bundle" "$bundle/tests"
+if [ "$size_mb" -gt "$limit_mb" ]; then
+    echo "bundle is over ${limit_mb} MB: drop test suites or build fewer features" >&2
+    exit 1
+fi

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One prepared check for a machine with an NVIDIA GPU and no Rust toolchain: reports the GPU
+# libraries it finds, then, with the prebuilt bundle of experiments/bench/build-gpu-bundle.sh,
+# runs the backend-generic test suites on the GPU, `levelset bench`, the MNIST quick
+# reproduction, and PyTorch's side of the benchmark where PyTorch is installed.
+#
+#   experiments/bench/gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]
+#
+# BUNDLE: gpu-bundle/cuda (or gpu-bundle/wgpu); DATA_DIR: the offline data (mnist/, ptb/,
+# cifar10/); OUT: folder for logs and JSON results. Exit status: 0 when every step passed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+bundle="${1:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
+data="${2:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
+out="${3:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
+skip_reproduce="${4:-}"
+mkdir -p "$out"
+summary="$out/summary.txt"
+: >"$summary"
+failures=0
+
+say() { echo "$*" | tee -a "$summary"; }
+# Runs a named step with its output in $out/<name>.log, recording pass/fail and wall time.
+step() {
+    local name="$1"
+    shift
+    local start end rc
+    start=$(date +%s)
+    "$@" >"$out/$name.log" 2>&1
+    rc=$?
+    end=$(date +%s)
+    if [ $rc -eq 0 ]; then
+        say "PASS $name ($((end - start)) s)"
+    else
+        say "FAIL $name (exit $rc, $((end - start)) s): tail of $out/$name.log:"
+        tail -n 15 "$out/$name.log" | sed 's/^/    /' | tee -a "$summary"
+        failures=$((failures + 1))
+    fi
+}
+
+say "== machine"
+say "$(uname -srm); $(nproc) cores"
+command -v nvidia-smi >/dev/null &&
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$summary"
+
+# Burn's CUDA backend loads libcuda (the driver) and compiles its kernels at run time with
+# NVRTC, so both must be loadable. Look where they usually are: the loader cache, the CUDA
+# toolkit, and the NVIDIA wheels PyTorch bundles.
+say "== GPU libraries"
+extra_dirs=()
+ldconfig -p | grep -E 'libcuda\.so|libnvrtc|libvulkan' | sed 's/^/    ldconfig: /' | tee -a "$summary"
+for dir in /usr/local/cuda/lib64 /usr/local/cuda-*/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    if ls "$dir"/libnvrtc.so* >/dev/null 2>&1; then
+        say "    toolkit: $dir"
+        extra_dirs+=("$dir")
+    fi
+done
+if torch_nvidia=$(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null); then
+    for dir in "$torch_nvidia"/nvidia/*/lib; do
+        if ls "$dir"/libnvrtc*.so* >/dev/null 2>&1; then
+            say "    PyTorch's bundled NVRTC: $dir"
+            extra_dirs+=("$dir")
+            # The wheels ship only libnvrtc.so.<major>; cudarc asks for libnvrtc.so.
+            for lib in "$dir"/libnvrtc.so.*; do
+                case "$lib" in *alt* | *builtins*) continue ;; esac
+                mkdir -p "$out/lib" && ln -sf "$lib" "$out/lib/libnvrtc.so"
+                extra_dirs+=("$out/lib")
+                break
+            done
+        fi
+    done
+fi
+if [ ${#extra_dirs[@]} -gt 0 ]; then
+    LD_LIBRARY_PATH="$(IFS=:; echo "${extra_dirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export LD_LIBRARY_PATH
+fi
+say "    LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+if ! ldconfig -p | grep -q 'libcuda\.so' && ! ls /usr/lib/x86_64-linux-gnu/libcuda.so* >/dev/null 2>&1; then
+    say "    no libcuda found: the cuda bundle cannot run here"
+fi
+
+export LEVELSET_DATA_DIR="$data"
+say "== levelset"
+step info "$bundle/levelset" info
+cat "$out/info.log" | tee -a "$summary"
+
+say "== backend-generic test suites"
+for test in "$bundle"/tests/*; do
+    step "test-$(basename "$test")" "$test" --test-threads 1
+done
+
+say "== benchmarks"
+step levelset-bench "$bundle/levelset" bench --configs configs --data-dir "$data" \
+    --out "$out/levelset-bench.json"
+if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    step torch-bench python3 experiments/bench/torch_bench.py --device cuda \
+        --out "$out/torch-bench.json"
+    step compare python3 experiments/bench/compare.py "$out/levelset-bench.json" \
+        "$out/torch-bench.json"
+    cat "$out/compare.log" >>"$summary"
+else
+    say "    PyTorch with CUDA not available: no side-by-side run"
+fi
+
+if [ "$skip_reproduce" != "--skip-reproduce" ]; then
+    say "== MNIST quick reproduction"
+    step reproduce-mnist "$bundle/levelset" reproduce mnist --data-dir "$data" \
+        --out "$out/mnist-quick"
+fi
+
+say "== $failures step(s) failed"
+exit $((failures > 0))

@@ -8,9 +8,14 @@ use anyhow::{Context, Result, bail};
 use levelset_models::atomic::write_atomic;
 use serde::{Deserialize, Serialize};
 
+use levelset_models::Landscape;
+use levelset_models::backend::Train;
+
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::figures::{Figure, LEVELSET_COLOR, Series, draw};
+use crate::pair::{Endpoints, Method, connect_flat, pair_seeds};
 use crate::sweep::{SweepArgs, SweepResults};
+use crate::tasks::{WithLandscape, with_landscape};
 
 /// The widths `reproduce width` sweeps over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +45,9 @@ pub struct WidthRow {
     pub linear_gap: Option<f64>,
     /// Mean over connected pairs of the string's certified maximum minus L0.
     pub string_gap: Option<f64>,
+    /// Mean over pairs of the trained one-bend curve's maximum minus L0 (with a [curve]
+    /// section): the gap of the best path found at fixed complexity, the theory's quantity.
+    pub curve_gap: Option<f64>,
     pub length: Option<f64>,
     pub beads: Option<f64>,
 }
@@ -69,7 +77,42 @@ pub fn log_log_slope(points: &[(f64, f64)]) -> Option<f64> {
     (sxx > 0.0).then(|| sxy / sxx)
 }
 
-fn row(width: usize, results: &SweepResults) -> WidthRow {
+/// The maximum minus L0 of a trained curve (the config's [curve] settings) between every pair
+/// of the sweep whose endpoints reached the level.
+struct CurveGaps {
+    config: ExperimentConfig,
+}
+
+impl WithLandscape for CurveGaps {
+    type Output = Result<Vec<f64>>;
+
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Result<Vec<f64>> {
+        let sweep = self.config.sweep.clone().context("width needs a [sweep]")?;
+        let method = match self.config.curve()?.kind {
+            levelset_strings::CurveKind::Bezier => Method::Bezier,
+            levelset_strings::CurveKind::Polychain => Method::Polychain,
+        };
+        let mut endpoints = Endpoints::new(&sweep.levels);
+        let mut gaps = Vec::new();
+        for &level in &sweep.levels {
+            for pair in 0..sweep.pairs {
+                let (sa, sb) = pair_seeds(sweep.seed, pair);
+                let (Ok(a), Ok(b)) = (
+                    endpoints.get(&landscape, &self.config, level, sa),
+                    endpoints.get(&landscape, &self.config, level, sb),
+                ) else {
+                    continue;
+                };
+                let (_, report) =
+                    connect_flat(&landscape, &self.config, method, a.flat, b.flat, level, sa)?;
+                gaps.push(report.max_energy - level);
+            }
+        }
+        Ok(gaps)
+    }
+}
+
+fn row(width: usize, results: &SweepResults, curve_gaps: &[f64]) -> WidthRow {
     let rows = &results.rows;
     let connected = || rows.iter().filter(|r| r.outcome == "connected");
     WidthRow {
@@ -81,6 +124,7 @@ fn row(width: usize, results: &SweepResults) -> WidthRow {
                 .filter_map(|r| r.linear_barrier.map(|b| b - r.level)),
         ),
         string_gap: mean(connected().filter_map(|r| r.max_energy.map(|m| m - r.level))),
+        curve_gap: mean(curve_gaps.iter().copied()),
         length: mean(connected().filter_map(|r| r.normalized_length)),
         beads: mean(connected().filter_map(|r| r.beads.map(|b| b as f64))),
     }
@@ -102,11 +146,15 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
             *width = m;
         }
         let results = crate::sweep::run(SweepArgs {
-            config: at,
+            config: at.clone(),
             out: out.join(format!("m{m}")),
             resume: true,
         })?;
-        rows.push(row(m, &results));
+        let curve_gaps = match at.curve {
+            Some(_) => with_landscape(&at.clone(), CurveGaps { config: at })??,
+            None => Vec::new(),
+        };
+        rows.push(row(m, &results, &curve_gaps));
     }
     let slope = |pick: fn(&WidthRow) -> Option<f64>| {
         log_log_slope(
@@ -119,27 +167,30 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
     let num = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
     let mut table = format!(
         "{} ({}, input dimension n = {input_dim}; means over pairs)\n\n\
-         | width m | connected | straight-line max − L0 | string max − L0 | normalized length | beads |\n\
-         |---|---|---|---|---|---|\n",
+         | width m | connected | straight-line max − L0 | string max − L0 | curve max − L0 | normalized length | beads |\n\
+         |---|---|---|---|---|---|---|\n",
         config.name, config.energy
     );
     for r in &rows {
         table.push_str(&format!(
-            "| {} | {}/{} | {} | {} | {} | {} |\n",
+            "| {} | {}/{} | {} | {} | {} | {} | {} |\n",
             r.width,
             r.connected,
             r.pairs,
             num(r.linear_gap),
             num(r.string_gap),
+            num(r.curve_gap),
             num(r.length),
             num(r.beads)
         ));
     }
     table.push_str(&format!(
-        "\nFitted log-log slopes against m: straight-line gap {}, normalized length − 1 {}, beads {} \
-         (theory's rate for the best path's gap: O(m^(-1/n)), slope {:.3}). The string's own \
-         gap is held below (slack − 1) L0 by DSS's check, so it cannot show the rate.\n",
+        "\nFitted log-log slopes against m: straight-line gap {}, trained curve's gap {}, \
+         normalized length − 1 {}, beads {} (theory's rate for the best path's gap: \
+         O(m^(-1/n)), slope {:.3}). The string's own gap is held below (slack − 1) L0 by DSS's \
+         check, so it cannot show the rate.\n",
         num(slope(|r| r.linear_gap)),
+        num(slope(|r| r.curve_gap)),
         num(slope(|r| r.length.map(|l| l - 1.0))),
         num(slope(|r| r.beads)),
         -1.0 / input_dim as f64
@@ -164,6 +215,7 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
             "straight-line max − L0",
             (|r| r.linear_gap) as fn(&WidthRow) -> Option<f64>,
         ),
+        ("curve-gap", "trained curve's max − L0", |r| r.curve_gap),
         ("length", "normalized geodesic length", |r| r.length),
         ("beads", "beads (endpoints included)", |r| r.beads),
     ] {

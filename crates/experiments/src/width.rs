@@ -219,6 +219,9 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
         ("length", "normalized geodesic length", |r| r.length),
         ("beads", "beads (endpoints included)", |r| r.beads),
     ] {
+        if stem == "curve-gap" && config.curve.is_none() {
+            continue;
+        }
         draw(
             &Figure {
                 title: format!("{}: {y_label} against width", config.name),

@@ -96,7 +96,9 @@ pairs = 1
 [width]
 widths = [2, 4]
 "#;
-    write(&configs, "width-quick.toml", config);
+    let curve = "\n[curve]\nkind = \"bezier\"\nbends = 1\nsteps = 50\n\
+                 optimizer = { kind = \"adam\", lr = 0.01 }\nslack = 1.1\n";
+    write(&configs, "width-quick.toml", &format!("{config}{curve}"));
     let out = dir.path().join("out");
     let run = succeed([
         "reproduce".as_ref(),
@@ -124,7 +126,12 @@ widths = [2, 4]
         let sweep = read_json(&out.join(format!("m{m}/results.json")));
         assert_eq!(sweep["config"]["task"]["width"], m);
     }
-    for stem in ["gap", "length", "beads"] {
+    for stem in ["gap", "curve-gap", "length", "beads"] {
         assert!(out.join(format!("{stem}.png")).is_file(), "{stem}.png");
+    }
+    // Every width's pair got a trained curve, and the energy along it is finite.
+    for row in rows.as_array().unwrap() {
+        let gap = row["curve_gap"].as_f64();
+        assert!(gap.is_some_and(f64::is_finite), "{row}");
     }
 }

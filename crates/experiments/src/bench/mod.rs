@@ -18,7 +18,7 @@ use crate::config::ExperimentConfig;
 use crate::tasks::{WithLandscape, with_landscape};
 pub use measure::{BenchReport, Machine, Measurement};
 use workloads::{
-    Plan, dss_end_to_end, eval, forward_flops, matmul_peak, segment_check, train_gflops, train_step,
+    Plan, dss_end_to_end, eval, forward_flops, gflops, matmul_peak, segment_check, train_step,
 };
 
 /// A benchmarked model: the quick config it comes from, and the level of its end-to-end DSS
@@ -123,13 +123,20 @@ impl WithLandscape for ModelBench {
     fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output {
         let name = self.model.name;
         tracing::info!(model = name, "benchmarking");
+        let flops = forward_flops(&landscape.architecture());
         let train = train_step(name, &landscape, &self.config, self.plan);
+        let evaluated = eval(name, &landscape, self.plan);
         let mut results = vec![];
-        if let Some(flops) = forward_flops(&landscape.architecture()) {
-            results.push(train_gflops(&train, flops));
+        results.push(train.clone());
+        if let Some(forward) = flops {
+            // A training step costs about three forwards: the backward pass computes
+            // gradients for both the inputs and the weights of every layer.
+            results.push(gflops(&train, "train_gflops", 3.0 * forward));
         }
-        results.insert(0, train);
-        results.push(eval(name, &landscape, self.plan));
+        results.push(evaluated.clone());
+        if let Some(forward) = flops {
+            results.push(gflops(&evaluated, "eval_gflops", forward));
+        }
         results.push(segment_check(name, &landscape, self.plan));
         if let (true, Some(level)) = (self.dss, self.model.dss_level) {
             results.push(dss_end_to_end(

@@ -172,9 +172,8 @@ pub fn matmul_peak(plan: Plan) -> Measurement {
     measure("machine", "matmul_peak", report, plan.repeats, run)
 }
 
-/// Forward multiply-adds x 2 per example of the architectures whose step rate is compared
-/// against the matmul peak; a training step costs about three forwards (the backward pass
-/// computes gradients for both inputs and weights).
+/// Forward floating-point operations (multiply-adds x 2) per example of the architectures
+/// whose rates are compared against the matmul peak.
 pub fn forward_flops(architecture: &Architecture) -> Option<f64> {
     match architecture {
         Architecture::MnistConv(c) => {
@@ -190,16 +189,17 @@ pub fn forward_flops(architecture: &Architecture) -> Option<f64> {
     }
 }
 
-/// Achieved GFLOP/s of the training step, per repeat of `train`.
-pub fn train_gflops(train: &Measurement, forward_flops: f64) -> Measurement {
-    let rate = |examples_per_s: f64| 3.0 * forward_flops * examples_per_s / 1e9;
+/// Achieved GFLOP/s of a throughput measurement (examples/s), given the floating-point
+/// operations one example costs in that workload.
+pub fn gflops(rate: &Measurement, workload: &str, flops_per_example: f64) -> Measurement {
+    let to_gflops = |examples_per_s: f64| flops_per_example * examples_per_s / 1e9;
     Measurement {
-        workload: "train_gflops".into(),
+        workload: workload.into(),
         unit: "GFLOP/s".into(),
-        median: rate(train.median),
-        min: rate(train.min),
-        max: rate(train.max),
-        samples: train.samples.iter().map(|&s| rate(s)).collect(),
-        ..train.clone()
+        median: to_gflops(rate.median),
+        min: to_gflops(rate.min),
+        max: to_gflops(rate.max),
+        samples: rate.samples.iter().map(|&s| to_gflops(s)).collect(),
+        ..rate.clone()
     }
 }

@@ -17,7 +17,7 @@ mod width;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::ExperimentConfig;
@@ -94,30 +94,7 @@ enum Command {
     /// Time the paper's models on the compiled backend (training steps, energy evaluations,
     /// DSS segment checks, end-to-end DSS) as medians of repeats, and write them as JSON for
     /// experiments/bench/compare.py.
-    Bench {
-        /// Models to time: poly, mnist, cifar10, ptb.
-        #[arg(long, value_delimiter = ',', default_value = "poly,mnist,cifar10,ptb")]
-        models: Vec<String>,
-        #[arg(long, default_value = "configs")]
-        configs: PathBuf,
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// JSON file to write.
-        #[arg(long)]
-        out: PathBuf,
-        /// Timed repeats per workload (the median is reported).
-        #[arg(long, default_value_t = 5)]
-        repeats: usize,
-        /// Training steps per timed repeat.
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Skip the end-to-end DSS runs (which train a pair of endpoints first).
-        #[arg(long)]
-        no_dss: bool,
-    },
+    Bench(bench::BenchArgs),
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
@@ -223,31 +200,8 @@ fn main() -> Result<()> {
                 resume,
             })?;
         }
-        Command::Bench {
-            models,
-            configs,
-            data_dir,
-            out,
-            repeats,
-            steps,
-            threads,
-            no_dss,
-        } => {
-            if let Some(threads) = threads {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build_global()
-                    .context("setting the number of threads")?;
-            }
-            bench::run(bench::BenchArgs {
-                models,
-                configs,
-                data_dir,
-                out,
-                repeats,
-                steps,
-                no_dss,
-            })?;
+        Command::Bench(args) => {
+            bench::run(args)?;
         }
         Command::Reproduce {
             task,

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::flatten;
-use levelset_models::train::{TrainError, Trained, train_to_level, train_to_levels};
+use levelset_models::train::{TrainError, Trained, train_to_levels};
 use levelset_strings::{CurveKind, Path, PathReport, connect, connect_curve, connect_neb};
 
 use crate::config::ExperimentConfig;
@@ -28,17 +28,30 @@ pub fn train_endpoint<L: Landscape<Train>>(
     level: f64,
     seed: u64,
 ) -> Result<Trained<L::Model>> {
+    train_seed(landscape, config, &[level], seed)
+        .pop()
+        .expect("one result per level")
+        .with_context(|| format!("training the endpoint with seed {seed} to {level}"))
+}
+
+/// The model of `seed` at each of `levels`, trained along one trajectory with a progress bar.
+fn train_seed<L: Landscape<Train>>(
+    landscape: &L,
+    config: &ExperimentConfig,
+    levels: &[f64],
+    seed: u64,
+) -> Vec<std::result::Result<Trained<L::Model>, TrainError>> {
     let bar = steps_bar(&format!("endpoint seed {seed}"));
-    let trained = train_to_level(
+    let trained = train_to_levels(
         landscape,
         landscape.init(seed),
-        level,
+        levels,
         &config.train,
         seed,
         &bar,
     );
     bar.finish_and_clear();
-    trained.with_context(|| format!("training the endpoint with seed {seed} to {level}"))
+    trained
 }
 
 /// An endpoint as a sweep keeps it: flat parameters and how it was reached.
@@ -82,17 +95,7 @@ impl Endpoints {
             .with_context(|| format!("{level} is not a level of this sweep"))?;
         let levels = &self.levels;
         let snapshots = self.trained.entry(seed).or_insert_with(|| {
-            let bar = steps_bar(&format!("endpoint seed {seed}"));
-            let results = train_to_levels(
-                landscape,
-                landscape.init(seed),
-                levels,
-                &config.train,
-                seed,
-                &bar,
-            );
-            bar.finish_and_clear();
-            results
+            train_seed(landscape, config, levels, seed)
                 .into_iter()
                 .map(|r| {
                     r.map(|t| Endpoint {

@@ -52,20 +52,41 @@ const MODELS: [Model; 4] = [
     },
 ];
 
+#[derive(Debug, clap::Args)]
 pub struct BenchArgs {
+    /// Models to time: poly, mnist, cifar10, ptb.
+    #[arg(long, value_delimiter = ',', default_value = "poly,mnist,cifar10,ptb")]
     pub models: Vec<String>,
+    #[arg(long, default_value = "configs")]
     pub configs: PathBuf,
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// JSON file to write.
+    #[arg(long)]
     pub out: PathBuf,
+    /// Timed repeats per workload (the median is reported).
+    #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Training steps per timed repeat.
+    #[arg(long, default_value_t = 10)]
     pub steps: usize,
-    /// Skip the end-to-end DSS runs.
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Skip the end-to-end DSS runs (which train a pair of endpoints first).
+    #[arg(long)]
     pub no_dss: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<BenchReport> {
     if args.repeats == 0 || args.steps == 0 {
         bail!("--repeats and --steps must be at least 1");
+    }
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("setting the number of threads")?;
     }
     let plan = Plan {
         repeats: args.repeats,

@@ -73,9 +73,10 @@ pub struct BenchArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Skip the end-to-end DSS runs (which train a pair of endpoints first).
-    #[arg(long)]
-    pub no_dss: bool,
+    /// Repeats of each end-to-end DSS run (an MNIST one takes minutes on a CPU); 0 skips
+    /// them and the endpoint training they need.
+    #[arg(long, default_value_t = 3)]
+    pub dss_repeats: usize,
 }
 
 pub fn run(args: BenchArgs) -> Result<BenchReport> {
@@ -113,7 +114,7 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
             model,
             config,
             plan,
-            dss: !args.no_dss,
+            dss_repeats: args.dss_repeats,
         };
         results.extend(with_landscape(&job.config.clone(), job)??);
     }
@@ -135,7 +136,7 @@ struct ModelBench {
     model: &'static Model,
     config: ExperimentConfig,
     plan: Plan,
-    dss: bool,
+    dss_repeats: usize,
 }
 
 impl WithLandscape for ModelBench {
@@ -159,14 +160,12 @@ impl WithLandscape for ModelBench {
             results.push(gflops(&evaluated, "eval_gflops", forward));
         }
         results.push(segment_check(name, &landscape, self.plan));
-        if let (true, Some(level)) = (self.dss, self.model.dss_level) {
-            results.push(dss_end_to_end(
-                name,
-                &landscape,
-                &self.config,
-                level,
-                self.plan,
-            )?);
+        if let (1.., Some(level)) = (self.dss_repeats, self.model.dss_level) {
+            let plan = Plan {
+                repeats: self.dss_repeats,
+                ..self.plan
+            };
+            results.push(dss_end_to_end(name, &landscape, &self.config, level, plan)?);
         }
         Ok(results)
     }

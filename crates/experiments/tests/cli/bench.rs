@@ -21,6 +21,8 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         "2".as_ref(),
         "--steps".as_ref(),
         "3".as_ref(),
+        "--dss-repeats".as_ref(),
+        "2".as_ref(),
         "--threads".as_ref(),
         "1".as_ref(),
         "--configs".as_ref(),

@@ -12,6 +12,7 @@ pub mod atomic;
 pub mod backend;
 pub mod checkpoint;
 pub mod flat;
+pub mod heartbeat;
 pub mod init;
 pub mod landscape;
 pub mod nets;

@@ -1,17 +1,14 @@
 //! Training a model until its energy falls to a level.
 
-use std::time::{Duration, Instant};
-
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
+use crate::heartbeat::Heartbeat;
 use crate::landscape::{Energy, Landscape};
 use crate::optim::OptimizerConfig;
-
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,9 +113,7 @@ pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
         }
         results.iter().any(Option::is_none)
     };
-    // The bar is invisible when stderr is not a terminal (logs, CI); a throttled log line
-    // keeps long runs observable there too.
-    let mut last_log = Instant::now();
+    let mut heartbeat = Heartbeat::default();
     let mut best = f64::INFINITY;
     let mut check = |model: &L::Model, steps: usize| {
         let energy = landscape.energy(&model.valid());
@@ -131,8 +126,7 @@ pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
         }
         best = best.min(energy);
         progress.set_message(format!("{kind} {energy:.5} -> {lowest}"));
-        if last_log.elapsed() >= LOG_EVERY {
-            last_log = Instant::now();
+        if heartbeat.due() {
             tracing::info!(steps, energy, target = lowest, "training");
         } else {
             tracing::debug!(steps, energy, target = lowest, "energy check");

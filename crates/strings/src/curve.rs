@@ -18,6 +18,7 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 use levelset_models::Landscape;
 use levelset_models::flat::unflatten;
+use levelset_models::heartbeat::Heartbeat;
 use levelset_models::optim::OptimizerConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -244,6 +245,7 @@ fn train<B: AutodiffBackend, L: Landscape<B>>(
     rng.set_stream(T_STREAM);
     progress.set_length(config.steps as u64);
     progress.set_position(0);
+    let mut heartbeat = Heartbeat::default();
     let mut taken = 0;
     let outcome = for_each_batch(landscape, seed, config.steps, |step, batch, carry| {
         let curve = Curve {
@@ -266,6 +268,14 @@ fn train<B: AutodiffBackend, L: Landscape<B>>(
         taken = step + 1;
         progress.set_position(taken as u64);
         progress.set_message(format!("{} loss {value:.5}", config.kind.name()));
+        if heartbeat.due() {
+            tracing::info!(
+                curve = config.kind.name(),
+                step = taken,
+                loss = value,
+                "training"
+            );
+        }
         Ok(())
     });
     (taken, outcome)

@@ -19,6 +19,7 @@ use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 use levelset_models::Landscape;
 use levelset_models::flat::{lerp, unflatten};
+use levelset_models::heartbeat::Heartbeat;
 use levelset_models::optim::OptimizerConfig;
 use serde::{Deserialize, Serialize};
 
@@ -232,6 +233,7 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
         let template = landscape.init(0);
         progress.set_length(cycle.steps as u64);
         progress.set_position(0);
+        let mut heartbeat = Heartbeat::default();
         let mut taken = 0;
         let outcome = for_each_batch(landscape, seed, cycle.steps, |step, batch, carry| {
             let mut loss_at = |flat: Tensor<B, 1>| {
@@ -269,6 +271,15 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
             }
             taken = step + 1;
             progress.set_position(taken as u64);
+            if heartbeat.due() {
+                let highest = energies.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                tracing::info!(
+                    step = taken,
+                    pivots = last - 1,
+                    highest,
+                    "relaxing the band"
+                );
+            }
             Ok(())
         });
         Relaxed {

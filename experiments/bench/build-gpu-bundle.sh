@@ -6,12 +6,13 @@
 #
 #   experiments/bench/build-gpu-bundle.sh cuda [gpu-bundle]
 #   experiments/bench/build-gpu-bundle.sh wgpu [gpu-bundle]
+#   experiments/bench/build-gpu-bundle.sh flex [gpu-bundle]   # a CPU bundle: dry-runs the check
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-feature="${1:?usage: build-gpu-bundle.sh cuda|wgpu [bundle dir]}"
+feature="${1:?usage: build-gpu-bundle.sh cuda|wgpu|flex [bundle dir]}"
 bundle="${2:-gpu-bundle}/$feature"
-case "$feature" in cuda | wgpu) ;; *) echo "backend must be cuda or wgpu, got $feature" >&2; exit 2 ;; esac
+case "$feature" in cuda | wgpu | flex) ;; *) echo "backend must be cuda, wgpu or flex, got $feature" >&2; exit 2 ;; esac
 limit_mb=64
 
 rm -rf "$bundle"

@@ -8,6 +8,8 @@
 #
 # BUNDLE: gpu-bundle/cuda (or gpu-bundle/wgpu); DATA_DIR: the offline data (mnist/, ptb/,
 # cifar10/); OUT: folder for logs and JSON results. Exit status: 0 when every step passed.
+# BENCH_ARGS (environment) adds arguments to `levelset bench`, e.g. "--models poly
+# --repeats 1" for a quick dry run with a CPU (flex) bundle.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -91,8 +93,9 @@ for test in "$bundle"/tests/*; do
 done
 
 say "== benchmarks"
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of words
 step levelset-bench "$bundle/levelset" bench --configs configs --data-dir "$data" \
-    --out "$out/levelset-bench.json"
+    --out "$out/levelset-bench.json" ${BENCH_ARGS:-}
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     step torch-bench python3 experiments/bench/torch_bench.py --device cuda \
         --out "$out/torch-bench.json"

@@ -115,7 +115,11 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
         .collect::<Result<_>>()?;
     let mut results = vec![matmul_peak(plan)];
     for model in models {
-        let config = crate::load_config(&args.configs.join(model.config), args.data_dir.clone())?;
+        // --data-dir applies to the models with data files; the polynomial task has none.
+        let mut config = ExperimentConfig::load(&args.configs.join(model.config))?;
+        if let (Some(dir), Some(slot)) = (&args.data_dir, config.task.data_dir_mut()) {
+            *slot = dir.clone();
+        }
         let job = ModelBench {
             model,
             config,

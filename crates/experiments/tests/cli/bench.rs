@@ -27,6 +27,9 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         "1".as_ref(),
         "--configs".as_ref(),
         configs().as_os_str(),
+        // Accepted although the polynomial task reads no files (it applies to data tasks).
+        "--data-dir".as_ref(),
+        levelset_data::shared_data_dir().as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
     ]);

@@ -6,7 +6,7 @@
 #
 #   experiments/bench/gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]
 #
-# BUNDLE: gpu-bundle/cuda (or gpu-bundle/wgpu); DATA_DIR: the offline data (mnist/, ptb/,
+# BUNDLE: gpu-bundle/cuda.tar.xz (or its unpacked folder) from build-gpu-bundle.sh; DATA_DIR: the offline data (mnist/, ptb/,
 # cifar10/); OUT: folder for logs and JSON results. Exit status: 0 when every step passed.
 # BENCH_ARGS (environment) adds arguments to `levelset bench`, e.g. "--models poly
 # --repeats 1" for a quick dry run with a CPU (flex) bundle.
@@ -18,6 +18,15 @@ data="${2:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
 out="${3:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
 skip_reproduce="${4:-}"
 mkdir -p "$out"
+if [ -f "$bundle" ]; then
+    unpacked="$(mktemp -d)"
+    tar -C "$unpacked" -xJf "$bundle" || { echo "cannot unpack $bundle" >&2; exit 2; }
+    bundle="$(find "$unpacked" -mindepth 1 -maxdepth 1 -type d | head -n 1)"
+fi
+if [ ! -x "$bundle/levelset" ]; then
+    echo "no levelset binary in $bundle" >&2
+    exit 2
+fi
 summary="$out/summary.txt"
 : >"$summary"
 failures=0

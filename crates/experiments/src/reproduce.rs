@@ -22,6 +22,10 @@ pub const SWEEP_TASKS: [&str; 7] = [
     "symmetry",
 ];
 
+/// The tasks with their own config that are not sweeps: path-method comparisons and the width
+/// study.
+const CONFIG_TASKS: [&str; 3] = ["methods", "methods-mnist", "width"];
+
 pub struct ReproduceArgs {
     pub task: String,
     /// Paper-scale settings (`configs/<task>.toml`) instead of the quick ones.
@@ -39,14 +43,12 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         crate::prop23::run(&out)?;
         return Ok(());
     }
-    let known = |task: &str| {
-        SWEEP_TASKS.contains(&task) || matches!(task, "methods" | "methods-mnist" | "width")
-    };
-    if !known(&args.task) {
+    let task = args.task.as_str();
+    if !SWEEP_TASKS.contains(&task) && !CONFIG_TASKS.contains(&task) {
         anyhow::bail!(
-            "unknown task '{}' (choose one of: {}, prop23, methods, methods-mnist, width)",
-            args.task,
-            SWEEP_TASKS.join(", ")
+            "unknown task '{task}' (choose one of: {}, prop23, {})",
+            SWEEP_TASKS.join(", "),
+            CONFIG_TASKS.join(", ")
         );
     }
     let name = if args.full {

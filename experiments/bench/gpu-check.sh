@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # One prepared check for a machine with an NVIDIA GPU and no Rust toolchain: reports the GPU
 # libraries it finds, then, with the prebuilt bundle of experiments/bench/build-gpu-bundle.sh,
-# runs the backend-generic test suites on the GPU, `levelset bench`, the MNIST quick
-# reproduction, and PyTorch's side of the benchmark where PyTorch is installed.
+# runs `levelset bench` and PyTorch's side of it (where PyTorch with CUDA is installed), the
+# backend-generic test suites on the GPU, and the MNIST quick reproduction.
 #
-#   experiments/bench/gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]
+#   experiments/bench/gpu-check.sh BUNDLE DATA_DIR OUT
 #
 # BUNDLE: gpu-bundle/cuda.tar.xz (or its unpacked folder) from build-gpu-bundle.sh; DATA_DIR: the offline data (mnist/, ptb/,
 # cifar10/); OUT: folder for logs and JSON results. Exit status: 0 when every step passed.
-# BENCH_ARGS (environment) adds arguments to `levelset bench`, e.g. "--models poly
-# --repeats 1" for a quick dry run with a CPU (flex) bundle.
+# Environment:
+#   PARTS         which parts run, in this order (default "bench tests reproduce"); device
+#                 time is scarce, so the most wanted numbers come first
+#   BENCH_ARGS    extra arguments to `levelset bench`, e.g. "--models poly --repeats 1"
+#   TORCH_ARGS    extra arguments to torch_bench.py, e.g. "--models poly,mnist"
+#   STEP_TIMEOUT  seconds any one step may run before it is stopped and counted as failed
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-bundle="${1:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
-data="${2:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
-out="${3:?usage: gpu-check.sh BUNDLE DATA_DIR OUT [--skip-reproduce]}"
-skip_reproduce="${4:-}"
+usage="usage: gpu-check.sh BUNDLE DATA_DIR OUT (environment: PARTS, BENCH_ARGS, TORCH_ARGS, STEP_TIMEOUT)"
+bundle="${1:?$usage}"
+data="${2:?$usage}"
+out="${3:?$usage}"
+parts="${PARTS:-bench tests reproduce}"
+for part in $parts; do
+    case "$part" in bench | tests | reproduce) ;; *) echo "unknown part '$part' in PARTS: $usage" >&2; exit 2 ;; esac
+done
 mkdir -p "$out"
 if [ -f "$bundle" ]; then
     unpacked="$(mktemp -d)"
@@ -38,7 +46,11 @@ step() {
     shift
     local start end rc
     start=$(date +%s)
-    "$@" >"$out/$name.log" 2>&1
+    if [ -n "${STEP_TIMEOUT:-}" ]; then
+        timeout "$STEP_TIMEOUT" "$@" >"$out/$name.log" 2>&1
+    else
+        "$@" >"$out/$name.log" 2>&1
+    fi
     rc=$?
     end=$(date +%s)
     if [ $rc -eq 0 ]; then
@@ -96,30 +108,39 @@ say "== levelset"
 step info "$bundle/levelset" info
 cat "$out/info.log" | tee -a "$summary"
 
-say "== backend-generic test suites"
-for test in "$bundle"/tests/*; do
-    step "test-$(basename "$test")" "$test" --test-threads 1
-done
+run_tests() {
+    say "== backend-generic test suites"
+    for test in "$bundle"/tests/*; do
+        step "test-$(basename "$test")" "$test" --test-threads 1
+    done
+}
 
-say "== benchmarks"
-# shellcheck disable=SC2086 # BENCH_ARGS is a list of words
-step levelset-bench "$bundle/levelset" bench --configs configs --data-dir "$data" \
-    --out "$out/levelset-bench.json" ${BENCH_ARGS:-}
-if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-    step torch-bench python3 experiments/bench/torch_bench.py --device cuda \
-        --out "$out/torch-bench.json"
-    step compare python3 experiments/bench/compare.py "$out/levelset-bench.json" \
-        "$out/torch-bench.json"
-    cat "$out/compare.log" >>"$summary"
-else
-    say "    PyTorch with CUDA not available: no side-by-side run"
-fi
+run_bench() {
+    say "== benchmarks"
+    # shellcheck disable=SC2086 # BENCH_ARGS and TORCH_ARGS are lists of words
+    step levelset-bench "$bundle/levelset" bench --configs configs --data-dir "$data" \
+        --out "$out/levelset-bench.json" ${BENCH_ARGS:-}
+    if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+        # shellcheck disable=SC2086
+        step torch-bench python3 experiments/bench/torch_bench.py --device cuda \
+            --out "$out/torch-bench.json" ${TORCH_ARGS:-}
+        step compare python3 experiments/bench/compare.py "$out/levelset-bench.json" \
+            "$out/torch-bench.json"
+        cat "$out/compare.log" >>"$summary"
+    else
+        say "    PyTorch with CUDA not available: no side-by-side run"
+    fi
+}
 
-if [ "$skip_reproduce" != "--skip-reproduce" ]; then
+run_reproduce() {
     say "== MNIST quick reproduction"
     step reproduce-mnist "$bundle/levelset" reproduce mnist --data-dir "$data" \
         --out "$out/mnist-quick"
-fi
+}
+
+for part in $parts; do
+    "run_$part"
+done
 
 say "== $failures step(s) failed"
 exit $((failures > 0))

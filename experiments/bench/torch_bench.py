@@ -297,7 +297,7 @@ def bench_model(name, repeats, retries, quick):
 
     # The eval workload has warmed this model up already; the warm-up check only settles caches.
     times, share, flagged = measure(segment_check, 0 if quick else 1, repeats, 1, retries)
-    rows.append(row(name, "segment_check", "s", times, share, flagged, lambda t: t))
+    rows.append(row(name, "segment_check_pointwise", "s", times, share, flagged, lambda t: t))
     return rows
 
 

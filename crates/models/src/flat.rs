@@ -22,13 +22,37 @@ pub fn num_params<B: Backend, M: Module<B>>(module: &M) -> usize {
 /// A module shaped like `template` whose parameters are `flat`. Differentiable: on an
 /// autodiff backend, gradients of anything computed with the result flow back into `flat`.
 pub fn unflatten<B: Backend, M: Module<B>>(template: M, flat: Tensor<B, 1>) -> M {
-    map_chunks(template, flat, Mode::KeepGraph)
+    map_chunks(template, flat.unsqueeze(), Mode::KeepGraph)
+}
+
+/// `k` models in one module shaped like `template` (see [`Stacked`]): row `j` of `points`
+/// [k, num_params] is model `j`'s flat vector.
+pub fn unflatten_stacked<B: Backend, M: Module<B>>(
+    template: M,
+    points: Tensor<B, 2>,
+) -> Stacked<M> {
+    let [k, _] = points.dims();
+    Stacked {
+        module: map_chunks(template, points, Mode::KeepGraph),
+        k,
+    }
+}
+
+/// `k` models of one architecture held in a single module: each parameter of shape
+/// `[d0, d1, ...]` holds the `k` models' values stacked along its first dimension,
+/// `[k * d0, d1, ...]`, model `j` in rows `j * d0 .. (j + 1) * d0`. That is exactly the
+/// weight layout of a grouped convolution with `k` groups, and a reshape away from batched
+/// matmul weights `[k, d_in, d_out]`, so a net's stacked forward evaluates all `k` models in
+/// one pass with its ordinary layers. Only stacked forwards may use the module.
+pub struct Stacked<M> {
+    pub module: M,
+    pub k: usize,
 }
 
 /// A module shaped like `template` holding a copy of `flat` as fresh, trainable leaf
 /// parameters with new ids (so an optimizer never confuses it with another copy).
 pub fn load_flat<B: Backend, M: Module<B>>(template: M, flat: Tensor<B, 1>) -> M {
-    map_chunks(template, flat, Mode::FreshLeaves)
+    map_chunks(template, flat.unsqueeze(), Mode::FreshLeaves)
 }
 
 /// 1 for every entry of a weight tensor (rank 2 or more), 0 for biases and other vectors, in
@@ -44,22 +68,33 @@ pub fn lerp<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, t: f64) -> Tensor<B,
     a.clone() + (b.clone() - a.clone()).mul_scalar(t)
 }
 
+/// [`lerp`] at every `t`, one row each: [ts.len(), n].
+pub fn lerps<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, ts: &[f64]) -> Tensor<B, 2> {
+    let t = Tensor::<B, 1>::from_data(TensorData::new(ts.to_vec(), [ts.len()]), &a.device());
+    // The same operations as `lerp`, broadcast: [1, n] + [1, n] * [k, 1]
+    a.clone().unsqueeze::<2>() + (b.clone() - a.clone()).unsqueeze::<2>() * t.unsqueeze_dim(1)
+}
+
 /// Euclidean distance between two parameter vectors, read back to the host.
 pub fn distance<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>) -> f64 {
     let d = (a.clone() - b.clone()).powi_scalar(2).sum().sqrt();
     d.into_scalar().elem::<f64>()
 }
 
-fn map_chunks<B: Backend, M: Module<B>>(template: M, flat: Tensor<B, 1>, mode: Mode) -> M {
+/// Hands each parameter of `template`, in [`flatten`]'s order, its chunk of the rows of
+/// `points` [k, num_params], stacked along the parameter's first dimension (see [`Stacked`];
+/// one row gives the parameter's own shape).
+fn map_chunks<B: Backend, M: Module<B>>(template: M, points: Tensor<B, 2>, mode: Mode) -> M {
     let expected = template.num_params();
-    let [found] = flat.dims();
+    let [k, found] = points.dims();
     assert_eq!(
         found, expected,
         "flat vector of {found} values for a module of {expected} parameters"
     );
-    let mut mapper = Unflatten {
-        flat,
+    let mut mapper = Chunks {
+        points,
         offset: 0,
+        k,
         mode,
     };
     template.map(&mut mapper)
@@ -96,17 +131,20 @@ impl<B: Backend> ModuleVisitor<B> for Mask<B> {
     }
 }
 
-struct Unflatten<B: Backend> {
-    flat: Tensor<B, 1>,
+struct Chunks<B: Backend> {
+    points: Tensor<B, 2>,
     offset: usize,
+    k: usize,
     mode: Mode,
 }
 
-impl<B: Backend> ModuleMapper<B> for Unflatten<B> {
+impl<B: Backend> ModuleMapper<B> for Chunks<B> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let shape = param.shape();
-        let n = shape.num_elements();
-        let chunk: Tensor<B, D> = self.flat.clone().narrow(0, self.offset, n).reshape(shape);
+        let mut dims = param.shape().dims::<D>();
+        let n: usize = dims.iter().product();
+        dims[0] *= self.k;
+        // [k, n] row-major is [k, d0, d1, ...], which is [k * d0, d1, ...].
+        let chunk: Tensor<B, D> = self.points.clone().narrow(1, self.offset, n).reshape(dims);
         self.offset += n;
         match self.mode {
             Mode::KeepGraph => param.map(|_| chunk),

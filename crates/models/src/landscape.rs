@@ -10,6 +10,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
+use crate::flat::unflatten;
 use crate::nets::{CifarConvConfig, LstmLmConfig, MlpConfig, MnistConvConfig};
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
@@ -108,9 +109,46 @@ pub trait Landscape<B: AutodiffBackend> {
     /// The configured energy of a model, evaluated in batches on data kept on the device.
     fn energy(&self, model: &EvalModel<B, Self>) -> f64;
 
+    /// The energies of `k` models shaped like `template`, given as flat vectors (the rows of
+    /// `points`, [k, num_params]). Tasks whose nets have a stacked forward evaluate all rows
+    /// in one pass over the data; the rest evaluate them one by one.
+    fn energies(
+        &self,
+        template: &EvalModel<B, Self>,
+        points: Tensor<B::InnerBackend, 2>,
+    ) -> Vec<f64> {
+        pointwise_energies(self, template, points)
+    }
+
     /// Examples in a training batch (tokens for a language model), for throughput reports.
     fn batch_examples(batch: &Self::Batch) -> usize;
 
     /// Examples (tokens) one energy evaluation reads.
     fn eval_examples(&self) -> usize;
+}
+
+/// Whether [`Landscape::energies`]' stacked passes beat evaluating points one by one on this
+/// backend. On the GPU backends one pass replaces many small kernel launches. On the CPU
+/// backends the FLOPs are the same either way, and flex's grouped convolution and
+/// middle-axis broadcasts are slower than its plain kernels: stacking measured 5% slower on
+/// the MNIST convnet and 2.4x slower on the polynomial net (experiments/bench/README.md).
+pub fn stacking_pays<B: Backend>(device: &B::Device) -> bool {
+    let name = B::name(device);
+    !(name.contains("flex") || name.contains("ndarray"))
+}
+
+/// [`Landscape::energies`] one model at a time: the reference the stacked passes are tested
+/// and benchmarked against.
+pub fn pointwise_energies<B: AutodiffBackend, L: Landscape<B> + ?Sized>(
+    landscape: &L,
+    template: &EvalModel<B, L>,
+    points: Tensor<B::InnerBackend, 2>,
+) -> Vec<f64> {
+    let [k, n] = points.dims();
+    (0..k)
+        .map(|j| {
+            let row = points.clone().narrow(0, j, 1).reshape([n]);
+            landscape.energy(&unflatten(template.clone(), row))
+        })
+        .collect()
 }

@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use common::{
     cifar_subset, flat_host, host, mnist_subset, ptb_slice, small_cifar_config, small_lstm_config,
-    small_mnist_config, train_steps,
+    small_mnist_config, stacked_and_pointwise, train_steps,
 };
 use levelset_data::ChannelStats;
 use levelset_models::backend::{Compute, Train, device};
@@ -124,6 +124,27 @@ fn image_energies_match_a_direct_computation_across_eval_batches() {
 }
 
 #[test]
+fn stacked_mnist_energies_match_one_by_one() {
+    // 700 images: two evaluation batches, as above.
+    let (stacked, pointwise) = stacked_and_pointwise(&mnist_task(Energy::TestLoss, 50, 700));
+    for (s, p) in stacked.iter().zip(&pointwise) {
+        assert!(
+            (s - p).abs() <= 1e-5 * p.abs(),
+            "{stacked:?} vs {pointwise:?}"
+        );
+    }
+    // Summation order differs between the grouped and the plain convolution, so a near tie
+    // between two logits may break differently: allow one image of 700.
+    let (stacked, pointwise) = stacked_and_pointwise(&mnist_task(Energy::TestError, 50, 700));
+    for (s, p) in stacked.iter().zip(&pointwise) {
+        assert!(
+            (s - p).abs() <= 1.0 / 700.0 + 1e-9,
+            "{stacked:?} vs {pointwise:?}"
+        );
+    }
+}
+
+#[test]
 fn image_task_rejects_bad_configurations() {
     let (mut train, mut test) = cifar_subset();
     train.truncate(20);
@@ -203,6 +224,10 @@ fn cifar_task_with_crops_evaluates_and_trains() {
     );
     // Evaluation uses center crops without randomness.
     assert_eq!(task.energy(&stepped.valid()), after);
+    // The CIFAR convnet has no stacked forward (LRN mixes neighbouring channels): its
+    // energies are the one-by-one ones.
+    let (stacked, pointwise) = stacked_and_pointwise(&task);
+    assert_eq!(stacked, pointwise);
 }
 
 fn lm_task(energy: Energy, tokens: usize) -> LanguageTask<Train> {

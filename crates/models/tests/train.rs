@@ -7,7 +7,7 @@ use std::sync::Arc;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use common::{flat_host, host, param_grads_flat};
+use common::{flat_host, host, param_grads_flat, stacked_and_pointwise};
 use indicatif::ProgressBar;
 use levelset_data::{Polynomial, linear_regression, polynomial};
 use levelset_models::backend::{Compute, Train, device};
@@ -335,6 +335,43 @@ fn deep_linear_net_reaches_a_level_with_mse() {
     )
     .expect("a deep linear net fits a linear map");
     assert!(trained.energy <= level);
+}
+
+#[test]
+fn stacked_regression_energies_match_one_by_one() {
+    let relu_no_bias = MlpConfig {
+        widths: vec![3, 8, 5, 2],
+        hidden: Activation::Relu,
+        output: Activation::Identity,
+        bias: false,
+        weight_init: levelset_models::init::Init::Normal { std: 1.0 },
+        bias_init: levelset_models::init::Init::Constant { value: 0.0 },
+        fan_in_scaled: true,
+    };
+    let linear = linear_regression(3, 2, 200, 0.1, 5);
+    let tasks = [
+        quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap(),
+        RegressionTask::<Train>::new(
+            relu_no_bias,
+            RegressionLoss::Mse,
+            Energy::TrainLoss,
+            TrainSample::Fixed(Arc::new(linear.clone())),
+            &linear,
+            0,
+            None,
+            &device(),
+        )
+        .unwrap(),
+    ];
+    for task in &tasks {
+        let (stacked, pointwise) = stacked_and_pointwise(task);
+        for (s, p) in stacked.iter().zip(&pointwise) {
+            assert!(
+                (s - p).abs() <= 1e-5 * p.abs(),
+                "{stacked:?} vs {pointwise:?}"
+            );
+        }
+    }
 }
 
 #[test]

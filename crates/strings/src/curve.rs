@@ -91,14 +91,31 @@ pub struct Curve<B: Backend> {
 impl<B: Backend> Curve<B> {
     /// The point at `t`; differentiable with respect to the endpoints and control points.
     pub fn point(&self, t: f64) -> Tensor<B, 1> {
-        let [bends, n] = self.controls.dims();
-        let w = self.kind.coefficients(bends, t);
-        let inner: Vec<f32> = w[1..=bends].iter().map(|&x| x as f32).collect();
-        let inner =
-            Tensor::<B, 2>::from_data(TensorData::new(inner, [1, bends]), &self.controls.device());
-        self.first.clone().mul_scalar(w[0])
-            + inner.matmul(self.controls.clone()).reshape([n])
-            + self.last.clone().mul_scalar(w[bends + 1])
+        let [_, n] = self.controls.dims();
+        self.points(&[t]).reshape([n])
+    }
+
+    /// The points at every `t`, one row each: [ts.len(), n].
+    pub fn points(&self, ts: &[f64]) -> Tensor<B, 2> {
+        let [bends, _] = self.controls.dims();
+        let device = self.controls.device();
+        let coefficients: Vec<Vec<f64>> = ts
+            .iter()
+            .map(|&t| self.kind.coefficients(bends, t))
+            .collect();
+        let columns = |from: usize, to: usize| {
+            let values: Vec<f64> = coefficients
+                .iter()
+                .flat_map(|w| w[from..to].iter().copied())
+                .collect();
+            Tensor::<B, 2>::from_data(TensorData::new(values, [ts.len(), to - from]), &device)
+        };
+        let w_first = columns(0, 1); // [k, 1]
+        let w_inner = columns(1, bends + 1); // [k, bends]
+        let w_last = columns(bends + 1, bends + 2); // [k, 1]
+        self.first.clone().unsqueeze::<2>() * w_first
+            + w_inner.matmul(self.controls.clone())
+            + self.last.clone().unsqueeze::<2>() * w_last
     }
 }
 
@@ -201,15 +218,16 @@ pub fn connect_curve<B: AutodiffBackend, L: Landscape<B>>(
         controls: knots.valid().points.val(),
         last: b.clone(),
     };
-    let mut beads = vec![a];
+    let ts: Vec<f64> = (1..points - 1)
+        .map(|k| k as f64 / (points - 1) as f64)
+        .collect();
+    let inner = curve.points(&ts);
     let mut bead_energies = vec![setup.ends[0]];
-    for k in 1..points - 1 {
-        let point = curve.point(k as f64 / (points - 1) as f64);
-        bead_energies.push(setup.evaluator.energy(&point));
-        beads.push(point);
-    }
-    beads.push(b);
+    bead_energies.extend(setup.evaluator.energies(inner.clone()));
     bead_energies.push(setup.ends[1]);
+    let mut beads = vec![a];
+    beads.extend(inner.iter_dim(0).map(|row| row.squeeze_dim::<1>(0)));
+    beads.push(b);
     let segments: Vec<SegmentCheck> = bead_energies
         .windows(2)
         .map(|e| sample_segment(e[0], e[1], setup.limit))

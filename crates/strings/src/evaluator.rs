@@ -5,7 +5,8 @@ use std::cell::Cell;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use levelset_models::flat::{lerp, unflatten};
+use levelset_models::flat::{lerps, unflatten};
+use levelset_models::landscape::{pointwise_energies, stacking_pays};
 use levelset_models::{EvalModel, Landscape};
 
 use crate::path::SegmentCheck;
@@ -14,15 +15,28 @@ use crate::path::SegmentCheck;
 pub struct Evaluator<'a, B: AutodiffBackend, L: Landscape<B>> {
     pub landscape: &'a L,
     template: EvalModel<B, L>,
+    /// Many points at once go through the landscape's stacked pass (one pass over the data
+    /// for all of them); off, they are evaluated one by one; unset, whichever pays.
+    stacked: Option<bool>,
     evaluations: Cell<usize>,
 }
 
 impl<'a, B: AutodiffBackend, L: Landscape<B>> Evaluator<'a, B, L> {
+    /// Stacks points where that pays on their backend ([`stacking_pays`]).
     pub fn new(landscape: &'a L) -> Self {
         Self {
             template: landscape.init(0).valid(),
             landscape,
+            stacked: None,
             evaluations: Cell::new(0),
+        }
+    }
+
+    /// `stacked` chooses the landscape's stacked pass or one-by-one evaluation explicitly.
+    pub fn with_stacking(landscape: &'a L, stacked: bool) -> Self {
+        Self {
+            stacked: Some(stacked),
+            ..Self::new(landscape)
         }
     }
 
@@ -37,6 +51,20 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Evaluator<'a, B, L> {
             .energy(&unflatten(self.template.clone(), flat.clone()))
     }
 
+    /// The energies of the rows of `points` [k, num_params].
+    pub fn energies(&self, points: Tensor<B::InnerBackend, 2>) -> Vec<f64> {
+        let [k, _] = points.dims();
+        self.evaluations.set(self.evaluations.get() + k);
+        let stacked = self
+            .stacked
+            .unwrap_or_else(|| stacking_pays::<B::InnerBackend>(&points.device()));
+        if stacked {
+            self.landscape.energies(&self.template, points)
+        } else {
+            pointwise_energies(self.landscape, &self.template, points)
+        }
+    }
+
     /// The energy profile of the straight segment `a -> b` at `t = k / grid` for
     /// `k = 1..grid` (the open interval; the endpoints' energies are known to the caller).
     pub fn segment(
@@ -45,12 +73,9 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Evaluator<'a, B, L> {
         b: &Tensor<B::InnerBackend, 1>,
         grid: usize,
     ) -> Vec<(f64, f64)> {
-        (1..grid)
-            .map(|k| {
-                let t = k as f64 / grid as f64;
-                (t, self.energy(&lerp(a, b, t)))
-            })
-            .collect()
+        let ts: Vec<f64> = (1..grid).map(|k| k as f64 / grid as f64).collect();
+        let energies = self.energies(lerps(a, b, &ts));
+        ts.into_iter().zip(energies).collect()
     }
 
     /// Checks the straight segment `a -> b` on its grid: it passes when its highest energy

@@ -190,13 +190,12 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
     /// Energies of every bead and the checks of every segment.
     fn evaluate(&self, chain: &Chain<B>) -> (Vec<f64>, Vec<SegmentCheck>) {
         let last = chain.len() - 1;
-        let energies = (0..=last)
-            .map(|k| match k {
-                0 => self.setup.ends[0],
-                k if k == last => self.setup.ends[1],
-                k => self.setup.evaluator.energy(&chain[k]),
-            })
-            .collect();
+        let mut energies = vec![self.setup.ends[0]];
+        if last > 1 {
+            let pivots = Tensor::stack(chain[1..last].to_vec(), 0);
+            energies.extend(self.setup.evaluator.energies(pivots));
+        }
+        energies.push(self.setup.ends[1]);
         let segments = chain
             .windows(2)
             .map(|w| {

@@ -283,3 +283,33 @@ fn coefficients_are_a_partition_of_unity_that_interpolates_where_it_should() {
     let w = CurveKind::Bezier.coefficients(1, 0.25);
     assert_eq!(w, vec![0.5625, 0.375, 0.0625]);
 }
+
+#[test]
+fn stacked_points_are_the_curve_at_each_t() {
+    let device = Default::default();
+    let random = |shape: [usize; 2], seed: u64| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..shape[0] * shape[1])
+            .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+            .collect();
+        Tensor::<Compute, 2>::from_data(TensorData::new(values, shape), &device)
+    };
+    for kind in [CurveKind::Bezier, CurveKind::Polychain] {
+        let curve = Curve {
+            kind,
+            first: random([1, 7], 1).reshape([7]),
+            controls: random([3, 7], 2),
+            last: random([1, 7], 3).reshape([7]),
+        };
+        let ts = [0.0, 0.1, 0.5, 0.77, 1.0];
+        let stacked = curve.points(&ts);
+        for (j, &t) in ts.iter().enumerate() {
+            let row = stacked.clone().narrow(0, j, 1).reshape([7]);
+            assert_eq!(
+                row.into_data(),
+                curve.point(t).into_data(),
+                "{kind:?} at {t}"
+            );
+        }
+    }
+}

@@ -10,7 +10,7 @@ use levelset_models::nets::{Activation, MlpConfig};
 use levelset_models::tasks::RegressionLoss;
 use levelset_models::train::TrainSettings;
 use levelset_strings::{
-    DssConfig, DssError, InsertAt, LengthOver, Order, PathReport, Status, connect,
+    DssConfig, DssError, Evaluator, InsertAt, LengthOver, Order, PathReport, Status, connect,
 };
 
 mod common;
@@ -281,4 +281,23 @@ fn a_bead_that_misses_its_target_fails_the_pair_with_the_reason() {
         ),
         other => panic!("expected a failed pair, got {other:?}"),
     }
+}
+
+#[test]
+fn stacked_and_one_by_one_segment_checks_agree() {
+    let (task, a, b) = quadratic_pair(0.05, [3, 4]);
+    let stacked = Evaluator::with_stacking(&task, true);
+    let pointwise = Evaluator::with_stacking(&task, false);
+    let (s, p) = (stacked.segment(&a, &b, 20), pointwise.segment(&a, &b, 20));
+    assert_eq!(s.len(), 19);
+    for ((ts, es), (tp, ep)) in s.iter().zip(&p) {
+        assert_eq!(ts, tp);
+        assert!((es - ep).abs() <= 1e-5 * ep.abs(), "t = {ts}: {es} vs {ep}");
+    }
+    assert_eq!(stacked.evaluations(), 19);
+    let (cs, cp) = (
+        stacked.check(&a, &b, 20, 0.06, 0),
+        pointwise.check(&a, &b, 20, 0.06, 0),
+    );
+    assert_eq!((cs.argmax_t, cs.passed), (cp.argmax_t, cp.passed));
 }

@@ -113,7 +113,20 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
             })
         })
         .collect::<Result<_>>()?;
-    let mut results = vec![matmul_peak(plan)];
+    let mut report = BenchReport {
+        tool: "levelset".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        backend: BACKEND_NAME.into(),
+        threads: rayon::current_num_threads(),
+        machine: Machine::this(),
+        results: vec![matmul_peak(plan)],
+    };
+    // Written after every model, so a run stopped part-way keeps what it measured.
+    let save = |report: &BenchReport| -> Result<()> {
+        let json = serde_json::to_vec_pretty(report)?;
+        write_atomic(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))
+    };
+    save(&report)?;
     for model in models {
         // --data-dir applies to the models with data files; the polynomial task has none.
         let mut config = ExperimentConfig::load(&args.configs.join(model.config))?;
@@ -126,18 +139,11 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
             plan,
             dss_repeats: args.dss_repeats.min(model.dss_repeats),
         };
-        results.extend(with_landscape(&job.config.clone(), job)??);
+        report
+            .results
+            .extend(with_landscape(&job.config.clone(), job)??);
+        save(&report)?;
     }
-    let report = BenchReport {
-        tool: "levelset".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        backend: BACKEND_NAME.into(),
-        threads: rayon::current_num_threads(),
-        machine: Machine::this(),
-        results,
-    };
-    let json = serde_json::to_vec_pretty(&report)?;
-    write_atomic(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;
     println!("{}", table(&report));
     Ok(report)
 }
@@ -169,7 +175,8 @@ impl WithLandscape for ModelBench {
         if let Some(forward) = flops {
             results.push(gflops(&evaluated, "eval_gflops", forward));
         }
-        results.push(segment_check(name, &landscape, self.plan));
+        results.push(segment_check(name, &landscape, self.plan, true));
+        results.push(segment_check(name, &landscape, self.plan, false));
         if let (1.., Some(level)) = (self.dss_repeats, self.model.dss_level) {
             let plan = Plan {
                 repeats: self.dss_repeats,

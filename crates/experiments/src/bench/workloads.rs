@@ -97,9 +97,20 @@ pub fn eval<L: Landscape<Train>>(name: &str, landscape: &L, plan: Plan) -> Measu
 }
 
 /// One DSS segment check between two random models: `CHECK_GRID - 1` interior points, each
-/// a full energy evaluation, in seconds.
-pub fn segment_check<L: Landscape<Train>>(name: &str, landscape: &L, plan: Plan) -> Measurement {
-    let evaluator = Evaluator::new(landscape);
+/// a full energy evaluation, in seconds; `stacked` evaluates them in the landscape's stacked
+/// pass, otherwise one by one (DSS uses whichever pays on the backend).
+pub fn segment_check<L: Landscape<Train>>(
+    name: &str,
+    landscape: &L,
+    plan: Plan,
+    stacked: bool,
+) -> Measurement {
+    let evaluator = Evaluator::with_stacking(landscape, stacked);
+    let workload = if stacked {
+        "segment_check_stacked"
+    } else {
+        "segment_check_pointwise"
+    };
     let a = flatten(&landscape.init(plan.seed).valid());
     let b = flatten(&landscape.init(plan.seed + 1).valid());
     let run = || {
@@ -108,7 +119,7 @@ pub fn segment_check<L: Landscape<Train>>(name: &str, landscape: &L, plan: Plan)
         })
     };
     run();
-    measure(name, "segment_check", Report::Seconds, plan.repeats, run)
+    measure(name, workload, Report::Seconds, plan.repeats, run)
 }
 
 /// DSS between one fixed pair of endpoints at `level` (trained once, untimed), in seconds.

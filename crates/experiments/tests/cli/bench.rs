@@ -49,7 +49,8 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         ("machine", "matmul_peak", "GFLOP/s"),
         ("poly", "train_step", "examples/s"),
         ("poly", "eval", "examples/s"),
-        ("poly", "segment_check", "s"),
+        ("poly", "segment_check_stacked", "s"),
+        ("poly", "segment_check_pointwise", "s"),
         ("poly", "dss_end_to_end", "s"),
     ] {
         let m = find(model, workload);
@@ -67,7 +68,7 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
     }
     // The printed table names every workload.
     assert!(
-        run.stdout.contains("| poly | segment_check |"),
+        run.stdout.contains("| poly | segment_check_pointwise |"),
         "{}",
         run.stdout
     );

@@ -7,6 +7,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
+use super::stacked;
+use crate::flat::Stacked;
 use crate::init::{Init, reinit};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +129,20 @@ impl<B: Backend> Mlp<B> {
         for (i, layer) in self.layers.iter().enumerate() {
             let act = if i == last { self.output } else { self.hidden };
             x = act.apply(layer.forward(x));
+        }
+        x
+    }
+}
+
+impl<B: Backend> Stacked<Mlp<B>> {
+    /// All `k` models on the same inputs: [batch, d_in] -> [k, batch, d_out]
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 3> {
+        let net = &self.module;
+        let last = net.layers.len() - 1;
+        let mut x = x.unsqueeze::<3>(); // [1, batch, d_in], shared
+        for (i, layer) in net.layers.iter().enumerate() {
+            let act = if i == last { net.output } else { net.hidden };
+            x = act.apply(stacked::linear(layer, x, self.k));
         }
         x
     }

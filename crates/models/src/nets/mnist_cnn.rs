@@ -9,6 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dropout::dropout;
+use super::stacked;
+use crate::flat::Stacked;
 use crate::init::{Init, reinit};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,5 +91,23 @@ impl<B: Backend> MnistConv<B> {
             None => x,
         };
         self.fc2.forward(x) // [b, 10]
+    }
+}
+
+impl<B: Backend> Stacked<MnistConv<B>> {
+    /// Evaluation logits of all `k` models on the same images [batch, 1, 28, 28]:
+    /// [k, batch, 10]
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
+        let (net, k) = (&self.module, self.k);
+        // The input is shared, so the first convolution needs no groups: its k * c1 filters
+        // all read the same channel.
+        let x = net.pool.forward(relu(net.conv1.forward(x))); // [b, k*c1, 14, 14]
+        let x = net.pool.forward(relu(stacked::conv2d(&net.conv2, x, k))); // [b, k*c2, 7, 7]
+        let [b, _, h, w] = x.dims();
+        let x = x
+            .reshape([b, k, net.conv2.weight.dims()[0] / k * h * w])
+            .swap_dims(0, 1); // [k, b, c2*7*7]
+        let x = relu(stacked::linear(&net.fc1, x, k)); // [k, b, hidden]
+        stacked::linear(&net.fc2, x, k) // [k, b, 10]
     }
 }

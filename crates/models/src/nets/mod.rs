@@ -6,6 +6,7 @@ pub mod lrn;
 pub mod lstm_lm;
 pub mod mlp;
 pub mod mnist_cnn;
+pub mod stacked;
 
 pub use cifar_cnn::{CIFAR_CROP, CifarConv, CifarConvConfig};
 pub use lrn::Lrn;

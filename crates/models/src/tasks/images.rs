@@ -12,8 +12,11 @@ use levelset_data::{ChannelStats, LabeledImages, center_crop, random_crop_flip};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{cross_entropy, device_sum, unsupported};
-use crate::landscape::{Architecture, Energy, EvalModel, Landscape};
+use burn::tensor::activation::log_softmax;
+
+use super::{cross_entropy, device_sum, host_values, unsupported};
+use crate::flat::{Stacked, unflatten_stacked};
+use crate::landscape::{Architecture, Energy, EvalModel, Landscape, pointwise_energies};
 use crate::nets::{CifarConv, CifarConvConfig, MnistConv, MnistConvConfig};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
@@ -30,6 +33,14 @@ pub trait ImageNet: Send + Sync + 'static {
         x: Tensor<B, 4>,
         rng: Option<&mut ChaCha8Rng>,
     ) -> Tensor<B, 2>;
+    /// Evaluation logits [k, batch, 10] of `k` stacked nets in one pass, where the net has a
+    /// stacked forward.
+    fn stacked_logits<B: Backend>(
+        _nets: &Stacked<Self::Net<B>>,
+        _x: Tensor<B, 4>,
+    ) -> Option<Tensor<B, 3>> {
+        None
+    }
     /// A regularization term added to the training loss.
     fn penalty<B: Backend>(_net: &Self::Net<B>) -> Option<Tensor<B, 1>> {
         None
@@ -50,6 +61,12 @@ impl ImageNet for MnistConvConfig {
         rng: Option<&mut ChaCha8Rng>,
     ) -> Tensor<B, 2> {
         net.forward(x, rng)
+    }
+    fn stacked_logits<B: Backend>(
+        nets: &Stacked<MnistConv<B>>,
+        x: Tensor<B, 4>,
+    ) -> Option<Tensor<B, 3>> {
+        Some(nets.forward(x))
     }
 }
 
@@ -309,6 +326,44 @@ where
             }
         });
         device_sum(per_batch) / self.eval_count as f64
+    }
+
+    fn energies(
+        &self,
+        template: &EvalModel<B, Self>,
+        points: Tensor<B::InnerBackend, 2>,
+    ) -> Vec<f64> {
+        let nets = unflatten_stacked(template.clone(), points.clone());
+        let per_batch: Option<Vec<_>> = self
+            .eval
+            .iter()
+            .map(|(x, y)| {
+                let logits = C::stacked_logits(&nets, x.clone())?;
+                let [k, b, _] = logits.dims();
+                let labels = y.clone().reshape([1, b, 1]).expand([k, b, 1]);
+                // Per-model sums over the batch: [k]
+                Some(match self.energy {
+                    Energy::TestError | Energy::TrainError => logits
+                        .argmax(2)
+                        .not_equal(labels)
+                        .float()
+                        .sum_dim(1)
+                        .reshape([k]),
+                    _ => log_softmax(logits, 2)
+                        .gather(2, labels)
+                        .sum_dim(1)
+                        .reshape([k])
+                        .neg(),
+                })
+            })
+            .collect();
+        match per_batch.and_then(|parts| parts.into_iter().reduce(|a, b| a + b)) {
+            Some(totals) => host_values(totals)
+                .into_iter()
+                .map(|total| total / self.eval_count as f64)
+                .collect(),
+            None => pointwise_energies(self, template, points),
+        }
     }
 
     fn batch_examples(batch: &ImageBatch<B>) -> usize {

@@ -30,6 +30,11 @@ fn device_sum<B: Backend>(parts: impl Iterator<Item = Tensor<B, 1>>) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A small tensor's values, read back to the host.
+fn host_values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().iter::<f64>().collect()
+}
+
 /// Mean cross-entropy of logits [n, classes] against class ids [n].
 fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
     let log_p = burn::tensor::activation::log_softmax(logits, 1);

@@ -11,7 +11,8 @@ use burn::tensor::backend::AutodiffBackend;
 use levelset_data::Regression;
 use serde::{Deserialize, Serialize};
 
-use super::unsupported;
+use super::{host_values, unsupported};
+use crate::flat::unflatten_stacked;
 use crate::landscape::{Architecture, Energy, EvalModel, Landscape};
 use crate::nets::{Mlp, MlpConfig};
 
@@ -104,10 +105,19 @@ impl<B: AutodiffBackend> RegressionTask<B> {
     }
 
     fn objective<BB: Backend>(&self, pred: Tensor<BB, 2>, y: Tensor<BB, 2>) -> Tensor<BB, 1> {
+        self.errors(pred, y).mean()
+    }
+
+    /// Per-entry losses; `y` broadcasts over leading dimensions of `pred`.
+    fn errors<BB: Backend, const D: usize>(
+        &self,
+        pred: Tensor<BB, D>,
+        y: Tensor<BB, D>,
+    ) -> Tensor<BB, D> {
         let diff = pred - y;
         match self.loss {
-            RegressionLoss::Mae => diff.abs().mean(),
-            RegressionLoss::Mse => diff.powi_scalar(2).mean(),
+            RegressionLoss::Mae => diff.abs(),
+            RegressionLoss::Mse => diff.powi_scalar(2),
         }
     }
 }
@@ -209,6 +219,17 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
         self.objective(model.forward(x), y)
             .into_scalar()
             .elem::<f64>()
+    }
+
+    fn energies(
+        &self,
+        template: &Mlp<B::InnerBackend>,
+        points: Tensor<B::InnerBackend, 2>,
+    ) -> Vec<f64> {
+        let nets = unflatten_stacked(template.clone(), points);
+        let (x, y) = self.eval.clone();
+        let errors = self.errors(nets.forward(x), y.unsqueeze::<3>()); // [k, n, d_out]
+        host_values(errors.flatten::<2>(1, 2).mean_dim(1))
     }
 
     fn batch_examples(batch: &RowBatch<B>) -> usize {

@@ -11,7 +11,8 @@ use burn::tensor::backend::AutodiffBackend;
 use levelset_data::{Corpus, LabeledImages, load_cifar10, load_mnist, load_ptb, shared_data_dir};
 use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
-use levelset_models::flat::flatten;
+use levelset_models::flat::{flatten, lerps};
+use levelset_models::landscape::pointwise_energies;
 use levelset_models::nets::{CifarConvConfig, LstmLmConfig, MnistConvConfig};
 use levelset_models::optim::OptimizerConfig;
 
@@ -21,6 +22,19 @@ pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .convert::<f32>()
         .to_vec::<f32>()
         .expect("float tensor data")
+}
+
+/// Energies of four points on the line between two random models (the endpoints included,
+/// so the rows are different models), through the task's `energies` and one by one.
+pub fn stacked_and_pointwise<L: Landscape<Train>>(task: &L) -> (Vec<f64>, Vec<f64>) {
+    let template = task.init(0).valid();
+    let a = flatten(&task.init(1).valid());
+    let b = flatten(&task.init(2).valid());
+    let points = lerps(&a, &b, &[0.0, 0.25, 0.5, 1.0]);
+    let stacked = task.energies(&template, points.clone());
+    let pointwise = pointwise_energies(task, &template, points);
+    assert_ne!(pointwise[0], pointwise[3], "the two models differ");
+    (stacked, pointwise)
 }
 
 /// A model's flat parameter vector on the host.

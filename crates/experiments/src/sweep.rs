@@ -117,51 +117,57 @@ impl WithLandscape for SweepArgs {
     type Output = Result<SweepResults>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<SweepResults> {
-        let sweep = self.config.sweep.clone().expect("checked by run");
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("creating {}", self.out.display()))?;
-        let mut rows = previous_rows(&self)?;
-        let total = (sweep.levels.len() * sweep.pairs) as u64;
-        let bar = ProgressBar::new(total).with_style(
-            ProgressStyle::with_template(
-                "sweep [{elapsed_precise}] {bar:30} {pos}/{len} pairs {msg}",
-            )
-            .expect("valid template"),
-        );
+        let sweep = self.config.sweep.as_ref().expect("checked by run");
         let mut endpoints = Endpoints::new(&sweep.levels);
-        for (level, pair) in jobs(&sweep) {
-            if rows.iter().any(|r| r.level == level && r.pair == pair) {
-                bar.inc(1);
-                continue;
-            }
-            bar.set_message(format!("level {level}, pair {pair}"));
-            let row = run_pair(
-                &landscape,
-                &self.config,
-                &sweep,
-                &mut endpoints,
-                level,
-                pair,
-            );
-            tracing::info!(
-                level,
-                pair,
-                outcome = %row.outcome,
-                beads = ?row.beads,
-                length = ?row.normalized_length,
-                seconds = row.wall_seconds,
-                reason = %row.reason,
-                "pair done"
-            );
-            rows.push(row);
-            write_results(&self.out, &self.config, &sweep, &rows)?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let results = write_results(&self.out, &self.config, &sweep, &rows)?;
-        println!("{}", summary_table(&self.config, &results.summary));
-        Ok(results)
+        sweep_on(&self, &landscape, &mut endpoints)
     }
+}
+
+/// The sweep of `args` (its config has a [sweep]) on a built landscape, taking endpoints from
+/// `endpoints`, so a caller can reuse them after the sweep.
+pub fn sweep_on<L: Landscape<Train>>(
+    args: &SweepArgs,
+    landscape: &L,
+    endpoints: &mut Endpoints,
+) -> Result<SweepResults> {
+    let sweep = args
+        .config
+        .sweep
+        .clone()
+        .context("a sweep needs a [sweep]")?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut rows = previous_rows(args)?;
+    let total = (sweep.levels.len() * sweep.pairs) as u64;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("sweep [{elapsed_precise}] {bar:30} {pos}/{len} pairs {msg}")
+            .expect("valid template"),
+    );
+    for (level, pair) in jobs(&sweep) {
+        if rows.iter().any(|r| r.level == level && r.pair == pair) {
+            bar.inc(1);
+            continue;
+        }
+        bar.set_message(format!("level {level}, pair {pair}"));
+        let row = run_pair(landscape, &args.config, &sweep, endpoints, level, pair);
+        tracing::info!(
+            level,
+            pair,
+            outcome = %row.outcome,
+            beads = ?row.beads,
+            length = ?row.normalized_length,
+            seconds = row.wall_seconds,
+            reason = %row.reason,
+            "pair done"
+        );
+        rows.push(row);
+        write_results(&args.out, &args.config, &sweep, &rows)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let results = write_results(&args.out, &args.config, &sweep, &rows)?;
+    println!("{}", summary_table(&args.config, &results.summary));
+    Ok(results)
 }
 
 /// (level, pair) in run order.

@@ -14,7 +14,7 @@ use levelset_models::backend::Train;
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::figures::{Figure, LEVELSET_COLOR, Series, draw};
 use crate::pair::{Endpoints, Method, connect_flat, pair_seeds};
-use crate::sweep::{SweepArgs, SweepResults};
+use crate::sweep::{SweepArgs, SweepResults, sweep_on};
 use crate::tasks::{WithLandscape, with_landscape};
 
 /// The widths `reproduce width` sweeps over.
@@ -77,38 +77,43 @@ pub fn log_log_slope(points: &[(f64, f64)]) -> Option<f64> {
     (sxx > 0.0).then(|| sxy / sxx)
 }
 
-/// The maximum minus L0 of a trained curve (the config's [curve] settings) between every pair
-/// of the sweep whose endpoints reached the level.
-struct CurveGaps {
-    config: ExperimentConfig,
+/// One width: its sweep, then (with a [curve] section) the maximum minus L0 of a trained
+/// curve between every pair whose endpoints reached the level, on the sweep's own endpoints.
+struct WidthSweep {
+    args: SweepArgs,
 }
 
-impl WithLandscape for CurveGaps {
-    type Output = Result<Vec<f64>>;
+impl WithLandscape for WidthSweep {
+    type Output = Result<(SweepResults, Vec<f64>)>;
 
-    fn run<L: Landscape<Train>>(self, landscape: L) -> Result<Vec<f64>> {
-        let sweep = self.config.sweep.clone().context("width needs a [sweep]")?;
-        let method = match self.config.curve()?.kind {
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output {
+        let config = &self.args.config;
+        let sweep = config.sweep.clone().context("width needs a [sweep]")?;
+        let mut endpoints = Endpoints::new(&sweep.levels);
+        let results = sweep_on(&self.args, &landscape, &mut endpoints)?;
+        if config.curve.is_none() {
+            return Ok((results, Vec::new()));
+        }
+        let method = match config.curve()?.kind {
             levelset_strings::CurveKind::Bezier => Method::Bezier,
             levelset_strings::CurveKind::Polychain => Method::Polychain,
         };
-        let mut endpoints = Endpoints::new(&sweep.levels);
         let mut gaps = Vec::new();
         for &level in &sweep.levels {
             for pair in 0..sweep.pairs {
                 let (sa, sb) = pair_seeds(sweep.seed, pair);
                 let (Ok(a), Ok(b)) = (
-                    endpoints.get(&landscape, &self.config, level, sa),
-                    endpoints.get(&landscape, &self.config, level, sb),
+                    endpoints.get(&landscape, config, level, sa),
+                    endpoints.get(&landscape, config, level, sb),
                 ) else {
                     continue;
                 };
                 let (_, report) =
-                    connect_flat(&landscape, &self.config, method, a.flat, b.flat, level, sa)?;
+                    connect_flat(&landscape, config, method, a.flat, b.flat, level, sa)?;
                 gaps.push(report.max_energy - level);
             }
         }
-        Ok(gaps)
+        Ok((results, gaps))
     }
 }
 
@@ -145,15 +150,13 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
         if let TaskConfig::ReluWidth { width, .. } = &mut at.task {
             *width = m;
         }
-        let results = crate::sweep::run(SweepArgs {
+        at.dss()?;
+        let args = SweepArgs {
             config: at.clone(),
             out: out.join(format!("m{m}")),
             resume: true,
-        })?;
-        let curve_gaps = match at.curve {
-            Some(_) => with_landscape(&at.clone(), CurveGaps { config: at })??,
-            None => Vec::new(),
         };
+        let (results, curve_gaps) = with_landscape(&at, WidthSweep { args })??;
         rows.push(row(m, &results, &curve_gaps));
     }
     let slope = |pick: fn(&WidthRow) -> Option<f64>| {

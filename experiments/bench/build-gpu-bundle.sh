@@ -8,6 +8,9 @@
 #   experiments/bench/build-gpu-bundle.sh cuda [gpu-bundle]
 #   experiments/bench/build-gpu-bundle.sh wgpu [gpu-bundle]
 #   experiments/bench/build-gpu-bundle.sh flex [gpu-bundle]   # a CPU bundle: dry-runs the check
+#
+# SUITES (environment) names the integration-test suites to pack, e.g. "backend dss tasks":
+# with every suite the CUDA bundle is 48 MiB packed, too large to travel with the data.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,6 +18,12 @@ feature="${1:?usage: build-gpu-bundle.sh cuda|wgpu|flex [bundle dir]}"
 bundle="${2:-gpu-bundle}/$feature"
 case "$feature" in cuda | wgpu | flex) ;; *) echo "backend must be cuda, wgpu or flex, got $feature" >&2; exit 2 ;; esac
 limit_mb=64
+for suite in ${SUITES:-}; do
+    if [ ! -f "crates/models/tests/$suite.rs" ] && [ ! -f "crates/strings/tests/$suite.rs" ]; then
+        echo "no test suite '$suite' in crates/models/tests or crates/strings/tests" >&2
+        exit 2
+    fi
+done
 
 rm -rf "$bundle"
 mkdir -p "$bundle/tests"
@@ -24,8 +33,23 @@ cp target/release/levelset "$bundle/levelset"
 # The models and strings suites are written against the feature-selected backend, so with
 # this feature they run on the GPU. The CLI suite needs the `levelset` binary beside it at its
 # build path, so it stays on the development machine.
-cargo test --release --no-run --features "levelset-models/$feature" \
-    -p levelset-models -p levelset-strings --message-format=json 2>/dev/null |
+# One cargo call per crate: `--test` names apply to every package a call selects.
+builds=("-p levelset-models" "-p levelset-strings")
+if [ -n "${SUITES:-}" ]; then
+    builds=()
+    for crate in models strings; do
+        picked=""
+        for suite in $SUITES; do
+            if [ -f "crates/$crate/tests/$suite.rs" ]; then picked="$picked --test $suite"; fi
+        done
+        if [ -n "$picked" ]; then builds+=("-p levelset-$crate$picked"); fi
+    done
+fi
+for build in "${builds[@]}"; do
+    # shellcheck disable=SC2086 # each build is a list of cargo arguments
+    cargo test --release --no-run --features "levelset-models/$feature" $build \
+        --message-format=json 2>/dev/null
+done |
     python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -93,7 +93,9 @@ enum Command {
     },
     /// Time the paper's models on the compiled backend (training steps, energy evaluations,
     /// DSS segment checks, end-to-end DSS) as medians of repeats, and write them as JSON for
-    /// experiments/bench/compare.py.
+    /// experiments/bench/compare.py. A repeated option takes its last value, so scripts can
+    /// append overrides to a user's arguments.
+    #[command(args_override_self = true)]
     Bench(bench::BenchArgs),
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).

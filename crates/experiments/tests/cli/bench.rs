@@ -17,6 +17,9 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         "bench".as_ref(),
         "--models".as_ref(),
         "poly".as_ref(),
+        // A repeated option takes its last value (gpu-check.sh appends overrides): 2 repeats.
+        "--repeats".as_ref(),
+        "5".as_ref(),
         "--repeats".as_ref(),
         "2".as_ref(),
         "--steps".as_ref(),

@@ -183,7 +183,18 @@ pub enum TaskConfig {
 }
 
 impl TaskConfig {
-    pub fn data_dir_mut(&mut self) -> Option<&mut PathBuf> {
+    /// Points the task at `dir` for its data files; false when the task reads none.
+    pub fn set_data_dir(&mut self, dir: &Path) -> bool {
+        match self.data_dir_mut() {
+            Some(slot) => {
+                *slot = dir.to_path_buf();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn data_dir_mut(&mut self) -> Option<&mut PathBuf> {
         match self {
             TaskConfig::Mnist { data_dir, .. }
             | TaskConfig::Cifar10 { data_dir, .. }

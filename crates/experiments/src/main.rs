@@ -126,15 +126,14 @@ fn check_level(level: f64) -> Result<()> {
 
 fn load_config(path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExperimentConfig> {
     let mut config = ExperimentConfig::load(path)?;
-    if let Some(dir) = data_dir {
-        match config.task.data_dir_mut() {
-            Some(slot) => *slot = dir,
-            None => bail!(
-                "--data-dir given, but the {} task of {} uses no data directory",
-                config.name,
-                path.display()
-            ),
-        }
+    if let Some(dir) = data_dir
+        && !config.task.set_data_dir(&dir)
+    {
+        bail!(
+            "--data-dir given, but the {} task of {} uses no data directory",
+            config.name,
+            path.display()
+        );
     }
     Ok(config)
 }

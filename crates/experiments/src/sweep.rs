@@ -77,11 +77,20 @@ pub struct SweepArgs {
     pub resume: bool,
 }
 
+impl SweepArgs {
+    /// What a sweep needs from its config, checked before any data is loaded: valid DSS
+    /// settings and a [sweep] section (returned).
+    pub fn validate(&self) -> Result<&SweepConfig> {
+        self.config.dss()?;
+        self.config
+            .sweep
+            .as_ref()
+            .with_context(|| format!("config {} has no [sweep] section", self.config.name))
+    }
+}
+
 pub fn run(args: SweepArgs) -> Result<SweepResults> {
-    args.config.dss()?;
-    let Some(_) = &args.config.sweep else {
-        bail!("config {} has no [sweep] section", args.config.name);
-    };
+    args.validate()?;
     with_landscape(&args.config.clone(), args)?
 }
 
@@ -117,8 +126,7 @@ impl WithLandscape for SweepArgs {
     type Output = Result<SweepResults>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<SweepResults> {
-        let sweep = self.config.sweep.as_ref().expect("checked by run");
-        let mut endpoints = Endpoints::new(&sweep.levels);
+        let mut endpoints = Endpoints::new(&self.validate()?.levels);
         sweep_on(&self, &landscape, &mut endpoints)
     }
 }
@@ -130,11 +138,7 @@ pub fn sweep_on<L: Landscape<Train>>(
     landscape: &L,
     endpoints: &mut Endpoints,
 ) -> Result<SweepResults> {
-    let sweep = args
-        .config
-        .sweep
-        .clone()
-        .context("a sweep needs a [sweep]")?;
+    let sweep = args.validate()?.clone();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut rows = previous_rows(args)?;

@@ -88,7 +88,7 @@ impl WithLandscape for WidthSweep {
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output {
         let config = &self.args.config;
-        let sweep = config.sweep.clone().context("width needs a [sweep]")?;
+        let sweep = self.args.validate()?.clone();
         let mut endpoints = Endpoints::new(&sweep.levels);
         let results = sweep_on(&self.args, &landscape, &mut endpoints)?;
         if config.curve.is_none() {
@@ -150,12 +150,12 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
         if let TaskConfig::ReluWidth { width, .. } = &mut at.task {
             *width = m;
         }
-        at.dss()?;
         let args = SweepArgs {
             config: at.clone(),
             out: out.join(format!("m{m}")),
             resume: true,
         };
+        args.validate()?;
         let (results, curve_gaps) = with_landscape(&at, WidthSweep { args })??;
         rows.push(row(m, &results, &curve_gaps));
     }

@@ -130,8 +130,8 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
     for model in models {
         // --data-dir applies to the models with data files; the polynomial task has none.
         let mut config = ExperimentConfig::load(&args.configs.join(model.config))?;
-        if let (Some(dir), Some(slot)) = (&args.data_dir, config.task.data_dir_mut()) {
-            *slot = dir.clone();
+        if let Some(dir) = &args.data_dir {
+            config.task.set_data_dir(dir);
         }
         let job = ModelBench {
             model,

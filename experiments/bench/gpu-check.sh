@@ -16,10 +16,13 @@
 #   BENCH_ARGS    extra arguments to `levelset bench`, e.g. "--models poly --repeats 1"
 #   TORCH_ARGS    extra arguments to torch_bench.py, e.g. "--models poly,mnist"
 #   STEP_TIMEOUT  seconds any one step may run before it is stopped and counted as failed
+#   AUTOTUNE_CACHE  a .tar.gz of CubeCL's autotune cache (`target/autotune`, which this script
+#                 packs into OUT/autotune.tar.gz after every run) to start from: a cache from
+#                 the same GPU model skips the minutes of tuning that `warmup` spends
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-usage="usage: gpu-check.sh BUNDLE DATA_DIR OUT (environment: PARTS, BENCH_ARGS, TORCH_ARGS, STEP_TIMEOUT)"
+usage="usage: gpu-check.sh BUNDLE DATA_DIR OUT (environment: PARTS, BENCH_ARGS, TORCH_ARGS, STEP_TIMEOUT, AUTOTUNE_CACHE)"
 bundle="${1:?$usage}"
 data="${2:?$usage}"
 out="${3:?$usage}"
@@ -105,6 +108,17 @@ if ! ldconfig -p | grep -q 'libcuda\.so' && ! ls /usr/lib/x86_64-linux-gnu/libcu
     say "    no libcuda found: the cuda bundle cannot run here"
 fi
 
+# CubeCL keeps its autotune results under the `target` folder of the Cargo project around
+# the working directory: this checkout's.
+if [ -n "${AUTOTUNE_CACHE:-}" ]; then
+    if mkdir -p target && tar -C target -xzf "$AUTOTUNE_CACHE" autotune; then
+        say "== autotune cache: $(find target/autotune -type f | wc -l) file(s) from $AUTOTUNE_CACHE"
+    else
+        say "== autotune cache: cannot unpack $AUTOTUNE_CACHE (expected a tar.gz of autotune/)"
+        failures=$((failures + 1))
+    fi
+fi
+
 export LEVELSET_DATA_DIR="$data"
 say "== levelset"
 step info "$bundle/levelset" info
@@ -113,6 +127,7 @@ cat "$out/info.log" | tee -a "$summary"
 run_tests() {
     say "== backend-generic test suites"
     for test in "$bundle"/tests/*; do
+        [ -e "$test" ] || { say "    the bundle holds no test suites"; break; }
         step "test-$(basename "$test")" "$test" --test-threads 1
     done
 }
@@ -150,6 +165,9 @@ run_reproduce() {
 for part in $parts; do
     "run_$part"
 done
+if [ -d target/autotune ]; then
+    tar -C target -czf "$out/autotune.tar.gz" autotune && say "== autotune cache saved: $out/autotune.tar.gz"
+fi
 
 say "== $failures step(s) failed"
 exit $((failures > 0))

@@ -120,6 +120,12 @@ pub trait Landscape<B: AutodiffBackend> {
         pointwise_energies(self, template, points)
     }
 
+    /// Whether [`Landscape::energies`] has a stacked pass, and how it compares with one by one
+    /// on the backend of `device`.
+    fn stacked_pass(&self, _device: &Device<B::InnerBackend>) -> StackedPass {
+        StackedPass::Absent
+    }
+
     /// Examples in a training batch (tokens for a language model), for throughput reports.
     fn batch_examples(batch: &Self::Batch) -> usize;
 
@@ -127,14 +133,25 @@ pub trait Landscape<B: AutodiffBackend> {
     fn eval_examples(&self) -> usize;
 }
 
-/// Whether [`Landscape::energies`]' stacked passes beat evaluating points one by one on this
-/// backend. On the GPU backends one pass replaces many small kernel launches. On the CPU
-/// backends the FLOPs are the same either way, and flex's grouped convolution and
-/// middle-axis broadcasts are slower than its plain kernels: stacking measured 5% slower on
-/// the MNIST convnet and 2.4x slower on the polynomial net (experiments/bench/README.md).
-pub fn stacking_pays<B: Backend>(device: &B::Device) -> bool {
+/// What a landscape's stacked evaluation of many points is worth on one backend. Stacking
+/// never changes the FLOPs, only how well the kernels run, so this is a measured property of a
+/// net on a backend (experiments/bench/README.md), not something to reason out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackedPass {
+    /// The net has no stacked forward: `energies` evaluates points one by one.
+    Absent,
+    /// A stacked forward that measured slower than one by one here: kept for comparison.
+    Slower,
+    /// A stacked forward that measured faster than one by one here: the default.
+    Faster,
+}
+
+/// Whether `B` runs on the CPU (flex, ndarray). There the FLOPs of a stacked pass cost the
+/// same as one by one, and flex's grouped convolution and middle-axis broadcasts are slower
+/// than its plain kernels; on the GPU backends one pass replaces many small kernel launches.
+pub fn cpu_backend<B: Backend>(device: &B::Device) -> bool {
     let name = B::name(device);
-    !(name.contains("flex") || name.contains("ndarray"))
+    name.contains("flex") || name.contains("ndarray")
 }
 
 /// [`Landscape::energies`] one model at a time: the reference the stacked passes are tested

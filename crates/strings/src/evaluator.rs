@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use levelset_models::flat::{lerps, unflatten};
-use levelset_models::landscape::{pointwise_energies, stacking_pays};
+use levelset_models::landscape::{StackedPass, pointwise_energies};
 use levelset_models::{EvalModel, Landscape};
 
 use crate::path::SegmentCheck;
@@ -22,7 +22,8 @@ pub struct Evaluator<'a, B: AutodiffBackend, L: Landscape<B>> {
 }
 
 impl<'a, B: AutodiffBackend, L: Landscape<B>> Evaluator<'a, B, L> {
-    /// Stacks points where that pays on their backend ([`stacking_pays`]).
+    /// Stacks points where the landscape's stacked pass measured faster on their backend
+    /// ([`Landscape::stacked_pass`]).
     pub fn new(landscape: &'a L) -> Self {
         Self {
             template: landscape.init(0).valid(),
@@ -55,9 +56,9 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Evaluator<'a, B, L> {
     pub fn energies(&self, points: Tensor<B::InnerBackend, 2>) -> Vec<f64> {
         let [k, _] = points.dims();
         self.evaluations.set(self.evaluations.get() + k);
-        let stacked = self
-            .stacked
-            .unwrap_or_else(|| stacking_pays::<B::InnerBackend>(&points.device()));
+        let stacked = self.stacked.unwrap_or_else(|| {
+            self.landscape.stacked_pass(&points.device()) == StackedPass::Faster
+        });
         if stacked {
             self.landscape.energies(&self.template, points)
         } else {

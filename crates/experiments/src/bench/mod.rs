@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
-use levelset_models::backend::{BACKEND_NAME, Train};
+use levelset_models::backend::{BACKEND_NAME, Train, device};
+use levelset_models::landscape::StackedPass;
 
 use crate::config::ExperimentConfig;
 use crate::tasks::{WithLandscape, with_landscape};
@@ -175,7 +176,9 @@ impl WithLandscape for ModelBench {
         if let Some(forward) = flops {
             results.push(gflops(&evaluated, "eval_gflops", forward));
         }
-        results.push(segment_check(name, &landscape, self.plan, true));
+        if landscape.stacked_pass(&device()) != StackedPass::Absent {
+            results.push(segment_check(name, &landscape, self.plan, true));
+        }
         results.push(segment_check(name, &landscape, self.plan, false));
         if let (1.., Some(level)) = (self.dss_repeats, self.model.dss_level) {
             let plan = Plan {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{host_values, unsupported};
 use crate::flat::unflatten_stacked;
-use crate::landscape::{Architecture, Energy, EvalModel, Landscape};
+use crate::landscape::{Architecture, Energy, EvalModel, Landscape, StackedPass, cpu_backend};
 use crate::nets::{Mlp, MlpConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +230,15 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
         let (x, y) = self.eval.clone();
         let errors = self.errors(nets.forward(x), y.unsqueeze::<3>()); // [k, n, d_out]
         host_values(errors.flatten::<2>(1, 2).mean_dim(1))
+    }
+
+    /// Stacked on an H200: 1.05 ms against 18.9 ms one by one; on flex: 3.8 ms against 1.6.
+    fn stacked_pass(&self, device: &Device<B::InnerBackend>) -> StackedPass {
+        if cpu_backend::<B::InnerBackend>(device) {
+            StackedPass::Slower
+        } else {
+            StackedPass::Faster
+        }
     }
 
     fn batch_examples(batch: &RowBatch<B>) -> usize {

@@ -128,7 +128,7 @@ fn image_energies_match_a_direct_computation_across_eval_batches() {
 fn stacked_mnist_energies_match_one_by_one() {
     // 700 images: two evaluation batches, as above.
     let task = mnist_task(Energy::TestLoss, 50, 700);
-    // Measured slower than one by one on every backend so far: kept, but not the default.
+    // Measured slower than one by one on flex and on a fused CUDA build: kept, not the default.
     assert_eq!(task.stacked_pass(&device()), StackedPass::Slower);
     let (stacked, pointwise) = stacked_and_pointwise(&task);
     for (s, p) in stacked.iter().zip(&pointwise) {

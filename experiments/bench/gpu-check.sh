@@ -132,20 +132,26 @@ run_tests() {
     done
 }
 
+# `levelset bench` as step NAME writing OUT/NAME.json; arguments after BENCH_ARGS override it
+# (the CLI keeps an option's last value).
+bench_step() {
+    local name="$1"
+    shift
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of words
+    step "$name" "$bundle/levelset" bench --configs configs --data-dir "$data" \
+        --out "$out/$name.json" ${BENCH_ARGS:-} "$@"
+}
+
 run_warmup() {
     say "== autotune warm-up (untimed)"
-    # shellcheck disable=SC2086 # BENCH_ARGS is a list of words; later options win
-    step warmup "$bundle/levelset" bench --configs configs --data-dir "$data" \
-        --out "$out/warmup.json" ${BENCH_ARGS:-} --repeats 1 --steps 1 --dss-repeats 0
+    bench_step warmup --repeats 1 --steps 1 --dss-repeats 0
 }
 
 run_bench() {
     say "== benchmarks"
-    # shellcheck disable=SC2086 # BENCH_ARGS and TORCH_ARGS are lists of words
-    step levelset-bench "$bundle/levelset" bench --configs configs --data-dir "$data" \
-        --out "$out/levelset-bench.json" ${BENCH_ARGS:-}
+    bench_step levelset-bench
     if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2086 # TORCH_ARGS is a list of words
         step torch-bench python3 experiments/bench/torch_bench.py --device cuda \
             --out "$out/torch-bench.json" ${TORCH_ARGS:-}
         step compare python3 experiments/bench/compare.py "$out/levelset-bench.json" \

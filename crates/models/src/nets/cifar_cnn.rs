@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use super::layers::conv2d;
 use super::lrn::Lrn;
 use crate::init::{Init, reinit};
 
@@ -113,10 +114,10 @@ impl<B: Backend> CifarConv<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self
             .lrn
-            .forward(self.pool.forward(relu(self.conv1.forward(x)))); // [b, 64, 12, 12]
+            .forward(self.pool.forward(relu(conv2d(&self.conv1, x)))); // [b, 64, 12, 12]
         let x = self
             .pool
-            .forward(self.lrn.forward(relu(self.conv2.forward(x)))); // [b, 64, 6, 6]
+            .forward(self.lrn.forward(relu(conv2d(&self.conv2, x)))); // [b, 64, 6, 6]
         let x = relu(self.fc1.forward(x.flatten(1, 3))); // [b, 384]
         let x = relu(self.fc2.forward(x)); // [b, 192]
         self.fc3.forward(x) // [b, 10]

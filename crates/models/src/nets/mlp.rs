@@ -4,9 +4,10 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use super::layers::sigmoid;
 use super::stacked;
 use crate::flat::Stacked;
 use crate::init::{Init, reinit};

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dropout::dropout;
+use super::layers::conv2d;
 use super::stacked;
 use crate::flat::Stacked;
 use crate::init::{Init, reinit};
@@ -83,8 +84,8 @@ pub struct MnistConv<B: Backend> {
 impl<B: Backend> MnistConv<B> {
     /// Logits for images [batch, 1, 28, 28]; dropout only when an RNG is given (training).
     pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
-        let x = self.pool.forward(relu(self.conv1.forward(x))); // [b, c1, 14, 14]
-        let x = self.pool.forward(relu(self.conv2.forward(x))); // [b, c2, 7, 7]
+        let x = self.pool.forward(relu(conv2d(&self.conv1, x))); // [b, c1, 14, 14]
+        let x = self.pool.forward(relu(conv2d(&self.conv2, x))); // [b, c2, 7, 7]
         let x = relu(self.fc1.forward(x.flatten(1, 3))); // [b, hidden]
         let x = match rng {
             Some(rng) => dropout(x, self.dropout, rng),

@@ -2,6 +2,9 @@
 
 pub mod cifar_cnn;
 mod dropout;
+#[cfg(feature = "flex")]
+mod flex;
+mod layers;
 pub mod lrn;
 pub mod lstm_lm;
 pub mod mlp;

@@ -1,0 +1,156 @@
+//! Sigmoid on flex, eight lanes at a time.
+//!
+//! flex computes sigmoid one element at a time through libm's `expf`: two thirds of the
+//! polynomial net's evaluation time in a profile. Here `wide`'s vectorized exp does it; its
+//! values differ from libm's in the last bits (the tests bound by how much).
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::prelude::*;
+use burn::tensor::ops::ActivationOps;
+use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+use wide::f32x8;
+
+use super::{FlexTrain, cast};
+
+/// Elements per parallel task: below it, a thread hand-off costs more than it saves.
+const CHUNK: usize = 1 << 14;
+
+/// `sigmoid(x)` when `B` is flex, with or without autodiff, and `x` is f32; otherwise `x`
+/// back untouched.
+pub(in crate::nets) fn try_sigmoid<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let x = match cast::<_, Tensor<Flex, D>>(x) {
+        Ok(x) => {
+            let y = sigmoid(x.into_primitive().tensor());
+            let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
+            return Ok(cast(y).expect("B is Flex"));
+        }
+        Err(x) => x,
+    };
+    let x = cast::<_, Tensor<FlexTrain, D>>(x)?;
+    let x = x.into_primitive().tensor();
+    let y = sigmoid(x.primitive);
+    let y = match SigmoidBackward
+        .prepare::<NoCheckpointing>([x.node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
+    Ok(cast(y).expect("B is FlexTrain"))
+}
+
+#[derive(Debug)]
+struct SigmoidBackward;
+
+impl Backward<Flex, 1> for SigmoidBackward {
+    /// The output.
+    type State = FlexTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            grads.register::<Flex>(node.id, Flex::sigmoid_backward(ops.state, grad));
+        }
+    }
+}
+
+fn sigmoid(x: FlexTensor) -> FlexTensor {
+    let x = x.to_contiguous();
+    let xs = x.as_slice::<f32>().expect("contiguous f32 tensor");
+    let mut ys = vec![0f32; xs.len()];
+    if xs.len() <= CHUNK {
+        sigmoid_into(xs, &mut ys);
+    } else {
+        ys.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(ys, xs)| sigmoid_into(xs, ys));
+    }
+    FlexTensor::from_data(TensorData::new(ys, x.shape()))
+}
+
+fn sigmoid_into(xs: &[f32], ys: &mut [f32]) {
+    let (lanes, tail) = xs.as_chunks::<8>();
+    for (y, x) in ys.chunks_exact_mut(8).zip(lanes) {
+        y.copy_from_slice(&sigmoid8(*x));
+    }
+    // The tail goes through the same lanes, so every element gets the same arithmetic.
+    let mut last = [0f32; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    let start = xs.len() - tail.len();
+    ys[start..].copy_from_slice(&sigmoid8(last)[..tail.len()]);
+}
+
+fn sigmoid8(x: [f32; 8]) -> [f32; 8] {
+    // wide's exp saturates to infinity and zero and keeps NaN, so the extremes need no care.
+    (f32x8::ONE / (f32x8::ONE + (-f32x8::from(x)).exp())).to_array()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    fn reference(x: f32) -> f32 {
+        (1.0 / (1.0 + (-f64::from(x)).exp())) as f32
+    }
+
+    #[test]
+    fn values_match_the_logistic_function_at_every_length() {
+        // Lengths around the 8 lanes and past one parallel chunk.
+        for len in [1, 7, 8, 9, 23, CHUNK + 13] {
+            let xs: Vec<f32> = (0..len)
+                .map(|i| -110.0 + 220.0 * i as f32 / len as f32)
+                .collect();
+            let x = Tensor::<Flex, 1>::from_floats(xs.as_slice(), &Default::default());
+            let ys = try_sigmoid(x)
+                .expect("flex")
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            for (x, y) in xs.iter().zip(&ys) {
+                let want = reference(*x);
+                assert!(
+                    (y - want).abs() <= 2e-7 * want.max(1e-30),
+                    "sigmoid({x}) = {y}, not {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nan_stays_nan() {
+        let x = Tensor::<Flex, 1>::from_floats([0.0, f32::NAN, 1.0], &Default::default());
+        let ys = try_sigmoid(x).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert!(ys[1].is_nan(), "sigmoid(NaN) = {}", ys[1]);
+    }
+
+    #[test]
+    fn gradient_matches_burns() {
+        let device = Default::default();
+        let x = Tensor::<FlexTrain, 2>::random([37, 5], Distribution::Normal(0.0, 3.0), &device);
+        let r = Tensor::<FlexTrain, 2>::random([37, 5], Distribution::Normal(0.0, 1.0), &device);
+        let grad = |sigmoid: fn(Tensor<FlexTrain, 2>) -> Tensor<FlexTrain, 2>| {
+            let x = x.clone().require_grad();
+            let grads = (sigmoid(x.clone()) * r.clone()).sum().backward();
+            x.grad(&grads).expect("tracked").into_data()
+        };
+        let ours = grad(|x| try_sigmoid(x).expect("flex training backend"));
+        let burns = grad(burn::tensor::activation::sigmoid);
+        ours.assert_approx_eq::<f32>(&burns, Tolerance::rel_abs(1e-5, 1e-7));
+    }
+}

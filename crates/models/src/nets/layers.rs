@@ -1,0 +1,25 @@
+//! Layer operations of the nets that flex runs with levelset's own kernels (`super::flex`);
+//! every other backend runs Burn's.
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+
+/// `conv.forward(x)`.
+pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match super::flex::try_conv2d(conv, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    conv.forward(x)
+}
+
+/// The logistic function.
+pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "flex")]
+    let x = match super::flex::try_sigmoid(x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    burn::tensor::activation::sigmoid(x)
+}

@@ -2,6 +2,7 @@
 //! every other backend runs Burn's.
 
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 
 /// `conv.forward(x)`.
@@ -12,6 +13,16 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         Err(x) => x,
     };
     conv.forward(x)
+}
+
+/// `pool.forward(relu(x))`.
+pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match super::flex::try_relu_max_pool2d(pool, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    pool.forward(burn::tensor::activation::relu(x))
 }
 
 /// The logistic function.

@@ -9,9 +9,11 @@ use std::any::Any;
 use burn::backend::{Autodiff, Flex};
 
 mod conv;
+mod pool;
 mod sigmoid;
 
 pub(super) use conv::try_conv2d;
+pub(super) use pool::try_relu_max_pool2d;
 pub(super) use sigmoid::try_sigmoid;
 
 /// flex's training backend: `backend::Train` on the flex build.

@@ -1,0 +1,194 @@
+//! ReLU followed by 2x2 max-pooling on flex, in one pass.
+//!
+//! flex max-pools through generic 3-D loops that also write an i64 index per output, and
+//! autodiff adds a ReLU pass and its mask in front; in a profile of the MNIST convnet's
+//! training step the pooling alone took about 10%. Both functions are monotone, so the pair
+//! is max(0, window max), and its gradient goes to the window's first maximum when that is
+//! positive (as Burn's pair routes it: the pool to the first maximum of the ReLU's output,
+//! the ReLU only where its input is positive).
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::nn::PaddingConfig2d;
+use burn::nn::pool::MaxPool2d;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::{FlexTrain, cast};
+
+/// Marks an output whose window has no positive element: it is 0 and passes no gradient.
+const NONE: u8 = 4;
+
+/// `pool.forward(relu(x))` when `B` is flex, with or without autodiff, the pool is a 2x2
+/// max-pool with stride 2 and no padding, and `x` is f32; otherwise `x` back untouched.
+pub(in crate::nets) fn try_relu_max_pool2d<B: Backend>(
+    pool: &MaxPool2d,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let halves = pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && pool.padding == PaddingConfig2d::Valid
+        && !pool.ceil_mode;
+    if !halves || x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let x = match cast::<_, Tensor<Flex, 4>>(x) {
+        Ok(x) => {
+            let (y, _) = forward(x.into_primitive().tensor());
+            let y = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y));
+            return Ok(cast(y).expect("B is Flex"));
+        }
+        Err(x) => x,
+    };
+    let x = cast::<_, Tensor<FlexTrain, 4>>(x)?
+        .into_primitive()
+        .tensor();
+    let shape = x.primitive.shape();
+    let (y, argmax) = forward(x.primitive);
+    let y = match ReluMaxPoolBackward
+        .prepare::<NoCheckpointing>([x.node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((argmax, shape), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    let y = Tensor::<FlexTrain, 4>::from_primitive(TensorPrimitive::Float(y));
+    Ok(cast(y).expect("B is FlexTrain"))
+}
+
+#[derive(Debug)]
+struct ReluMaxPoolBackward;
+
+impl Backward<Flex, 1> for ReluMaxPoolBackward {
+    /// Each output's window position (see [`forward`]) and the input's shape.
+    type State = (Vec<u8>, Shape);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            let (argmax, shape) = ops.state;
+            grads.register::<Flex>(node.id, backward(&argmax, shape, grad));
+        }
+    }
+}
+
+/// max(0, window max) of the 2x2 windows of x [n, c, h, w]: [n, c, h / 2, w / 2], and for
+/// each output the position (0..4, row-major) of its window's first maximum, or [`NONE`].
+fn forward(x: FlexTensor) -> (FlexTensor, Vec<u8>) {
+    let x = x.to_contiguous();
+    let [n, c, h, w] = x.shape().dims();
+    let (oh, ow) = (h / 2, w / 2);
+    let xs = x.as_slice::<f32>().expect("contiguous f32 input");
+    let mut ys = vec![0f32; n * c * oh * ow];
+    let mut argmax = vec![NONE; ys.len()];
+    ys.par_chunks_mut(oh * ow)
+        .zip(argmax.par_chunks_mut(oh * ow))
+        .zip(xs.par_chunks(h * w))
+        .for_each(|((ys, argmax), plane)| {
+            for (oy, (ys, argmax)) in ys.chunks_mut(ow).zip(argmax.chunks_mut(ow)).enumerate() {
+                let (top, bottom) = (&plane[2 * oy * w..], &plane[(2 * oy + 1) * w..]);
+                for (ox, (y, arg)) in ys.iter_mut().zip(argmax.iter_mut()).enumerate() {
+                    let window = [
+                        top[2 * ox],
+                        top[2 * ox + 1],
+                        bottom[2 * ox],
+                        bottom[2 * ox + 1],
+                    ];
+                    for (position, &value) in (0u8..).zip(&window) {
+                        if value > *y {
+                            (*y, *arg) = (value, position);
+                        }
+                    }
+                }
+            }
+        });
+    let y = FlexTensor::from_data(TensorData::new(ys, [n, c, oh, ow]));
+    (y, argmax)
+}
+
+/// The gradient [n, c, h, w] of [`forward`]'s input, from its output's gradient.
+fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
+    let [n, c, h, w] = shape.dims();
+    let (oh, ow) = (h / 2, w / 2);
+    let grad = grad.to_contiguous();
+    let grads = grad.as_slice::<f32>().expect("contiguous f32 gradient");
+    let mut dx = vec![0f32; n * c * h * w];
+    dx.par_chunks_mut(h * w)
+        .zip(grads.par_chunks(oh * ow))
+        .zip(argmax.par_chunks(oh * ow))
+        .for_each(|((dx, grads), argmax)| {
+            for (i, (&g, &position)) in grads.iter().zip(argmax).enumerate() {
+                if position != NONE {
+                    let (oy, ox) = (i / ow, i % ow);
+                    let (dy, dxx) = (usize::from(position / 2), usize::from(position % 2));
+                    dx[(2 * oy + dy) * w + 2 * ox + dxx] = g;
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::activation::relu;
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    /// Output and input gradient of `sum(f(x) * r)`.
+    fn run(
+        x: &Tensor<FlexTrain, 4>,
+        f: impl Fn(Tensor<FlexTrain, 4>) -> Tensor<FlexTrain, 4>,
+    ) -> [TensorData; 2] {
+        let x = x.clone().require_grad();
+        let y = f(x.clone());
+        let r = Tensor::<FlexTrain, 4>::ones(y.dims(), &y.device()).cumsum(3);
+        let grads = (y.clone() * r).sum().backward();
+        [y.into_data(), x.grad(&grads).expect("tracked").into_data()]
+    }
+
+    #[test]
+    fn matches_burns_relu_then_pool_with_ties_and_odd_sizes() {
+        let device = Default::default();
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        // Odd sizes drop the last row and column; rounding makes ties and exact zeros.
+        let x =
+            Tensor::<FlexTrain, 4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &device)
+                .mul_scalar(2.0)
+                .round();
+        let ours = run(&x, |x| {
+            try_relu_max_pool2d(&pool, x).expect("flex training")
+        });
+        let burns = run(&x, |x| pool.forward(relu(x)));
+        for (ours, burns) in ours.iter().zip(&burns) {
+            assert_eq!(ours.shape, burns.shape);
+            ours.assert_approx_eq::<f32>(burns, Tolerance::absolute(0.0));
+        }
+        let inference = try_relu_max_pool2d(&pool, x.clone().inner()).expect("flex");
+        inference
+            .into_data()
+            .assert_approx_eq::<f32>(&burns[0], Tolerance::absolute(0.0));
+    }
+
+    #[test]
+    fn other_pools_are_left_to_burn() {
+        let x = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &Default::default());
+        for pool in [
+            MaxPool2dConfig::new([3, 3]),
+            MaxPool2dConfig::new([2, 2]).with_strides([1, 1]),
+            MaxPool2dConfig::new([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+            MaxPool2dConfig::new([2, 2]).with_ceil_mode(true),
+        ] {
+            assert!(try_relu_max_pool2d(&pool.init(), x()).is_err());
+        }
+    }
+}

@@ -70,9 +70,12 @@ pub fn lerp<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, t: f64) -> Tensor<B,
 
 /// [`lerp`] at every `t`, one row each: [ts.len(), n].
 pub fn lerps<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, ts: &[f64]) -> Tensor<B, 2> {
-    let t = Tensor::<B, 1>::from_data(TensorData::new(ts.to_vec(), [ts.len()]), &a.device());
-    // The same operations as `lerp`, broadcast: [1, n] + [1, n] * [k, 1]
-    a.clone().unsqueeze::<2>() + (b.clone() - a.clone()).unsqueeze::<2>() * t.unsqueeze_dim(1)
+    // The same operations as `lerp`, row by row: flex's broadcast `[1, n] * [k, 1]` took
+    // twice as long as k contiguous rows and a copy (0.31 s against 0.15 s for the 19 points
+    // of an MNIST segment check).
+    let delta = b.clone() - a.clone();
+    let rows = ts.iter().map(|&t| a.clone() + delta.clone().mul_scalar(t));
+    Tensor::stack(rows.collect(), 0)
 }
 
 /// Euclidean distance between two parameter vectors, read back to the host.

@@ -22,9 +22,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::ExperimentConfig;
 
-// A training step allocates and frees tensors of up to ~60 MB (MNIST's unfolded patches);
-// glibc returns such blocks to the kernel on every free, and re-faulting their pages cost
-// ~20% of a step. mimalloc keeps them (experiments/bench/README.md).
+// A training step allocates and frees tensors of up to ~60 MB (MNIST's unfolded patches).
+// glibc returns such blocks to the kernel on every free, and re-faulting their pages made
+// the MNIST step 40% slower than with mimalloc, which keeps them (experiments/bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -167,9 +167,8 @@ impl Geometry {
         self.c * self.kh * self.kw
     }
 
-    /// For each patch row (channel, kernel row, kernel column), the input image row read at
-    /// each output row (None where it falls in the padding) and the output columns
-    /// `lo..hi` whose input column `ox + kx - pw` lies inside the image.
+    /// Every patch row (one weight of a filter: channel, kernel row, kernel column), with
+    /// the output columns whose input column `ox + kx - pw` lies inside the image.
     fn patch_rows(&self) -> impl Iterator<Item = PatchRow> + '_ {
         let (c, kh, kw) = (self.c, self.kh, self.kw);
         (0..c * kh * kw).map(move |row| {
@@ -193,6 +192,8 @@ impl Geometry {
     }
 }
 
+/// One row of the unfolded patches: the input channel and kernel row it reads, and the
+/// output columns `cols` that read inside the image, starting at input column `x0`.
 struct PatchRow {
     row: usize,
     channel: usize,

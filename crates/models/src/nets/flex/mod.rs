@@ -6,7 +6,12 @@
 
 use std::any::Any;
 
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::{DType, TensorPrimitive};
+use burn_flex::FlexTensor;
 
 mod conv;
 mod pool;
@@ -26,4 +31,39 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
         Some(target) => Ok(target.take().expect("slot filled above")),
         None => Err(slot.expect("slot untouched")),
     }
+}
+
+/// A one-input layer on flex: `forward` gives the output and the state `op`'s backward pass
+/// needs (dropped without autodiff). `x` comes back untouched unless `B` is flex, with or
+/// without autodiff, and `x` is f32.
+fn try_unary<B: Backend, const D: usize, O: Backward<Flex, 1>>(
+    x: Tensor<B, D>,
+    op: O,
+    forward: impl FnOnce(FlexTensor) -> (FlexTensor, O::State),
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let x = match cast::<_, Tensor<Flex, D>>(x) {
+        Ok(x) => {
+            let (y, _) = forward(x.into_primitive().tensor());
+            let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
+            return Ok(cast(y).expect("B is Flex"));
+        }
+        Err(x) => x,
+    };
+    let x = cast::<_, Tensor<FlexTrain, D>>(x)?
+        .into_primitive()
+        .tensor();
+    let (y, state) = forward(x.primitive);
+    let y = match op
+        .prepare::<NoCheckpointing>([x.node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
+    Ok(cast(y).expect("B is FlexTrain"))
 }

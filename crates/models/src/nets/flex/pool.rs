@@ -9,17 +9,16 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{FlexTrain, cast};
+use super::try_unary;
 
 /// Marks an output whose window has no positive element: it is 0 and passes no gradient.
 const NONE: u8 = 4;
@@ -35,32 +34,14 @@ pub(in crate::nets) fn try_relu_max_pool2d<B: Backend>(
         && pool.dilation == [1, 1]
         && pool.padding == PaddingConfig2d::Valid
         && !pool.ceil_mode;
-    if !halves || x.dtype() != DType::F32 {
+    if !halves {
         return Err(x);
     }
-    let x = match cast::<_, Tensor<Flex, 4>>(x) {
-        Ok(x) => {
-            let (y, _) = forward(x.into_primitive().tensor());
-            let y = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y));
-            return Ok(cast(y).expect("B is Flex"));
-        }
-        Err(x) => x,
-    };
-    let x = cast::<_, Tensor<FlexTrain, 4>>(x)?
-        .into_primitive()
-        .tensor();
-    let shape = x.primitive.shape();
-    let (y, argmax) = forward(x.primitive);
-    let y = match ReluMaxPoolBackward
-        .prepare::<NoCheckpointing>([x.node])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((argmax, shape), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    let y = Tensor::<FlexTrain, 4>::from_primitive(TensorPrimitive::Float(y));
-    Ok(cast(y).expect("B is FlexTrain"))
+    try_unary(x, ReluMaxPoolBackward, |x| {
+        let shape = x.shape();
+        let (y, argmax) = forward(x);
+        (y, (argmax, shape))
+    })
 }
 
 #[derive(Debug)]
@@ -142,6 +123,7 @@ mod tests {
     use burn::tensor::activation::relu;
     use burn::tensor::{Distribution, Tolerance};
 
+    use super::super::FlexTrain;
     use super::*;
 
     /// Output and input gradient of `sum(f(x) * r)`.

@@ -6,17 +6,16 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::ops::ActivationOps;
-use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::{FlexTrain, cast};
+use super::try_unary;
 
 /// Elements per parallel task: below it, a thread hand-off costs more than it saves.
 const CHUNK: usize = 1 << 14;
@@ -26,30 +25,10 @@ const CHUNK: usize = 1 << 14;
 pub(in crate::nets) fn try_sigmoid<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    if x.dtype() != DType::F32 {
-        return Err(x);
-    }
-    let x = match cast::<_, Tensor<Flex, D>>(x) {
-        Ok(x) => {
-            let y = sigmoid(x.into_primitive().tensor());
-            let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
-            return Ok(cast(y).expect("B is Flex"));
-        }
-        Err(x) => x,
-    };
-    let x = cast::<_, Tensor<FlexTrain, D>>(x)?;
-    let x = x.into_primitive().tensor();
-    let y = sigmoid(x.primitive);
-    let y = match SigmoidBackward
-        .prepare::<NoCheckpointing>([x.node])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
-    Ok(cast(y).expect("B is FlexTrain"))
+    try_unary(x, SigmoidBackward, |x| {
+        let y = sigmoid(x);
+        (y.clone(), y)
+    })
 }
 
 #[derive(Debug)]
@@ -103,6 +82,7 @@ fn sigmoid8(x: [f32; 8]) -> [f32; 8] {
 mod tests {
     use burn::tensor::{Distribution, Tolerance};
 
+    use super::super::FlexTrain;
     use super::*;
 
     fn reference(x: f32) -> f32 {

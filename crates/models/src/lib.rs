@@ -12,6 +12,8 @@ pub mod atomic;
 pub mod backend;
 pub mod checkpoint;
 pub mod flat;
+#[cfg(feature = "flex")]
+mod flex;
 pub mod heartbeat;
 pub mod init;
 pub mod landscape;

@@ -4,7 +4,10 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::optim::{
+    Adam, AdamConfig, AdamState, GradientsParams, LearningRate, Optimizer, Sgd, SgdConfig,
+    SimpleOptimizer,
+};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
@@ -85,10 +88,7 @@ impl OptimizerConfig {
 
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> AnyOptimizer<B, M> {
         match self {
-            // TensorFlow's epsilon, which the paper's code ran with (Burn defaults to 1e-5).
-            OptimizerConfig::Adam { .. } => {
-                AnyOptimizer::Adam(AdamConfig::new().with_epsilon(1e-8).init())
-            }
+            OptimizerConfig::Adam { .. } => AnyOptimizer::Adam(FusedAdam::default().into()),
             OptimizerConfig::Sgd {
                 momentum,
                 clip_global_norm,
@@ -109,7 +109,7 @@ impl OptimizerConfig {
 }
 
 pub enum AnyOptimizer<B: AutodiffBackend, M: AutodiffModule<B>> {
-    Adam(OptimizerAdaptor<Adam, M, B>),
+    Adam(OptimizerAdaptor<FusedAdam, M, B>),
     Sgd {
         inner: OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>,
         clip_global_norm: Option<f64>,
@@ -130,6 +130,70 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> AnyOptimizer<B, M> {
                 inner.step(lr, module, grads)
             }
         }
+    }
+}
+
+/// Adam's constants: TensorFlow's defaults, which the paper's code ran with (Burn's epsilon
+/// is 1e-5).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamHyper {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
+
+impl Default for AdamHyper {
+    fn default() -> Self {
+        Self {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+/// Burn's Adam, whose update flex computes in one pass per parameter (`flex::adam`), with
+/// the same values and state.
+#[derive(Clone)]
+pub struct FusedAdam {
+    hyper: AdamHyper,
+    burns: Adam,
+}
+
+impl Default for FusedAdam {
+    fn default() -> Self {
+        let hyper = AdamHyper::default();
+        let burns = AdamConfig::new()
+            .with_beta_1(hyper.beta_1)
+            .with_beta_2(hyper.beta_2)
+            .with_epsilon(hyper.epsilon)
+            .build();
+        Self { hyper, burns }
+    }
+}
+
+impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
+    type State<const D: usize> = AdamState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let args = (tensor, grad, state);
+        #[cfg(feature = "flex")]
+        let args = match crate::flex::try_adam_step(&self.hyper, lr, args) {
+            Ok(done) => return done,
+            Err(args) => args,
+        };
+        let (tensor, grad, state) = args;
+        self.burns.step(lr, tensor, grad, state)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        <Adam as SimpleOptimizer<B>>::to_device(state, device)
     }
 }
 

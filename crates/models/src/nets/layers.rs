@@ -1,4 +1,4 @@
-//! Layer operations of the nets that flex runs with levelset's own kernels (`super::flex`);
+//! Layer operations of the nets that flex runs with levelset's own kernels (`crate::flex`);
 //! every other backend runs Burn's.
 
 use burn::nn::conv::Conv2d;
@@ -8,7 +8,7 @@ use burn::prelude::*;
 /// `conv.forward(x)`.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match super::flex::try_conv2d(conv, x) {
+    let x = match crate::flex::try_conv2d(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -18,7 +18,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// `pool.forward(relu(x))`.
 pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match super::flex::try_relu_max_pool2d(pool, x) {
+    let x = match crate::flex::try_relu_max_pool2d(pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -28,7 +28,7 @@ pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<
 /// The logistic function.
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex")]
-    let x = match super::flex::try_sigmoid(x) {
+    let x = match crate::flex::try_sigmoid(x) {
         Ok(y) => return y,
         Err(x) => x,
     };

@@ -2,8 +2,6 @@
 
 pub mod cifar_cnn;
 mod dropout;
-#[cfg(feature = "flex")]
-mod flex;
 mod layers;
 pub mod lrn;
 pub mod lstm_lm;

@@ -25,7 +25,7 @@ const NONE: u8 = 4;
 
 /// `pool.forward(relu(x))` when `B` is flex, with or without autodiff, the pool is a 2x2
 /// max-pool with stride 2 and no padding, and `x` is f32; otherwise `x` back untouched.
-pub(in crate::nets) fn try_relu_max_pool2d<B: Backend>(
+pub(crate) fn try_relu_max_pool2d<B: Backend>(
     pool: &MaxPool2d,
     x: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {

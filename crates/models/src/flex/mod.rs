@@ -13,13 +13,19 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
 
+mod adam;
 mod conv;
 mod pool;
 mod sigmoid;
 
-pub(super) use conv::try_conv2d;
-pub(super) use pool::try_relu_max_pool2d;
-pub(super) use sigmoid::try_sigmoid;
+pub(crate) use adam::try_adam_step;
+pub(crate) use conv::try_conv2d;
+pub(crate) use pool::try_relu_max_pool2d;
+pub(crate) use sigmoid::try_sigmoid;
+
+/// Elements per parallel task of the elementwise kernels: below it, a thread hand-off costs
+/// more than it saves.
+const CHUNK: usize = 1 << 14;
 
 /// flex's training backend: `backend::Train` on the flex build.
 type FlexTrain = Autodiff<Flex>;
@@ -31,6 +37,11 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
         Some(target) => Ok(target.take().expect("slot filled above")),
         None => Err(slot.expect("slot untouched")),
     }
+}
+
+/// The values of a contiguous f32 tensor.
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice().expect("a contiguous f32 tensor")
 }
 
 /// A one-input layer on flex: `forward` gives the output and the state `op`'s backward pass

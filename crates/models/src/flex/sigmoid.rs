@@ -15,14 +15,11 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::try_unary;
-
-/// Elements per parallel task: below it, a thread hand-off costs more than it saves.
-const CHUNK: usize = 1 << 14;
+use super::{CHUNK, try_unary};
 
 /// `sigmoid(x)` when `B` is flex, with or without autodiff, and `x` is f32; otherwise `x`
 /// back untouched.
-pub(in crate::nets) fn try_sigmoid<B: Backend, const D: usize>(
+pub(crate) fn try_sigmoid<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
     try_unary(x, SigmoidBackward, |x| {

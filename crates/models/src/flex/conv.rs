@@ -1,0 +1,527 @@
+//! Convolutions on flex as GEMMs on the unfolded input, image by image, forward and backward.
+//!
+//! flex's own convolution unfolds the input (im2col) in tiles and scatters each tile's GEMM
+//! result back one float at a time: in the MNIST convnet's evaluation those scalar loops took
+//! as long as the GEMMs. Burn 0.21 differentiates a convolution with two generic rules that
+//! are slow on flex: the weight gradient is a convolution whose kernel is the output gradient
+//! (on the MNIST convnet's first layer a 28x28 kernel, 30 ms of a 158 ms training step for
+//! 0.1 GFLOP), and the input gradient is a transposed convolution.
+//!
+//! Here each image's patches [c * kh * kw, oh * ow] are unfolded into a buffer that stays in
+//! cache, and every product is one single-threaded GEMM per image (the `gemm` crate flex
+//! itself runs) writing straight into the output layout; images run in parallel. Batch-wide
+//! patch matrices (63 MB for the MNIST convnet's second layer at batch 100) spent their time
+//! in page faults and memory traffic instead. Timings in `experiments/bench/README.md`.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::{FlexTrain, cast, values};
+
+/// `conv` applied to `x` by levelset's kernels, when `B` is flex, with or without autodiff,
+/// and the convolution is one this module handles (stride 1, no dilation, no groups,
+/// symmetric padding, a bias, f32); otherwise `x` back untouched.
+pub(crate) fn try_conv2d<B: Backend>(
+    conv: &Conv2d<B>,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let (Some(padding), Some(bias)) = (symmetric_padding(conv), &conv.bias) else {
+        return Err(x);
+    };
+    if x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let x = match cast::<Tensor<B, 4>, Tensor<Flex, 4>>(x) {
+        Ok(x) => {
+            let same = "B is Flex";
+            let weight = cast::<_, Tensor<Flex, 4>>(conv.weight.val()).expect(same);
+            let bias = cast::<_, Tensor<Flex, 1>>(bias.val()).expect(same);
+            let [x, weight, bias] = [
+                x.into_primitive().tensor(),
+                weight.into_primitive().tensor(),
+                bias.into_primitive().tensor(),
+            ];
+            let y = forward(&x, &weight, &bias, padding);
+            let y = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y));
+            return Ok(cast(y).expect(same));
+        }
+        Err(x) => x,
+    };
+    let x = cast::<Tensor<B, 4>, Tensor<FlexTrain, 4>>(x)?;
+    // `B` is `FlexTrain` from here on, so these casts cannot fail.
+    let same = "B is FlexTrain";
+    let weight = cast::<_, Tensor<FlexTrain, 4>>(conv.weight.val()).expect(same);
+    let bias = cast::<_, Tensor<FlexTrain, 1>>(bias.val()).expect(same);
+    Ok(cast(conv2d(x, weight, bias, padding)).expect(same))
+}
+
+/// Padding of a stride-1, undilated, ungrouped convolution whose padding is the same on
+/// both sides of each axis: [rows, columns].
+fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
+    if conv.stride != [1, 1] || conv.dilation != [1, 1] || conv.groups != 1 {
+        return None;
+    }
+    let [kh, kw] = conv.kernel_size;
+    match conv.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        // At stride 1, "same" padding is symmetric only for odd kernels.
+        PaddingConfig2d::Same if kh % 2 == 1 && kw % 2 == 1 => Some([kh / 2, kw / 2]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    }
+}
+
+/// Convolution of x [n, c, h, w] with weight [o, c, kh, kw] and bias [o]:
+/// [n, o, h + 2 ph - kh + 1, w + 2 pw - kw + 1]
+fn conv2d(
+    x: Tensor<FlexTrain, 4>,
+    weight: Tensor<FlexTrain, 4>,
+    bias: Tensor<FlexTrain, 1>,
+    padding: [usize; 2],
+) -> Tensor<FlexTrain, 4> {
+    let [x, weight, bias] = [
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+    ];
+    let y = forward(&x.primitive, &weight.primitive, &bias.primitive, padding);
+    let parents = [x.node, weight.node, bias.node];
+    let y = match Conv2dBackward
+        .prepare::<NoCheckpointing>(parents)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, padding), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(y))
+}
+
+/// Each image's output [o, oh * ow] = weight [o, c * kh * kw] @ its patches + bias.
+fn forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    padding: [usize; 2],
+) -> FlexTensor {
+    let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
+    let rows: Vec<_> = geo.patch_rows().collect();
+    let (x, weight, bias) = (
+        x.to_contiguous(),
+        weight.to_contiguous(),
+        bias.to_contiguous(),
+    );
+    let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
+    let positions = geo.oh * geo.ow;
+    let mut y = vec![0f32; geo.n * geo.o * positions];
+    y.par_chunks_mut(geo.o * positions)
+        .zip(x.par_chunks(geo.image_len()))
+        .for_each_init(
+            || vec![0f32; geo.patch_len() * positions],
+            |patches, (y, image)| {
+                geo.unfold(&rows, image, patches);
+                for (y, &b) in y.chunks_mut(positions).zip(bias.iter()) {
+                    y.fill(b);
+                }
+                gemm(
+                    y,
+                    Matrix::rows(weight, geo.o),
+                    Matrix::rows(patches, geo.patch_len()),
+                    true,
+                );
+            },
+        );
+    FlexTensor::from_data(TensorData::new(y, [geo.n, geo.o, geo.oh, geo.ow]))
+}
+
+#[derive(Debug)]
+struct Conv2dBackward;
+
+/// Images whose weight gradients one parallel task sums; fixed, so that the order of the
+/// sums, and with it the gradient's last bits, does not depend on the number of threads.
+const IMAGES_PER_TASK: usize = 8;
+
+impl Backward<Flex, 3> for Conv2dBackward {
+    /// The input, the weight and the padding.
+    type State = (FlexTensor, FlexTensor, [usize; 2]);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let (x, weight, padding) = ops.state;
+        let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
+        let rows: Vec<_> = geo.patch_rows().collect();
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x_data, w) = (x.to_contiguous(), weight.to_contiguous());
+        let (x_data, w, grad) = (values(&x_data), values(&w), values(&grad));
+        let (positions, patch_len) = (geo.oh * geo.ow, geo.patch_len());
+        let mut dx = vec![0f32; x_data.len()];
+        let want_dx = node_x.is_some();
+        // Per task: the weight and bias gradients of its images.
+        let sums: Vec<(Vec<f32>, Vec<f32>)> = dx
+            .par_chunks_mut(IMAGES_PER_TASK * geo.image_len())
+            .zip(x_data.par_chunks(IMAGES_PER_TASK * geo.image_len()))
+            .zip(grad.par_chunks(IMAGES_PER_TASK * geo.o * positions))
+            .map(|((dx, x), grad)| {
+                let mut dw = vec![0f32; geo.o * patch_len];
+                let mut db = vec![0f32; geo.o];
+                let mut patches = vec![0f32; patch_len * positions];
+                let images = dx
+                    .chunks_mut(geo.image_len())
+                    .zip(x.chunks(geo.image_len()))
+                    .zip(grad.chunks(geo.o * positions));
+                for ((dx, image), grad) in images {
+                    let grad = Matrix::rows(grad, geo.o); // [o, oh * ow]
+                    for (db, row) in db.iter_mut().zip(grad.data.chunks(positions)) {
+                        *db += row.iter().sum::<f32>();
+                    }
+                    geo.unfold(&rows, image, &mut patches);
+                    // dW += grad [o, oh * ow] @ patches^T [oh * ow, c * kh * kw]
+                    let patches_t = Matrix::rows(&patches, patch_len).t();
+                    gemm(&mut dw, grad, patches_t, true);
+                    if want_dx {
+                        // d patches [c * kh * kw, oh * ow] = weight^T @ grad, into the buffer
+                        // the patches no longer need.
+                        gemm(&mut patches, Matrix::rows(w, geo.o).t(), grad, false);
+                        geo.fold(&rows, &patches, dx);
+                    }
+                }
+                (dw, db)
+            })
+            .collect();
+        let total = |pick: fn(&(Vec<f32>, Vec<f32>)) -> &Vec<f32>| {
+            let mut total = pick(&sums[0]).clone();
+            for sum in &sums[1..] {
+                total.iter_mut().zip(pick(sum)).for_each(|(t, s)| *t += s);
+            }
+            total
+        };
+        if let Some(node) = node_bias {
+            let db = total(|s| &s.1);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [geo.o])));
+        }
+        if let Some(node) = node_weight {
+            let dw = TensorData::new(total(|s| &s.0), weight.shape());
+            grads.register::<Flex>(node.id, FlexTensor::from_data(dw));
+        }
+        if let Some(node) = node_x {
+            let dx = TensorData::new(dx, x.shape());
+            grads.register::<Flex>(node.id, FlexTensor::from_data(dx));
+        }
+    }
+}
+
+/// A row-major matrix of `rows` rows over `data`, or its transpose.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+}
+
+impl<'a> Matrix<'a> {
+    fn rows(data: &'a [f32], rows: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols: data.len() / rows,
+            transposed: false,
+        }
+    }
+
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            transposed: !self.transposed,
+            ..self
+        }
+    }
+
+    /// Strides between columns and between rows, in elements.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (self.rows as isize, 1)
+        } else {
+            (1, self.cols as isize)
+        }
+    }
+}
+
+/// `dst` [lhs.rows, rhs.cols] (row-major) = `lhs @ rhs`, plus `dst`'s values when
+/// `accumulate`; on the calling thread.
+fn gemm(dst: &mut [f32], lhs: Matrix, rhs: Matrix, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions");
+    assert_eq!(dst.len(), m * n, "destination size");
+    assert_eq!(lhs.data.len(), m * k, "left operand size");
+    assert_eq!(rhs.data.len(), k * n, "right operand size");
+    let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
+    // SAFETY: the asserts above keep every index the strides reach inside the three slices,
+    // and `dst` is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.data.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Sizes of a stride-1 convolution: input [n, c, h, w], weight [o, c, kh, kw], padding
+/// [ph, pw], output [n, o, oh, ow].
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geometry {
+    fn new(x: &Shape, weight: &Shape, [ph, pw]: [usize; 2]) -> Self {
+        let [n, c, h, w] = x.dims();
+        let [o, _, kh, kw] = weight.dims();
+        Self {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            ph,
+            pw,
+            oh: h + 2 * ph + 1 - kh,
+            ow: w + 2 * pw + 1 - kw,
+        }
+    }
+
+    /// Values in one input image.
+    fn image_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// One image's patches as columns: [c * kh * kw, oh * ow], zero where a patch covers
+    /// padding. `rows` are [`Self::patch_rows`].
+    fn unfold(&self, rows: &[PatchRow], image: &[f32], patches: &mut [f32]) {
+        patches.fill(0.0);
+        let positions = self.oh * self.ow;
+        for pr in rows {
+            let row = &mut patches[pr.row * positions..][..positions];
+            for oy in 0..self.oh {
+                if let Some(iy) = self.input_row(oy, pr.ky) {
+                    let src = (pr.channel * self.h + iy) * self.w + pr.x0;
+                    let dst = oy * self.ow + pr.cols.start;
+                    let span = pr.cols.len();
+                    row[dst..dst + span].copy_from_slice(&image[src..src + span]);
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Self::unfold`]: one image's patch gradients [c * kh * kw, oh * ow]
+    /// summed back onto its input gradient [c, h, w].
+    fn fold(&self, rows: &[PatchRow], dpatches: &[f32], dx: &mut [f32]) {
+        let positions = self.oh * self.ow;
+        for pr in rows {
+            let row = &dpatches[pr.row * positions..][..positions];
+            for oy in 0..self.oh {
+                if let Some(iy) = self.input_row(oy, pr.ky) {
+                    let dst = (pr.channel * self.h + iy) * self.w + pr.x0;
+                    let src = oy * self.ow + pr.cols.start;
+                    let span = pr.cols.len();
+                    for (d, s) in dx[dst..dst + span].iter_mut().zip(&row[src..src + span]) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Length of one patch, the weight's fan-in.
+    fn patch_len(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Every patch row (one weight of a filter: channel, kernel row, kernel column), with
+    /// the output columns whose input column `ox + kx - pw` lies inside the image.
+    fn patch_rows(&self) -> impl Iterator<Item = PatchRow> + '_ {
+        let (c, kh, kw) = (self.c, self.kh, self.kw);
+        (0..c * kh * kw).map(move |row| {
+            let (channel, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
+            let lo = self.pw.saturating_sub(kx).min(self.ow);
+            let hi = (self.w + self.pw).saturating_sub(kx).clamp(lo, self.ow);
+            PatchRow {
+                row,
+                channel,
+                ky,
+                cols: lo..hi,
+                // Input column of output column `lo` (`lo + kx >= pw` unless `cols` is empty).
+                x0: (lo + kx).saturating_sub(self.pw),
+            }
+        })
+    }
+
+    /// Input image row read at output row `oy` by kernel row `ky`.
+    fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy + ky).checked_sub(self.ph).filter(|&iy| iy < self.h)
+    }
+}
+
+/// One row of the unfolded patches: the input channel and kernel row it reads, and the
+/// output columns `cols` that read inside the image, starting at input column `x0`.
+struct PatchRow {
+    row: usize,
+    channel: usize,
+    ky: usize,
+    cols: std::ops::Range<usize>,
+    x0: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Distribution, Tolerance};
+
+    use super::*;
+
+    /// Output and gradients (weight, bias, and input when `track_x`) of `sum(conv(x) * r)`.
+    fn run(
+        conv: &Conv2d<FlexTrain>,
+        x: &Tensor<FlexTrain, 4>,
+        r: &Tensor<FlexTrain, 4>,
+        track_x: bool,
+        forward: impl Fn(&Conv2d<FlexTrain>, Tensor<FlexTrain, 4>) -> Tensor<FlexTrain, 4>,
+    ) -> Vec<TensorData> {
+        let x = if track_x {
+            x.clone().require_grad()
+        } else {
+            x.clone()
+        };
+        let y = forward(conv, x.clone());
+        let grads = (y.clone() * r.clone()).sum().backward();
+        let bias = conv.bias.as_ref().expect("a bias");
+        let mut results = vec![
+            y.into_data(),
+            conv.weight.grad(&grads).expect("tracked").into_data(),
+            bias.grad(&grads).expect("tracked").into_data(),
+        ];
+        match x.grad(&grads) {
+            Some(dx) => results.push(dx.into_data()),
+            None => assert!(!track_x, "input tracked but given no gradient"),
+        }
+        results
+    }
+
+    /// levelset's backward pass against Burn's on the same convolution.
+    fn check(padding: PaddingConfig2d, kernel: [usize; 2], x_dims: [usize; 4], c_out: usize) {
+        let device = Default::default();
+        let conv = Conv2dConfig::new([x_dims[1], c_out], kernel)
+            .with_padding(padding)
+            .init::<FlexTrain>(&device);
+        let x = Tensor::random(x_dims, Distribution::Normal(0.0, 1.0), &device);
+        let y_dims = conv.forward(x.clone()).dims();
+        let r = Tensor::random(y_dims, Distribution::Normal(0.0, 1.0), &device);
+        for track_x in [true, false] {
+            let ours = run(&conv, &x, &r, track_x, |conv, x| {
+                try_conv2d(conv, x).expect("handled by flex_conv")
+            });
+            let burns = run(&conv, &x, &r, track_x, |conv, x| conv.forward(x));
+            assert_eq!(ours.len(), burns.len());
+            for (ours, burns) in ours.iter().zip(&burns) {
+                assert_eq!(ours.shape, burns.shape);
+                ours.assert_approx_eq::<f32>(burns, Tolerance::rel_abs(1e-4, 1e-5));
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_burns_for_same_padding() {
+        check(PaddingConfig2d::Same, [5, 5], [3, 2, 9, 7], 4);
+    }
+
+    #[test]
+    fn gradients_match_burns_when_summed_over_several_tasks_of_images() {
+        check(
+            PaddingConfig2d::Same,
+            [3, 3],
+            [2 * IMAGES_PER_TASK + 3, 2, 5, 4],
+            3,
+        );
+    }
+
+    #[test]
+    fn gradients_match_burns_for_valid_and_rectangular_kernels() {
+        check(PaddingConfig2d::Valid, [3, 2], [2, 3, 6, 5], 5);
+    }
+
+    #[test]
+    fn gradients_match_burns_for_padding_wider_than_the_kernel_reach() {
+        // Some patch rows lie wholly in the padding.
+        check(
+            PaddingConfig2d::Explicit(3, 2, 3, 2),
+            [3, 3],
+            [2, 1, 4, 3],
+            2,
+        );
+    }
+
+    #[test]
+    fn inference_matches_burns() {
+        let device = Default::default();
+        let conv = Conv2dConfig::new([3, 4], [5, 3])
+            .with_padding(PaddingConfig2d::Explicit(2, 1, 2, 1))
+            .init::<Flex>(&device);
+        let x = Tensor::random([3, 3, 8, 6], Distribution::Normal(0.0, 1.0), &device);
+        let ours = try_conv2d(&conv, x.clone()).expect("handled by flex_conv");
+        ours.into_data()
+            .assert_approx_eq::<f32>(&conv.forward(x).into_data(), Tolerance::rel_abs(1e-4, 1e-5));
+    }
+
+    #[test]
+    fn other_convolutions_are_left_to_burn() {
+        let device = Default::default();
+        let zeros = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &device);
+        let strided = Conv2dConfig::new([1, 2], [3, 3]).with_stride([2, 2]);
+        let even_same = Conv2dConfig::new([1, 2], [2, 2]).with_padding(PaddingConfig2d::Same);
+        let no_bias = Conv2dConfig::new([1, 2], [3, 3]).with_bias(false);
+        for config in [strided, even_same, no_bias] {
+            assert!(try_conv2d(&config.init(&device), zeros()).is_err());
+        }
+    }
+}

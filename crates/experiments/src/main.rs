@@ -22,9 +22,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::ExperimentConfig;
 
-// A training step allocates and frees tensors of up to ~60 MB (MNIST's unfolded patches).
-// glibc returns such blocks to the kernel on every free, and re-faulting their pages made
-// the MNIST step 40% slower than with mimalloc, which keeps them (experiments/bench/README.md).
+// A training step allocates and frees tensors of megabytes (each of the MNIST convnet's
+// first dense layer's weights, gradient and Adam moments is 12.8 MB). glibc hands blocks that
+// big back to the kernel on every free, and re-faulting their pages made the MNIST step 4%
+// and its evaluation 10% slower than with mimalloc, which keeps them; 40% with the earlier,
+// batch-wide convolution buffers (experiments/bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -341,7 +341,7 @@ impl Geometry {
     fn unfold(&self, rows: &[PatchRow], image: &[f32], patches: &mut [f32]) {
         patches.fill(0.0);
         let positions = self.oh * self.ow;
-        for pr in rows {
+        for pr in rows.iter().filter(|pr| !pr.cols.is_empty()) {
             let row = &mut patches[pr.row * positions..][..positions];
             for oy in 0..self.oh {
                 if let Some(iy) = self.input_row(oy, pr.ky) {
@@ -358,7 +358,7 @@ impl Geometry {
     /// summed back onto its input gradient [c, h, w].
     fn fold(&self, rows: &[PatchRow], dpatches: &[f32], dx: &mut [f32]) {
         let positions = self.oh * self.ow;
-        for pr in rows {
+        for pr in rows.iter().filter(|pr| !pr.cols.is_empty()) {
             let row = &dpatches[pr.row * positions..][..positions];
             for oy in 0..self.oh {
                 if let Some(iy) = self.input_row(oy, pr.ky) {

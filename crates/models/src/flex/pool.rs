@@ -75,19 +75,16 @@ fn forward(x: FlexTensor) -> (FlexTensor, Vec<u8>) {
         .zip(xs.par_chunks(h * w))
         .for_each(|((ys, argmax), plane)| {
             for (oy, (ys, argmax)) in ys.chunks_mut(ow).zip(argmax.chunks_mut(ow)).enumerate() {
-                let (top, bottom) = (&plane[2 * oy * w..], &plane[(2 * oy + 1) * w..]);
-                for (ox, (y, arg)) in ys.iter_mut().zip(argmax.iter_mut()).enumerate() {
-                    let window = [
-                        top[2 * ox],
-                        top[2 * ox + 1],
-                        bottom[2 * ox],
-                        bottom[2 * ox + 1],
-                    ];
-                    for (position, &value) in (0u8..).zip(&window) {
-                        if value > *y {
-                            (*y, *arg) = (value, position);
-                        }
-                    }
+                let top = plane[2 * oy * w..][..2 * ow].chunks_exact(2);
+                let bottom = plane[(2 * oy + 1) * w..][..2 * ow].chunks_exact(2);
+                // Selects rather than branches, so that the loop vectorizes: each row's first
+                // maximum, then the top row's unless the bottom's is larger.
+                for (((y, arg), t), b) in ys.iter_mut().zip(argmax.iter_mut()).zip(top).zip(bottom)
+                {
+                    let (t, tp) = if t[1] > t[0] { (t[1], 1) } else { (t[0], 0) };
+                    let (b, bp) = if b[1] > b[0] { (b[1], 3) } else { (b[0], 2) };
+                    let (m, p) = if b > t { (b, bp) } else { (t, tp) };
+                    (*y, *arg) = if m > 0.0 { (m, p) } else { (0.0, NONE) };
                 }
             }
         });

@@ -26,6 +26,16 @@ impl Lrn {
 
     /// [b, c, h, w] -> [b, c, h, w]
     pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        #[cfg(feature = "flex")]
+        let x = match crate::flex::try_lrn(self, x) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
+        self.generic(x)
+    }
+
+    /// [`Self::forward`] from Burn's tensor operations, for every backend but flex.
+    pub(crate) fn generic<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [b, c, h, w] = x.dims();
         let r = self.depth_radius;
         let pad = Tensor::<B, 4>::zeros([b, r, h, w], &x.device());

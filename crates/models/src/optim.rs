@@ -160,15 +160,24 @@ pub struct FusedAdam {
     burns: Adam,
 }
 
+impl AdamHyper {
+    /// Burn's Adam with these constants.
+    pub(crate) fn burns(&self) -> Adam {
+        AdamConfig::new()
+            .with_beta_1(self.beta_1)
+            .with_beta_2(self.beta_2)
+            .with_epsilon(self.epsilon)
+            .build()
+    }
+}
+
 impl Default for FusedAdam {
     fn default() -> Self {
         let hyper = AdamHyper::default();
-        let burns = AdamConfig::new()
-            .with_beta_1(hyper.beta_1)
-            .with_beta_2(hyper.beta_2)
-            .with_epsilon(hyper.epsilon)
-            .build();
-        Self { hyper, burns }
+        Self {
+            hyper,
+            burns: hyper.burns(),
+        }
     }
 }
 

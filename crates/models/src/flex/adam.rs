@@ -19,13 +19,16 @@ use crate::optim::AdamHyper;
 /// A parameter, its gradient and its Adam state.
 pub(crate) type AdamArgs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<AdamState<B, D>>);
 
+/// A parameter and its Adam state after a step.
+pub(crate) type AdamStep<B, const D: usize> = (Tensor<B, D>, Option<AdamState<B, D>>);
+
 /// Adam's step of `args` when `B` is flex, the tensors are f32 and the state has no AMSGrad
 /// maximum: the new parameter and state. Otherwise `args` back untouched.
 pub(crate) fn try_adam_step<B: Backend, const D: usize>(
     hyper: &AdamHyper,
     lr: f64,
     args: AdamArgs<B, D>,
-) -> Result<(Tensor<B, D>, Option<AdamState<B, D>>), AdamArgs<B, D>> {
+) -> Result<AdamStep<B, D>, AdamArgs<B, D>> {
     let amsgrad = matches!(&args.2, Some(s) if s.momentum.max_moment_2.is_some());
     if args.0.dtype() != DType::F32 || amsgrad {
         return Err(args);
@@ -115,7 +118,7 @@ impl Step {
 
 #[cfg(test)]
 mod tests {
-    use burn::optim::{AdamConfig, SimpleOptimizer};
+    use burn::optim::SimpleOptimizer;
     use burn::tensor::Distribution;
 
     use super::*;
@@ -124,12 +127,7 @@ mod tests {
     /// Three steps of ours and Burn's Adam on a parameter of `dims`, compared bit for bit.
     fn check(dims: [usize; 2]) {
         let device = Default::default();
-        let hyper = AdamHyper::default();
-        let burns = AdamConfig::new()
-            .with_beta_1(hyper.beta_1)
-            .with_beta_2(hyper.beta_2)
-            .with_epsilon(hyper.epsilon)
-            .build();
+        let burns = AdamHyper::default().burns();
         let ours = FusedAdam::default();
         let random = || Tensor::<Flex, 2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
         let mut p_burn = random();

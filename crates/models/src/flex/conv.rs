@@ -167,8 +167,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
         let (positions, patch_len) = (geo.oh * geo.ow, geo.patch_len());
         let mut dx = vec![0f32; x_data.len()];
         let want_dx = node_x.is_some();
-        // Per task: the weight and bias gradients of its images.
-        let sums: Vec<(Vec<f32>, Vec<f32>)> = dx
+        let sums: Vec<TaskSums> = dx
             .par_chunks_mut(IMAGES_PER_TASK * geo.image_len())
             .zip(x_data.par_chunks(IMAGES_PER_TASK * geo.image_len()))
             .zip(grad.par_chunks(IMAGES_PER_TASK * geo.o * positions))
@@ -196,22 +195,22 @@ impl Backward<Flex, 3> for Conv2dBackward {
                         geo.fold(&rows, &patches, dx);
                     }
                 }
-                (dw, db)
+                TaskSums { dw, db }
             })
             .collect();
-        let total = |pick: fn(&(Vec<f32>, Vec<f32>)) -> &Vec<f32>| {
-            let mut total = pick(&sums[0]).clone();
+        let total = |pick: fn(&TaskSums) -> &[f32]| {
+            let mut total = pick(&sums[0]).to_vec();
             for sum in &sums[1..] {
                 total.iter_mut().zip(pick(sum)).for_each(|(t, s)| *t += s);
             }
             total
         };
         if let Some(node) = node_bias {
-            let db = total(|s| &s.1);
+            let db = total(|s| &s.db);
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [geo.o])));
         }
         if let Some(node) = node_weight {
-            let dw = TensorData::new(total(|s| &s.0), weight.shape());
+            let dw = TensorData::new(total(|s| &s.dw), weight.shape());
             grads.register::<Flex>(node.id, FlexTensor::from_data(dw));
         }
         if let Some(node) = node_x {
@@ -219,6 +218,12 @@ impl Backward<Flex, 3> for Conv2dBackward {
             grads.register::<Flex>(node.id, FlexTensor::from_data(dx));
         }
     }
+}
+
+/// The weight and bias gradients of one parallel task's images.
+struct TaskSums {
+    dw: Vec<f32>,
+    db: Vec<f32>,
 }
 
 /// A row-major matrix of `rows` rows over `data`, or its transpose.

@@ -345,34 +345,35 @@ impl Geometry {
     /// padding. `rows` are [`Self::patch_rows`].
     fn unfold(&self, rows: &[PatchRow], image: &[f32], patches: &mut [f32]) {
         patches.fill(0.0);
-        let positions = self.oh * self.ow;
-        for pr in rows.iter().filter(|pr| !pr.cols.is_empty()) {
-            let row = &mut patches[pr.row * positions..][..positions];
-            for oy in 0..self.oh {
-                if let Some(iy) = self.input_row(oy, pr.ky) {
-                    let src = (pr.channel * self.h + iy) * self.w + pr.x0;
-                    let dst = oy * self.ow + pr.cols.start;
-                    let span = pr.cols.len();
-                    row[dst..dst + span].copy_from_slice(&image[src..src + span]);
-                }
-            }
-        }
+        self.for_each_span(rows, |span| {
+            patches[span.patches()].copy_from_slice(&image[span.image()]);
+        });
     }
 
     /// The adjoint of [`Self::unfold`]: one image's patch gradients [c * kh * kw, oh * ow]
     /// summed back onto its input gradient [c, h, w].
     fn fold(&self, rows: &[PatchRow], dpatches: &[f32], dx: &mut [f32]) {
+        self.for_each_span(rows, |span| {
+            for (d, s) in dx[span.image()].iter_mut().zip(&dpatches[span.patches()]) {
+                *d += s;
+            }
+        });
+    }
+
+    /// `f` on each run of one image's patches [c * kh * kw, oh * ow] that reads inside the
+    /// image, with the run of the image [c, h, w] it reads: the index arithmetic
+    /// [`Self::unfold`] and [`Self::fold`] share. `rows` are [`Self::patch_rows`]. Plain
+    /// loops around `f`: an iterator of spans made the MNIST step about 5% slower.
+    fn for_each_span(&self, rows: &[PatchRow], mut f: impl FnMut(Span)) {
         let positions = self.oh * self.ow;
         for pr in rows.iter().filter(|pr| !pr.cols.is_empty()) {
-            let row = &dpatches[pr.row * positions..][..positions];
             for oy in 0..self.oh {
                 if let Some(iy) = self.input_row(oy, pr.ky) {
-                    let dst = (pr.channel * self.h + iy) * self.w + pr.x0;
-                    let src = oy * self.ow + pr.cols.start;
-                    let span = pr.cols.len();
-                    for (d, s) in dx[dst..dst + span].iter_mut().zip(&row[src..src + span]) {
-                        *d += s;
-                    }
+                    f(Span {
+                        patches: pr.row * positions + oy * self.ow + pr.cols.start,
+                        image: (pr.channel * self.h + iy) * self.w + pr.x0,
+                        len: pr.cols.len(),
+                    });
                 }
             }
         }
@@ -405,6 +406,24 @@ impl Geometry {
     /// Input image row read at output row `oy` by kernel row `ky`.
     fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy + ky).checked_sub(self.ph).filter(|&iy| iy < self.h)
+    }
+}
+
+/// A run of `len` patch values starting at `patches` that copies the image values starting
+/// at `image` (offsets into one image's patches and into the image).
+struct Span {
+    patches: usize,
+    image: usize,
+    len: usize,
+}
+
+impl Span {
+    fn patches(&self) -> std::ops::Range<usize> {
+        self.patches..self.patches + self.len
+    }
+
+    fn image(&self) -> std::ops::Range<usize> {
+        self.image..self.image + self.len
     }
 }
 

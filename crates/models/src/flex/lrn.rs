@@ -57,9 +57,18 @@ impl Planes {
         self.c * self.len
     }
 
-    /// The channels within `radius` of `channel`, ascending.
-    fn window(&self, radius: usize, channel: usize) -> std::ops::Range<usize> {
-        channel.saturating_sub(radius)..(channel + radius + 1).min(self.c)
+    /// `sum` = the sum of the planes of `values` [c, len] within `radius` of `channel`,
+    /// added in ascending order as the generic layer does (its zero padding adds nothing).
+    fn window_sum(&self, radius: usize, channel: usize, values: &[f32], sum: &mut [f32]) {
+        let plane = |j: usize| &values[j * self.len..][..self.len];
+        let mut window = channel.saturating_sub(radius)..(channel + radius + 1).min(self.c);
+        let first = window.next().expect("a window holds its own channel");
+        sum.copy_from_slice(plane(first));
+        for j in window {
+            for (s, v) in sum.iter_mut().zip(plane(j)) {
+                *s += v;
+            }
+        }
     }
 
     /// One image: `y = x / p`, with the denominator base `d = bias + alpha * (window sum of
@@ -72,16 +81,7 @@ impl Planes {
             .zip(d.chunks_mut(self.len))
             .zip(p.chunks_mut(self.len));
         for (channel, ((y, d), p)) in planes.enumerate() {
-            // The window sum, in the generic layer's order of additions (its zero padding
-            // adds nothing).
-            let mut window = self.window(lrn.depth_radius, channel);
-            let first = window.next().expect("a window holds its own channel");
-            d.copy_from_slice(&square[first * self.len..][..self.len]);
-            for j in window {
-                for (d, s) in d.iter_mut().zip(&square[j * self.len..][..self.len]) {
-                    *d += s;
-                }
-            }
+            self.window_sum(lrn.depth_radius, channel, &square, d);
             let x = &x[channel * self.len..][..self.len];
             for (((y, d), p), x) in y.iter_mut().zip(d.iter_mut()).zip(p.iter_mut()).zip(x) {
                 *d = *d * alpha + bias;
@@ -104,12 +104,7 @@ impl Planes {
                 &p[at..][..self.len],
                 &g[at..][..self.len],
             );
-            dx.fill(0.0);
-            for j in self.window(lrn.depth_radius, channel) {
-                for (dx, t) in dx.iter_mut().zip(&t[j * self.len..][..self.len]) {
-                    *dx += t;
-                }
-            }
+            self.window_sum(lrn.depth_radius, channel, &t, dx);
             for (((dx, x), p), g) in dx.iter_mut().zip(x).zip(p).zip(g) {
                 *dx = g / p - scale * x * *dx;
             }

@@ -18,7 +18,7 @@ use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::try_unary;
+use super::{try_unary, values};
 
 /// Marks an output whose window has no positive element: it is 0 and passes no gradient.
 const NONE: u8 = 4;
@@ -67,7 +67,7 @@ fn forward(x: FlexTensor) -> (FlexTensor, Vec<u8>) {
     let x = x.to_contiguous();
     let [n, c, h, w] = x.shape().dims();
     let (oh, ow) = (h / 2, w / 2);
-    let xs = x.as_slice::<f32>().expect("contiguous f32 input");
+    let xs = values(&x);
     let mut ys = vec![0f32; n * c * oh * ow];
     let mut argmax = vec![NONE; ys.len()];
     ys.par_chunks_mut(oh * ow)
@@ -97,7 +97,7 @@ fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
     let [n, c, h, w] = shape.dims();
     let (oh, ow) = (h / 2, w / 2);
     let grad = grad.to_contiguous();
-    let grads = grad.as_slice::<f32>().expect("contiguous f32 gradient");
+    let grads = values(&grad);
     let mut dx = vec![0f32; n * c * h * w];
     dx.par_chunks_mut(h * w)
         .zip(grads.par_chunks(oh * ow))

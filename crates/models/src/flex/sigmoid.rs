@@ -15,7 +15,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::{CHUNK, try_unary};
+use super::{CHUNK, try_unary, values};
 
 /// `sigmoid(x)` when `B` is flex, with or without autodiff, and `x` is f32; otherwise `x`
 /// back untouched.
@@ -46,7 +46,7 @@ impl Backward<Flex, 1> for SigmoidBackward {
 
 fn sigmoid(x: FlexTensor) -> FlexTensor {
     let x = x.to_contiguous();
-    let xs = x.as_slice::<f32>().expect("contiguous f32 tensor");
+    let xs = values(&x);
     let mut ys = vec![0f32; xs.len()];
     if xs.len() <= CHUNK {
         sigmoid_into(xs, &mut ys);

@@ -5,6 +5,7 @@
 //! `experiments/bench/README.md`.
 
 use std::any::Any;
+use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::ops::{Backward, OpsKind};
@@ -12,6 +13,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_flex::FlexTensor;
+use rayon::prelude::*;
 
 mod adam;
 mod conv;
@@ -44,6 +46,34 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
 /// The values of a contiguous f32 tensor.
 fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice().expect("a contiguous f32 tensor")
+}
+
+/// `len` values written in parallel tasks, each given a zeroed chunk of `chunk` values (the
+/// last may be shorter), its index and its own `init()` scratch (shared by the tasks one
+/// thread runs); also each task's result. Unlike `vec![0.0; len]`, which the calling thread
+/// zeroes (or faults in) alone while the workers wait, the workers zero their own chunks,
+/// which stay in cache for `write`: a serial tenth of the MNIST convnet's training step.
+fn par_zeroed<S, R: Send>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    write: impl Fn(&mut S, usize, &mut [f32]) -> R + Sync + Send,
+) -> (Vec<f32>, Vec<R>) {
+    let mut values = Vec::<f32>::with_capacity(len);
+    let results = values.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk)
+        .enumerate()
+        .map_init(init, |scratch, (index, chunk)| {
+            chunk.fill(MaybeUninit::new(0.0));
+            // SAFETY: every element of `chunk` was initialized just above, and `f32` has
+            // the layout of `MaybeUninit<f32>`.
+            let chunk = unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            write(scratch, index, chunk)
+        })
+        .collect();
+    // SAFETY: the chunks cover `..len`, and each task initialized its chunk in full.
+    unsafe { values.set_len(len) };
+    (values, results)
 }
 
 /// A one-input layer on flex: `forward` gives the output and the state `op`'s backward pass

@@ -18,7 +18,7 @@ use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::{try_unary, values};
+use super::{par_zeroed, try_unary, values};
 
 /// Marks an output whose window has no positive element: it is 0 and passes no gradient.
 const NONE: u8 = 4;
@@ -98,19 +98,25 @@ fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
     let (oh, ow) = (h / 2, w / 2);
     let grad = grad.to_contiguous();
     let grads = values(&grad);
-    let mut dx = vec![0f32; n * c * h * w];
-    dx.par_chunks_mut(h * w)
-        .zip(grads.par_chunks(oh * ow))
-        .zip(argmax.par_chunks(oh * ow))
-        .for_each(|((dx, grads), argmax)| {
-            for (i, (&g, &position)) in grads.iter().zip(argmax).enumerate() {
+    let (dx, _) = par_zeroed(
+        n * c * h * w,
+        h * w,
+        || (),
+        |_, plane, dx| {
+            let planes = plane * oh * ow..(plane + 1) * oh * ow;
+            for (i, (&g, &position)) in grads[planes.clone()]
+                .iter()
+                .zip(&argmax[planes])
+                .enumerate()
+            {
                 if position != NONE {
                     let (oy, ox) = (i / ow, i % ow);
                     let (dy, dxx) = (usize::from(position / 2), usize::from(position % 2));
                     dx[(2 * oy + dy) * w + 2 * ox + dxx] = g;
                 }
             }
-        });
+        },
+    );
     FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
 }
 

@@ -20,10 +20,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 
+use super::pool::{halves, pool_plane, unpool_plane};
 use super::{FlexTrain, cast, par_zeroed, values};
 
 /// `conv` applied to `x` by levelset's kernels, when `B` is flex, with or without autodiff,
@@ -32,6 +34,37 @@ use super::{FlexTrain, cast, par_zeroed, values};
 pub(crate) fn try_conv2d<B: Backend>(
     conv: &Conv2d<B>,
     x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    try_conv(conv, x, Epilogue::None)
+}
+
+/// `pool.forward(relu(conv.forward(x)))` as one kernel, when [`try_conv2d`] handles `conv`
+/// and `pool` is the 2x2 max-pool `flex::pool` handles; otherwise `x` back untouched.
+pub(crate) fn try_conv2d_relu_max_pool2d<B: Backend>(
+    conv: &Conv2d<B>,
+    pool: &MaxPool2d,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if !halves(pool) {
+        return Err(x);
+    }
+    try_conv(conv, x, Epilogue::ReluPool)
+}
+
+/// What the kernel does to each image's convolution before writing it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Epilogue {
+    None,
+    /// ReLU then 2x2 max-pooling (`flex::pool`), while the image's convolution is in cache:
+    /// neither the batch's convolution output (10 MB in the MNIST convnet's first layer)
+    /// nor its gradient is ever stored, or zeroed, or read back.
+    ReluPool,
+}
+
+fn try_conv<B: Backend>(
+    conv: &Conv2d<B>,
+    x: Tensor<B, 4>,
+    epilogue: Epilogue,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     let (Some(padding), Some(bias)) = (symmetric_padding(conv), &conv.bias) else {
         return Err(x);
@@ -49,7 +82,7 @@ pub(crate) fn try_conv2d<B: Backend>(
                 weight.into_primitive().tensor(),
                 bias.into_primitive().tensor(),
             ];
-            let y = forward(&x, &weight, &bias, padding);
+            let (y, _) = forward(&x, &weight, &bias, padding, epilogue);
             let y = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y));
             return Ok(cast(y).expect(same));
         }
@@ -60,7 +93,7 @@ pub(crate) fn try_conv2d<B: Backend>(
     let same = "B is FlexTrain";
     let weight = cast::<_, Tensor<FlexTrain, 4>>(conv.weight.val()).expect(same);
     let bias = cast::<_, Tensor<FlexTrain, 1>>(bias.val()).expect(same);
-    Ok(cast(conv2d(x, weight, bias, padding)).expect(same))
+    Ok(cast(conv2d(x, weight, bias, padding, epilogue)).expect(same))
 }
 
 /// Padding of a stride-1, undilated, ungrouped convolution whose padding is the same on
@@ -81,39 +114,50 @@ fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
     }
 }
 
-/// Convolution of x [n, c, h, w] with weight [o, c, kh, kw] and bias [o]:
-/// [n, o, h + 2 ph - kh + 1, w + 2 pw - kw + 1]
+/// Convolution of x [n, c, h, w] with weight [o, c, kh, kw] and bias [o], then `epilogue`:
+/// [n, o, oh, ow] with oh = h + 2 ph - kh + 1, ow = w + 2 pw - kw + 1, or [n, o, oh / 2,
+/// ow / 2] after pooling.
 fn conv2d(
     x: Tensor<FlexTrain, 4>,
     weight: Tensor<FlexTrain, 4>,
     bias: Tensor<FlexTrain, 1>,
     padding: [usize; 2],
+    epilogue: Epilogue,
 ) -> Tensor<FlexTrain, 4> {
     let [x, weight, bias] = [
         x.into_primitive().tensor(),
         weight.into_primitive().tensor(),
         bias.into_primitive().tensor(),
     ];
-    let y = forward(&x.primitive, &weight.primitive, &bias.primitive, padding);
+    let (y, argmax) = forward(
+        &x.primitive,
+        &weight.primitive,
+        &bias.primitive,
+        padding,
+        epilogue,
+    );
     let parents = [x.node, weight.node, bias.node];
     let y = match Conv2dBackward
         .prepare::<NoCheckpointing>(parents)
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, padding), y),
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, padding, argmax), y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
-/// Each image's output [o, oh * ow] = weight [o, c * kh * kw] @ its patches + bias.
+/// Each image's convolution [o, oh * ow] = weight [o, c * kh * kw] @ its patches + bias,
+/// then `epilogue`; with [`Epilogue::ReluPool`], also each image's pooling positions
+/// (`flex::pool`), which its backward pass needs.
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
     padding: [usize; 2],
-) -> FlexTensor {
+    epilogue: Epilogue,
+) -> (FlexTensor, Option<Vec<Vec<u8>>>) {
     let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
     let rows: Vec<_> = geo.patch_rows().collect();
     let (x, weight, bias) = (
@@ -123,24 +167,43 @@ fn forward(
     );
     let (x, weight, bias) = (values(&x), values(&weight), values(&bias));
     let positions = geo.oh * geo.ow;
-    let (y, _) = par_zeroed(
-        geo.n * geo.o * positions,
-        geo.o * positions,
-        || vec![0f32; geo.patch_len() * positions],
-        |patches, i, y| {
+    let pooled = epilogue == Epilogue::ReluPool;
+    let [oh, ow] = if pooled {
+        [geo.oh / 2, geo.ow / 2]
+    } else {
+        [geo.oh, geo.ow]
+    };
+    let (y, argmax) = par_zeroed(
+        geo.n * geo.o * oh * ow,
+        geo.o * oh * ow,
+        || {
+            let conv = if pooled { geo.o * positions } else { 0 };
+            (vec![0f32; geo.patch_len() * positions], vec![0f32; conv])
+        },
+        |(patches, conv), i, y| {
             geo.unfold(&rows, geo.image(x, i), patches);
-            for (y, &b) in y.chunks_mut(positions).zip(bias.iter()) {
-                y.fill(b);
+            let out = if pooled { &mut conv[..] } else { &mut *y };
+            for (plane, &b) in out.chunks_mut(positions).zip(bias.iter()) {
+                plane.fill(b);
             }
             gemm(
-                y,
+                out,
                 Matrix::rows(weight, geo.o),
                 Matrix::rows(patches, geo.patch_len()),
                 true,
             );
+            pooled.then(|| {
+                let mut argmax = vec![0; y.len()];
+                let planes = conv.chunks(positions).zip(y.chunks_mut(oh * ow));
+                for ((plane, y), argmax) in planes.zip(argmax.chunks_mut(oh * ow)) {
+                    pool_plane(plane, geo.ow, y, argmax);
+                }
+                argmax
+            })
         },
     );
-    FlexTensor::from_data(TensorData::new(y, [geo.n, geo.o, geo.oh, geo.ow]))
+    let y = FlexTensor::from_data(TensorData::new(y, [geo.n, geo.o, oh, ow]));
+    (y, argmax.into_iter().collect())
 }
 
 #[derive(Debug)]
@@ -151,30 +214,55 @@ struct Conv2dBackward;
 const IMAGES_PER_TASK: usize = 8;
 
 impl Backward<Flex, 3> for Conv2dBackward {
-    /// The input, the weight and the padding.
-    type State = (FlexTensor, FlexTensor, [usize; 2]);
+    /// The input, the weight, the padding and, after [`Epilogue::ReluPool`], each image's
+    /// pooling positions.
+    type State = (FlexTensor, FlexTensor, [usize; 2], Option<Vec<Vec<u8>>>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
-        let (x, weight, padding) = ops.state;
+        let (x, weight, padding, argmax) = ops.state;
         let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
         let rows: Vec<_> = geo.patch_rows().collect();
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
         let (x_data, w) = (x.to_contiguous(), weight.to_contiguous());
         let (x_data, w, grad) = (values(&x_data), values(&w), values(&grad));
         let (positions, patch_len) = (geo.oh * geo.ow, geo.patch_len());
+        // The gradient of one image's output: its convolution's, or its pooling's.
+        let image_grad = grad.len() / geo.n;
         let want_dx = node_x.is_some();
         let task_len = IMAGES_PER_TASK * geo.image_len();
         let (dx, sums) = par_zeroed(
             x_data.len(),
             task_len,
-            || vec![0f32; patch_len * positions],
-            |patches, task, dx| {
+            || {
+                let conv = if argmax.is_some() {
+                    geo.o * positions
+                } else {
+                    0
+                };
+                (vec![0f32; patch_len * positions], vec![0f32; conv])
+            },
+            |(patches, conv), task, dx| {
                 let mut dw = vec![0f32; geo.o * patch_len];
                 let mut db = vec![0f32; geo.o];
                 let first = task * IMAGES_PER_TASK;
                 for (i, dx) in (first..).zip(dx.chunks_mut(geo.image_len())) {
-                    let grad = &grad[i * geo.o * positions..][..geo.o * positions];
+                    let grad = &grad[i * image_grad..][..image_grad];
+                    let grad = match &argmax {
+                        Some(argmax) => {
+                            conv.fill(0.0);
+                            let planes = conv
+                                .chunks_mut(positions)
+                                .zip(grad.chunks(image_grad / geo.o));
+                            for ((conv, grad), argmax) in
+                                planes.zip(argmax[i].chunks(image_grad / geo.o))
+                            {
+                                unpool_plane(grad, argmax, geo.ow, conv);
+                            }
+                            &conv[..]
+                        }
+                        None => grad,
+                    };
                     let grad = Matrix::rows(grad, geo.o); // [o, oh * ow]
                     for (db, row) in db.iter_mut().zip(grad.data.chunks(positions)) {
                         *db += lane_sum(row);
@@ -452,9 +540,13 @@ struct PatchRow {
 
 #[cfg(test)]
 mod tests {
+    use burn::module::AutodiffModule;
     use burn::nn::conv::Conv2dConfig;
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::tensor::activation::relu;
     use burn::tensor::{Distribution, Tolerance};
 
+    use super::super::try_relu_max_pool2d;
     use super::*;
 
     /// Output and gradients (weight, bias, and input when `track_x`) of `sum(conv(x) * r)`.
@@ -536,6 +628,42 @@ mod tests {
             [2, 1, 4, 3],
             2,
         );
+    }
+
+    #[test]
+    fn relu_pool_epilogue_matches_the_separate_layers() {
+        let device = Default::default();
+        let conv = Conv2dConfig::new([2, 3], [3, 3])
+            .with_padding(PaddingConfig2d::Same)
+            .init::<FlexTrain>(&device);
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        // Several tasks of images, and an odd output whose last row the pool drops.
+        let n = 2 * IMAGES_PER_TASK + 1;
+        let random = |dims| Tensor::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let (x, r) = (random([n, 2, 7, 6]), random([n, 3, 3, 3]));
+        let fused = |conv: &Conv2d<FlexTrain>, x| {
+            try_conv2d_relu_max_pool2d(conv, &pool, x).expect("handled by flex_conv")
+        };
+        for track_x in [true, false] {
+            let ours = run(&conv, &x, &r, track_x, fused);
+            // The same operations in two kernels: the same values, bit for bit.
+            let separate = run(&conv, &x, &r, track_x, |conv, x| {
+                let y = try_conv2d(conv, x).expect("handled by flex_conv");
+                try_relu_max_pool2d(&pool, y).expect("handled by flex_pool")
+            });
+            let burns = run(&conv, &x, &r, track_x, |conv, x| {
+                pool.forward(relu(conv.forward(x)))
+            });
+            assert_eq!(ours.len(), burns.len());
+            for ((ours, separate), burns) in ours.iter().zip(&separate).zip(&burns) {
+                assert_eq!(ours, separate);
+                ours.assert_approx_eq::<f32>(burns, Tolerance::rel_abs(1e-4, 1e-5));
+            }
+        }
+        let inference = fused(&conv, x.clone()).inner();
+        let conv = conv.valid();
+        let ours = try_conv2d_relu_max_pool2d(&conv, &pool, x.inner()).expect("flex");
+        assert_eq!(ours.into_data(), inference.into_data());
     }
 
     #[test]

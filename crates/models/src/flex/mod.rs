@@ -22,7 +22,7 @@ mod pool;
 mod sigmoid;
 
 pub(crate) use adam::try_adam_step;
-pub(crate) use conv::try_conv2d;
+pub(crate) use conv::{try_conv2d, try_conv2d_relu_max_pool2d};
 pub(crate) use lrn::try_lrn;
 pub(crate) use pool::try_relu_max_pool2d;
 pub(crate) use sigmoid::try_sigmoid;

@@ -29,12 +29,7 @@ pub(crate) fn try_relu_max_pool2d<B: Backend>(
     pool: &MaxPool2d,
     x: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let halves = pool.kernel_size == [2, 2]
-        && pool.stride == [2, 2]
-        && pool.dilation == [1, 1]
-        && pool.padding == PaddingConfig2d::Valid
-        && !pool.ceil_mode;
-    if !halves {
+    if !halves(pool) {
         return Err(x);
     }
     try_unary(x, ReluMaxPoolBackward, |x| {
@@ -42,6 +37,15 @@ pub(crate) fn try_relu_max_pool2d<B: Backend>(
         let (y, argmax) = forward(x);
         (y, (argmax, shape))
     })
+}
+
+/// Whether `pool` is the 2x2 max-pool with stride 2 and no padding this module handles.
+pub(super) fn halves(pool: &MaxPool2d) -> bool {
+    pool.kernel_size == [2, 2]
+        && pool.stride == [2, 2]
+        && pool.dilation == [1, 1]
+        && pool.padding == PaddingConfig2d::Valid
+        && !pool.ceil_mode
 }
 
 #[derive(Debug)]
@@ -73,29 +77,33 @@ fn forward(x: FlexTensor) -> (FlexTensor, Vec<u8>) {
     ys.par_chunks_mut(oh * ow)
         .zip(argmax.par_chunks_mut(oh * ow))
         .zip(xs.par_chunks(h * w))
-        .for_each(|((ys, argmax), plane)| {
-            for (oy, (ys, argmax)) in ys.chunks_mut(ow).zip(argmax.chunks_mut(ow)).enumerate() {
-                let top = plane[2 * oy * w..][..2 * ow].chunks_exact(2);
-                let bottom = plane[(2 * oy + 1) * w..][..2 * ow].chunks_exact(2);
-                // Selects rather than branches, so that the loop vectorizes: each row's first
-                // maximum, then the top row's unless the bottom's is larger.
-                for (((y, arg), t), b) in ys.iter_mut().zip(argmax.iter_mut()).zip(top).zip(bottom)
-                {
-                    let (t, tp) = if t[1] > t[0] { (t[1], 1) } else { (t[0], 0) };
-                    let (b, bp) = if b[1] > b[0] { (b[1], 3) } else { (b[0], 2) };
-                    let (m, p) = if b > t { (b, bp) } else { (t, tp) };
-                    (*y, *arg) = if m > 0.0 { (m, p) } else { (0.0, NONE) };
-                }
-            }
-        });
+        .for_each(|((ys, argmax), plane)| pool_plane(plane, w, ys, argmax));
     let y = FlexTensor::from_data(TensorData::new(ys, [n, c, oh, ow]));
     (y, argmax)
+}
+
+/// [`forward`] on one plane [h, w] of width `w`: its outputs `ys` [h / 2, w / 2] and their
+/// window positions `argmax`.
+pub(super) fn pool_plane(plane: &[f32], w: usize, ys: &mut [f32], argmax: &mut [u8]) {
+    let ow = w / 2;
+    for (oy, (ys, argmax)) in ys.chunks_mut(ow).zip(argmax.chunks_mut(ow)).enumerate() {
+        let top = plane[2 * oy * w..][..2 * ow].chunks_exact(2);
+        let bottom = plane[(2 * oy + 1) * w..][..2 * ow].chunks_exact(2);
+        // Selects rather than branches, so that the loop vectorizes: each row's first
+        // maximum, then the top row's unless the bottom's is larger.
+        for (((y, arg), t), b) in ys.iter_mut().zip(argmax.iter_mut()).zip(top).zip(bottom) {
+            let (t, tp) = if t[1] > t[0] { (t[1], 1) } else { (t[0], 0) };
+            let (b, bp) = if b[1] > b[0] { (b[1], 3) } else { (b[0], 2) };
+            let (m, p) = if b > t { (b, bp) } else { (t, tp) };
+            (*y, *arg) = if m > 0.0 { (m, p) } else { (0.0, NONE) };
+        }
+    }
 }
 
 /// The gradient [n, c, h, w] of [`forward`]'s input, from its output's gradient.
 fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
     let [n, c, h, w] = shape.dims();
-    let (oh, ow) = (h / 2, w / 2);
+    let pooled = (h / 2) * (w / 2);
     let grad = grad.to_contiguous();
     let grads = values(&grad);
     let (dx, _) = par_zeroed(
@@ -103,21 +111,24 @@ fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
         h * w,
         || (),
         |_, plane, dx| {
-            let planes = plane * oh * ow..(plane + 1) * oh * ow;
-            for (i, (&g, &position)) in grads[planes.clone()]
-                .iter()
-                .zip(&argmax[planes])
-                .enumerate()
-            {
-                if position != NONE {
-                    let (oy, ox) = (i / ow, i % ow);
-                    let (dy, dxx) = (usize::from(position / 2), usize::from(position % 2));
-                    dx[(2 * oy + dy) * w + 2 * ox + dxx] = g;
-                }
-            }
+            let planes = plane * pooled..(plane + 1) * pooled;
+            unpool_plane(&grads[planes.clone()], &argmax[planes], w, dx);
         },
     );
     FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
+}
+
+/// [`backward`] on one plane of width `w`: each output gradient of `grads` [h / 2, w / 2]
+/// onto its window's position in `dx` [h, w], which is zero elsewhere.
+pub(super) fn unpool_plane(grads: &[f32], argmax: &[u8], w: usize, dx: &mut [f32]) {
+    let ow = w / 2;
+    for (i, (&g, &position)) in grads.iter().zip(argmax).enumerate() {
+        if position != NONE {
+            let (oy, ox) = (i / ow, i % ow);
+            let (dy, dxx) = (usize::from(position / 2), usize::from(position % 2));
+            dx[(2 * oy + dy) * w + 2 * ox + dxx] = g;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,20 @@ pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<
     pool.forward(burn::tensor::activation::relu(x))
 }
 
+/// `pool.forward(relu(conv.forward(x)))`.
+pub fn conv2d_relu_max_pool2d<B: Backend>(
+    conv: &Conv2d<B>,
+    pool: &MaxPool2d,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match crate::flex::try_conv2d_relu_max_pool2d(conv, pool, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    relu_max_pool2d(pool, conv2d(conv, x))
+}
+
 /// The logistic function.
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex")]

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dropout::dropout;
-use super::layers::{conv2d, relu_max_pool2d};
+use super::layers::{conv2d_relu_max_pool2d, relu_max_pool2d};
 use super::stacked;
 use crate::flat::Stacked;
 use crate::init::{Init, reinit};
@@ -84,8 +84,8 @@ pub struct MnistConv<B: Backend> {
 impl<B: Backend> MnistConv<B> {
     /// Logits for images [batch, 1, 28, 28]; dropout only when an RNG is given (training).
     pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
-        let x = relu_max_pool2d(&self.pool, conv2d(&self.conv1, x)); // [b, c1, 14, 14]
-        let x = relu_max_pool2d(&self.pool, conv2d(&self.conv2, x)); // [b, c2, 7, 7]
+        let x = conv2d_relu_max_pool2d(&self.conv1, &self.pool, x); // [b, c1, 14, 14]
+        let x = conv2d_relu_max_pool2d(&self.conv2, &self.pool, x); // [b, c2, 7, 7]
         let x = relu(self.fc1.forward(x.flatten(1, 3))); // [b, hidden]
         let x = match rng {
             Some(rng) => dropout(x, self.dropout, rng),
@@ -102,7 +102,7 @@ impl<B: Backend> Stacked<MnistConv<B>> {
         let (net, k) = (&self.module, self.k);
         // The input is shared, so the first convolution needs no groups: its k * c1 filters
         // all read the same channel.
-        let x = relu_max_pool2d(&net.pool, net.conv1.forward(x)); // [b, k*c1, 14, 14]
+        let x = conv2d_relu_max_pool2d(&net.conv1, &net.pool, x); // [b, k*c1, 14, 14]
         let x = relu_max_pool2d(&net.pool, stacked::conv2d(&net.conv2, x, k)); // [b, k*c2, 7, 7]
         let [b, _, h, w] = x.dims();
         let x = x

@@ -243,7 +243,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
                 (vec![0f32; patch_len * positions], vec![0f32; conv])
             },
             |(patches, conv), task, dx| {
-                let mut dw = vec![0f32; geo.o * patch_len];
+                let mut dw_t = vec![0f32; patch_len * geo.o];
                 let mut db = vec![0f32; geo.o];
                 let first = task * IMAGES_PER_TASK;
                 for (i, dx) in (first..).zip(dx.chunks_mut(geo.image_len())) {
@@ -268,9 +268,11 @@ impl Backward<Flex, 3> for Conv2dBackward {
                         *db += lane_sum(row);
                     }
                     geo.unfold(&rows, geo.image(x_data, i), patches);
-                    // dW += grad [o, oh * ow] @ patches^T [oh * ow, c * kh * kw]
-                    let patches_t = Matrix::rows(patches, patch_len).t();
-                    gemm(&mut dw, grad, patches_t, true);
+                    // dW^T [c * kh * kw, o] += patches @ grad^T [oh * ow, o]. Transposed,
+                    // because gemm reads the patches where they lie in this orientation,
+                    // but gathered them into a packed copy for dW [o, c * kh * kw] itself
+                    // (a fifth slower, and 4% of the MNIST convnet's training step).
+                    gemm(&mut dw_t, Matrix::rows(patches, patch_len), grad.t(), true);
                     if want_dx {
                         // d patches [c * kh * kw, oh * ow] = weight^T @ grad, into the buffer
                         // the patches no longer need.
@@ -278,7 +280,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
                         geo.fold(&rows, patches, dx);
                     }
                 }
-                TaskSums { dw, db }
+                TaskSums { dw_t, db }
             },
         );
         let total = |pick: fn(&TaskSums) -> &[f32]| {
@@ -293,7 +295,8 @@ impl Backward<Flex, 3> for Conv2dBackward {
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [geo.o])));
         }
         if let Some(node) = node_weight {
-            let dw = TensorData::new(total(|s| &s.dw), weight.shape());
+            let dw = transpose(&total(|s| &s.dw_t), patch_len);
+            let dw = TensorData::new(dw, weight.shape());
             grads.register::<Flex>(node.id, FlexTensor::from_data(dw));
         }
         if let Some(node) = node_x {
@@ -301,6 +304,14 @@ impl Backward<Flex, 3> for Conv2dBackward {
             grads.register::<Flex>(node.id, FlexTensor::from_data(dx));
         }
     }
+}
+
+/// The row-major matrix `values` of `rows` rows, transposed.
+fn transpose(values: &[f32], rows: usize) -> Vec<f32> {
+    let cols = values.len() / rows;
+    (0..cols)
+        .flat_map(|col| values[col..].iter().step_by(cols).copied())
+        .collect()
 }
 
 /// The sum of `values` in eight interleaved partial sums, which vectorize: a sequential sum
@@ -318,7 +329,8 @@ fn lane_sum(values: &[f32]) -> f32 {
 
 /// The weight and bias gradients of one parallel task's images.
 struct TaskSums {
-    dw: Vec<f32>,
+    /// The weight gradient transposed: [c * kh * kw, o].
+    dw_t: Vec<f32>,
     db: Vec<f32>,
 }
 

@@ -15,18 +15,18 @@
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
-use burn::tensor::{DType, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
+use super::matrix::{Matrix, gemm};
 use super::pool::{halves, pool_plane, unpool_plane};
-use super::{FlexTrain, cast, par_zeroed, values};
+use super::{AffineState, par_zeroed, try_affine, values};
 
 /// `conv` applied to `x` by levelset's kernels, when `B` is flex, with or without autodiff,
 /// and the convolution is one this module handles (stride 1, no dilation, no groups,
@@ -69,31 +69,16 @@ fn try_conv<B: Backend>(
     let (Some(padding), Some(bias)) = (symmetric_padding(conv), &conv.bias) else {
         return Err(x);
     };
-    if x.dtype() != DType::F32 {
-        return Err(x);
-    }
-    let x = match cast::<Tensor<B, 4>, Tensor<Flex, 4>>(x) {
-        Ok(x) => {
-            let same = "B is Flex";
-            let weight = cast::<_, Tensor<Flex, 4>>(conv.weight.val()).expect(same);
-            let bias = cast::<_, Tensor<Flex, 1>>(bias.val()).expect(same);
-            let [x, weight, bias] = [
-                x.into_primitive().tensor(),
-                weight.into_primitive().tensor(),
-                bias.into_primitive().tensor(),
-            ];
-            let (y, _) = forward(&x, &weight, &bias, padding, epilogue);
-            let y = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y));
-            return Ok(cast(y).expect(same));
-        }
-        Err(x) => x,
-    };
-    let x = cast::<Tensor<B, 4>, Tensor<FlexTrain, 4>>(x)?;
-    // `B` is `FlexTrain` from here on, so these casts cannot fail.
-    let same = "B is FlexTrain";
-    let weight = cast::<_, Tensor<FlexTrain, 4>>(conv.weight.val()).expect(same);
-    let bias = cast::<_, Tensor<FlexTrain, 1>>(bias.val()).expect(same);
-    Ok(cast(conv2d(x, weight, bias, padding, epilogue)).expect(same))
+    try_affine(
+        x,
+        conv.weight.val(),
+        bias.val(),
+        Conv2dBackward,
+        |x, weight, bias| {
+            let (y, argmax) = forward(x, weight, bias, padding, epilogue);
+            (y, (padding, argmax))
+        },
+    )
 }
 
 /// Padding of a stride-1, undilated, ungrouped convolution whose padding is the same on
@@ -116,41 +101,9 @@ fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
 
 /// Convolution of x [n, c, h, w] with weight [o, c, kh, kw] and bias [o], then `epilogue`:
 /// [n, o, oh, ow] with oh = h + 2 ph - kh + 1, ow = w + 2 pw - kw + 1, or [n, o, oh / 2,
-/// ow / 2] after pooling.
-fn conv2d(
-    x: Tensor<FlexTrain, 4>,
-    weight: Tensor<FlexTrain, 4>,
-    bias: Tensor<FlexTrain, 1>,
-    padding: [usize; 2],
-    epilogue: Epilogue,
-) -> Tensor<FlexTrain, 4> {
-    let [x, weight, bias] = [
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-        bias.into_primitive().tensor(),
-    ];
-    let (y, argmax) = forward(
-        &x.primitive,
-        &weight.primitive,
-        &bias.primitive,
-        padding,
-        epilogue,
-    );
-    let parents = [x.node, weight.node, bias.node];
-    let y = match Conv2dBackward
-        .prepare::<NoCheckpointing>(parents)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, padding, argmax), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(y))
-}
-
-/// Each image's convolution [o, oh * ow] = weight [o, c * kh * kw] @ its patches + bias,
-/// then `epilogue`; with [`Epilogue::ReluPool`], also each image's pooling positions
-/// (`flex::pool`), which its backward pass needs.
+/// ow / 2] after pooling. Each image's convolution [o, oh * ow] is weight [o, c * kh * kw]
+/// @ its patches + bias; with [`Epilogue::ReluPool`], the second value holds each image's
+/// pooling positions (`flex::pool`), which the backward pass needs.
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -216,11 +169,11 @@ const IMAGES_PER_TASK: usize = 8;
 impl Backward<Flex, 3> for Conv2dBackward {
     /// The input, the weight, the padding and, after [`Epilogue::ReluPool`], each image's
     /// pooling positions.
-    type State = (FlexTensor, FlexTensor, [usize; 2], Option<Vec<Vec<u8>>>);
+    type State = AffineState<([usize; 2], Option<Vec<Vec<u8>>>)>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
-        let (x, weight, padding, argmax) = ops.state;
+        let (x, weight, (padding, argmax)) = ops.state;
         let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
         let rows: Vec<_> = geo.patch_rows().collect();
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
@@ -337,80 +290,6 @@ struct TaskSums {
     /// The weight gradient transposed: [c * kh * kw, o].
     dw_t: Vec<f32>,
     db: Vec<f32>,
-}
-
-/// A row-major matrix of `rows` rows over `data`, or its transpose.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-}
-
-impl<'a> Matrix<'a> {
-    fn rows(data: &'a [f32], rows: usize) -> Self {
-        Self {
-            data,
-            rows,
-            cols: data.len() / rows,
-            transposed: false,
-        }
-    }
-
-    fn t(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            transposed: !self.transposed,
-            ..self
-        }
-    }
-
-    /// Strides between columns and between rows, in elements.
-    fn strides(&self) -> (isize, isize) {
-        if self.transposed {
-            (self.rows as isize, 1)
-        } else {
-            (1, self.cols as isize)
-        }
-    }
-}
-
-/// `dst` [lhs.rows, rhs.cols] (row-major) = `lhs @ rhs`, plus `dst`'s values when
-/// `accumulate`; on the calling thread.
-fn gemm(dst: &mut [f32], lhs: Matrix, rhs: Matrix, accumulate: bool) {
-    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
-    assert_eq!(rhs.rows, k, "inner dimensions");
-    assert_eq!(dst.len(), m * n, "destination size");
-    assert_eq!(lhs.data.len(), m * k, "left operand size");
-    assert_eq!(rhs.data.len(), k * n, "right operand size");
-    let ((lhs_cs, lhs_rs), (rhs_cs, rhs_rs)) = (lhs.strides(), rhs.strides());
-    // SAFETY: the asserts above keep every index the strides reach inside the three slices,
-    // and `dst` is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.data.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// Sizes of a stride-1 convolution: input [n, c, h, w], weight [o, c, kh, kw], padding
@@ -573,7 +452,7 @@ mod tests {
     use burn::tensor::activation::relu;
     use burn::tensor::{Distribution, Tolerance};
 
-    use super::super::try_relu_max_pool2d;
+    use super::super::{FlexTrain, try_relu_max_pool2d};
     use super::*;
 
     /// Output and gradients (weight, bias, and input when `track_x`) of `sum(conv(x) * r)`.

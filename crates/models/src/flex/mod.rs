@@ -17,12 +17,15 @@ use rayon::prelude::*;
 
 mod adam;
 mod conv;
+mod linear;
 mod lrn;
+mod matrix;
 mod pool;
 mod sigmoid;
 
 pub(crate) use adam::try_adam_step;
 pub(crate) use conv::{try_conv2d, try_conv2d_relu_max_pool2d};
+pub(crate) use linear::try_linear;
 pub(crate) use lrn::try_lrn;
 pub(crate) use pool::try_relu_max_pool2d;
 pub(crate) use sigmoid::try_sigmoid;
@@ -46,6 +49,69 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
 /// The values of a contiguous f32 tensor.
 fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice().expect("a contiguous f32 tensor")
+}
+
+/// The state a layer with an input, a weight and a bias (`flex::conv`, `flex::linear`)
+/// keeps for its backward pass: the input, the weight and whatever else `S` it needs.
+type AffineState<S> = (FlexTensor, FlexTensor, S);
+
+/// A layer of input `x`, `weight` and `bias` on flex, as [`try_unary`] for one input:
+/// `forward` gives the output and the extra state `op`'s backward pass needs (dropped
+/// without autodiff). `x` comes back untouched unless `B` is flex, with or without
+/// autodiff, and `x` is f32.
+fn try_affine<B, O, S, const D: usize, const DW: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, DW>,
+    bias: Tensor<B, 1>,
+    op: O,
+    forward: impl FnOnce(&FlexTensor, &FlexTensor, &FlexTensor) -> (FlexTensor, S),
+) -> Result<Tensor<B, D>, Tensor<B, D>>
+where
+    B: Backend,
+    O: Backward<Flex, 3, State = AffineState<S>>,
+    S: Clone + Send + std::fmt::Debug + 'static,
+{
+    if x.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let x = match cast::<Tensor<B, D>, Tensor<Flex, D>>(x) {
+        Ok(x) => {
+            let same = "B is Flex";
+            let weight = cast::<_, Tensor<Flex, DW>>(weight).expect(same);
+            let bias = cast::<_, Tensor<Flex, 1>>(bias).expect(same);
+            let (x, weight, bias) = (
+                x.into_primitive().tensor(),
+                weight.into_primitive().tensor(),
+                bias.into_primitive().tensor(),
+            );
+            let (y, _) = forward(&x, &weight, &bias);
+            let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
+            return Ok(cast(y).expect(same));
+        }
+        Err(x) => x,
+    };
+    let x = cast::<Tensor<B, D>, Tensor<FlexTrain, D>>(x)?;
+    // `B` is `FlexTrain` from here on, so these casts cannot fail.
+    let same = "B is FlexTrain";
+    let weight = cast::<_, Tensor<FlexTrain, DW>>(weight).expect(same);
+    let bias = cast::<_, Tensor<FlexTrain, 1>>(bias).expect(same);
+    let (x, weight, bias) = (
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+    );
+    let (y, extra) = forward(&x.primitive, &weight.primitive, &bias.primitive);
+    let parents = [x.node, weight.node, bias.node];
+    let y = match op
+        .prepare::<NoCheckpointing>(parents)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, extra), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
+    Ok(cast(y).expect(same))
 }
 
 /// `len` values written in parallel tasks, each given a zeroed chunk of `chunk` values (the

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::layers::conv2d;
+use super::layers::{conv2d, linear};
 use super::lrn::Lrn;
 use crate::init::{Init, reinit};
 
@@ -118,9 +118,9 @@ impl<B: Backend> CifarConv<B> {
         let x = self
             .pool
             .forward(self.lrn.forward(relu(conv2d(&self.conv2, x)))); // [b, 64, 6, 6]
-        let x = relu(self.fc1.forward(x.flatten(1, 3))); // [b, 384]
-        let x = relu(self.fc2.forward(x)); // [b, 192]
-        self.fc3.forward(x) // [b, 10]
+        let x = relu(linear(&self.fc1, x.flatten(1, 3))); // [b, 384]
+        let x = relu(linear(&self.fc2, x)); // [b, 192]
+        linear(&self.fc3, x) // [b, 10]
     }
 
     /// `weight_decay * l2_loss` of the hidden fc weights, added to the training loss.

@@ -1,6 +1,7 @@
 //! Layer operations of the nets that flex runs with levelset's own kernels (`crate::flex`);
 //! every other backend runs Burn's.
 
+use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
@@ -13,6 +14,16 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         Err(x) => x,
     };
     conv.forward(x)
+}
+
+/// `layer.forward(x)`.
+pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "flex")]
+    let x = match crate::flex::try_linear(layer, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    layer.forward(x)
 }
 
 /// `pool.forward(relu(x))`.

@@ -4,6 +4,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfi
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::layers::linear;
 use crate::init::{Init, reinit};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,6 +86,6 @@ impl<B: Backend> LstmLm<B> {
             x = y;
             outgoing.push(st);
         }
-        (self.output.forward(x), outgoing) // [b, s, vocab]
+        (linear(&self.output, x), outgoing) // [b, s, vocab]
     }
 }

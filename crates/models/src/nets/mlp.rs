@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::layers::sigmoid;
+use super::layers::{linear, sigmoid};
 use super::stacked;
 use crate::flat::Stacked;
 use crate::init::{Init, reinit};
@@ -129,7 +129,7 @@ impl<B: Backend> Mlp<B> {
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let act = if i == last { self.output } else { self.hidden };
-            x = act.apply(layer.forward(x));
+            x = act.apply(linear(layer, x));
         }
         x
     }

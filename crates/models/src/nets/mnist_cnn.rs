@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::dropout::dropout;
-use super::layers::{conv2d_relu_max_pool2d, relu_max_pool2d};
+use super::layers::{conv2d_relu_max_pool2d, linear, relu_max_pool2d};
 use super::stacked;
 use crate::flat::Stacked;
 use crate::init::{Init, reinit};
@@ -86,12 +86,12 @@ impl<B: Backend> MnistConv<B> {
     pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
         let x = conv2d_relu_max_pool2d(&self.conv1, &self.pool, x); // [b, c1, 14, 14]
         let x = conv2d_relu_max_pool2d(&self.conv2, &self.pool, x); // [b, c2, 7, 7]
-        let x = relu(self.fc1.forward(x.flatten(1, 3))); // [b, hidden]
+        let x = relu(linear(&self.fc1, x.flatten(1, 3))); // [b, hidden]
         let x = match rng {
             Some(rng) => dropout(x, self.dropout, rng),
             None => x,
         };
-        self.fc2.forward(x) // [b, 10]
+        linear(&self.fc2, x) // [b, 10]
     }
 }
 

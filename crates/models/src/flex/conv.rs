@@ -38,6 +38,15 @@ pub(crate) fn try_conv2d<B: Backend>(
     try_conv(conv, x, Epilogue::None)
 }
 
+/// `relu(conv.forward(x))` as one kernel, when [`try_conv2d`] handles `conv`; otherwise `x`
+/// back untouched.
+pub(crate) fn try_conv2d_relu<B: Backend>(
+    conv: &Conv2d<B>,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    try_conv(conv, x, Epilogue::Relu)
+}
+
 /// `pool.forward(relu(conv.forward(x)))` as one kernel, when [`try_conv2d`] handles `conv`
 /// and `pool` is the 2x2 max-pool `flex::pool` handles; otherwise `x` back untouched.
 pub(crate) fn try_conv2d_relu_max_pool2d<B: Backend>(
@@ -55,6 +64,9 @@ pub(crate) fn try_conv2d_relu_max_pool2d<B: Backend>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Epilogue {
     None,
+    /// ReLU in place: on flex a ReLU is a serial pass on the calling thread, with another
+    /// for its mask (a tenth of the CIFAR-10 convnet's training step).
+    Relu,
     /// ReLU then 2x2 max-pooling (`flex::pool`), while the image's convolution is in cache:
     /// neither the batch's convolution output (10 MB in the MNIST convnet's first layer)
     /// nor its gradient is ever stored, or zeroed, or read back.
@@ -102,15 +114,14 @@ fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
 /// Convolution of x [n, c, h, w] with weight [o, c, kh, kw] and bias [o], then `epilogue`:
 /// [n, o, oh, ow] with oh = h + 2 ph - kh + 1, ow = w + 2 pw - kw + 1, or [n, o, oh / 2,
 /// ow / 2] after pooling. Each image's convolution [o, oh * ow] is weight [o, c * kh * kw]
-/// @ its patches + bias; with [`Epilogue::ReluPool`], the second value holds each image's
-/// pooling positions (`flex::pool`), which the backward pass needs.
+/// @ its patches + bias. Also what the backward pass needs of the epilogue.
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
     padding: [usize; 2],
     epilogue: Epilogue,
-) -> (FlexTensor, Option<Vec<Vec<u8>>>) {
+) -> (FlexTensor, Saved) {
     let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
     let rows: Vec<_> = geo.patch_rows().collect();
     let (x, weight, bias) = (
@@ -145,6 +156,9 @@ fn forward(
                 Matrix::rows(&patches.0, geo.patch_len()),
                 true,
             );
+            if epilogue == Epilogue::Relu {
+                y.iter_mut().for_each(|y| *y = y.max(0.0));
+            }
             pooled.then(|| {
                 let mut argmax = vec![0; y.len()];
                 let planes = conv.chunks(positions).zip(y.chunks_mut(oh * ow));
@@ -156,7 +170,22 @@ fn forward(
         },
     );
     let y = FlexTensor::from_data(TensorData::new(y, [geo.n, geo.o, oh, ow]));
-    (y, argmax.into_iter().collect())
+    let saved = match epilogue {
+        Epilogue::None => Saved::Nothing,
+        Epilogue::Relu => Saved::Output(y.clone()),
+        Epilogue::ReluPool => Saved::Pooling(argmax.into_iter().flatten().collect()),
+    };
+    (y, saved)
+}
+
+/// What the backward pass needs of an [`Epilogue`].
+#[derive(Debug, Clone)]
+enum Saved {
+    Nothing,
+    /// After [`Epilogue::Relu`], the output: the gradient passes where it is positive.
+    Output(FlexTensor),
+    /// After [`Epilogue::ReluPool`], each image's pooling positions (`flex::pool`).
+    Pooling(Vec<Vec<u8>>),
 }
 
 #[derive(Debug)]
@@ -167,13 +196,12 @@ struct Conv2dBackward;
 const IMAGES_PER_TASK: usize = 8;
 
 impl Backward<Flex, 3> for Conv2dBackward {
-    /// The input, the weight, the padding and, after [`Epilogue::ReluPool`], each image's
-    /// pooling positions.
-    type State = AffineState<([usize; 2], Option<Vec<Vec<u8>>>)>;
+    /// The input, the weight, the padding and what the epilogue saved.
+    type State = AffineState<([usize; 2], Saved)>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
-        let (x, weight, (padding, argmax)) = ops.state;
+        let (x, weight, (padding, saved)) = ops.state;
         let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
         let rows: Vec<_> = geo.patch_rows().collect();
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
@@ -188,10 +216,9 @@ impl Backward<Flex, 3> for Conv2dBackward {
             x_data.len(),
             task_len,
             || {
-                let conv = if argmax.is_some() {
-                    geo.o * positions
-                } else {
-                    0
+                let conv = match saved {
+                    Saved::Nothing => 0,
+                    Saved::Output(_) | Saved::Pooling(_) => geo.o * positions,
                 };
                 let dpatches = if want_dx { patch_len * positions } else { 0 };
                 (geo.patches(), vec![0f32; dpatches], vec![0f32; conv])
@@ -202,8 +229,17 @@ impl Backward<Flex, 3> for Conv2dBackward {
                 let first = task * IMAGES_PER_TASK;
                 for (i, dx) in (first..).zip(dx.chunks_mut(geo.image_len())) {
                     let grad = &grad[i * image_grad..][..image_grad];
-                    let grad = match &argmax {
-                        Some(argmax) => {
+                    // The gradient of the image's convolution, through the epilogue.
+                    let grad = match &saved {
+                        Saved::Nothing => grad,
+                        Saved::Output(y) => {
+                            let y = &values(y)[i * image_grad..][..image_grad];
+                            for ((conv, &g), &y) in conv.iter_mut().zip(grad).zip(y) {
+                                *conv = if y > 0.0 { g } else { 0.0 };
+                            }
+                            &conv[..]
+                        }
+                        Saved::Pooling(argmax) => {
                             conv.fill(0.0);
                             let planes = conv
                                 .chunks_mut(positions)
@@ -215,7 +251,6 @@ impl Backward<Flex, 3> for Conv2dBackward {
                             }
                             &conv[..]
                         }
-                        None => grad,
                     };
                     let grad = Matrix::rows(grad, geo.o); // [o, oh * ow]
                     for (db, row) in db.iter_mut().zip(grad.data.chunks(positions)) {
@@ -536,8 +571,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn relu_pool_epilogue_matches_the_separate_layers() {
+    /// The convolution with `epilogue` in one kernel, against levelset's separate kernels
+    /// (bit for bit: the same operations) and against Burn's layers; also without autodiff.
+    fn check_epilogue(epilogue: Epilogue) {
         let device = Default::default();
         let conv = Conv2dConfig::new([2, 3], [3, 3])
             .with_padding(PaddingConfig2d::Same)
@@ -545,20 +581,32 @@ mod tests {
         let pool = MaxPool2dConfig::new([2, 2]).init();
         // Several tasks of images, and an odd output whose last row the pool drops.
         let n = 2 * IMAGES_PER_TASK + 1;
+        let y_dims = match epilogue {
+            Epilogue::ReluPool => [n, 3, 3, 3],
+            Epilogue::None | Epilogue::Relu => [n, 3, 7, 6],
+        };
         let random = |dims| Tensor::random(dims, Distribution::Normal(0.0, 1.0), &device);
-        let (x, r) = (random([n, 2, 7, 6]), random([n, 3, 3, 3]));
+        let (x, r) = (random([n, 2, 7, 6]), random(y_dims));
         let fused = |conv: &Conv2d<FlexTrain>, x| {
-            try_conv2d_relu_max_pool2d(conv, &pool, x).expect("handled by flex_conv")
+            try_conv(conv, x, epilogue).expect("handled by flex_conv")
         };
         for track_x in [true, false] {
             let ours = run(&conv, &x, &r, track_x, fused);
-            // The same operations in two kernels: the same values, bit for bit.
             let separate = run(&conv, &x, &r, track_x, |conv, x| {
                 let y = try_conv2d(conv, x).expect("handled by flex_conv");
-                try_relu_max_pool2d(&pool, y).expect("handled by flex_pool")
+                match epilogue {
+                    Epilogue::None => y,
+                    Epilogue::Relu => relu(y),
+                    Epilogue::ReluPool => try_relu_max_pool2d(&pool, y).expect("flex_pool"),
+                }
             });
             let burns = run(&conv, &x, &r, track_x, |conv, x| {
-                pool.forward(relu(conv.forward(x)))
+                let y = conv.forward(x);
+                match epilogue {
+                    Epilogue::None => y,
+                    Epilogue::Relu => relu(y),
+                    Epilogue::ReluPool => pool.forward(relu(y)),
+                }
             });
             assert_eq!(ours.len(), burns.len());
             for ((ours, separate), burns) in ours.iter().zip(&separate).zip(&burns) {
@@ -567,9 +615,18 @@ mod tests {
             }
         }
         let inference = fused(&conv, x.clone()).inner();
-        let conv = conv.valid();
-        let ours = try_conv2d_relu_max_pool2d(&conv, &pool, x.inner()).expect("flex");
+        let ours = try_conv(&conv.valid(), x.inner(), epilogue).expect("flex");
         assert_eq!(ours.into_data(), inference.into_data());
+    }
+
+    #[test]
+    fn relu_epilogue_matches_the_separate_layers() {
+        check_epilogue(Epilogue::Relu);
+    }
+
+    #[test]
+    fn relu_pool_epilogue_matches_the_separate_layers() {
+        check_epilogue(Epilogue::ReluPool);
     }
 
     #[test]

@@ -24,10 +24,10 @@ mod pool;
 mod sigmoid;
 
 pub(crate) use adam::try_adam_step;
-pub(crate) use conv::{try_conv2d, try_conv2d_relu_max_pool2d};
+pub(crate) use conv::{try_conv2d, try_conv2d_relu, try_conv2d_relu_max_pool2d};
 pub(crate) use linear::try_linear;
 pub(crate) use lrn::try_lrn;
-pub(crate) use pool::try_relu_max_pool2d;
+pub(crate) use pool::{try_max_pool2d, try_relu_max_pool2d};
 pub(crate) use sigmoid::try_sigmoid;
 
 /// Elements per parallel task of the elementwise kernels: below it, a thread hand-off costs

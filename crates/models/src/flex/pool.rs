@@ -131,6 +131,158 @@ pub(super) fn unpool_plane(grads: &[f32], argmax: &[u8], w: usize, dx: &mut [f32
     }
 }
 
+/// `pool.forward(x)` when `B` is flex, with or without autodiff, the pool has no dilation
+/// and no ceil mode, no padding or explicit padding narrower than its window, and windows of
+/// at most 255 values, and `x` is f32; otherwise `x` back untouched.
+///
+/// Burn pads the input with -inf for asymmetric padding (a copy on the calling thread), and
+/// flex pools through generic 3-D loops on it: with the ReLU's mask, most of the CIFAR-10
+/// convnet's training step. Here windows are clipped to the image instead of padded.
+pub(crate) fn try_max_pool2d<B: Backend>(
+    pool: &MaxPool2d,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    let [kh, kw] = pool.kernel_size;
+    let [top, left, bottom, right] = match pool.padding {
+        PaddingConfig2d::Valid => [0; 4],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+        PaddingConfig2d::Same => return Err(x),
+    };
+    let [_, _, h, w] = x.dims();
+    let handled = pool.dilation == [1, 1]
+        && !pool.ceil_mode
+        && !pool.stride.contains(&0)
+        && kh * kw <= usize::from(u8::MAX)
+        && top.max(bottom) < kh
+        && left.max(right) < kw
+        && h + top + bottom >= kh
+        && w + left + right >= kw;
+    if !handled {
+        return Err(x);
+    }
+    let window = Window {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        start: [top, left],
+        out: [
+            (h + top + bottom - kh) / pool.stride[0] + 1,
+            (w + left + right - kw) / pool.stride[1] + 1,
+        ],
+    };
+    try_unary(x, MaxPoolBackward, |x| {
+        let shape = x.shape();
+        let (y, argmax) = window.forward(x);
+        (y, (argmax, shape, window))
+    })
+}
+
+/// The windows of a max-pool over planes [h, w]: `kernel` [kh, kw] every `stride`, the
+/// first starting `start` [top, left] rows and columns before the plane; `out` [oh, ow] of
+/// them. Parts of a window outside the plane are skipped, as Burn's -inf padding would be.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    start: [usize; 2],
+    out: [usize; 2],
+}
+
+impl Window {
+    /// The in-plane kernel offsets of window `o` along `axis` (0: rows, 1: columns) of a
+    /// plane `len` long, and the plane index of kernel offset 0 (which may lie before it).
+    fn span(&self, axis: usize, o: usize, len: usize) -> (std::ops::Range<usize>, isize) {
+        let origin = (o * self.stride[axis]) as isize - self.start[axis] as isize;
+        let first = (-origin).max(0) as usize;
+        let end = (len as isize - origin).clamp(0, self.kernel[axis] as isize) as usize;
+        (first..end, origin)
+    }
+
+    /// Each window's maximum of x [n, c, h, w], [n, c, oh, ow], with the kernel position
+    /// (row-major) of its first maximum.
+    fn forward(&self, x: FlexTensor) -> (FlexTensor, Vec<u8>) {
+        let x = x.to_contiguous();
+        let [n, c, h, w] = x.shape().dims();
+        let [oh, ow] = self.out;
+        let mut ys = vec![0f32; n * c * oh * ow];
+        let mut argmax = vec![0u8; ys.len()];
+        ys.par_chunks_mut(oh * ow)
+            .zip(argmax.par_chunks_mut(oh * ow))
+            .zip(values(&x).par_chunks(h * w))
+            .for_each(|((ys, argmax), plane)| {
+                let outputs = ys.iter_mut().zip(argmax.iter_mut()).enumerate();
+                for (i, (y, arg)) in outputs {
+                    (*y, *arg) = self.max(plane, [h, w], [i / ow, i % ow]);
+                }
+            });
+        let y = FlexTensor::from_data(TensorData::new(ys, [n, c, oh, ow]));
+        (y, argmax)
+    }
+
+    /// The maximum of window `o` [row, column] of `plane` [h, w] and its kernel position:
+    /// the first in row-major order, as Burn's pool picks among ties.
+    fn max(&self, plane: &[f32], [h, w]: [usize; 2], [oy, ox]: [usize; 2]) -> (f32, u8) {
+        let ((rows, y0), (cols, x0)) = (self.span(0, oy, h), self.span(1, ox, w));
+        let mut best: Option<(f32, usize)> = None;
+        for ky in rows {
+            let row = &plane[(y0 + ky as isize) as usize * w..][..w];
+            for kx in cols.clone() {
+                let v = row[(x0 + kx as isize) as usize];
+                if best.is_none_or(|(max, _)| v > max) {
+                    best = Some((v, ky * self.kernel[1] + kx));
+                }
+            }
+        }
+        let (max, position) = best.expect("every window overlaps the plane");
+        (max, position as u8)
+    }
+
+    /// The gradient [n, c, h, w] of [`Self::forward`]'s input, from its output's: each
+    /// output's onto its window's maximum, summed where windows overlap.
+    fn backward(&self, argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
+        let [n, c, h, w] = shape.dims();
+        let [oh, ow] = self.out;
+        let grad = grad.to_contiguous();
+        let grads = values(&grad);
+        let (dx, _) = par_zeroed(
+            n * c * h * w,
+            h * w,
+            || (),
+            |_, plane, dx| {
+                let outputs = plane * oh * ow..(plane + 1) * oh * ow;
+                let windows = grads[outputs.clone()].iter().zip(&argmax[outputs]);
+                for (i, (&g, &position)) in windows.enumerate() {
+                    let (_, y0) = self.span(0, i / ow, h);
+                    let (_, x0) = self.span(1, i % ow, w);
+                    let (ky, kx) = (
+                        usize::from(position) / self.kernel[1],
+                        usize::from(position) % self.kernel[1],
+                    );
+                    dx[(y0 + ky as isize) as usize * w + (x0 + kx as isize) as usize] += g;
+                }
+            },
+        );
+        FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
+    }
+}
+
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    /// Each output's kernel position (see [`Window::forward`]), the input's shape and the
+    /// windows.
+    type State = (Vec<u8>, Shape, Window);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            let (argmax, shape, window) = ops.state;
+            grads.register::<Flex>(node.id, window.backward(&argmax, shape, grad));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::nn::pool::MaxPool2dConfig;
@@ -173,6 +325,53 @@ mod tests {
         inference
             .into_data()
             .assert_approx_eq::<f32>(&burns[0], Tolerance::absolute(0.0));
+    }
+
+    #[test]
+    fn window_pool_matches_burns_with_ties_overlaps_and_padding() {
+        let device = Default::default();
+        // Rounding makes ties; windows of 3 every 2 overlap; the CIFAR-10 convnet's padding
+        // (bottom and right only), symmetric padding, none, and a plane the stride does not
+        // tile.
+        let x =
+            Tensor::<FlexTrain, 4>::random([2, 3, 9, 8], Distribution::Normal(0.0, 1.0), &device)
+                .mul_scalar(2.0)
+                .round();
+        for padding in [
+            PaddingConfig2d::Explicit(0, 0, 1, 1),
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+            PaddingConfig2d::Explicit(2, 0, 1, 2),
+            PaddingConfig2d::Valid,
+        ] {
+            let pool = MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(padding.clone())
+                .init();
+            let ours = run(&x, |x| try_max_pool2d(&pool, x).expect("flex training"));
+            let burns = run(&x, |x| pool.forward(x));
+            for (ours, burns) in ours.iter().zip(&burns) {
+                assert_eq!(ours.shape, burns.shape, "{padding:?}");
+                ours.assert_approx_eq::<f32>(burns, Tolerance::absolute(0.0));
+            }
+            let inference = try_max_pool2d(&pool, x.clone().inner()).expect("flex");
+            inference
+                .into_data()
+                .assert_approx_eq::<f32>(&burns[0], Tolerance::absolute(0.0));
+        }
+    }
+
+    #[test]
+    fn window_pools_left_to_burn() {
+        let x = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &Default::default());
+        for pool in [
+            MaxPool2dConfig::new([3, 3]).with_padding(PaddingConfig2d::Same),
+            MaxPool2dConfig::new([3, 3]).with_dilation([2, 2]),
+            MaxPool2dConfig::new([3, 3]).with_ceil_mode(true),
+            MaxPool2dConfig::new([2, 2]).with_padding(PaddingConfig2d::Explicit(2, 0, 0, 0)),
+            MaxPool2dConfig::new([16, 16]),
+        ] {
+            assert!(try_max_pool2d(&pool.init(), x()).is_err());
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{conv2d, linear};
+use super::layers::{conv2d_relu, linear, max_pool2d};
 use super::lrn::Lrn;
 use crate::init::{Init, reinit};
 
@@ -114,10 +114,8 @@ impl<B: Backend> CifarConv<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self
             .lrn
-            .forward(self.pool.forward(relu(conv2d(&self.conv1, x)))); // [b, 64, 12, 12]
-        let x = self
-            .pool
-            .forward(self.lrn.forward(relu(conv2d(&self.conv2, x)))); // [b, 64, 6, 6]
+            .forward(max_pool2d(&self.pool, conv2d_relu(&self.conv1, x))); // [b, 64, 12, 12]
+        let x = max_pool2d(&self.pool, self.lrn.forward(conv2d_relu(&self.conv2, x))); // [b, 64, 6, 6]
         let x = relu(linear(&self.fc1, x.flatten(1, 3))); // [b, 384]
         let x = relu(linear(&self.fc2, x)); // [b, 192]
         linear(&self.fc3, x) // [b, 10]

@@ -26,6 +26,26 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
     layer.forward(x)
 }
 
+/// `relu(conv.forward(x))`.
+pub fn conv2d_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match crate::flex::try_conv2d_relu(conv, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    burn::tensor::activation::relu(conv2d(conv, x))
+}
+
+/// `pool.forward(x)`.
+pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = match crate::flex::try_max_pool2d(pool, x) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    pool.forward(x)
+}
+
 /// `pool.forward(relu(x))`.
 pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]

@@ -306,39 +306,48 @@ mod tests {
         [y.into_data(), x.grad(&grads).expect("tracked").into_data()]
     }
 
-    #[test]
-    fn matches_burns_relu_then_pool_with_ties_and_odd_sizes() {
+    /// Rounded normal values [2, 3, h, w]: ties, and exact zeros.
+    fn tied(h: usize, w: usize) -> Tensor<FlexTrain, 4> {
         let device = Default::default();
-        let pool = MaxPool2dConfig::new([2, 2]).init();
-        // Odd sizes drop the last row and column; rounding makes ties and exact zeros.
-        let x =
-            Tensor::<FlexTrain, 4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &device)
-                .mul_scalar(2.0)
-                .round();
-        let ours = run(&x, |x| {
-            try_relu_max_pool2d(&pool, x).expect("flex training")
-        });
-        let burns = run(&x, |x| pool.forward(relu(x)));
+        Tensor::random([2, 3, h, w], Distribution::Normal(0.0, 1.0), &device)
+            .mul_scalar(2.0)
+            .round()
+    }
+
+    /// `ours` in training and in inference (`inference`) against `burns` on `x`: the same
+    /// outputs and gradients, exactly.
+    fn assert_same(
+        x: &Tensor<FlexTrain, 4>,
+        ours: impl Fn(Tensor<FlexTrain, 4>) -> Tensor<FlexTrain, 4>,
+        inference: impl Fn(Tensor<Flex, 4>) -> Tensor<Flex, 4>,
+        burns: impl Fn(Tensor<FlexTrain, 4>) -> Tensor<FlexTrain, 4>,
+    ) {
+        let (ours, burns) = (run(x, ours), run(x, burns));
         for (ours, burns) in ours.iter().zip(&burns) {
             assert_eq!(ours.shape, burns.shape);
             ours.assert_approx_eq::<f32>(burns, Tolerance::absolute(0.0));
         }
-        let inference = try_relu_max_pool2d(&pool, x.clone().inner()).expect("flex");
-        inference
+        inference(x.clone().inner())
             .into_data()
             .assert_approx_eq::<f32>(&burns[0], Tolerance::absolute(0.0));
     }
 
     #[test]
+    fn matches_burns_relu_then_pool_with_ties_and_odd_sizes() {
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        // Odd sizes drop the last row and column.
+        assert_same(
+            &tied(7, 5),
+            |x| try_relu_max_pool2d(&pool, x).expect("flex training"),
+            |x| try_relu_max_pool2d(&pool, x).expect("flex"),
+            |x| pool.forward(relu(x)),
+        );
+    }
+
+    #[test]
     fn window_pool_matches_burns_with_ties_overlaps_and_padding() {
-        let device = Default::default();
-        // Rounding makes ties; windows of 3 every 2 overlap; the CIFAR-10 convnet's padding
-        // (bottom and right only), symmetric padding, none, and a plane the stride does not
-        // tile.
-        let x =
-            Tensor::<FlexTrain, 4>::random([2, 3, 9, 8], Distribution::Normal(0.0, 1.0), &device)
-                .mul_scalar(2.0)
-                .round();
+        // Windows of 3 every 2 overlap; the CIFAR-10 convnet's padding (bottom and right
+        // only), symmetric padding, none, and a plane the stride does not tile.
         for padding in [
             PaddingConfig2d::Explicit(0, 0, 1, 1),
             PaddingConfig2d::Explicit(1, 1, 1, 1),
@@ -347,44 +356,54 @@ mod tests {
         ] {
             let pool = MaxPool2dConfig::new([3, 3])
                 .with_strides([2, 2])
-                .with_padding(padding.clone())
+                .with_padding(padding)
                 .init();
-            let ours = run(&x, |x| try_max_pool2d(&pool, x).expect("flex training"));
-            let burns = run(&x, |x| pool.forward(x));
-            for (ours, burns) in ours.iter().zip(&burns) {
-                assert_eq!(ours.shape, burns.shape, "{padding:?}");
-                ours.assert_approx_eq::<f32>(burns, Tolerance::absolute(0.0));
-            }
-            let inference = try_max_pool2d(&pool, x.clone().inner()).expect("flex");
-            inference
-                .into_data()
-                .assert_approx_eq::<f32>(&burns[0], Tolerance::absolute(0.0));
+            assert_same(
+                &tied(9, 8),
+                |x| try_max_pool2d(&pool, x).expect("flex training"),
+                |x| try_max_pool2d(&pool, x).expect("flex"),
+                |x| pool.forward(x),
+            );
+        }
+    }
+
+    /// Each of `configs` makes a pool that `try_pool` leaves to Burn.
+    fn left_to_burn(
+        try_pool: fn(
+            &MaxPool2d,
+            Tensor<FlexTrain, 4>,
+        ) -> Result<Tensor<FlexTrain, 4>, Tensor<FlexTrain, 4>>,
+        configs: &[MaxPool2dConfig],
+    ) {
+        for config in configs {
+            let x = Tensor::zeros([1, 1, 6, 6], &Default::default());
+            assert!(try_pool(&config.init(), x).is_err(), "{config:?}");
         }
     }
 
     #[test]
     fn window_pools_left_to_burn() {
-        let x = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &Default::default());
-        for pool in [
-            MaxPool2dConfig::new([3, 3]).with_padding(PaddingConfig2d::Same),
-            MaxPool2dConfig::new([3, 3]).with_dilation([2, 2]),
-            MaxPool2dConfig::new([3, 3]).with_ceil_mode(true),
-            MaxPool2dConfig::new([2, 2]).with_padding(PaddingConfig2d::Explicit(2, 0, 0, 0)),
-        ] {
-            assert!(try_max_pool2d(&pool.init(), x()).is_err());
-        }
+        left_to_burn(
+            try_max_pool2d,
+            &[
+                MaxPool2dConfig::new([3, 3]).with_padding(PaddingConfig2d::Same),
+                MaxPool2dConfig::new([3, 3]).with_dilation([2, 2]),
+                MaxPool2dConfig::new([3, 3]).with_ceil_mode(true),
+                MaxPool2dConfig::new([2, 2]).with_padding(PaddingConfig2d::Explicit(2, 0, 0, 0)),
+            ],
+        );
     }
 
     #[test]
     fn other_pools_are_left_to_burn() {
-        let x = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &Default::default());
-        for pool in [
-            MaxPool2dConfig::new([3, 3]),
-            MaxPool2dConfig::new([2, 2]).with_strides([1, 1]),
-            MaxPool2dConfig::new([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
-            MaxPool2dConfig::new([2, 2]).with_ceil_mode(true),
-        ] {
-            assert!(try_relu_max_pool2d(&pool.init(), x()).is_err());
-        }
+        left_to_burn(
+            try_relu_max_pool2d,
+            &[
+                MaxPool2dConfig::new([3, 3]),
+                MaxPool2dConfig::new([2, 2]).with_strides([1, 1]),
+                MaxPool2dConfig::new([2, 2]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)),
+                MaxPool2dConfig::new([2, 2]).with_ceil_mode(true),
+            ],
+        );
     }
 }

@@ -76,30 +76,15 @@ where
     }
     let x = match cast::<Tensor<B, D>, Tensor<Flex, D>>(x) {
         Ok(x) => {
-            let same = "B is Flex";
-            let weight = cast::<_, Tensor<Flex, DW>>(weight).expect(same);
-            let bias = cast::<_, Tensor<Flex, 1>>(bias).expect(same);
-            let (x, weight, bias) = (
-                x.into_primitive().tensor(),
-                weight.into_primitive().tensor(),
-                bias.into_primitive().tensor(),
-            );
+            let (x, weight, bias) = primitives(x, weight, bias);
             let (y, _) = forward(&x, &weight, &bias);
             let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
-            return Ok(cast(y).expect(same));
+            return Ok(cast(y).expect("B is Flex"));
         }
         Err(x) => x,
     };
     let x = cast::<Tensor<B, D>, Tensor<FlexTrain, D>>(x)?;
-    // `B` is `FlexTrain` from here on, so these casts cannot fail.
-    let same = "B is FlexTrain";
-    let weight = cast::<_, Tensor<FlexTrain, DW>>(weight).expect(same);
-    let bias = cast::<_, Tensor<FlexTrain, 1>>(bias).expect(same);
-    let (x, weight, bias) = (
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-        bias.into_primitive().tensor(),
-    );
+    let (x, weight, bias) = primitives(x, weight, bias);
     let (y, extra) = forward(&x.primitive, &weight.primitive, &bias.primitive);
     let parents = [x.node, weight.node, bias.node];
     let y = match op
@@ -111,7 +96,27 @@ where
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
     let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
-    Ok(cast(y).expect(same))
+    Ok(cast(y).expect("B is FlexTrain"))
+}
+
+/// The float primitives of `x`, `weight` and `bias`, once `x` has shown that `B` is `C`.
+fn primitives<B: Backend, C: Backend, const D: usize, const DW: usize>(
+    x: Tensor<C, D>,
+    weight: Tensor<B, DW>,
+    bias: Tensor<B, 1>,
+) -> (
+    C::FloatTensorPrimitive,
+    C::FloatTensorPrimitive,
+    C::FloatTensorPrimitive,
+) {
+    let same = "B is the input's backend";
+    let weight = cast::<_, Tensor<C, DW>>(weight).expect(same);
+    let bias = cast::<_, Tensor<C, 1>>(bias).expect(same);
+    (
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+    )
 }
 
 /// `len` values written in parallel tasks, each given a zeroed chunk of `chunk` values (the

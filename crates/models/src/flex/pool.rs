@@ -102,8 +102,27 @@ pub(super) fn pool_plane(plane: &[f32], w: usize, ys: &mut [f32], argmax: &mut [
 
 /// The gradient [n, c, h, w] of [`forward`]'s input, from its output's gradient.
 fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
+    let [_, _, h, w] = shape.dims();
+    unpool(
+        shape,
+        (h / 2) * (w / 2),
+        grad,
+        argmax,
+        |grads, argmax, dx| unpool_plane(grads, argmax, w, dx),
+    )
+}
+
+/// The gradient of a pool's input [n, c, h, w] from its output's gradient `grad` and what
+/// its forward pass saved of each output (`saved`), both `outputs` per plane: `scatter` puts
+/// each plane's onto a zeroed plane [h, w] of the input's.
+fn unpool<S: Sync>(
+    shape: Shape,
+    outputs: usize,
+    grad: FlexTensor,
+    saved: &[S],
+    scatter: impl Fn(&[f32], &[S], &mut [f32]) + Sync + Send,
+) -> FlexTensor {
     let [n, c, h, w] = shape.dims();
-    let pooled = (h / 2) * (w / 2);
     let grad = grad.to_contiguous();
     let grads = values(&grad);
     let (dx, _) = par_zeroed(
@@ -111,8 +130,8 @@ fn backward(argmax: &[u8], shape: Shape, grad: FlexTensor) -> FlexTensor {
         h * w,
         || (),
         |_, plane, dx| {
-            let planes = plane * pooled..(plane + 1) * pooled;
-            unpool_plane(&grads[planes.clone()], &argmax[planes], w, dx);
+            let outputs = plane * outputs..(plane + 1) * outputs;
+            scatter(&grads[outputs.clone()], &saved[outputs], dx);
         },
     );
     FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
@@ -225,22 +244,12 @@ impl Window {
     /// The gradient [n, c, h, w] of [`Self::forward`]'s input, from its output's: each
     /// output's onto its window's maximum, summed where windows overlap.
     fn backward(&self, argmax: &[u32], shape: Shape, grad: FlexTensor) -> FlexTensor {
-        let [n, c, h, w] = shape.dims();
         let outputs = self.out[0] * self.out[1];
-        let grad = grad.to_contiguous();
-        let grads = values(&grad);
-        let (dx, _) = par_zeroed(
-            n * c * h * w,
-            h * w,
-            || (),
-            |_, plane, dx| {
-                let outputs = plane * outputs..(plane + 1) * outputs;
-                for (&g, &arg) in grads[outputs.clone()].iter().zip(&argmax[outputs]) {
-                    dx[arg as usize] += g;
-                }
-            },
-        );
-        FlexTensor::from_data(TensorData::new(dx, [n, c, h, w]))
+        unpool(shape, outputs, grad, argmax, |grads, argmax, dx| {
+            for (&g, &arg) in grads.iter().zip(argmax) {
+                dx[arg as usize] += g;
+            }
+        })
     }
 }
 

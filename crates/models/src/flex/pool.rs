@@ -376,12 +376,12 @@ mod tests {
         }
     }
 
+    /// A pool's output, or its input back for Burn.
+    type Handled<B> = Result<Tensor<B, 4>, Tensor<B, 4>>;
+
     /// Each of `configs` makes a pool that `try_pool` leaves to Burn.
     fn left_to_burn(
-        try_pool: fn(
-            &MaxPool2d,
-            Tensor<FlexTrain, 4>,
-        ) -> Result<Tensor<FlexTrain, 4>, Tensor<FlexTrain, 4>>,
+        try_pool: fn(&MaxPool2d, Tensor<FlexTrain, 4>) -> Handled<FlexTrain>,
         configs: &[MaxPool2dConfig],
     ) {
         for config in configs {

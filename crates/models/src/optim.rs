@@ -156,6 +156,8 @@ impl Default for AdamHyper {
 /// the same values and state.
 #[derive(Clone)]
 pub struct FusedAdam {
+    // Read by the flex kernel only; other backends run `burns`.
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
     hyper: AdamHyper,
     burns: Adam,
 }

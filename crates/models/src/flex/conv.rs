@@ -11,7 +11,9 @@
 //! cache, and every product is one single-threaded GEMM per image (the `gemm` crate flex
 //! itself runs) writing straight into the output layout; images run in parallel. Batch-wide
 //! patch matrices (63 MB for the MNIST convnet's second layer at batch 100) spent their time
-//! in page faults and memory traffic instead. Timings in `experiments/bench/README.md`.
+//! in page faults and memory traffic instead. The ReLU (and 2x2 max-pool) that follow a
+//! convolution in the convnets run on each image's output in the same task, while it is
+//! still in cache ([`Epilogue`]). Timings in `experiments/bench/README.md`.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -73,6 +75,7 @@ enum Epilogue {
     ReluPool,
 }
 
+/// `conv` then `epilogue` applied to `x` (see [`try_conv2d`]).
 fn try_conv<B: Backend>(
     conv: &Conv2d<B>,
     x: Tensor<B, 4>,
@@ -87,8 +90,8 @@ fn try_conv<B: Backend>(
         bias.val(),
         Conv2dBackward,
         |x, weight, bias| {
-            let (y, argmax) = forward(x, weight, bias, padding, epilogue);
-            (y, (padding, argmax))
+            let (y, saved) = forward(x, weight, bias, padding, epilogue);
+            (y, (padding, saved))
         },
     )
 }
@@ -188,6 +191,38 @@ enum Saved {
     Pooling(Vec<Vec<u8>>),
 }
 
+impl Saved {
+    /// The gradient of image `i`'s convolution [o, oh * ow] from its output's, `grad`,
+    /// through the epilogue: written into `scratch` [o, oh * ow] unless there is none.
+    fn through<'a>(
+        &self,
+        i: usize,
+        grad: &'a [f32],
+        scratch: &'a mut [f32],
+        geo: &Geometry,
+    ) -> &'a [f32] {
+        match self {
+            Saved::Nothing => grad,
+            Saved::Output(y) => {
+                let y = &values(y)[i * grad.len()..][..grad.len()];
+                for ((d, &g), &y) in scratch.iter_mut().zip(grad).zip(y) {
+                    *d = if y > 0.0 { g } else { 0.0 };
+                }
+                scratch
+            }
+            Saved::Pooling(argmax) => {
+                scratch.fill(0.0);
+                let pooled = grad.len() / geo.o;
+                let planes = scratch.chunks_mut(geo.oh * geo.ow).zip(grad.chunks(pooled));
+                for ((d, grad), argmax) in planes.zip(argmax[i].chunks(pooled)) {
+                    unpool_plane(grad, argmax, geo.ow, d);
+                }
+                scratch
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Conv2dBackward;
 
@@ -229,29 +264,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
                 let first = task * IMAGES_PER_TASK;
                 for (i, dx) in (first..).zip(dx.chunks_mut(geo.image_len())) {
                     let grad = &grad[i * image_grad..][..image_grad];
-                    // The gradient of the image's convolution, through the epilogue.
-                    let grad = match &saved {
-                        Saved::Nothing => grad,
-                        Saved::Output(y) => {
-                            let y = &values(y)[i * image_grad..][..image_grad];
-                            for ((conv, &g), &y) in conv.iter_mut().zip(grad).zip(y) {
-                                *conv = if y > 0.0 { g } else { 0.0 };
-                            }
-                            &conv[..]
-                        }
-                        Saved::Pooling(argmax) => {
-                            conv.fill(0.0);
-                            let planes = conv
-                                .chunks_mut(positions)
-                                .zip(grad.chunks(image_grad / geo.o));
-                            for ((conv, grad), argmax) in
-                                planes.zip(argmax[i].chunks(image_grad / geo.o))
-                            {
-                                unpool_plane(grad, argmax, geo.ow, conv);
-                            }
-                            &conv[..]
-                        }
-                    };
+                    let grad = saved.through(i, grad, conv, &geo);
                     let grad = Matrix::rows(grad, geo.o); // [o, oh * ow]
                     for (db, row) in db.iter_mut().zip(grad.data.chunks(positions)) {
                         *db += lane_sum(row);

@@ -57,8 +57,9 @@ pub(crate) fn try_adam_step<B: Backend, const D: usize>(
     };
     let step = Step::new(hyper, lr, time);
     // In place: the parameter and moments are normally this step's only owners, and fresh
-    // outputs cost a page fault per 4 KiB (a tenth of the MNIST convnet's Adam). Storage
-    // still shared elsewhere is copied first.
+    // outputs had the calling thread zero them and fault in their pages alone, for almost as
+    // long as the update itself took on the workers (MNIST convnet profile). Storage still
+    // shared elsewhere is copied first.
     let (p1, m1, v1) = (
         p.storage_mut::<f32>(),
         m.storage_mut::<f32>(),

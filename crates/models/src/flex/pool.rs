@@ -267,7 +267,8 @@ fn window_max(
     let (mut max, mut arg) = (plane[first], first);
     for ky in rows.clone() {
         for kx in cols.clone() {
-            let (i, v) = (at(ky, kx), plane[at(ky, kx)]);
+            let i = at(ky, kx);
+            let v = plane[i];
             let better = v > max;
             max = if better { v } else { max };
             arg = if better { i } else { arg };

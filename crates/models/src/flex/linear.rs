@@ -16,7 +16,7 @@ use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::matrix::{Matrix, product};
+use super::matrix::{Matrix, column_sums, product};
 use super::{AffineState, CHUNK, try_affine, values};
 
 /// `layer.forward(x)` when `B` is flex, with or without autodiff, the layer has a bias and
@@ -76,12 +76,7 @@ impl Backward<Flex, 3> for LinearBackward {
         let rows = grad.len() / d_out;
         let grad = Matrix::rows(grad, rows); // [rows, d_out]
         if let Some(node) = node_bias {
-            // Row by row, so that the sums vectorize along d_out.
-            let mut db = vec![0f32; d_out];
-            for row in grad.data.chunks(d_out) {
-                db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
-            }
-            let db = TensorData::new(db, [d_out]);
+            let db = TensorData::new(column_sums(grad.data, d_out), [d_out]);
             grads.register::<Flex>(node.id, FlexTensor::from_data(db));
         }
         if let Some(node) = node_weight {

@@ -41,6 +41,25 @@ impl<'a> Matrix<'a> {
     }
 }
 
+/// The sums of the columns of the row-major matrix `values` with `cols` columns; row by row,
+/// so that the additions vectorize along the row.
+pub(super) fn column_sums(values: &[f32], cols: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; cols];
+    for row in values.chunks(cols) {
+        sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+    sums
+}
+
+/// `values` [p, q, r] (row-major) with its first two axes swapped: [q, p, r].
+pub(super) fn swap_outer(values: &[f32], p: usize, q: usize) -> Vec<f32> {
+    let r = values.len() / (p * q);
+    (0..q)
+        .flat_map(|j| (0..p).flat_map(move |i| &values[(i * q + j) * r..][..r]))
+        .copied()
+        .collect()
+}
+
 /// `dst` [lhs.rows, rhs.cols] (row-major) = `lhs @ rhs`, plus `dst`'s values when
 /// `accumulate`; on the calling thread.
 pub(super) fn gemm(dst: &mut [f32], lhs: Matrix, rhs: Matrix, accumulate: bool) {

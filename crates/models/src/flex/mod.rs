@@ -4,29 +4,34 @@
 //! generic layer, so the nets stay backend-generic. Measured in
 //! `experiments/bench/README.md`.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use burn::tensor::{DType, TensorPrimitive};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 mod adam;
 mod conv;
+mod cross_entropy;
 mod linear;
 mod lrn;
+mod lstm;
 mod matrix;
 mod pool;
 mod sigmoid;
 
 pub(crate) use adam::try_adam_step;
 pub(crate) use conv::{try_conv2d, try_conv2d_relu, try_conv2d_relu_max_pool2d};
+pub(crate) use cross_entropy::try_cross_entropy;
 pub(crate) use linear::try_linear;
 pub(crate) use lrn::try_lrn;
+pub(crate) use lstm::try_lstm;
 pub(crate) use pool::{try_max_pool2d, try_relu_max_pool2d};
 pub(crate) use sigmoid::try_sigmoid;
 
@@ -55,10 +60,10 @@ fn values(t: &FlexTensor) -> &[f32] {
 /// keeps for its backward pass: the input, the weight and whatever else `S` it needs.
 type AffineState<S> = (FlexTensor, FlexTensor, S);
 
-/// A layer of input `x`, `weight` and `bias` on flex, as [`try_unary`] for one input:
-/// `forward` gives the output and the extra state `op`'s backward pass needs (dropped
-/// without autodiff). `x` comes back untouched unless `B` is flex, with or without
-/// autodiff, and `x` is f32.
+/// A layer of input `x`, `weight` and `bias` on flex, as [`try_op`]: `forward` gives the
+/// output and the extra state `S` its backward pass needs besides the input and the weight.
+/// `x` comes back untouched unless `B` is flex, with or without autodiff, and the tensors
+/// are f32.
 fn try_affine<B, O, S, const D: usize, const DW: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, DW>,
@@ -71,52 +76,61 @@ where
     O: Backward<Flex, 3, State = AffineState<S>>,
     S: Clone + Send + std::fmt::Debug + 'static,
 {
-    if x.dtype() != DType::F32 {
-        return Err(x);
+    let inputs = [primitive(x), primitive(weight), primitive(bias)];
+    try_op::<B, O, 3>(inputs, op, |[x, weight, bias]| {
+        let (y, extra) = forward(x, weight, bias);
+        (y, (x.clone(), weight.clone(), extra))
+    })
+    .map(tensor)
+    .map_err(|[x, ..]| tensor(x))
+}
+
+/// An op of `N` float inputs on flex: `forward` gives the output and the state `op`'s
+/// backward pass needs (dropped without autodiff). The inputs come back untouched unless
+/// `B` is flex, with or without autodiff, and all of them are f32.
+fn try_op<B: Backend, O: Backward<Flex, N>, const N: usize>(
+    inputs: [B::FloatTensorPrimitive; N],
+    op: O,
+    forward: impl FnOnce([&FlexTensor; N]) -> (FlexTensor, O::State),
+) -> Result<B::FloatTensorPrimitive, [B::FloatTensorPrimitive; N]> {
+    if inputs.iter().any(|x| x.dtype() != DType::F32) {
+        return Err(inputs);
     }
-    let x = match cast::<Tensor<B, D>, Tensor<Flex, D>>(x) {
-        Ok(x) => {
-            let (x, weight, bias) = primitives(x, weight, bias);
-            let (y, _) = forward(&x, &weight, &bias);
-            let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
+    let inputs = match cast::<_, [FlexTensor; N]>(inputs) {
+        Ok(inputs) => {
+            let (y, _) = forward(inputs.each_ref());
             return Ok(cast(y).expect("B is Flex"));
         }
-        Err(x) => x,
+        Err(inputs) => inputs,
     };
-    let x = cast::<Tensor<B, D>, Tensor<FlexTrain, D>>(x)?;
-    let (x, weight, bias) = primitives(x, weight, bias);
-    let (y, extra) = forward(&x.primitive, &weight.primitive, &bias.primitive);
-    let parents = [x.node, weight.node, bias.node];
+    let inputs = cast::<_, [FloatTensor<FlexTrain>; N]>(inputs)?;
+    let (y, state) = forward(inputs.each_ref().map(|x| &x.primitive));
+    let parents = inputs.map(|x| x.node);
     let y = match op
         .prepare::<NoCheckpointing>(parents)
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((x.primitive, weight.primitive, extra), y),
+        OpsKind::Tracked(prep) => prep.finish(state, y),
         OpsKind::UnTracked(prep) => prep.finish(y),
     };
-    let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
     Ok(cast(y).expect("B is FlexTrain"))
 }
 
-/// The float primitives of `x`, `weight` and `bias`, once `x` has shown that `B` is `C`.
-fn primitives<B: Backend, C: Backend, const D: usize, const DW: usize>(
-    x: Tensor<C, D>,
-    weight: Tensor<B, DW>,
-    bias: Tensor<B, 1>,
-) -> (
-    C::FloatTensorPrimitive,
-    C::FloatTensorPrimitive,
-    C::FloatTensorPrimitive,
-) {
-    let same = "B is the input's backend";
-    let weight = cast::<_, Tensor<C, DW>>(weight).expect(same);
-    let bias = cast::<_, Tensor<C, 1>>(bias).expect(same);
-    (
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-        bias.into_primitive().tensor(),
-    )
+/// Whether `B` is flex, with or without autodiff.
+fn on_flex<B: Backend>() -> bool {
+    let id = TypeId::of::<B>();
+    id == TypeId::of::<Flex>() || id == TypeId::of::<FlexTrain>()
+}
+
+/// A tensor's float primitive.
+fn primitive<B: Backend, const D: usize>(x: Tensor<B, D>) -> B::FloatTensorPrimitive {
+    x.into_primitive().tensor()
+}
+
+/// The tensor of a float primitive.
+fn tensor<B: Backend, const D: usize>(x: B::FloatTensorPrimitive) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(x))
 }
 
 /// `len` values written in parallel tasks, each given a zeroed chunk of `chunk` values (the
@@ -148,37 +162,14 @@ fn par_zeroed<S, R: Send>(
     (values, results)
 }
 
-/// A one-input layer on flex: `forward` gives the output and the state `op`'s backward pass
-/// needs (dropped without autodiff). `x` comes back untouched unless `B` is flex, with or
-/// without autodiff, and `x` is f32.
+/// A one-input layer on flex, as [`try_op`]. `x` comes back untouched unless `B` is flex,
+/// with or without autodiff, and `x` is f32.
 fn try_unary<B: Backend, const D: usize, O: Backward<Flex, 1>>(
     x: Tensor<B, D>,
     op: O,
-    forward: impl FnOnce(FlexTensor) -> (FlexTensor, O::State),
+    forward: impl FnOnce(&FlexTensor) -> (FlexTensor, O::State),
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    if x.dtype() != DType::F32 {
-        return Err(x);
-    }
-    let x = match cast::<_, Tensor<Flex, D>>(x) {
-        Ok(x) => {
-            let (y, _) = forward(x.into_primitive().tensor());
-            let y = Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(y));
-            return Ok(cast(y).expect("B is Flex"));
-        }
-        Err(x) => x,
-    };
-    let x = cast::<_, Tensor<FlexTrain, D>>(x)?
-        .into_primitive()
-        .tensor();
-    let (y, state) = forward(x.primitive);
-    let y = match op
-        .prepare::<NoCheckpointing>([x.node])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    let y = Tensor::<FlexTrain, D>::from_primitive(TensorPrimitive::Float(y));
-    Ok(cast(y).expect("B is FlexTrain"))
+    try_op::<B, O, 1>([primitive(x)], op, |[x]| forward(x))
+        .map(tensor)
+        .map_err(|[x]| tensor(x))
 }

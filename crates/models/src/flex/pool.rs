@@ -67,7 +67,7 @@ impl Backward<Flex, 1> for ReluMaxPoolBackward {
 
 /// max(0, window max) of the 2x2 windows of x [n, c, h, w]: [n, c, h / 2, w / 2], and for
 /// each output the position (0..4, row-major) of its window's first maximum, or [`NONE`].
-fn forward(x: FlexTensor) -> (FlexTensor, Vec<u8>) {
+fn forward(x: &FlexTensor) -> (FlexTensor, Vec<u8>) {
     let x = x.to_contiguous();
     let [n, c, h, w] = x.shape().dims();
     let (oh, ow) = (h / 2, w / 2);
@@ -218,7 +218,7 @@ impl Window {
 
     /// Each window's maximum of x [n, c, h, w], [n, c, oh, ow], with the index in its plane
     /// of its first maximum.
-    fn forward(&self, x: FlexTensor) -> (FlexTensor, Vec<u32>) {
+    fn forward(&self, x: &FlexTensor) -> (FlexTensor, Vec<u32>) {
         let x = x.to_contiguous();
         let [n, c, h, w] = x.shape().dims();
         let [oh, ow] = self.out;

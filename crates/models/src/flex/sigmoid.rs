@@ -44,35 +44,41 @@ impl Backward<Flex, 1> for SigmoidBackward {
     }
 }
 
-fn sigmoid(x: FlexTensor) -> FlexTensor {
+fn sigmoid(x: &FlexTensor) -> FlexTensor {
     let x = x.to_contiguous();
-    let xs = values(&x);
-    let mut ys = vec![0f32; xs.len()];
-    if xs.len() <= CHUNK {
-        sigmoid_into(xs, &mut ys);
+    let mut ys = values(&x).to_vec();
+    if ys.len() <= CHUNK {
+        map_lanes(&mut ys, sigmoid8);
     } else {
         ys.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .for_each(|(ys, xs)| sigmoid_into(xs, ys));
+            .for_each(|ys| map_lanes(ys, sigmoid8));
     }
     FlexTensor::from_data(TensorData::new(ys, x.shape()))
 }
 
-fn sigmoid_into(xs: &[f32], ys: &mut [f32]) {
-    let (lanes, tail) = xs.as_chunks::<8>();
-    for (y, x) in ys.chunks_exact_mut(8).zip(lanes) {
-        y.copy_from_slice(&sigmoid8(*x));
+/// `values` mapped in place by `f`, eight lanes at a time.
+pub(super) fn map_lanes(values: &mut [f32], f: impl Fn(f32x8) -> f32x8) {
+    let (lanes, tail) = values.as_chunks_mut::<8>();
+    for x in lanes {
+        *x = f(f32x8::from(*x)).to_array();
     }
     // The tail goes through the same lanes, so every element gets the same arithmetic.
     let mut last = [0f32; 8];
     last[..tail.len()].copy_from_slice(tail);
-    let start = xs.len() - tail.len();
-    ys[start..].copy_from_slice(&sigmoid8(last)[..tail.len()]);
+    let n = tail.len();
+    tail.copy_from_slice(&f(f32x8::from(last)).to_array()[..n]);
 }
 
-fn sigmoid8(x: [f32; 8]) -> [f32; 8] {
+pub(super) fn sigmoid8(x: f32x8) -> f32x8 {
     // wide's exp saturates to infinity and zero and keeps NaN, so the extremes need no care.
-    (f32x8::ONE / (f32x8::ONE + (-f32x8::from(x)).exp())).to_array()
+    f32x8::ONE / (f32x8::ONE + (-x).exp())
+}
+
+/// tanh(x) = 2 sigmoid(2x) - 1: off from libm's tanh by at most a few units of 1e-7 (near
+/// zero that is large relative to x, negligible against the LSTM's other terms).
+pub(super) fn tanh8(x: f32x8) -> f32x8 {
+    let two = f32x8::splat(2.0);
+    two * sigmoid8(two * x) - f32x8::ONE
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Layer operations of the nets that flex runs with levelset's own kernels (`crate::flex`);
 //! every other backend runs Burn's.
 
-use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{Linear, Lstm, LstmState};
 use burn::prelude::*;
 
 /// `conv.forward(x)`.
@@ -68,6 +68,21 @@ pub fn conv2d_relu_max_pool2d<B: Backend>(
         Err(x) => x,
     };
     relu_max_pool2d(pool, conv2d(conv, x))
+}
+
+/// `layer.forward(x, state)`: the outputs [b, s, h] of an LSTM layer on x [b, s, d], and its
+/// final state.
+pub fn lstm<B: Backend>(
+    layer: &Lstm<B>,
+    x: Tensor<B, 3>,
+    state: Option<LstmState<B, 2>>,
+) -> (Tensor<B, 3>, LstmState<B, 2>) {
+    #[cfg(feature = "flex")]
+    let (x, state) = match crate::flex::try_lstm(layer, x, state) {
+        Ok(y) => return y,
+        Err(x) => x,
+    };
+    layer.forward(x, state)
 }
 
 /// The logistic function.

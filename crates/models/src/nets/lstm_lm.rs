@@ -4,7 +4,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfi
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::layers::linear;
+use super::layers::{linear, lstm};
 use crate::init::{Init, reinit};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,7 +82,7 @@ impl<B: Backend> LstmLm<B> {
         let mut incoming = state.map(|s| s.into_iter());
         let mut outgoing = Vec::with_capacity(self.lstm.len());
         for layer in &self.lstm {
-            let (y, st) = layer.forward(x, incoming.as_mut().and_then(|s| s.next())); // [b, s, hidden]
+            let (y, st) = lstm(layer, x, incoming.as_mut().and_then(|s| s.next())); // [b, s, hidden]
             x = y;
             outgoing.push(st);
         }

@@ -6,7 +6,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
     Adam, AdamConfig, AdamState, GradientsParams, LearningRate, Optimizer, Sgd, SgdConfig,
-    SimpleOptimizer,
+    SgdState, SimpleOptimizer,
 };
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -99,8 +99,10 @@ impl OptimizerConfig {
                     dampening: 0.0,
                     nesterov: false,
                 });
+                let plain = momentum.is_none();
+                let burns = SgdConfig::new().with_momentum(momentum).build();
                 AnyOptimizer::Sgd {
-                    inner: SgdConfig::new().with_momentum(momentum).init(),
+                    inner: FusedSgd { burns, plain }.into(),
                     clip_global_norm: *clip_global_norm,
                 }
             }
@@ -111,7 +113,7 @@ impl OptimizerConfig {
 pub enum AnyOptimizer<B: AutodiffBackend, M: AutodiffModule<B>> {
     Adam(OptimizerAdaptor<FusedAdam, M, B>),
     Sgd {
-        inner: OptimizerAdaptor<Sgd<B::InnerBackend>, M, B>,
+        inner: OptimizerAdaptor<FusedSgd<B::InnerBackend>, M, B>,
         clip_global_norm: Option<f64>,
     },
 }
@@ -205,6 +207,43 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
         <Adam as SimpleOptimizer<B>>::to_device(state, device)
+    }
+}
+
+/// Burn's SGD, whose update without momentum flex computes in place in one pass
+/// (`flex::sgd`), with the same values and state.
+#[derive(Clone)]
+pub struct FusedSgd<B: Backend> {
+    burns: Sgd<B>,
+    /// Without momentum.
+    // Read by the flex kernel only; other backends run `burns`.
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
+    plain: bool,
+}
+
+impl<B: Backend> SimpleOptimizer<B> for FusedSgd<B> {
+    type State<const D: usize> = SgdState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        #[cfg(feature = "flex")]
+        let (tensor, grad) = match self.plain {
+            true => match crate::flex::try_sgd_step(lr, (tensor, grad)) {
+                Ok(tensor) => return (tensor, Some(SgdState::new(None))),
+                Err(args) => args,
+            },
+            false => (tensor, grad),
+        };
+        self.burns.step(lr, tensor, grad, state)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        <Sgd<B> as SimpleOptimizer<B>>::to_device(state, device)
     }
 }
 

@@ -89,7 +89,7 @@ pub(crate) fn try_adam_step<B: Backend, const D: usize>(
 /// `t` laid out contiguously over its whole buffer, as [`FlexTensor::storage_mut`] needs;
 /// taking `t` by value drops the caller's handle, so the result owns its buffer alone unless
 /// someone else holds it.
-fn contiguous(t: FlexTensor) -> FlexTensor {
+pub(super) fn contiguous(t: FlexTensor) -> FlexTensor {
     t.to_contiguous()
 }
 

@@ -23,7 +23,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::matrix::{Matrix, column_sums, gemm, product, swap_outer};
+use super::matrix::{Matrix, column_sums, par_gemm, product, swap_outer};
 use super::sigmoid::{map_lanes, sigmoid8, tanh8};
 use super::{on_flex, primitive, tensor, try_op, values};
 
@@ -162,7 +162,7 @@ fn forward(
     for t in 0..s {
         let step = &mut gates[t * b * g4..][..b * g4];
         let (hidden_done, hidden_next) = hidden.split_at_mut((t + 1) * bh);
-        gemm(
+        par_gemm(
             step,
             Matrix::rows(&hidden_done[t * bh..], b),
             recurrent,
@@ -265,7 +265,7 @@ impl Backward<Flex, 6> for LstmBackward {
                 };
                 cell_backward(gates, c_prev, tc, incoming, dc, da);
             }
-            gemm(&mut dh, Matrix::rows(step, b), recurrent.t(), false);
+            par_gemm(&mut dh, Matrix::rows(step, b), recurrent.t(), false);
         }
         let da = Matrix::rows(&da, rows); // [s * b, 4h]
         let mut register = |node: Option<NodeId>, values: Vec<f32>, shape: Vec<usize>| {

@@ -24,6 +24,7 @@ mod lrn;
 mod lstm;
 mod matrix;
 mod pool;
+mod sgd;
 mod sigmoid;
 
 pub(crate) use adam::try_adam_step;
@@ -33,6 +34,7 @@ pub(crate) use linear::try_linear;
 pub(crate) use lrn::try_lrn;
 pub(crate) use lstm::try_lstm;
 pub(crate) use pool::{try_max_pool2d, try_relu_max_pool2d};
+pub(crate) use sgd::try_sgd_step;
 pub(crate) use sigmoid::try_sigmoid;
 
 /// Elements per parallel task of the elementwise kernels: below it, a thread hand-off costs

@@ -273,14 +273,27 @@ struct GlobalNorm<'a, B: AutodiffBackend> {
     squares: Option<Tensor<B::InnerBackend, 1>>,
 }
 
+impl<B: AutodiffBackend> GlobalNorm<'_, B> {
+    fn add(&mut self, square_sum: Tensor<B::InnerBackend, 1>) {
+        self.squares = Some(match self.squares.take() {
+            Some(acc) => acc + square_sum,
+            None => square_sum,
+        });
+    }
+}
+
 impl<B: AutodiffBackend> ModuleVisitor<B> for GlobalNorm<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let s = g.powi_scalar(2).sum();
-            self.squares = Some(match self.squares.take() {
-                Some(acc) => acc + s,
-                None => s,
-            });
+            #[cfg(feature = "flex")]
+            let g = match crate::flex::try_square_sum(g) {
+                Ok(square_sum) => {
+                    self.add(square_sum);
+                    return;
+                }
+                Err(g) => g,
+            };
+            self.add(g.powi_scalar(2).sum());
         }
     }
 }

@@ -28,7 +28,7 @@ use burn_flex::FlexTensor;
 
 use super::matrix::{Matrix, gemm};
 use super::pool::{halves, pool_plane, unpool_plane};
-use super::{AffineState, par_zeroed, try_affine, values};
+use super::{AffineState, lane_sum, par_zeroed, try_affine, values};
 
 /// `conv` applied to `x` by levelset's kernels, when `B` is flex, with or without autodiff,
 /// and the convolution is one this module handles (stride 1, no dilation, no groups,
@@ -267,7 +267,7 @@ impl Backward<Flex, 3> for Conv2dBackward {
                     let grad = saved.through(i, grad, conv, &geo);
                     let grad = Matrix::rows(grad, geo.o); // [o, oh * ow]
                     for (db, row) in db.iter_mut().zip(grad.data.chunks(positions)) {
-                        *db += lane_sum(row);
+                        *db += lane_sum(row, |v| v);
                     }
                     geo.unfold(&rows, geo.image(x_data, i), patches);
                     // dW^T [c * kh * kw, o] += patches @ grad^T [oh * ow, o]. Transposed,
@@ -318,19 +318,6 @@ fn transpose(values: &[f32], rows: usize) -> Vec<f32> {
     (0..cols)
         .flat_map(|col| values[col..].iter().step_by(cols).copied())
         .collect()
-}
-
-/// The sum of `values` in eight interleaved partial sums, which vectorize: a sequential sum
-/// waits out each addition's latency, and the bias gradient of the MNIST convnet's first
-/// layer cost more that way than its weight gradient's GEMM.
-fn lane_sum(values: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let blocks = values.chunks_exact(lanes.len());
-    let tail: f32 = blocks.remainder().iter().sum();
-    for block in blocks {
-        lanes.iter_mut().zip(block).for_each(|(lane, v)| *lane += v);
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 /// The weight and bias gradients of one parallel task's images.

@@ -79,11 +79,13 @@ pub(crate) fn try_lstm<B: Backend>(
     });
     match packed {
         Ok(packed) => {
-            // [b, s + 1, h]: the hidden state of every step, then the last cell state.
-            let packed: Tensor<B, 3> = tensor(packed);
-            let row = |t: usize| packed.clone().slice([0..b, t..t + 1, 0..h]).reshape([b, h]);
-            let state = LstmState::new(row(s), row(s - 1));
-            Ok((packed.slice([0..b, 0..s, 0..h]), state))
+            // The outputs first, so that they are a contiguous view (and the next layer reads
+            // them without a copy).
+            let packed: Tensor<B, 2> = tensor(packed);
+            let y = packed.clone().slice([0..b * s, 0..h]).reshape([b, s, h]);
+            let cell = packed.slice([b * s..b * s + b, 0..h]);
+            let hidden = y.clone().slice([0..b, s - 1..s, 0..h]).reshape([b, h]);
+            Ok((y, LstmState::new(cell, hidden)))
         }
         Err([x, .., c0, h0]) => Err((tensor(x), Some(LstmState::new(tensor(c0), tensor(h0))))),
     }
@@ -137,7 +139,7 @@ struct Saved {
 }
 
 /// x [b, s, d], w_x [d, 4h], w_h [h, 4h], bias [4h], c_0 and h_0 [b, h]: the hidden state of
-/// every step and then the last cell state, [b, s + 1, h].
+/// every step [b * s, h] (batch-major), and then the last cell state [b, h].
 fn forward(
     x: &FlexTensor,
     w_x: &FlexTensor,
@@ -179,14 +181,9 @@ fn forward(
             cell_forward(a, bias, c_prev, c, tc, h_new);
         }
     }
-    let mut packed = Vec::with_capacity(b * (s + 1) * h);
-    for row in (0..b).map(|i| i * h) {
-        for t in 1..=s {
-            packed.extend_from_slice(&hidden[t * bh + row..][..h]);
-        }
-        packed.extend_from_slice(&cells[s * bh + row..][..h]);
-    }
-    let packed = FlexTensor::from_data(TensorData::new(packed, [b, s + 1, h]));
+    let mut packed = swap_outer(&hidden[bh..], s, b);
+    packed.extend_from_slice(&cells[s * bh..]);
+    let packed = FlexTensor::from_data(TensorData::new(packed, [b * s + b, h]));
     let saved = Saved {
         dims: Dims { b, s, d, h },
         w_x,
@@ -241,12 +238,12 @@ impl Backward<Flex, 6> for LstmBackward {
         let Dims { b, s, d, h } = saved.dims;
         let (bh, g4, rows) = (b * h, 4 * h, s * b);
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-        let grad = values(&grad); // [b, s + 1, h]
-        let out = |row: usize, t: usize| &grad[(row * (s + 1) + t) * h..][..h];
+        let grad = values(&grad); // [b * s + b, h]
+        let out = |row: usize, t: usize| &grad[(row * s + t) * h..][..h];
         // The gates' pre-activation gradients [s, b, 4h]; the gradients of the cell and the
         // hidden state reaching the step at hand from the later ones.
         let mut da = vec![0f32; rows * g4];
-        let mut dc: Vec<f32> = (0..b).flat_map(|row| out(row, s)).copied().collect();
+        let mut dc = grad[b * s * h..].to_vec();
         let mut dh = vec![0f32; bh];
         let recurrent = Matrix::rows(values(&saved.w_h), h);
         for t in (0..s).rev() {

@@ -54,10 +54,13 @@ pub(super) fn column_sums(values: &[f32], cols: usize) -> Vec<f32> {
 /// `values` [p, q, r] (row-major) with its first two axes swapped: [q, p, r].
 pub(super) fn swap_outer(values: &[f32], p: usize, q: usize) -> Vec<f32> {
     let r = values.len() / (p * q);
-    (0..q)
-        .flat_map(|j| (0..p).flat_map(move |i| &values[(i * q + j) * r..][..r]))
-        .copied()
-        .collect()
+    let mut swapped = Vec::with_capacity(values.len());
+    for j in 0..q {
+        for i in 0..p {
+            swapped.extend_from_slice(&values[(i * q + j) * r..][..r]);
+        }
+    }
+    swapped
 }
 
 /// `dst` [lhs.rows, rhs.cols] (row-major) = `lhs @ rhs`, plus `dst`'s values when

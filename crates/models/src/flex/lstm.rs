@@ -49,10 +49,11 @@ pub(crate) fn try_lstm<B: Backend>(
         &layer.output_gate,
         &layer.cell_gate,
     ];
-    let Some(biases) = gates.iter().map(|gate| gate_bias(gate)).collect() else {
-        return Err((x, state));
-    };
-    if s == 0 || x.dtype() != DType::F32 || !standard(layer) || !on_flex::<B>() {
+    let biased = gates.iter().all(|gate| {
+        let linears = [&gate.input_transform, &gate.hidden_transform];
+        linears.iter().all(|linear| linear.bias.is_some())
+    });
+    if s == 0 || x.dtype() != DType::F32 || !biased || !standard(layer) || !on_flex::<B>() {
         return Err((x, state));
     }
     let weights = |part: fn(&GateController<B>) -> &burn::nn::Linear<B>| {
@@ -60,7 +61,7 @@ pub(crate) fn try_lstm<B: Backend>(
     };
     let w_x = weights(|gate| &gate.input_transform); // [d, 4h]
     let w_h = weights(|gate| &gate.hidden_transform); // [h, 4h]
-    let bias = Tensor::cat(biases, 0); // [4h]
+    let bias = Tensor::cat(gates.map(gate_bias).to_vec(), 0); // [4h]
     let h = layer.d_hidden;
     let LstmState { cell, hidden } = state.unwrap_or_else(|| {
         let zeros = || Tensor::zeros([b, h], &x.device());
@@ -91,13 +92,10 @@ pub(crate) fn try_lstm<B: Backend>(
     }
 }
 
-/// The summed input and hidden biases of a gate, if it has both.
-fn gate_bias<B: Backend>(gate: &GateController<B>) -> Option<Tensor<B, 1>> {
-    let (input, hidden) = (
-        gate.input_transform.bias.as_ref()?,
-        gate.hidden_transform.bias.as_ref()?,
-    );
-    Some(input.val() + hidden.val())
+/// The summed input and hidden biases of a gate that has both.
+fn gate_bias<B: Backend>(gate: &GateController<B>) -> Tensor<B, 1> {
+    let bias = |linear: &burn::nn::Linear<B>| linear.bias.as_ref().expect("checked").val();
+    bias(&gate.input_transform) + bias(&gate.hidden_transform)
 }
 
 /// Whether `layer` is the cell this module computes.

@@ -23,6 +23,7 @@ mod linear;
 mod lrn;
 mod lstm;
 mod matrix;
+mod norm;
 mod pool;
 mod sgd;
 mod sigmoid;
@@ -33,6 +34,7 @@ pub(crate) use cross_entropy::try_cross_entropy;
 pub(crate) use linear::try_linear;
 pub(crate) use lrn::try_lrn;
 pub(crate) use lstm::try_lstm;
+pub(crate) use norm::try_square_sum;
 pub(crate) use pool::{try_max_pool2d, try_relu_max_pool2d};
 pub(crate) use sgd::try_sgd_step;
 pub(crate) use sigmoid::try_sigmoid;
@@ -135,24 +137,6 @@ fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The sum of the squares of `x` when `B` is flex and `x` is f32 (on all threads, without
-/// a tensor of squares); otherwise `x` back untouched.
-pub(crate) fn try_square_sum<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-) -> Result<Tensor<B, 1>, Tensor<B, D>> {
-    if x.dtype() != DType::F32 {
-        return Err(x);
-    }
-    let x = cast::<_, Tensor<Flex, D>>(x)?;
-    let xs = x.into_primitive().tensor().to_contiguous();
-    let partial: Vec<f32> = values(&xs)
-        .par_chunks(CHUNK)
-        .map(|chunk| lane_sum(chunk, |v| v * v))
-        .collect();
-    let sum = Tensor::<Flex, 1>::from_floats([partial.iter().sum::<f32>()], &Default::default());
-    Ok(cast(sum).unwrap_or_else(|_| unreachable!("B is Flex")))
-}
-
 /// Whether `B` is flex, with or without autodiff.
 fn on_flex<B: Backend>() -> bool {
     let id = TypeId::of::<B>();
@@ -208,24 +192,4 @@ fn try_unary<B: Backend, const D: usize, O: Backward<Flex, 1>>(
     try_op::<B, O, 1>([primitive(x)], op, |[x]| forward(x))
         .map(tensor)
         .map_err(|[x]| tensor(x))
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::tensor::{Distribution, Tolerance};
-
-    use super::*;
-
-    #[test]
-    fn square_sums_match_burns() {
-        let device = Default::default();
-        // Within one parallel chunk and across several, with a tail of lanes.
-        for len in [13, 3 * CHUNK + 5] {
-            let x = Tensor::<Flex, 2>::random([len, 3], Distribution::Normal(0.0, 2.0), &device);
-            let ours = try_square_sum(x.clone()).unwrap_or_else(|_| panic!("flex"));
-            let burns = x.powi_scalar(2).sum();
-            ours.into_data()
-                .assert_approx_eq::<f32>(&burns.into_data(), Tolerance::rel_abs(1e-5, 0.0));
-        }
-    }
 }

@@ -22,8 +22,9 @@ use burn::nn::{GateController, Lstm, LstmState};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
+use rayon::prelude::*;
 
-use super::matrix::{Matrix, column_sums, par_gemm, product, swap_outer};
+use super::matrix::{Matrix, column_sums, gemm, product, swap_outer};
 use super::sigmoid::{map_lanes, sigmoid8, tanh8};
 use super::{on_flex, primitive, tensor, try_op, values};
 
@@ -159,26 +160,29 @@ fn forward(
     cells[..bh].copy_from_slice(values(&c0));
     hidden[..bh].copy_from_slice(values(&h0));
     let (recurrent, bias) = (Matrix::rows(values(&w_h), h), values(&bias));
-    for t in 0..s {
-        let step = &mut gates[t * b * g4..][..b * g4];
-        let (hidden_done, hidden_next) = hidden.split_at_mut((t + 1) * bh);
-        par_gemm(
-            step,
-            Matrix::rows(&hidden_done[t * bh..], b),
-            recurrent,
-            true,
-        );
-        let (cells_done, cells_next) = cells.split_at_mut((t + 1) * bh);
-        let rows = step
-            .chunks_mut(g4)
-            .zip(cells_done[t * bh..].chunks(h))
-            .zip(cells_next[..bh].chunks_mut(h))
-            .zip(tanh_cells[t * bh..][..bh].chunks_mut(h))
-            .zip(hidden_next[..bh].chunks_mut(h));
-        for ((((a, c_prev), c), tc), h_new) in rows {
-            cell_forward(a, bias, c_prev, c, tc, h_new);
-        }
-    }
+    let part = rows_per_part(b);
+    part_rows(&mut gates, b * g4, part * g4)
+        .into_par_iter()
+        .zip(part_rows(&mut cells, bh, part * h))
+        .zip(part_rows(&mut tanh_cells, bh, part * h))
+        .zip(part_rows(&mut hidden, bh, part * h))
+        .for_each(|(((mut gates, mut cells), mut tanh_cells), mut hidden)| {
+            let n = cells[0].len() / h;
+            for t in 0..s {
+                let (hidden_done, hidden_next) = hidden.split_at_mut(t + 1);
+                gemm(gates[t], Matrix::rows(hidden_done[t], n), recurrent, true);
+                let (cells_done, cells_next) = cells.split_at_mut(t + 1);
+                let rows = gates[t]
+                    .chunks_mut(g4)
+                    .zip(cells_done[t].chunks(h))
+                    .zip(cells_next[0].chunks_mut(h))
+                    .zip(tanh_cells[t].chunks_mut(h))
+                    .zip(hidden_next[0].chunks_mut(h));
+                for ((((a, c_prev), c), tc), h_new) in rows {
+                    cell_forward(a, bias, c_prev, c, tc, h_new);
+                }
+            }
+        });
     let mut packed = swap_outer(&hidden[bh..], s, b);
     packed.extend_from_slice(&cells[s * bh..]);
     let packed = FlexTensor::from_data(TensorData::new(packed, [b * s + b, h]));
@@ -193,6 +197,29 @@ fn forward(
         hidden,
     };
     (packed, saved)
+}
+
+/// Batch rows per parallel part of the recurrence. Each row is a sequence of its own, so the
+/// rows are split between the threads, and each part runs all the window's steps for its rows
+/// without waiting for the others (a product per step on all threads synchronized them at
+/// every step).
+fn rows_per_part(b: usize) -> usize {
+    b.div_ceil(rayon::current_num_threads().max(1))
+}
+
+/// A time-major buffer of `step` values per step cut into the parts' rows, `part` values per
+/// part and step: for each part, its rows of every step.
+fn part_rows(values: &mut [f32], step: usize, part: usize) -> Vec<Vec<&mut [f32]>> {
+    let mut parts: Vec<Vec<&mut [f32]>> = Vec::new();
+    for step in values.chunks_mut(step) {
+        for (index, rows) in step.chunks_mut(part).enumerate() {
+            match parts.get_mut(index) {
+                Some(part) => part.push(rows),
+                None => parts.push(vec![rows]),
+            }
+        }
+    }
+    parts
 }
 
 /// One batch row of a step: the gates' pre-activations `a` [4h], still without `bias`, in and
@@ -244,24 +271,34 @@ impl Backward<Flex, 6> for LstmBackward {
         let mut dc = grad[b * s * h..].to_vec();
         let mut dh = vec![0f32; bh];
         let recurrent = Matrix::rows(values(&saved.w_h), h);
-        for t in (0..s).rev() {
-            let step = &mut da[t * b * g4..][..b * g4];
-            let rows_t = step
-                .chunks_mut(g4)
-                .zip(saved.gates[t * b * g4..][..b * g4].chunks(g4))
-                .zip(saved.cells[t * bh..][..bh].chunks(h))
-                .zip(saved.tanh_cells[t * bh..][..bh].chunks(h))
-                .zip(dc.chunks_mut(h).zip(dh.chunks(h)))
-                .enumerate();
-            for (row, ((((da, gates), c_prev), tc), (dc, dh))) in rows_t {
-                let incoming = Incoming {
-                    out: out(row, t),
-                    dh,
-                };
-                cell_backward(gates, c_prev, tc, incoming, dc, da);
-            }
-            par_gemm(&mut dh, Matrix::rows(step, b), recurrent.t(), false);
-        }
+        let part = rows_per_part(b);
+        part_rows(&mut da, b * g4, part * g4)
+            .into_par_iter()
+            .zip(dc.par_chunks_mut(part * h))
+            .zip(dh.par_chunks_mut(part * h))
+            .enumerate()
+            .for_each(|(index, ((mut da, dc), dh))| {
+                let (first, n) = (index * part, dc.len() / h);
+                for t in (0..s).rev() {
+                    // This part's rows of step t in a time-major buffer of rows of `len`.
+                    let rows = |len: usize| (t * b + first) * len..(t * b + first + n) * len;
+                    let rows_t = da[t]
+                        .chunks_mut(g4)
+                        .zip(saved.gates[rows(g4)].chunks(g4))
+                        .zip(saved.cells[rows(h)].chunks(h))
+                        .zip(saved.tanh_cells[rows(h)].chunks(h))
+                        .zip(dc.chunks_mut(h).zip(dh.chunks(h)))
+                        .enumerate();
+                    for (row, ((((da, gates), c_prev), tc), (dc, dh))) in rows_t {
+                        let incoming = Incoming {
+                            out: out(first + row, t),
+                            dh,
+                        };
+                        cell_backward(gates, c_prev, tc, incoming, dc, da);
+                    }
+                    gemm(dh, Matrix::rows(da[t], n), recurrent.t(), false);
+                }
+            });
         let da = Matrix::rows(&da, rows); // [s * b, 4h]
         let mut register = |node: Option<NodeId>, values: Vec<f32>, shape: Vec<usize>| {
             if let Some(id) = node {

@@ -72,21 +72,6 @@ pub(super) fn gemm(dst: &mut [f32], lhs: Matrix, rhs: Matrix, accumulate: bool) 
     unsafe { raw_gemm(dst.as_mut_ptr(), lhs, rhs, accumulate, Parallelism::None) }
 }
 
-/// [`gemm`] on all threads.
-pub(super) fn par_gemm(dst: &mut [f32], lhs: Matrix, rhs: Matrix, accumulate: bool) {
-    assert_eq!(dst.len(), lhs.rows * rhs.cols, "destination size");
-    // SAFETY: as in `gemm`.
-    unsafe {
-        raw_gemm(
-            dst.as_mut_ptr(),
-            lhs,
-            rhs,
-            accumulate,
-            Parallelism::Rayon(0),
-        )
-    }
-}
-
 /// `lhs @ rhs` [lhs.rows, rhs.cols] (row-major) on all threads, written straight into a
 /// fresh vector: zeroing it first would be a pass of its own over the output (for the
 /// MNIST convnet's first dense layer, 13 MB on the calling thread alone).

@@ -146,7 +146,24 @@ fn load_config(path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<Expe
     Ok(config)
 }
 
+/// x86-64 builds target x86-64-v3 (`.cargo/config.toml`): on a CPU without AVX2 and FMA the
+/// first such instruction would end the process with SIGILL and no word of why. Kept out of
+/// line, so that this check runs before any code compiled for those instructions.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[inline(never)]
+fn require_cpu_features() {
+    if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+        eprintln!(
+            "error: this levelset build needs a CPU with AVX2 and FMA (x86-64-v3); rebuild \
+             without the target-cpu line of .cargo/config.toml for this one"
+        );
+        std::process::exit(1);
+    }
+}
+
 fn main() -> Result<()> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    require_cpu_features();
     progress::init_logging();
     match Cli::parse().command {
         Command::Info => {

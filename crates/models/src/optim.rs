@@ -232,12 +232,13 @@ impl<B: Backend> SimpleOptimizer<B> for FusedSgd<B> {
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         #[cfg(feature = "flex")]
-        let (tensor, grad) = match self.plain {
-            true => match crate::flex::try_sgd_step(lr, (tensor, grad)) {
+        let (tensor, grad) = if self.plain {
+            match crate::flex::try_sgd_step(lr, (tensor, grad)) {
                 Ok(tensor) => return (tensor, Some(SgdState::new(None))),
                 Err(args) => args,
-            },
-            false => (tensor, grad),
+            }
+        } else {
+            (tensor, grad)
         };
         self.burns.step(lr, tensor, grad, state)
     }
@@ -273,29 +274,26 @@ struct GlobalNorm<'a, B: AutodiffBackend> {
     squares: Option<Tensor<B::InnerBackend, 1>>,
 }
 
-impl<B: AutodiffBackend> GlobalNorm<'_, B> {
-    fn add(&mut self, square_sum: Tensor<B::InnerBackend, 1>) {
-        self.squares = Some(match self.squares.take() {
-            Some(acc) => acc + square_sum,
-            None => square_sum,
-        });
-    }
-}
-
 impl<B: AutodiffBackend> ModuleVisitor<B> for GlobalNorm<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            #[cfg(feature = "flex")]
-            let g = match crate::flex::try_square_sum(g) {
-                Ok(square_sum) => {
-                    self.add(square_sum);
-                    return;
-                }
-                Err(g) => g,
-            };
-            self.add(g.powi_scalar(2).sum());
+            let s = square_sum(g);
+            self.squares = Some(match self.squares.take() {
+                Some(acc) => acc + s,
+                None => s,
+            });
         }
     }
+}
+
+/// The sum of the squares of `x`'s values.
+fn square_sum<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 1> {
+    #[cfg(feature = "flex")]
+    let x = match crate::flex::try_square_sum(x) {
+        Ok(sum) => return sum,
+        Err(x) => x,
+    };
+    x.powi_scalar(2).sum()
 }
 
 struct ScaleGrads<'a> {

@@ -300,29 +300,31 @@ impl Backward<Flex, 6> for LstmBackward {
                 }
             });
         let da = Matrix::rows(&da, rows); // [s * b, 4h]
-        let mut register = |node: Option<NodeId>, values: Vec<f32>, shape: Vec<usize>| {
-            if let Some(id) = node {
-                let data = TensorData::new(values, shape);
-                grads.register::<Flex>(id, FlexTensor::from_data(data));
-            }
+        let mut register = |id: NodeId, values: Vec<f32>, shape: Vec<usize>| {
+            let data = TensorData::new(values, shape);
+            grads.register::<Flex>(id, FlexTensor::from_data(data));
         };
-        if node_bias.is_some() {
-            register(node_bias, column_sums(da.data, g4), vec![g4]);
+        if let Some(id) = node_bias {
+            register(id, column_sums(da.data, g4), vec![g4]);
         }
-        if node_w_x.is_some() {
+        if let Some(id) = node_w_x {
             let dw = product(Matrix::rows(&saved.x, rows).t(), da);
-            register(node_w_x, dw, vec![d, g4]);
+            register(id, dw, vec![d, g4]);
         }
-        if node_w_h.is_some() {
+        if let Some(id) = node_w_h {
             let dw = product(Matrix::rows(&saved.hidden[..rows * h], rows).t(), da);
-            register(node_w_h, dw, vec![h, g4]);
+            register(id, dw, vec![h, g4]);
         }
-        if node_x.is_some() {
+        if let Some(id) = node_x {
             let dx = product(da, Matrix::rows(values(&saved.w_x), d).t()); // [s * b, d]
-            register(node_x, swap_outer(&dx, s, b), vec![b, s, d]);
+            register(id, swap_outer(&dx, s, b), vec![b, s, d]);
         }
-        register(node_c0, dc, vec![b, h]);
-        register(node_h0, dh, vec![b, h]);
+        if let Some(id) = node_c0 {
+            register(id, dc, vec![b, h]);
+        }
+        if let Some(id) = node_h0 {
+            register(id, dh, vec![b, h]);
+        }
     }
 }
 

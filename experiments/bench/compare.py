@@ -44,6 +44,7 @@ def header(name, doc):
     return (
         f"- {name}: {doc.get('tool', '?')} {doc.get('version', '?')} ({doc.get('backend', '?')}), "
         f"{doc.get('threads', '?')} threads, machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores"
+        + (f", {m['simd']}" if "simd" in m else "")
     )
 
 

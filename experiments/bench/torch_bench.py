@@ -370,7 +370,8 @@ def main():
     torch.manual_seed(0)
     global DEVICE
     DEVICE = torch.device(args.device)
-    machine = {"cpu": cpu_name(), "cores": os.cpu_count()}
+    # The vector instructions ATen's kernels were dispatched to (oneDNN picks its own the same way).
+    machine = {"cpu": cpu_name(), "cores": os.cpu_count(), "simd": torch.backends.cpu.get_cpu_capability()}
     if DEVICE.type == "cuda":
         # TF32 would run matmuls and convolutions on tensor cores at ~10-bit mantissa, so the
         # GFLOP/s (matmul_peak, train_gflops) would not be fp32 and not comparable with the CPU's.
@@ -379,7 +380,7 @@ def main():
         machine["gpu"] = torch.cuda.get_device_name(0)
 
     gpu = f", {machine['gpu']}" if "gpu" in machine else ""
-    print(f"pytorch {torch.__version__}, {args.threads} threads, {cpu_name()}, {os.cpu_count()} cores{gpu}")
+    print(f"pytorch {torch.__version__}, {args.threads} threads, {cpu_name()}, {os.cpu_count()} cores, {machine['simd']}{gpu}")
     print(f"{'model':<8} {'workload':<14} {'unit':<11} {'median':>12} {'min':>12} {'max':>12} {'other':>6}")
     results = [bench_matmul(repeats, retries, args.quick)]
     print_row(results[0])

@@ -194,13 +194,14 @@ impl WithLandscape for ModelBench {
 /// A markdown table of a report, with its machine line.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{} {} on {} ({} threads; {}, {} cores)\n\n",
+        "{} {} on {} ({} threads; {}, {} cores, {})\n\n",
         report.tool,
         report.version,
         report.backend,
         report.threads,
         report.machine.cpu,
-        report.machine.cores
+        report.machine.cores,
+        report.machine.simd
     );
     out.push_str("| model | workload | median | min | max | unit | others' CPU | flagged |\n");
     out.push_str("|---|---|---:|---:|---:|---|---:|---|\n");

@@ -174,6 +174,12 @@ fn main() -> Result<()> {
                 "threads: {} (rayon; set RAYON_NUM_THREADS to change)",
                 rayon::current_num_threads()
             );
+            // The CPU kernels' speed depends on its vector instructions (AVX-512 or not).
+            let machine = bench::Machine::this();
+            println!(
+                "cpu: {} ({} cores, {})",
+                machine.cpu, machine.cores, machine.simd
+            );
         }
         Command::Train {
             config,

@@ -14,7 +14,7 @@ fn threads_line(stdout: &str) -> usize {
 }
 
 #[test]
-fn info_prints_version_backend_and_threads() {
+fn info_prints_version_backend_threads_and_cpu() {
     let run = succeed(["info"]);
     assert!(
         run.stdout
@@ -36,6 +36,16 @@ fn info_prints_version_backend_and_threads() {
     }
     assert!(run.stdout.contains("device: "), "{}", run.stdout);
     assert!(threads_line(&run.stdout) >= 1);
+    let cpu = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu: "))
+        .unwrap_or_else(|| panic!("no cpu line in {}", run.stdout));
+    let simd = ["AVX-512", "AVX2+FMA", "SSE2", std::env::consts::ARCH];
+    assert!(
+        simd.iter().any(|s| cpu.ends_with(&format!(" cores, {s})"))),
+        "{cpu}"
+    );
 }
 
 #[test]

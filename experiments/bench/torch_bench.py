@@ -380,7 +380,7 @@ def main():
         machine["gpu"] = torch.cuda.get_device_name(0)
 
     gpu = f", {machine['gpu']}" if "gpu" in machine else ""
-    print(f"pytorch {torch.__version__}, {args.threads} threads, {cpu_name()}, {os.cpu_count()} cores, {machine['simd']}{gpu}")
+    print(f"pytorch {torch.__version__}, {args.threads} threads, {machine['cpu']}, {machine['cores']} cores, {machine['simd']}{gpu}")
     print(f"{'model':<8} {'workload':<14} {'unit':<11} {'median':>12} {'min':>12} {'max':>12} {'other':>6}")
     results = [bench_matmul(repeats, retries, args.quick)]
     print_row(results[0])

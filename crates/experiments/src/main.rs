@@ -152,7 +152,7 @@ fn load_config(path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<Expe
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[inline(never)]
 fn require_cpu_features() {
-    if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+    if !bench::has_avx2_and_fma() {
         eprintln!(
             "error: this levelset build needs a CPU with AVX2 and FMA (x86-64-v3); rebuild \
              without the target-cpu line of .cargo/config.toml for this one"

@@ -101,11 +101,18 @@ impl Machine {
     }
 }
 
+/// Whether the CPU has AVX2 and FMA, the instructions of x86-64-v3 that levelset's x86-64
+/// builds target (`.cargo/config.toml`).
+#[cfg(target_arch = "x86_64")]
+pub fn has_avx2_and_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
 #[cfg(target_arch = "x86_64")]
 fn simd() -> &'static str {
     if std::is_x86_feature_detected!("avx512f") {
         "AVX-512"
-    } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+    } else if has_avx2_and_fma() {
         "AVX2+FMA"
     } else {
         "SSE2"

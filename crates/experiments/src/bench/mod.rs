@@ -17,6 +17,8 @@ use levelset_models::landscape::StackedPass;
 
 use crate::config::ExperimentConfig;
 use crate::tasks::{WithLandscape, with_landscape};
+#[cfg(target_arch = "x86_64")]
+pub use measure::has_avx2_and_fma;
 pub use measure::{BenchReport, Machine, Measurement};
 use workloads::{
     Plan, dss_end_to_end, eval, forward_flops, gflops, matmul_peak, segment_check, train_step,

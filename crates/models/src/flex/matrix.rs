@@ -170,7 +170,8 @@ unsafe fn small_gemm(dst: *mut f32, lhs: Matrix, rhs: Matrix, accumulate: bool) 
         // SAFETY: the caller vouches that `dst` is valid for `m * n` writes.
         unsafe { dst.write_bytes(0, m * n) };
     }
-    if m == 0 || n == 0 {
+    // Rows of no values cannot be chunked (and there is nothing to add).
+    if n == 0 {
         return;
     }
     // SAFETY: `dst` now holds `m * n` initialized values and overlaps neither operand.
@@ -307,9 +308,7 @@ mod tests {
         // Narrow (several rows per block, a partial block left over) and wide (one row per
         // block, wider than a block) matrices.
         for (rows, cols) in [(2000, 1), (37, 3), (2000, 4), (5, 64), (9, 70), (1, 5)] {
-            let values: Vec<f32> = (0..rows * cols)
-                .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
-                .collect();
+            let values = values(rows * cols, 0);
             let mut exact = vec![0f64; cols];
             for row in values.chunks(cols) {
                 exact.iter_mut().zip(row).for_each(|(s, &v)| *s += v as f64);

@@ -26,7 +26,7 @@ use burn::prelude::*;
 use burn::tensor::{TensorData, TensorMetadata};
 use burn_flex::FlexTensor;
 
-use super::matrix::{Matrix, gemm};
+use super::matrix::{Matrix, gemm, transpose};
 use super::pool::{halves, pool_plane, unpool_plane};
 use super::{AffineState, lane_sum, par_zeroed, try_affine, values};
 
@@ -310,14 +310,6 @@ impl Backward<Flex, 3> for Conv2dBackward {
             grads.register::<Flex>(node.id, FlexTensor::from_data(dx));
         }
     }
-}
-
-/// The row-major matrix `values` of `rows` rows, transposed.
-fn transpose(values: &[f32], rows: usize) -> Vec<f32> {
-    let cols = values.len() / rows;
-    (0..cols)
-        .flat_map(|col| values[col..].iter().step_by(cols).copied())
-        .collect()
 }
 
 /// The weight and bias gradients of one parallel task's images.

@@ -353,7 +353,8 @@ mod tests {
 
     #[test]
     fn column_major_products_equal_row_major_ones_to_the_last_bit() {
-        // The MNIST convnet's first dense layer's input gradient, and its weight rows.
+        // The MNIST convnet's first dense layer's input gradient: a batch of gradients
+        // [100, 1,024] @ its weight [3,136, 1,024] transposed.
         let (m, k, n) = (100, 1024, 3136);
         let (a, b) = (values(m * k, 4), values(n * k, 5));
         let (lhs, rhs) = (Matrix::rows(&a, m), Matrix::rows(&b, n).t());

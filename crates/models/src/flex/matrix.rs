@@ -83,9 +83,7 @@ pub(super) fn gemm(dst: &mut [f32], lhs: Matrix, rhs: Matrix, accumulate: bool) 
 }
 
 /// `lhs @ rhs` [lhs.rows, rhs.cols] (row-major) on all threads (an [`is_small`] one on the
-/// calling thread), written straight into a fresh vector: zeroing it first would be a pass
-/// of its own over the output (for the MNIST convnet's first dense layer, 13 MB on the
-/// calling thread alone).
+/// calling thread), column by column and transposed where [`packs_aliasing_rows`].
 pub(super) fn product(lhs: Matrix, rhs: Matrix) -> Vec<f32> {
     if packs_aliasing_rows(&lhs, &rhs) {
         // The same sums in the same order, into the column-major product.
@@ -108,6 +106,9 @@ fn packs_aliasing_rows(lhs: &Matrix, rhs: &Matrix) -> bool {
     rhs.transposed && rhs.rows.is_multiple_of(ALIASING_STRIDE) && lhs.rows <= MAX_ROWS
 }
 
+/// [`product`] row by row, written straight into a fresh vector: zeroing it first would be
+/// a pass of its own over the output (for the MNIST convnet's first dense layer's weight
+/// gradient, 13 MB on the calling thread alone).
 fn row_major_product(lhs: Matrix, rhs: Matrix) -> Vec<f32> {
     let len = lhs.rows * rhs.cols;
     let mut dst = Vec::with_capacity(len);

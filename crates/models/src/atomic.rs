@@ -1,16 +1,37 @@
 //! Atomic file writes: a result file is either the old complete one or the new complete one,
-//! never a torn write from a killed run.
+//! never a torn write from a killed run or a full disk.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`.
+/// Writes `bytes` to a temporary file beside `path`, checks every write, syncs the file,
+/// renames it over `path` and syncs the folder, so that the rename itself survives a crash.
+/// On any failure the temporary file is removed and `path` keeps its old content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temp_beside(path);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        // Best effort: the write's own error is the one worth reporting.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    sync_parent(path)
+}
+
+/// Syncs the folder holding `path`, which makes a rename or a new file in it durable.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)?.sync_all()
 }
 
 /// A hidden sibling name for `path` that a rename can move into place.

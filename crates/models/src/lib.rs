@@ -19,6 +19,7 @@ pub mod init;
 pub mod landscape;
 pub mod nets;
 pub mod optim;
+pub mod outdir;
 pub mod tasks;
 pub mod train;
 

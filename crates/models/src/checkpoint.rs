@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{temp_beside, write_atomic};
+use crate::atomic::write_atomic;
 use crate::landscape::{Architecture, Energy};
 
 const PARAMS: &str = "model.mpk";
@@ -67,17 +67,21 @@ pub fn save<B: Backend, M: Module<B>>(
         move |source| CheckpointError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    // The recorder sets the `.mpk` extension itself, so write under a temporary stem.
-    let final_params = dir.join(PARAMS);
-    let stem = temp_beside(&dir.join("model"));
-    model
-        .save_file(stem.clone(), &recorder())
-        .map_err(|e| CheckpointError::Record {
-            path: final_params.clone(),
-            message: e.to_string(),
-        })?;
-    let written = stem.with_extension("mpk");
-    std::fs::rename(&written, &final_params).map_err(io(&final_params))?;
+    // The record is encoded in memory and written by `write_atomic`, which checks every write
+    // and syncs before the rename: Burn's file recorder writes through a buffer whose errors
+    // it drops, so a full disk left an empty `model.mpk` in place of a good one. The bytes
+    // are the file recorder's (the same named MessagePack), so `load` reads either.
+    let params = dir.join(PARAMS);
+    let bytes = Recorder::<B>::record(
+        &NamedMpkBytesRecorder::<FullPrecisionSettings>::new(),
+        model.into_record(),
+        (),
+    )
+    .map_err(|e| CheckpointError::Record {
+        path: params.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&params, &bytes).map_err(io(&params))?;
     let sidecar = dir.join(SIDECAR);
     let json = serde_json::to_vec_pretty(meta).expect("metadata serializes");
     write_atomic(&sidecar, &json).map_err(io(&sidecar))

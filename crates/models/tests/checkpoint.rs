@@ -238,3 +238,50 @@ fn a_checkpoint_loaded_for_training_is_trainable() {
         );
     }
 }
+
+/// A real ENOSPC without a small file system: the temporary file's name is a link to
+/// `/dev/full`, where every write fails with "No space left on device".
+#[cfg(target_os = "linux")]
+fn fill_disk_at(path: &Path) {
+    std::os::unix::fs::symlink("/dev/full", levelset_models::atomic::temp_beside(path)).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_checkpoint_write_on_a_full_disk_fails_and_keeps_the_old_checkpoint() {
+    let dev = device();
+    let tmp = tempfile::tempdir().unwrap();
+    let quadratic = MlpConfig::quadratic();
+    let arch = Architecture::Mlp(quadratic.clone());
+    let good = quadratic.init::<Compute>(1, &dev);
+    save(good.clone(), &meta(arch.clone(), 33), tmp.path()).unwrap();
+
+    fill_disk_at(&tmp.path().join("model.mpk"));
+    let other = quadratic.init::<Compute>(2, &dev);
+    let err = save(other, &meta(arch.clone(), 33), tmp.path()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("model.mpk") && message.contains("No space left"),
+        "{message}"
+    );
+    assert_eq!(
+        listing(tmp.path()),
+        ["model.json", "model.mpk"],
+        "the failed write's temporary file is removed"
+    );
+    let (kept, _) = load(quadratic.init::<Compute>(3, &dev), &arch, tmp.path(), &dev).unwrap();
+    assert_eq!(flat_host(&kept), flat_host(&good), "old checkpoint intact");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn write_atomic_on_a_full_disk_names_the_error_and_keeps_the_old_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("results.json");
+    write_atomic(&path, b"old").unwrap();
+    fill_disk_at(&path);
+    let err = write_atomic(&path, b"new").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    assert_eq!(listing(tmp.path()), ["results.json"]);
+}

@@ -9,6 +9,7 @@ use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Train, device};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::{num_params, unflatten};
+use levelset_models::outdir::OutputLock;
 use levelset_strings::align;
 
 use crate::config::ExperimentConfig;
@@ -44,6 +45,7 @@ pub fn run(args: ConnectArgs) -> Result<()> {
             );
         }
     }
+    let _lock = OutputLock::acquire(&args.out)?;
     with_landscape(&args.config.clone(), args)?
 }
 

@@ -56,6 +56,9 @@ enum Command {
         /// Overrides the config's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Replace a checkpoint already in --out (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Connect two endpoints with Dynamic String Sampling and report the string's geometry.
     /// Without --a/--b both endpoints are first trained from seeds derived from --seed.
@@ -187,6 +190,7 @@ fn main() -> Result<()> {
             seed,
             out,
             data_dir,
+            force,
         } => {
             check_level(level)?;
             train_cmd::run(train_cmd::TrainArgs {
@@ -194,6 +198,7 @@ fn main() -> Result<()> {
                 level,
                 seed,
                 out,
+                force,
             })?
         }
         Command::Connect {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use levelset_models::atomic::write_atomic;
+use levelset_models::outdir::OutputLock;
 
 use crate::config::ExperimentConfig;
 use crate::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
@@ -40,6 +41,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         let out = args
             .out
             .unwrap_or_else(|| Path::new("experiments").join("prop23"));
+        let _lock = OutputLock::acquire(&out)?;
         crate::prop23::run(&out)?;
         return Ok(());
     }
@@ -60,6 +62,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| Path::new("experiments").join(&name));
+    // Held for the sweep, the figures and the tables alike.
+    let _lock = OutputLock::acquire(&out)?;
     match args.task.as_str() {
         "methods" | "methods-mnist" => {
             crate::compare::run(crate::compare::CompareArgs { config, out })?;
@@ -71,7 +75,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         }
         _ => {}
     }
-    let results = crate::sweep::run(SweepArgs {
+    let results = crate::sweep::run_locked(SweepArgs {
         config: config.clone(),
         out: out.clone(),
         resume: true,

@@ -11,6 +11,7 @@ use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::Compute;
 use levelset_models::backend::{BACKEND_NAME, Train};
+use levelset_models::outdir::OutputLock;
 use levelset_strings::{Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +90,15 @@ impl SweepArgs {
     }
 }
 
+/// Runs the sweep holding the lock on its output folder, taken before any work.
 pub fn run(args: SweepArgs) -> Result<SweepResults> {
+    args.validate()?;
+    let _lock = OutputLock::acquire(&args.out)?;
+    run_locked(args)
+}
+
+/// Runs the sweep; the caller holds the lock on `args.out` (see [`run`]).
+pub fn run_locked(args: SweepArgs) -> Result<SweepResults> {
     args.validate()?;
     with_landscape(&args.config.clone(), args)?
 }

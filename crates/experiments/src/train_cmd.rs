@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use levelset_models::Landscape;
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::num_params;
+use levelset_models::outdir::OutputLock;
 use levelset_models::train::train_to_level;
 
 use crate::config::ExperimentConfig;
@@ -19,6 +20,8 @@ pub struct TrainArgs {
     pub level: f64,
     pub seed: u64,
     pub out: PathBuf,
+    /// Replace a checkpoint already in `out`.
+    pub force: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -29,6 +32,15 @@ impl WithLandscape for TrainArgs {
     type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
+        // Checked once the config has proved valid (a bad one leaves no folder behind), and
+        // before any training: hours of work must not end in a refusal to save them.
+        let _lock = OutputLock::acquire(&self.out)?;
+        if !self.force && checkpoint::exists(&self.out) {
+            bail!(
+                "{} already holds a checkpoint; pass --force to replace it, or choose another --out",
+                self.out.display()
+            );
+        }
         let kind = landscape.energy_kind();
         tracing::info!(
             task = %self.config.name,

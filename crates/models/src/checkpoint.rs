@@ -87,6 +87,11 @@ pub fn save<B: Backend, M: Module<B>>(
     write_atomic(&sidecar, &json).map_err(io(&sidecar))
 }
 
+/// Whether `dir` holds a checkpoint (either of its two files).
+pub fn exists(dir: &Path) -> bool {
+    dir.join(PARAMS).exists() || dir.join(SIDECAR).exists()
+}
+
 /// Reads a checkpoint's sidecar.
 pub fn read_meta(dir: &Path) -> Result<CheckpointMeta, CheckpointError> {
     let path = dir.join(SIDECAR);

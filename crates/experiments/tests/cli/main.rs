@@ -8,6 +8,7 @@ mod config;
 mod connect;
 mod info;
 mod methods;
+mod output_safety;
 mod reproduce;
 mod sweep;
 mod train;

@@ -157,6 +157,13 @@ pub fn connect_flat<L: Landscape<Train>>(
     level: f64,
     seed: u64,
 ) -> Result<(Path<Compute>, PathReport)> {
+    // Lengths are normalized by the endpoints' distance: at zero it has no value (NaN).
+    let gap: f64 = (a.clone() - b.clone()).abs().max().into_scalar().elem();
+    if gap == 0.0 {
+        anyhow::bail!(
+            "the two endpoints are the same model (distance 0): there is no path to measure"
+        );
+    }
     let bar = steps_bar(match method {
         Method::Dss => "bead",
         _ => "path",

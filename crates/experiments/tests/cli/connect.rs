@@ -219,6 +219,32 @@ fn a_without_b_is_a_usage_error() {
 }
 
 #[test]
+fn one_checkpoint_as_both_endpoints_is_an_error_not_a_nan_length() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let a = train(dir.path(), &config, 0.1, 1, "a");
+    let out = dir.path().join("aa");
+    // Every path method goes through the same check; the tiny config defines DSS only.
+    {
+        fail_with(
+            [
+                "connect".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--a".as_ref(),
+                a.as_os_str(),
+                "--b".as_ref(),
+                a.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+            ],
+            &["same model", "distance 0"],
+        );
+        assert!(!out.join("report.json").exists());
+    }
+}
+
+#[test]
 fn a_level_below_an_endpoint_is_an_error() {
     let dir = TempDir::new().unwrap();
     let config = write(dir.path(), "tiny.toml", &tiny());

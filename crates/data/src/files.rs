@@ -16,6 +16,9 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// The whole (decompressed) content of `path`. Empty content is an error because no format
 /// read by this crate is meaningful without at least one item.
 pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(DataError::format(path, "a data file", "a directory"));
+    }
     let raw = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
@@ -46,9 +49,10 @@ fn candidates(dir: &Path, name: &str) -> [PathBuf; 2] {
     [dir.join(name), dir.join(format!("{name}.gz"))]
 }
 
-/// `dir/name` or `dir/name.gz`, whichever exists (`None` when neither does).
+/// `dir/name` or `dir/name.gz`, whichever exists (`None` when neither does). A directory of
+/// that name counts: reading it then says what it is, instead of "no such file".
 pub(crate) fn find_optional(dir: &Path, name: &str) -> Option<PathBuf> {
-    candidates(dir, name).into_iter().find(|p| p.is_file())
+    candidates(dir, name).into_iter().find(|p| p.exists())
 }
 
 /// Like [`find_optional`], but a missing file is an error naming both tried paths.

@@ -129,6 +129,8 @@ pub fn load_ptb(train: &Path, heldout: &Path) -> Result<Corpus> {
 /// Whitespace-separated words of each line followed by `<eos>`. A final newline does not
 /// start another line, so a file ending in `\n` gives exactly Zaremba's token stream.
 fn tokenize<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<&'a str>> {
+    // Editors on Windows start UTF-8 files with a byte-order mark; it is not part of a word.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let mut tokens = Vec::new();
     let mut words = 0;
@@ -183,6 +185,12 @@ mod tests {
         let msg = err.to_string();
         assert!(matches!(err, DataError::Format { .. }));
         assert!(msg.contains("bad.txt") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_word() {
+        let tokens = tokenize(Path::new("t"), b"\xEF\xBB\xBFthe cat\n").unwrap();
+        assert_eq!(tokens, ["the", "cat", EOS]);
     }
 
     #[test]

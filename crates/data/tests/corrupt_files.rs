@@ -360,3 +360,14 @@ fn ptb_empty_and_missing_files() {
     assert!(matches!(err, DataError::Io { .. }), "{err:?}");
     assert_names(&err, &missing);
 }
+
+#[test]
+fn a_directory_where_a_data_file_should_be_says_so() {
+    let dir = mnist_dir();
+    let path = dir.path().join(format!("{TEST_LABELS}.gz"));
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = load_mnist(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("a directory"), "{err}");
+    assert_names(&err, &path);
+}

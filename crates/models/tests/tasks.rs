@@ -322,3 +322,35 @@ fn language_task_rejects_short_text_and_classification_energies() {
     assert!(err.contains("test_error"), "{err}");
     assert!(build(&corpus.train, &corpus.heldout, Energy::TrainPerplexity).is_none());
 }
+
+#[test]
+fn images_of_another_geometry_are_refused_when_the_task_is_built() {
+    // 14x56 has the byte count of 28x28: only the geometry tells them apart.
+    let images = |n: usize, height: usize, width: usize| levelset_data::LabeledImages {
+        images: vec![7; n * height * width],
+        labels: vec![3; n],
+        channels: 1,
+        height,
+        width,
+    };
+    for (train, test, named) in [
+        (images(4, 14, 56), images(2, 28, 28), "training"),
+        (images(4, 28, 28), images(2, 14, 56), "held-out"),
+    ] {
+        let err = ImageTask::<Train, _>::new(
+            small_mnist_config(),
+            Pipeline::Scale,
+            train,
+            &test,
+            2,
+            Energy::TestLoss,
+            &device(),
+        )
+        .err()
+        .expect("14x56 images for a 28x28 net");
+        assert!(
+            err.contains(named) && err.contains("14x56") && err.contains("28x28"),
+            "{err}"
+        );
+    }
+}

@@ -19,7 +19,7 @@ use crate::flat::{Stacked, unflatten_stacked};
 use crate::landscape::{
     Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
-use crate::nets::{CifarConv, CifarConvConfig, MnistConv, MnistConvConfig};
+use crate::nets::{CIFAR_CROP, CifarConv, CifarConvConfig, MnistConv, MnistConvConfig};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
 const EVAL_BATCH: usize = 500;
@@ -29,6 +29,9 @@ pub trait ImageNet: Send + Sync + 'static {
     type Net<B: Backend>: Module<B>;
     fn architecture(&self) -> Architecture;
     fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Self::Net<B>;
+    /// The [channels, height, width] of the images the net takes; its dense layers are sized
+    /// for them.
+    fn input_dims(&self) -> [usize; 3];
     /// Logits [batch, 10]; `rng` is given in training only (dropout).
     fn logits<B: Backend>(
         net: &Self::Net<B>,
@@ -59,6 +62,9 @@ impl ImageNet for MnistConvConfig {
     fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> MnistConv<B> {
         self.init(seed, device)
     }
+    fn input_dims(&self) -> [usize; 3] {
+        [1, 28, 28]
+    }
     fn logits<B: Backend>(
         net: &MnistConv<B>,
         x: Tensor<B, 4>,
@@ -84,6 +90,9 @@ impl ImageNet for CifarConvConfig {
     }
     fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> CifarConv<B> {
         self.init(seed, device)
+    }
+    fn input_dims(&self) -> [usize; 3] {
+        [3, CIFAR_CROP, CIFAR_CROP]
     }
     fn logits<B: Backend>(
         net: &CifarConv<B>,
@@ -214,6 +223,20 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
             return Err("the training and evaluation sets must not be empty".into());
         }
         pipeline.validate(&train)?;
+        pipeline.validate(eval_set)?;
+        // Same byte count, other geometry (14x56 for 28x28) would reach the dense layers as
+        // a shape mismatch deep inside a kernel.
+        let expected = net.input_dims();
+        for (name, set) in [("training", &train), ("held-out", eval_set)] {
+            let found = pipeline.dims(set);
+            if found != expected {
+                return Err(format!(
+                    "the {name} images are {} after preprocessing, but the network takes {}",
+                    dims_text(found),
+                    dims_text(expected)
+                ));
+            }
+        }
         let indices: Vec<usize> = (0..eval_set.len()).collect();
         let eval = indices
             .chunks(EVAL_BATCH)
@@ -230,6 +253,10 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
             device: device.clone(),
         })
     }
+}
+
+fn dims_text([c, h, w]: [usize; 3]) -> String {
+    format!("{c} channel(s) of {h}x{w}")
 }
 
 #[derive(Debug, Clone)]

@@ -7,8 +7,13 @@ use anyhow::{Context, Result, bail};
 use levelset_models::Energy;
 use levelset_models::nets::{CIFAR_CROP, CifarConvConfig, MnistConvConfig};
 use levelset_models::train::TrainSettings;
+use levelset_strings::sizes::at_most;
 use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
 use serde::{Deserialize, Serialize};
+
+/// The largest sample count, layer width or pair count a config takes: each sizes an
+/// allocation, and a typo must be an error naming its key, not an aborted allocation.
+pub const MAX_TASK_SIZE: usize = 100_000_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +96,7 @@ impl SweepConfig {
         if self.pairs == 0 {
             return Err("sweep.pairs must be at least 1".into());
         }
+        at_most("sweep.pairs", self.pairs, MAX_TASK_SIZE)?;
         if let Partner::SwappedUnits { units, .. } = self.partner
             && units[0] == units[1]
         {
@@ -204,11 +210,12 @@ impl TaskConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        // Sample counts and layer sizes each size an allocation.
         let positive = |key: &str, v: usize| {
             if v == 0 {
                 Err(format!("task.{key} must be at least 1"))
             } else {
-                Ok(())
+                at_most(&format!("task.{key}"), v, MAX_TASK_SIZE)
             }
         };
         let optional = |key: &str, v: Option<usize>| v.map_or(Ok(()), |v| positive(key, v));
@@ -234,6 +241,9 @@ impl TaskConfig {
                     return Err(format!(
                         "task.widths must list at least two positive sizes, got {widths:?}"
                     ));
+                }
+                for (i, &width) in widths.iter().enumerate() {
+                    at_most(&format!("task.widths[{i}]"), width, MAX_TASK_SIZE)?;
                 }
                 if noise.is_nan() || *noise < 0.0 {
                     return Err(format!("task.noise must be >= 0, got {noise}"));

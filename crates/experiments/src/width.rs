@@ -32,6 +32,13 @@ impl WidthConfig {
                 self.widths
             ));
         }
+        for (i, &width) in self.widths.iter().enumerate() {
+            levelset_strings::sizes::at_most(
+                &format!("width.widths[{i}]"),
+                width,
+                crate::config::MAX_TASK_SIZE,
+            )?;
+        }
         Ok(())
     }
 }

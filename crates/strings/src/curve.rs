@@ -30,6 +30,7 @@ use crate::knots::Knots;
 use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
 use crate::report::verdict;
 use crate::schedule::{LrSchedule, validate_optimizer};
+use crate::sizes::{MAX_COUNT, at_most};
 
 /// The ChaCha stream `t` is drawn from; stream 0 initializes the control points.
 const T_STREAM: u64 = 1;
@@ -164,6 +165,9 @@ impl CurveConfig {
         if self.t_per_step == 0 {
             return Err("curve.t_per_step must be at least 1".into());
         }
+        at_most("curve.bends", self.bends, MAX_COUNT)?;
+        at_most("curve.t_per_step", self.t_per_step, MAX_COUNT)?;
+        at_most("curve.eval_points", self.eval_points, MAX_COUNT)?;
         validate_optimizer(&self.optimizer, "curve")?;
         self.schedule.validate("curve.schedule")?;
         if self.eval_points < 3 {

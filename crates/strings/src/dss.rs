@@ -17,6 +17,7 @@ use crate::evaluator::Evaluator;
 use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
 use crate::report::{Run, report};
 use crate::seeds::mix;
+use crate::sizes::{MAX_COUNT, at_most};
 
 /// Where a new bead starts on a failing segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +92,9 @@ impl DssConfig {
         if self.grid < 2 {
             return Err(format!("dss.grid must be at least 2, got {}", self.grid));
         }
+        at_most("dss.grid", self.grid, MAX_COUNT)?;
+        at_most("dss.max_beads", self.max_beads, MAX_COUNT)?;
+        at_most("dss.max_depth", self.max_depth, MAX_COUNT)?;
         if self.max_beads < 3 {
             return Err(format!(
                 "dss.max_beads must be at least 3, got {}",

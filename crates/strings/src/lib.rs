@@ -15,6 +15,7 @@ pub mod path;
 mod report;
 pub mod schedule;
 mod seeds;
+pub mod sizes;
 
 pub use align::{AlignConfig, AlignReport, Aligned, align, permutable_units, permute};
 pub use curve::{Curve, CurveConfig, CurveKind, connect_curve};

@@ -30,6 +30,7 @@ use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
 use crate::report::verdict;
 use crate::schedule::validate_optimizer;
 use crate::seeds::mix;
+use crate::sizes::{MAX_COUNT, at_most};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +98,11 @@ impl NebConfig {
         }
         if self.grid < 2 {
             return Err(format!("neb.grid must be at least 2, got {}", self.grid));
+        }
+        at_most("neb.grid", self.grid, MAX_COUNT)?;
+        at_most("neb.pivots", self.pivots, MAX_COUNT)?;
+        for (i, cycle) in self.cycles.iter().enumerate() {
+            at_most(&format!("neb.cycles[{i}].insert"), cycle.insert, MAX_COUNT)?;
         }
         if !(self.min_rise >= 0.0 && self.min_rise.is_finite()) {
             return Err(format!("neb.min_rise must be >= 0, got {}", self.min_rise));

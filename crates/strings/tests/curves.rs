@@ -197,7 +197,14 @@ fn same_seed_gives_the_same_curve() {
 fn bad_configs_name_the_key() {
     let (task, a, b) = appendix_e_pair();
     let good = curve(CurveKind::Bezier, 1, 10, 0.01);
-    let breakages: [Breakage<CurveConfig>; 7] = [
+    let breakages: [Breakage<CurveConfig>; 10] = [
+        ("curve.bends must be at most", |c| c.bends = usize::MAX),
+        ("curve.eval_points must be at most", |c| {
+            c.eval_points = 1 << 50
+        }),
+        ("curve.t_per_step must be at most", |c| {
+            c.t_per_step = usize::MAX
+        }),
         ("curve.bends", |c| c.bends = 0),
         ("curve.t_per_step", |c| c.t_per_step = 0),
         ("curve.eval_points", |c| c.eval_points = 2),

@@ -381,7 +381,12 @@ fn same_seed_gives_the_same_band() {
 #[test]
 fn bad_configs_name_the_key() {
     let good = neb(2, 1.0, vec![cycle(10, 0.01, 0, false)]);
-    let breakages: [Breakage<NebConfig>; 6] = [
+    let breakages: [Breakage<NebConfig>; 9] = [
+        ("neb.pivots must be at most", |c| c.pivots = usize::MAX),
+        ("neb.grid must be at most", |c| c.grid = 1 << 50),
+        ("neb.cycles[0].insert must be at most", |c| {
+            c.cycles[0].insert = usize::MAX
+        }),
         ("neb.pivots", |c| c.pivots = 0),
         ("neb.spring", |c| c.spring = -1.0),
         ("neb.cycles must", |c| c.cycles.clear()),

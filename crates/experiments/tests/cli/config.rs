@@ -117,6 +117,27 @@ fn out_of_range_values_name_their_key() {
         ("alpha = 0.95", "alpha = 1.5", &["dss.alpha", "1.5"]),
         ("slack = 1.1", "slack = 0.5", &["dss.slack"]),
         ("grid = 20", "grid = 1", &["dss.grid"]),
+        // Sizes that would abort an allocation (i64::MAX, 1e15) or run for ever.
+        (
+            "grid = 20",
+            "grid = 9223372036854775807",
+            &["dss.grid", "at most"],
+        ),
+        (
+            "max_beads = 64",
+            "max_beads = 1000000000000000",
+            &["dss.max_beads", "at most"],
+        ),
+        (
+            "pairs = 2",
+            "pairs = 1000000000000000",
+            &["sweep.pairs", "at most"],
+        ),
+        (
+            "train_samples = 200",
+            "train_samples = 9223372036854775807",
+            &["task.train_samples", "at most"],
+        ),
         ("pairs = 2", "pairs = 0", &["sweep.pairs"]),
         ("levels = [0.1, 0.06]", "levels = []", &["sweep.levels"]),
         (

@@ -325,6 +325,15 @@ impl TaskConfig {
 }
 
 impl ExperimentConfig {
+    /// The dotted keys whose values differ between `self` and `other` (`dss.grid`,
+    /// `sweep.levels`), for errors that must say what changed; empty when they are equal.
+    pub fn differences(&self, other: &ExperimentConfig) -> Vec<String> {
+        let as_json = |c: &ExperimentConfig| serde_json::to_value(c).expect("configs serialize");
+        let mut keys = Vec::new();
+        differing_keys(&as_json(self), &as_json(other), "", &mut keys);
+        keys
+    }
+
     /// Parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -393,4 +402,33 @@ fn section<'a, T>(value: &'a Option<T>, config: &str, name: &str) -> Result<&'a 
     value
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("config {config} has no [{name}] section"))
+}
+
+fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, at: &str, keys: &mut Vec<String>) {
+    use serde_json::Value;
+    let key = |name: &str| {
+        if at.is_empty() {
+            name.to_string()
+        } else {
+            format!("{at}.{name}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let null = Value::Null;
+                let (x, y) = (a.get(name).unwrap_or(&null), b.get(name).unwrap_or(&null));
+                differing_keys(x, y, &key(name), keys);
+            }
+        }
+        _ if a != b => keys.push(if at.is_empty() {
+            "(the whole config)".into()
+        } else {
+            at.into()
+        }),
+        _ => {}
+    }
 }

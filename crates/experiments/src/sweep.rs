@@ -120,12 +120,21 @@ fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
         );
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let previous: SweepResults = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a levelset sweep result", path.display()))?;
-    if previous.config != args.config {
+    let previous: SweepResults = serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not a levelset sweep result (damaged?): results.csv beside it holds the \
+             same finished rows for reference; move results.json aside to start this sweep \
+             over in {}, or choose another --out",
+            path.display(),
+            args.out.display()
+        )
+    })?;
+    let changed = previous.config.differences(&args.config);
+    if !changed.is_empty() {
         bail!(
-            "{} was produced by a different config; resume needs the same one",
-            path.display()
+            "{} was produced by a different config (differs in {}); resume needs the same one",
+            path.display(),
+            changed.join(", ")
         );
     }
     Ok(previous.rows)

@@ -201,23 +201,33 @@ fn resume_with_another_config_is_refused() {
     )
     .unwrap();
     let before = std::fs::read(out.join("results.json")).unwrap();
-    for (from, to) in [
-        ("alpha = 0.95", "alpha = 0.9"),
-        ("levels = [0.1, 0.06]", "levels = [0.1, 0.05]"),
-        ("seed = 0", "seed = 1"),
+    for (from, to, key) in [
+        ("alpha = 0.95", "alpha = 0.9", "dss.alpha"),
+        (
+            "levels = [0.1, 0.06]",
+            "levels = [0.1, 0.05]",
+            "sweep.levels",
+        ),
+        ("seed = 0", "seed = 1", "sweep.seed"),
     ] {
         let other = write(dir.path(), "other.toml", &edit(&tiny(), from, to));
-        fail_with(
+        let run = fail_with(
             sweep_args(&other, &out, &["--resume".as_ref()]),
-            &["different config", "results.json"],
+            &["different config", "results.json", key],
         );
+        // Only the changed key is named.
+        assert!(!run.stderr.contains("dss.grid"), "{}", run.stderr);
         assert_eq!(before, std::fs::read(out.join("results.json")).unwrap());
     }
     // Something else in results.json is refused too.
     std::fs::write(out.join("results.json"), b"{\"rows\": 3}").unwrap();
     fail_with(
         sweep_args(&config, &out, &["--resume".as_ref()]),
-        &["not a levelset sweep result"],
+        &[
+            "not a levelset sweep result",
+            "results.csv",
+            "move results.json aside",
+        ],
     );
 }
 

@@ -39,7 +39,6 @@ fn holder_text(pid: Option<u32>) -> String {
 /// An exclusive lock on an output folder; released when dropped.
 #[derive(Debug)]
 pub struct OutputLock {
-    dir: PathBuf,
     // Held open: closing the file releases the lock.
     _file: File,
 }
@@ -79,15 +78,7 @@ impl OutputLock {
             file.sync_all()
         })()
         .map_err(io)?;
-        Ok(OutputLock {
-            dir: dir.to_path_buf(),
-            _file: file,
-        })
-    }
-
-    /// The locked folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+        Ok(OutputLock { _file: file })
     }
 }
 

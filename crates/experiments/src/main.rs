@@ -108,6 +108,8 @@ enum Command {
     /// append overrides to a user's arguments.
     #[command(args_override_self = true)]
     Bench(bench::BenchArgs),
+    /// Autotune every kernel shape a config's runs use (GPU backends), untimed; resumable.
+    Warmup(bench::warmup::WarmupArgs),
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
@@ -240,6 +242,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => {
             bench::run(args)?;
         }
+        Command::Warmup(args) => bench::warmup::run(args)?,
         Command::Reproduce {
             task,
             full,

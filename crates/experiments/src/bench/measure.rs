@@ -78,6 +78,10 @@ pub struct BenchReport {
     pub backend: String,
     pub threads: usize,
     pub machine: Machine,
+    /// How levelset computed its convolutions and LSTM layers (`burn` or `matmul`,
+    /// `levelset_models::nets::rule`); absent in PyTorch's reports and older ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<String>,
     pub results: Vec<Measurement>,
 }
 

@@ -5,6 +5,7 @@
 
 mod cpu_share;
 mod measure;
+pub mod warmup;
 mod workloads;
 
 use std::path::PathBuf;
@@ -12,8 +13,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
-use levelset_models::backend::{BACKEND_NAME, Train, device};
+use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::landscape::StackedPass;
+use levelset_models::nets::rule::{LayerRule, layer_rule, override_layer_rule};
 
 use crate::config::ExperimentConfig;
 use crate::tasks::{WithLandscape, with_landscape};
@@ -86,6 +88,10 @@ pub struct BenchArgs {
     /// 0 skips them and the endpoint training they need.
     #[arg(long, default_value_t = 3)]
     pub dss_repeats: usize,
+    /// How the nets compute convolutions and LSTM layers: `burn` (Burn's layers) or `matmul`
+    /// (unfold + batched matmul, fused gate matmuls); default: the backend's own choice.
+    #[arg(long)]
+    pub layers: Option<String>,
 }
 
 pub fn run(args: BenchArgs) -> Result<BenchReport> {
@@ -98,6 +104,7 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
             .build_global()
             .context("setting the number of threads")?;
     }
+    let rule = apply_layer_rule(args.layers.as_deref())?;
     let plan = Plan {
         repeats: args.repeats,
         steps: args.steps,
@@ -122,6 +129,7 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
         backend: BACKEND_NAME.into(),
         threads: rayon::current_num_threads(),
         machine: Machine::this(),
+        layers: Some(rule.name().into()),
         results: vec![matmul_peak(plan)],
     };
     // Written after every model, so a run stopped part-way keeps what it measured.
@@ -193,13 +201,28 @@ impl WithLandscape for ModelBench {
     }
 }
 
+/// Makes the process use the `--layers` rule given by name, or the backend's own; the rule.
+fn apply_layer_rule(name: Option<&str>) -> Result<LayerRule> {
+    let rule = match name {
+        Some(name) => LayerRule::parse(name).map_err(|e| anyhow::anyhow!("--layers: {e}"))?,
+        None => layer_rule::<Compute>(&device()),
+    };
+    override_layer_rule(Some(rule));
+    Ok(rule)
+}
+
 /// A markdown table of a report, with its machine line.
 pub fn table(report: &BenchReport) -> String {
     let mut out = format!(
-        "{} {} on {} ({} threads; {}, {} cores, {})\n\n",
+        "{} {} on {}{} ({} threads; {}, {} cores, {})\n\n",
         report.tool,
         report.version,
         report.backend,
+        report
+            .layers
+            .as_ref()
+            .map(|l| format!(", {l} layers"))
+            .unwrap_or_default(),
         report.threads,
         report.machine.cpu,
         report.machine.cores,

@@ -51,6 +51,18 @@ pub fn train_step<L: Landscape<Train>>(
     config: &ExperimentConfig,
     plan: Plan,
 ) -> Measurement {
+    let mut run = train_step_run(landscape, config, plan);
+    run(); // warm-up: first-use allocations and kernel compilation
+    let report = throughput(&landscape.architecture());
+    measure(name, "train_step", report, plan.repeats, run)
+}
+
+/// One repeat of [`train_step`]: `plan.steps` optimizer steps on the same model.
+pub fn train_step_run<'a, L: Landscape<Train>>(
+    landscape: &'a L,
+    config: &ExperimentConfig,
+    plan: Plan,
+) -> impl FnMut() -> Timed + 'a {
     // Short training sets (the full-batch regressions) are cycled.
     let first: Vec<L::Batch> = landscape
         .loader(plan.seed)
@@ -63,7 +75,7 @@ pub fn train_step<L: Landscape<Train>>(
     let lr = config.train.optimizer.learning_rate(0);
     let mut carry = landscape.carry(plan.seed, 0);
     let mut model = Some(landscape.init(plan.seed));
-    let mut run = || {
+    move || {
         timed(examples as f64, || {
             let mut last = None;
             for batch in &batches {
@@ -76,24 +88,26 @@ pub fn train_step<L: Landscape<Train>>(
             // Reading the last loss waits for queued work on asynchronous (GPU) backends.
             let _ = last.map(|l| l.into_scalar());
         })
-    };
-    run(); // warm-up: first-use allocations and kernel compilation
-    let report = throughput(&landscape.architecture());
-    measure(name, "train_step", report, plan.repeats, run)
+    }
 }
 
 /// One energy evaluation on the config's held-out data, in examples (tokens) per second.
 pub fn eval<L: Landscape<Train>>(name: &str, landscape: &L, plan: Plan) -> Measurement {
-    let model = landscape.init(plan.seed).valid();
-    let examples = landscape.eval_examples() as f64;
-    let run = || {
-        timed(examples, || {
-            landscape.energy(&model);
-        })
-    };
+    let run = eval_run(landscape, plan);
     run();
     let report = throughput(&landscape.architecture());
     measure(name, "eval", report, plan.repeats, run)
+}
+
+/// One repeat of [`eval`].
+pub fn eval_run<L: Landscape<Train>>(landscape: &L, plan: Plan) -> impl Fn() -> Timed + '_ {
+    let model = landscape.init(plan.seed).valid();
+    let examples = landscape.eval_examples() as f64;
+    move || {
+        timed(examples, || {
+            landscape.energy(&model);
+        })
+    }
 }
 
 /// One DSS segment check between two random models: `CHECK_GRID - 1` interior points, each
@@ -105,21 +119,30 @@ pub fn segment_check<L: Landscape<Train>>(
     plan: Plan,
     stacked: bool,
 ) -> Measurement {
-    let evaluator = Evaluator::with_stacking(landscape, stacked);
     let workload = if stacked {
         "segment_check_stacked"
     } else {
         "segment_check_pointwise"
     };
+    let run = segment_check_run(landscape, plan, stacked);
+    run();
+    measure(name, workload, Report::Seconds, plan.repeats, run)
+}
+
+/// One repeat of [`segment_check`].
+pub fn segment_check_run<L: Landscape<Train>>(
+    landscape: &L,
+    plan: Plan,
+    stacked: bool,
+) -> impl Fn() -> Timed + '_ {
+    let evaluator = Evaluator::with_stacking(landscape, stacked);
     let a = flatten(&landscape.init(plan.seed).valid());
     let b = flatten(&landscape.init(plan.seed + 1).valid());
-    let run = || {
+    move || {
         timed(1.0, || {
             evaluator.check(&a, &b, CHECK_GRID, f64::INFINITY, 0);
         })
-    };
-    run();
-    measure(name, workload, Report::Seconds, plan.repeats, run)
+    }
 }
 
 /// DSS between one fixed pair of endpoints at `level` (trained once, untimed), in seconds.

@@ -12,12 +12,12 @@
 //! concatenated weights, and the activations are kept time-major ([step, batch, ..]), so that
 //! each step's rows are contiguous.
 
+use crate::nets::matmul_lstm::standard_cell;
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
-use burn::nn::activation::Activation;
 use burn::nn::{GateController, Lstm, LstmState};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData, TensorMetadata};
@@ -54,7 +54,7 @@ pub(crate) fn try_lstm<B: Backend>(
         let linears = [&gate.input_transform, &gate.hidden_transform];
         linears.iter().all(|linear| linear.bias.is_some())
     });
-    if s == 0 || x.dtype() != DType::F32 || !biased || !standard(layer) || !on_flex::<B>() {
+    if s == 0 || x.dtype() != DType::F32 || !biased || !standard_cell(layer) || !on_flex::<B>() {
         return Err((x, state));
     }
     let weights = |part: fn(&GateController<B>) -> &burn::nn::Linear<B>| {
@@ -97,17 +97,6 @@ pub(crate) fn try_lstm<B: Backend>(
 fn gate_bias<B: Backend>(gate: &GateController<B>) -> Tensor<B, 1> {
     let bias = |linear: &burn::nn::Linear<B>| linear.bias.as_ref().expect("checked").val();
     bias(&gate.input_transform) + bias(&gate.hidden_transform)
-}
-
-/// Whether `layer` is the cell this module computes.
-fn standard<B: Backend>(layer: &Lstm<B>) -> bool {
-    layer.batch_first
-        && !layer.reverse
-        && layer.clip.is_none()
-        && !layer.input_forget
-        && matches!(layer.gate_activation, Activation::Sigmoid(_))
-        && matches!(layer.cell_activation, Activation::Tanh(_))
-        && matches!(layer.hidden_activation, Activation::Tanh(_))
 }
 
 /// The sizes of a window: batch, steps, input features, hidden units.

@@ -1,10 +1,13 @@
 //! Layer operations of the nets that flex runs with levelset's own kernels (`crate::flex`);
-//! every other backend runs Burn's.
+//! every other backend runs Burn's layers or their matmul forms, as `super::rule` decides.
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, Lstm, LstmState};
 use burn::prelude::*;
+
+use super::rule::{LayerRule, layer_rule};
+use super::{matmul_conv, matmul_lstm};
 
 /// `conv.forward(x)`.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -13,7 +16,10 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         Ok(y) => return y,
         Err(x) => x,
     };
-    conv.forward(x)
+    match layer_rule::<B>(&x.device()) {
+        LayerRule::Matmul => matmul_conv::conv2d(conv, x),
+        LayerRule::Burn => conv.forward(x),
+    }
 }
 
 /// `layer.forward(x)`.
@@ -82,7 +88,10 @@ pub fn lstm<B: Backend>(
         Ok(y) => return y,
         Err(x) => x,
     };
-    layer.forward(x, state)
+    match layer_rule::<B>(&x.device()) {
+        LayerRule::Matmul => matmul_lstm::lstm(layer, x, state),
+        LayerRule::Burn => layer.forward(x, state),
+    }
 }
 
 /// The logistic function.

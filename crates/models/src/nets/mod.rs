@@ -5,8 +5,11 @@ mod dropout;
 mod layers;
 pub mod lrn;
 pub mod lstm_lm;
+pub mod matmul_conv;
+pub mod matmul_lstm;
 pub mod mlp;
 pub mod mnist_cnn;
+pub mod rule;
 pub mod stacked;
 
 pub use cifar_cnn::{CIFAR_CROP, CifarConv, CifarConvConfig};

@@ -5,6 +5,9 @@ use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
+use super::matmul_conv;
+use super::rule::{LayerRule, layer_rule};
+
 /// `k` linear layers, model `j` on `x[j]`; an input of batch size 1 is shared by all models.
 /// [k | 1, n, d_in] -> [k, n, d_out]
 pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>, k: usize) -> Tensor<B, 3> {
@@ -30,5 +33,8 @@ pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>, k: usize) -> Tenso
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, k: usize) -> Tensor<B, 4> {
     let mut grouped = conv.clone();
     grouped.groups *= k;
-    grouped.forward(x)
+    match layer_rule::<B>(&x.device()) {
+        LayerRule::Matmul => matmul_conv::conv2d(&grouped, x),
+        LayerRule::Burn => grouped.forward(x),
+    }
 }

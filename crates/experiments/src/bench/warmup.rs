@@ -1,0 +1,80 @@
+//! `levelset warmup`: one untimed pass of every kernel shape a config's runs use (a training
+//! step, an energy evaluation, a DSS segment check), so that the GPU backends autotune them
+//! before the work that matters. CubeCL stores each tuned shape on disk as soon as it is
+//! tuned, so a warm-up that is stopped resumes where it left off, and a machine pays the
+//! tuning once per shape.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use levelset_models::Landscape;
+use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
+use levelset_models::landscape::{StackedPass, cpu_backend};
+
+use super::apply_layer_rule;
+use super::workloads::{Plan, eval_run, segment_check_run, train_step_run};
+use crate::config::ExperimentConfig;
+use crate::tasks::{WithLandscape, with_landscape};
+
+#[derive(clap::Args, Debug)]
+pub struct WarmupArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Overrides the config's data directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// `burn` or `matmul` layers (see `levelset bench --layers`); default: the backend's.
+    #[arg(long)]
+    pub layers: Option<String>,
+}
+
+pub fn run(args: WarmupArgs) -> Result<()> {
+    let rule = apply_layer_rule(args.layers.as_deref())?;
+    let mut config = ExperimentConfig::load(&args.config)?;
+    if let Some(dir) = &args.data_dir {
+        config.task.set_data_dir(dir);
+    }
+    println!(
+        "warming up {} on {BACKEND_NAME} ({} layers)",
+        args.config.display(),
+        rule.name()
+    );
+    with_landscape(&config.clone(), Warmup { config })?
+}
+
+struct Warmup {
+    config: ExperimentConfig,
+}
+
+impl WithLandscape for Warmup {
+    type Output = Result<()>;
+
+    fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
+        let plan = Plan {
+            repeats: 1,
+            steps: 1,
+            seed: 0,
+        };
+        let stacked = landscape.stacked_pass(&device()) == StackedPass::Faster;
+        let report = |what: &str, seconds: f64| println!("  {what}: {seconds:.1} s");
+        report(
+            "training step",
+            train_step_run(&landscape, &self.config, plan)().seconds,
+        );
+        report("energy evaluation", eval_run(&landscape, plan)().seconds);
+        report(
+            "segment check",
+            segment_check_run(&landscape, plan, stacked)().seconds,
+        );
+        if cpu_backend::<Compute>(&device()) {
+            println!("done: {BACKEND_NAME} tunes nothing; the GPU backends keep what they tune");
+            return Ok(());
+        }
+        println!(
+            "done: a later run of this config on this machine reuses the tuned kernels \
+             (CubeCL keeps them in target/autotune of the Cargo project around the working \
+             directory, else in the user's cache directory under cubecl/)"
+        );
+        Ok(())
+    }
+}

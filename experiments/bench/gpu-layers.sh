@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One device call that measures the matmul layer forms (`levelset bench --layers matmul`)
+# against Burn's layers (`--layers burn`) and PyTorch on a GPU machine, model by model, each
+# part under its own outer timeout so that a slow one cannot starve the others. Every part's
+# folder is packed into OUT/layers.tar.gz as soon as it ends, so a call stopped at its limit
+# still returns what finished. Prepared on the development machine:
+#
+#   SUITES="matmul_layers" experiments/bench/build-gpu-bundle.sh cuda
+#   (gpu-bundle/data as in experiments/bench/README.md, section GPU)
+#
+# and run with the device tool, carry ["gpu-bundle/cuda.tar.xz", "gpu-bundle/data"]:
+#
+#   experiments/bench/gpu-layers.sh gpu-bundle/cuda.tar.xz gpu-bundle/data "$OUT"
+#
+# PLAN lists the parts in order as RULE:MODEL (default "matmul:cifar10 matmul:ptb
+# burn:cifar10 matmul:mnist"), then the test suites run; PART_SECONDS (default 100) bounds
+# each part's levelset benchmark.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+usage="usage: gpu-layers.sh BUNDLE DATA_DIR OUT"
+bundle="${1:?$usage}"
+data="${2:?$usage}"
+out="${3:?$usage}"
+seconds="${PART_SECONDS:-100}"
+work=/tmp/layers
+rm -rf "$work" && mkdir -p "$work" "$out"
+cache="experiments/bench/gpu-h200-run3/autotune.tar.gz"
+
+part() {
+    local name="$1" limit="$2"
+    shift 2
+    echo "== $name (limit $limit s)"
+    env "$@" timeout "$limit" experiments/bench/gpu-check.sh "$bundle" "$data" "$work/$name"
+    echo "   exit $?"
+    tar -czf "$out/layers.tar.gz" -C /tmp layers
+}
+
+# The first part unpacks the autotune cache of run 3 (Burn's layers on MNIST and CIFAR-10);
+# later parts add to the same target/autotune.
+extra=("AUTOTUNE_CACHE=$cache")
+for item in ${PLAN:-matmul:cifar10 matmul:ptb burn:cifar10 matmul:mnist}; do
+    rule="${item%%:*}"
+    model="${item#*:}"
+    part "$rule-$model" $((seconds + 40)) "${extra[@]}" PARTS=bench STEP_TIMEOUT="$seconds" \
+        BENCH_ARGS="--models $model --repeats 3 --dss-repeats 0 --layers $rule" \
+        TORCH_ARGS="--models $model --repeats 3"
+    extra=()
+done
+part tests 90 PARTS=tests STEP_TIMEOUT=60

@@ -2,17 +2,20 @@
 //! and generators for their synthetic tasks. Pure Rust, independent of any tensor library:
 //! images come out as u8 (C,H,W) buffers, text as token ids, synthetic tasks as f32 rows.
 
+pub mod atomic;
 mod augment;
+pub mod catalog;
 mod cifar;
 mod error;
+pub mod fetch;
 mod files;
 mod images;
+pub mod locate;
 mod mnist;
 mod ptb;
 mod streams;
 mod synthetic;
-
-use std::path::PathBuf;
+pub mod testing;
 
 pub use augment::{ChannelStats, center_crop, random_crop_flip};
 pub use cifar::{CIFAR_CLASSES, load_cifar10};
@@ -25,14 +28,3 @@ pub use synthetic::{
     MIXTURE_SPREAD, Polynomial, Regression, gaussian_mixture, linear_regression, polynomial,
     standard_normal, three_point_cycle,
 };
-
-/// The default data location: `$LEVELSET_DATA_DIR` when set, otherwise the offline copies in
-/// the checkout's `shared/data` (with `mnist/`, `cifar10/` and `ptb/` inside). Tests of every
-/// crate find the real data through this one function.
-pub fn shared_data_dir() -> PathBuf {
-    std::env::var_os("LEVELSET_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        })
-}

@@ -149,7 +149,9 @@ pub enum TaskConfig {
     /// a cycle.
     ThreePointCycle { hidden: usize },
     Mnist {
-        data_dir: PathBuf,
+        /// The data directory holding `mnist/` (see [`TaskConfig::resolve_data_dir`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_dir: Option<PathBuf>,
         /// Use only the first `n` training / test images (quick configs).
         #[serde(default)]
         train_limit: Option<usize>,
@@ -160,7 +162,8 @@ pub enum TaskConfig {
         model: MnistConvConfig,
     },
     Cifar10 {
-        data_dir: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_dir: Option<PathBuf>,
         #[serde(default)]
         train_limit: Option<usize>,
         #[serde(default)]
@@ -171,7 +174,8 @@ pub enum TaskConfig {
         model: CifarConvConfig,
     },
     Ptb {
-        data_dir: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_dir: Option<PathBuf>,
         /// Training text inside `data_dir` (the offline copy trains on `ptb.valid.txt`).
         train_file: String,
         heldout_file: String,
@@ -189,18 +193,21 @@ pub enum TaskConfig {
 }
 
 impl TaskConfig {
-    /// Points the task at `dir` for its data files; false when the task reads none.
-    pub fn set_data_dir(&mut self, dir: &Path) -> bool {
-        match self.data_dir_mut() {
-            Some(slot) => {
-                *slot = dir.to_path_buf();
-                true
-            }
-            None => false,
-        }
+    /// Fixes the data directory by levelset's one resolution order (`--data-dir` as `flag` >
+    /// `$LEVELSET_DATA_DIR` > this config's `data_dir` > the per-user default), so that what
+    /// runs, and what the results record, is the folder actually read. False when the task
+    /// reads no data.
+    pub fn resolve_data_dir(&mut self, flag: Option<&Path>) -> Result<bool> {
+        let Some(slot) = self.data_dir_mut() else {
+            return Ok(false);
+        };
+        let (dir, _) = levelset_data::locate::resolve_data_dir(flag, slot.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        *slot = Some(dir);
+        Ok(true)
     }
 
-    fn data_dir_mut(&mut self) -> Option<&mut PathBuf> {
+    fn data_dir_mut(&mut self) -> Option<&mut Option<PathBuf>> {
         match self {
             TaskConfig::Mnist { data_dir, .. }
             | TaskConfig::Cifar10 { data_dir, .. }

@@ -4,16 +4,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
+use burn::prelude::Tensor;
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
-use levelset_models::backend::{BACKEND_NAME, Train, device};
+use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::{num_params, unflatten};
 use levelset_models::outdir::OutputLock;
 use levelset_strings::align;
 
 use crate::config::ExperimentConfig;
-use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::connect_resume::{self, RunSettings, SavedString};
+use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint, warn_if_unresolved};
 use crate::tasks::{WithLandscape, with_landscape};
 
 pub struct ConnectArgs {
@@ -26,6 +28,8 @@ pub struct ConnectArgs {
     pub method: Method,
     /// Weight-match the second endpoint to the first before connecting.
     pub align: bool,
+    /// Finish an interrupted run in `out` from its saved path.
+    pub resume: bool,
 }
 
 fn beads_dir(out: &Path) -> PathBuf {
@@ -36,96 +40,80 @@ pub fn run(args: ConnectArgs) -> Result<()> {
     args.method.check_config(&args.config)?;
     // Refuse before any training: writing a second path into the folder of a first one
     // would overwrite its report and mix the two strings' beads.
-    for existing in [args.out.join("report.json"), beads_dir(&args.out)] {
-        if existing.exists() {
-            bail!(
-                "{} already holds a path ({} exists); choose another --out",
-                args.out.display(),
-                existing.display()
-            );
-        }
+    let report = args.out.join("report.json");
+    if report.exists() {
+        bail!(
+            "{} already holds a path ({} exists); choose another --out",
+            args.out.display(),
+            report.display()
+        );
+    }
+    let unfinished = [connect_resume::json_path(&args.out), beads_dir(&args.out)]
+        .into_iter()
+        .find(|p| p.exists());
+    if let Some(existing) = &unfinished
+        && !args.resume
+    {
+        bail!(
+            "{} holds an unfinished path ({} exists); pass --resume to finish it, or choose \
+             another --out",
+            args.out.display(),
+            existing.display()
+        );
+    }
+    if args.resume && unfinished.is_some() && !connect_resume::exists(&args.out) {
+        bail!(
+            "cannot resume in {}: it holds beads but no saved path (string.json); remove \
+             {} to start over",
+            args.out.display(),
+            beads_dir(&args.out).display()
+        );
     }
     let _lock = OutputLock::acquire(&args.out)?;
     with_landscape(&args.config.clone(), args)?
+}
+
+impl ConnectArgs {
+    fn settings(&self) -> RunSettings {
+        RunSettings {
+            config: self.config.clone(),
+            endpoints: self.endpoints.clone(),
+            level: self.level,
+            seed: self.seed,
+            method: format!("{:?}", self.method),
+            align: self.align,
+        }
+    }
 }
 
 impl WithLandscape for ConnectArgs {
     type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
-        let (a, b, level) = match &self.endpoints {
-            Some((pa, pb)) => {
-                let arch = landscape.architecture();
-                let load = |p: &PathBuf| -> Result<_> {
-                    let (model, meta) = checkpoint::load(landscape.init(0), &arch, p, &device())?;
-                    Ok((flat_of(&model), meta))
-                };
-                let (a, meta_a) = load(pa)?;
-                let (b, meta_b) = load(pb)?;
-                let level = match (self.level, meta_a.level, meta_b.level) {
-                    (Some(l), _, _) => l,
-                    (None, Some(la), Some(lb)) => la.max(lb),
-                    _ => bail!("--level is required: the checkpoints record no training level"),
-                };
-                (a, b, level)
-            }
-            None => {
-                let Some(level) = self.level else {
-                    bail!("--level is required when connect trains its own endpoints");
-                };
-                let (sa, sb) = pair_seeds(self.seed, 0);
-                let a = train_endpoint(&landscape, &self.config, level, sa)?;
-                let b = train_endpoint(&landscape, &self.config, level, sb)?;
-                (flat_of(&a.model), flat_of(&b.model), level)
-            }
-        };
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("creating {}", self.out.display()))?;
-        let b = if self.align {
-            let config = self.config.align.clone().unwrap_or_default();
-            let aligned = align::<Train, _>(&landscape, &a, &b, &config, self.seed)
-                .map_err(|e| anyhow::anyhow!("--align: {e}"))?;
-            let path = self.out.join("align.json");
-            write_atomic(&path, &serde_json::to_vec_pretty(&aligned.report)?)
-                .with_context(|| format!("writing {}", path.display()))?;
+        let saved = if self.resume && connect_resume::exists(&self.out) {
+            let saved = SavedString::load(&self.out, &self.settings())?;
             println!(
-                "aligned: straight-line barrier {:.5} before, {:.5} after weight matching ({} sweeps); {}",
-                aligned.report.barrier_before,
-                aligned.report.barrier_after,
-                aligned.report.sweeps,
-                path.display()
+                "resuming in {}: its path was computed by an earlier run; writing what remains",
+                self.out.display()
             );
-            aligned.b
+            saved
         } else {
-            b
+            let saved = self.compute(&landscape)?;
+            saved.save(&self.out)?;
+            saved
         };
-        let (path, report) = connect_flat(
-            &landscape,
-            &self.config,
-            self.method,
-            a,
-            b,
-            level,
-            self.seed,
-        )?;
+        let (level, report) = (saved.level, saved.report.clone());
 
         let beads_dir = beads_dir(&self.out);
         let template = landscape.init(0).valid();
-        // A curve's beads are its dense samples (61 models by default): the report holds its
-        // energy profile, and saving every sample would cost 61 checkpoints.
-        let saved = if self.method.samples_a_curve() {
-            0
-        } else {
-            path.beads.len()
-        };
-        for (k, (flat, energy)) in path
-            .beads
-            .iter()
-            .zip(&path.bead_energies)
-            .take(saved)
-            .enumerate()
-        {
-            let model = unflatten(template.clone(), flat.clone());
+        for (k, (flat, energy)) in saved.beads.iter().zip(&saved.bead_energies).enumerate() {
+            let dir = beads_dir.join(format!("{k:04}"));
+            // Beads a resumed run finds complete (the sidecar is written last) stay as they are.
+            if checkpoint::read_meta(&dir).is_ok() {
+                continue;
+            }
+            let flat = Tensor::<Compute, 1>::from_data(flat.as_slice(), &device());
+            let model = unflatten(template.clone(), flat);
             let meta = CheckpointMeta {
                 levelset_version: env!("CARGO_PKG_VERSION").to_string(),
                 architecture: landscape.architecture(),
@@ -138,11 +126,12 @@ impl WithLandscape for ConnectArgs {
                 backend: BACKEND_NAME.to_string(),
                 num_params: num_params(&model),
             };
-            checkpoint::save(model, &meta, &beads_dir.join(format!("{k:04}")))?;
+            checkpoint::save(model, &meta, &dir)?;
         }
         let report_path = self.out.join("report.json");
         write_atomic(&report_path, &serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", report_path.display()))?;
+        SavedString::remove(&self.out);
         println!(
             "{}: {} at {} <= {level}\n  beads {}, normalized length {:.4} (over {} parameters)\n  \
              max {} along the string {:.5}, on the straight line {:.5}\n  \
@@ -165,12 +154,87 @@ impl WithLandscape for ConnectArgs {
             report.energy_evaluations,
             report.wall_seconds,
             report_path.display(),
-            if saved > 0 {
+            if !saved.beads.is_empty() {
                 format!(", beads in {}", beads_dir.display())
             } else {
                 String::new()
             }
         );
         Ok(())
+    }
+}
+
+impl ConnectArgs {
+    /// Trains or loads the endpoints, aligns them if asked, and computes the path.
+    fn compute<L: Landscape<Train>>(&self, landscape: &L) -> Result<SavedString> {
+        let (a, b, level) = match &self.endpoints {
+            Some((pa, pb)) => {
+                let arch = landscape.architecture();
+                let load = |p: &PathBuf| -> Result<_> {
+                    let (model, meta) = checkpoint::load(landscape.init(0), &arch, p, &device())?;
+                    Ok((flat_of(&model), meta))
+                };
+                let (a, meta_a) = load(pa)?;
+                let (b, meta_b) = load(pb)?;
+                let level = match (self.level, meta_a.level, meta_b.level) {
+                    (Some(l), _, _) => l,
+                    (None, Some(la), Some(lb)) => la.max(lb),
+                    _ => bail!("--level is required: the checkpoints record no training level"),
+                };
+                warn_if_unresolved(landscape, &[level]);
+                (a, b, level)
+            }
+            None => {
+                let Some(level) = self.level else {
+                    bail!("--level is required when connect trains its own endpoints");
+                };
+                warn_if_unresolved(landscape, &[level]);
+                let (sa, sb) = pair_seeds(self.seed, 0);
+                let a = train_endpoint(landscape, &self.config, level, sa)?;
+                let b = train_endpoint(landscape, &self.config, level, sb)?;
+                (flat_of(&a.model), flat_of(&b.model), level)
+            }
+        };
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        let b = if self.align {
+            let config = self.config.align.clone().unwrap_or_default();
+            let aligned = align::<Train, _>(landscape, &a, &b, &config, self.seed)
+                .map_err(|e| anyhow::anyhow!("--align: {e}"))?;
+            let path = self.out.join("align.json");
+            write_atomic(&path, &serde_json::to_vec_pretty(&aligned.report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "aligned: straight-line barrier {:.5} before, {:.5} after weight matching ({} sweeps); {}",
+                aligned.report.barrier_before,
+                aligned.report.barrier_after,
+                aligned.report.sweeps,
+                path.display()
+            );
+            aligned.b
+        } else {
+            b
+        };
+        let (path, report) =
+            connect_flat(landscape, &self.config, self.method, a, b, level, self.seed)?;
+
+        // A curve's beads are its dense samples (61 models by default): the report holds its
+        // energy profile, and saving every sample would cost 61 checkpoints.
+        let beads: Vec<Vec<f32>> = if self.method.samples_a_curve() {
+            Vec::new()
+        } else {
+            path.beads
+                .iter()
+                .map(|b| b.to_data().to_vec().expect("f32 parameters"))
+                .collect()
+        };
+        Ok(SavedString {
+            settings: self.settings(),
+            level,
+            report,
+            bead_energies: path.bead_energies[..beads.len()].to_vec(),
+            num_params: beads.first().map_or(0, Vec::len),
+            beads,
+        })
     }
 }

@@ -3,13 +3,19 @@
 mod bench;
 mod compare;
 mod config;
+#[cfg(test)]
+mod config_props;
 mod connect_cmd;
+mod connect_resume;
+mod data_cmd;
 mod figures;
 mod pair;
 mod paper;
 mod progress;
 mod prop23;
 mod reproduce;
+mod shards;
+mod slurm;
 mod sweep;
 mod tasks;
 mod train_cmd;
@@ -84,6 +90,10 @@ enum Command {
         /// The path method.
         #[arg(long, value_enum, default_value = "dss")]
         method: pair::Method,
+        /// Finish a run in --out that stopped after computing its path (its bead
+        /// checkpoints or report unwritten), without computing the path again.
+        #[arg(long)]
+        resume: bool,
         /// Weight-match the second endpoint's hidden units to the first's before connecting
         /// (MLPs and the MNIST convnet); writes align.json with the barriers before and after.
         #[arg(long)]
@@ -92,22 +102,46 @@ enum Command {
     /// Run the config's [sweep]: levels x pairs, each pair trained and connected; writes
     /// results.json, results.csv and summary.md.
     Sweep {
-        #[arg(long)]
-        config: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "status")]
+        config: Option<PathBuf>,
+        #[arg(long, required_unless_present = "status")]
+        out: Option<PathBuf>,
         /// Continue a sweep whose results.json is in --out, skipping finished pairs.
         #[arg(long)]
         resume: bool,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Run only shard K of N (the pairs p with p mod N = K) into --out/shards/K-of-N;
+        /// `levelset merge --out` joins the shards.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<shards::Shard>,
+        /// List the shards under this sweep folder: done, running, failed or missing.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out", "shard", "resume"])]
+        status: Option<PathBuf>,
     },
+    /// Join the shards under --out/shards into --out/results.{json,csv} and summary.md, as one
+    /// whole sweep writes them.
+    Merge {
+        #[arg(long)]
+        out: PathBuf,
+        /// Merge what is there, listing the missing shards and pairs in summary.md.
+        #[arg(long)]
+        partial: bool,
+    },
+    /// Write (and with --submit, submit) a Slurm job array running the sweep's shards, and a
+    /// merge job that runs after them.
+    Slurm(slurm::SlurmArgs),
     /// Time the paper's models on the compiled backend (training steps, energy evaluations,
     /// DSS segment checks, end-to-end DSS) as medians of repeats, and write them as JSON for
     /// experiments/bench/compare.py. A repeated option takes its last value, so scripts can
     /// append overrides to a user's arguments.
     #[command(args_override_self = true)]
     Bench(bench::BenchArgs),
+    /// Obtain the real data sets (`data fetch`) and inspect a data directory (`data check`).
+    Data {
+        #[command(subcommand)]
+        command: data_cmd::DataCommand,
+    },
     /// Autotune every kernel shape a config's runs use (GPU backends), untimed; resumable.
     Warmup(bench::warmup::WarmupArgs),
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
@@ -139,9 +173,7 @@ fn check_level(level: f64) -> Result<()> {
 
 fn load_config(path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExperimentConfig> {
     let mut config = ExperimentConfig::load(path)?;
-    if let Some(dir) = data_dir
-        && !config.task.set_data_dir(&dir)
-    {
+    if !config.task.resolve_data_dir(data_dir.as_deref())? && data_dir.is_some() {
         bail!(
             "--data-dir given, but the {} task of {} uses no data directory",
             config.name,
@@ -212,6 +244,7 @@ fn main() -> Result<()> {
             out,
             data_dir,
             method,
+            resume,
             align,
         } => {
             if let Some(level) = level {
@@ -225,6 +258,7 @@ fn main() -> Result<()> {
                 out,
                 method,
                 align,
+                resume,
             })?
         }
         Command::Sweep {
@@ -232,17 +266,34 @@ fn main() -> Result<()> {
             out,
             resume,
             data_dir,
-        } => {
-            sweep::run(sweep::SweepArgs {
-                config: load_config(&config, data_dir)?,
-                out,
-                resume,
-            })?;
+            shard,
+            status,
+        } => match (status, config, out) {
+            (Some(dir), _, _) => println!("{}", shards::status(&dir)?),
+            (None, Some(config), Some(out)) => {
+                sweep::run(sweep::SweepArgs {
+                    config: load_config(&config, data_dir)?,
+                    out,
+                    resume,
+                    shard,
+                })?;
+            }
+            _ => bail!("sweep needs --config and --out (or --status DIR)"),
+        },
+        Command::Merge { out, partial } => {
+            let results = shards::merge(&out, partial)?;
+            println!(
+                "merged {} rows into {}",
+                results.rows.len(),
+                out.join("results.json").display()
+            );
         }
+        Command::Slurm(args) => slurm::run(args)?,
         Command::Bench(args) => {
             bench::run(args)?;
         }
         Command::Warmup(args) => bench::warmup::run(args)?,
+        Command::Data { command } => data_cmd::run(command)?,
         Command::Reproduce {
             task,
             full,

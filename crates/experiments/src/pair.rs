@@ -6,16 +6,38 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::flatten;
 use levelset_models::train::{TrainError, Trained, train_to_levels};
+use levelset_models::{Energy, Landscape};
 use levelset_strings::{CurveKind, Path, PathReport, connect, connect_curve, connect_neb};
 
 use crate::config::ExperimentConfig;
 use crate::progress::steps_bar;
 
 /// Seeds of the two endpoints of pair `pair` (distinct across pairs and from each other).
+/// Warns, once per level, when an error-rate energy is measured on too few items to resolve
+/// `level`: it moves in steps of one item, and a step above a tenth of the level means fewer
+/// than ten items separate a model at the level from a perfect one (e.g. a CIFAR-10 test set
+/// of a few records). The run goes on: the user may mean it.
+pub fn warn_if_unresolved<L: Landscape<Train>>(landscape: &L, levels: &[f64]) {
+    let kind = landscape.energy_kind();
+    if !matches!(kind, Energy::TrainError | Energy::TestError) {
+        return;
+    }
+    let items = landscape.eval_examples();
+    let step = 1.0 / items.max(1) as f64;
+    for &level in levels {
+        if step > level / 10.0 {
+            tracing::warn!(
+                "the {kind} is measured on {items} items, so it moves in steps of {step:.4}: \
+                 more than a tenth of the level {level} (fewer than 10 items resolve it); use a \
+                 larger held-out set (test_limit) or a higher level"
+            );
+        }
+    }
+}
+
 pub fn pair_seeds(base: u64, pair: usize) -> (u64, u64) {
     let first = base.wrapping_mul(1_000_003).wrapping_add(2 * pair as u64);
     (first, first + 1)

@@ -79,6 +79,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         config: config.clone(),
         out: out.clone(),
         resume: true,
+        shard: None,
     })?;
     sweep_figures(&args.task, &config, &results, &out)?;
     let table = paper_table(&args.task, &results);

@@ -16,7 +16,8 @@ use levelset_strings::{Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, Partner, SweepConfig};
-use crate::pair::{Endpoints, Method, connect_flat, pair_seeds};
+use crate::pair::{Endpoints, Method, connect_flat, pair_seeds, warn_if_unresolved};
+use crate::shards::Shard;
 use crate::tasks::{WithLandscape, with_landscape};
 
 /// One pair at one level.
@@ -67,6 +68,9 @@ pub struct LevelSummary {
 pub struct SweepResults {
     pub levelset_version: String,
     pub backend: String,
+    /// The part of the sweep these rows are (`sweep --shard`); absent for a whole sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     pub config: ExperimentConfig,
     pub rows: Vec<Row>,
     pub summary: Vec<LevelSummary>,
@@ -76,6 +80,8 @@ pub struct SweepArgs {
     pub config: ExperimentConfig,
     pub out: PathBuf,
     pub resume: bool,
+    /// Run only this shard's pairs, into `out/shards/K-of-N`.
+    pub shard: Option<Shard>,
 }
 
 impl SweepArgs {
@@ -88,28 +94,36 @@ impl SweepArgs {
             .as_ref()
             .with_context(|| format!("config {} has no [sweep] section", self.config.name))
     }
+
+    /// Where this run writes: `out`, or its shard's folder under it.
+    pub fn results_dir(&self) -> PathBuf {
+        match self.shard {
+            Some(shard) => shard.dir(&self.out),
+            None => self.out.clone(),
+        }
+    }
 }
 
 /// Runs the sweep holding the lock on its output folder, taken before any work.
 pub fn run(args: SweepArgs) -> Result<SweepResults> {
     args.validate()?;
-    let _lock = OutputLock::acquire(&args.out)?;
+    let _lock = OutputLock::acquire(&args.results_dir())?;
     run_locked(args)
 }
 
-/// Runs the sweep; the caller holds the lock on `args.out` (see [`run`]).
+/// Runs the sweep; the caller holds the lock on `args.results_dir()` (see [`run`]).
 pub fn run_locked(args: SweepArgs) -> Result<SweepResults> {
     args.validate()?;
     with_landscape(&args.config.clone(), args)?
 }
 
-fn results_path(out: &Path) -> PathBuf {
+pub fn results_path(out: &Path) -> PathBuf {
     out.join("results.json")
 }
 
 /// Rows already finished by an earlier run of the same config.
 fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
-    let path = results_path(&args.out);
+    let path = results_path(&args.results_dir());
     if !path.exists() {
         return Ok(Vec::new());
     }
@@ -157,15 +171,16 @@ pub fn sweep_on<L: Landscape<Train>>(
     endpoints: &mut Endpoints,
 ) -> Result<SweepResults> {
     let sweep = args.validate()?.clone();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    warn_if_unresolved(landscape, &sweep.levels);
+    let out = args.results_dir();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut rows = previous_rows(args)?;
-    let total = (sweep.levels.len() * sweep.pairs) as u64;
+    let total = jobs(&sweep, args.shard).count() as u64;
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("sweep [{elapsed_precise}] {bar:30} {pos}/{len} pairs {msg}")
             .expect("valid template"),
     );
-    for (level, pair) in jobs(&sweep) {
+    for (level, pair) in jobs(&sweep, args.shard) {
         if rows.iter().any(|r| r.level == level && r.pair == pair) {
             bar.inc(1);
             continue;
@@ -183,21 +198,22 @@ pub fn sweep_on<L: Landscape<Train>>(
             "pair done"
         );
         rows.push(row);
-        write_results(&args.out, &args.config, &sweep, &rows)?;
+        write_results(&out, &args.config, &sweep, args.shard, &rows, None)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let results = write_results(&args.out, &args.config, &sweep, &rows)?;
+    let results = write_results(&out, &args.config, &sweep, args.shard, &rows, None)?;
     println!("{}", summary_table(&args.config, &results.summary));
     Ok(results)
 }
 
-/// (level, pair) in run order.
-fn jobs(sweep: &SweepConfig) -> impl Iterator<Item = (f64, usize)> + '_ {
-    sweep
-        .levels
-        .iter()
-        .flat_map(move |&level| (0..sweep.pairs).map(move |pair| (level, pair)))
+/// (level, pair) in run order, the pairs of `shard` only when given.
+pub fn jobs(sweep: &SweepConfig, shard: Option<Shard>) -> impl Iterator<Item = (f64, usize)> + '_ {
+    sweep.levels.iter().flat_map(move |&level| {
+        (0..sweep.pairs)
+            .filter(move |&pair| shard.is_none_or(|s| s.owns(pair)))
+            .map(move |pair| (level, pair))
+    })
 }
 
 fn run_pair<L: Landscape<Train>>(
@@ -305,15 +321,18 @@ fn swapped<L: Landscape<Train>>(
     permute::<Train, _>(landscape, flat, &orders).map_err(anyhow::Error::msg)
 }
 
-fn write_results(
+/// Writes results.json, results.csv and summary.md (with `note` under the table) into `out`.
+pub fn write_results(
     out: &Path,
     config: &ExperimentConfig,
     sweep: &SweepConfig,
+    shard: Option<Shard>,
     rows: &[Row],
+    note: Option<&str>,
 ) -> Result<SweepResults> {
     // Rows in sweep order whatever order they were finished (or resumed) in.
     let mut ordered: Vec<Row> = Vec::with_capacity(rows.len());
-    for (level, pair) in jobs(sweep) {
+    for (level, pair) in jobs(sweep, shard) {
         if let Some(r) = rows.iter().find(|r| r.level == level && r.pair == pair) {
             ordered.push(r.clone());
         }
@@ -321,6 +340,7 @@ fn write_results(
     let results = SweepResults {
         levelset_version: env!("CARGO_PKG_VERSION").to_string(),
         backend: BACKEND_NAME.to_string(),
+        shard,
         config: config.clone(),
         summary: summarize(sweep, &ordered),
         rows: ordered,
@@ -336,11 +356,12 @@ fn write_results(
     write_atomic(&csv_path, &csv.into_inner()?)
         .with_context(|| format!("writing {}", csv_path.display()))?;
     let table_path = out.join("summary.md");
-    write_atomic(
-        &table_path,
-        summary_table(config, &results.summary).as_bytes(),
-    )
-    .with_context(|| format!("writing {}", table_path.display()))?;
+    let mut table = summary_table(config, &results.summary);
+    if let Some(note) = note {
+        table.push_str(&format!("\n{note}\n"));
+    }
+    write_atomic(&table_path, table.as_bytes())
+        .with_context(|| format!("writing {}", table_path.display()))?;
     Ok(results)
 }
 

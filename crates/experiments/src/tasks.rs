@@ -1,11 +1,14 @@
 //! Turns a task config into a concrete landscape on the chosen backend.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
+use levelset_data::catalog::Dataset;
+use levelset_data::locate::{fetch_hint, resolve_data_dir};
 use levelset_data::{
-    ChannelStats, Polynomial, Regression, gaussian_mixture, linear_regression, load_cifar10,
-    load_mnist, load_ptb, polynomial, three_point_cycle,
+    ChannelStats, DataError, Polynomial, Regression, gaussian_mixture, linear_regression,
+    load_cifar10, load_mnist, load_ptb, polynomial, three_point_cycle,
 };
 use levelset_models::Landscape;
 use levelset_models::backend::Train;
@@ -16,6 +19,24 @@ use levelset_models::tasks::{
 };
 
 use crate::config::{ExperimentConfig, PolynomialKind, TaskConfig};
+
+/// Reads `dataset` from its folder in the data directory (`data_dir` as resolved by
+/// [`TaskConfig::resolve_data_dir`]; unresolved, by the same order without a flag). A missing
+/// file is reported with the command that fetches the data set.
+fn load_data<T>(
+    dataset: Dataset,
+    data_dir: &Option<PathBuf>,
+    load: impl FnOnce(&Path) -> Result<T, DataError>,
+) -> Result<T> {
+    let dir = match data_dir {
+        Some(dir) => dir.clone(),
+        None => resolve_data_dir(None, None).map_err(anyhow::Error::msg)?.0,
+    };
+    load(&dir.join(dataset.name())).map_err(|e| match e {
+        DataError::NotFound { .. } => anyhow!("{e}\n{}", fetch_hint(dataset, &dir)),
+        other => other.into(),
+    })
+}
 
 /// Something to do with a landscape, whatever its concrete type.
 pub trait WithLandscape {
@@ -172,7 +193,7 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             batch_size,
             model,
         } => {
-            let mut split = load_mnist(&data_dir.join("mnist"))?;
+            let mut split = load_data(Dataset::Mnist, data_dir, load_mnist)?;
             limit(&mut split.train, *train_limit);
             limit(&mut split.test, *test_limit);
             let task = ImageTask::<Train, _>::new(
@@ -195,7 +216,7 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             crop,
             model,
         } => {
-            let mut split = load_cifar10(&data_dir.join("cifar10"))?;
+            let mut split = load_data(Dataset::Cifar10, data_dir, load_cifar10)?;
             limit(&mut split.train, *train_limit);
             limit(&mut split.test, *test_limit);
             let stats = ChannelStats::from_images(&split.train);
@@ -224,8 +245,9 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             layers,
             init_scale,
         } => {
-            let dir = data_dir.join("ptb");
-            let corpus = load_ptb(&dir.join(train_file), &dir.join(heldout_file))?;
+            let corpus = load_data(Dataset::Ptb, data_dir, |dir| {
+                load_ptb(&dir.join(train_file), &dir.join(heldout_file))
+            })?;
             let take = |ids: &[u32], n: Option<usize>| {
                 ids[..n.unwrap_or(ids.len()).min(ids.len())].to_vec()
             };

@@ -12,6 +12,7 @@ use levelset_models::outdir::OutputLock;
 use levelset_models::train::train_to_level;
 
 use crate::config::ExperimentConfig;
+use crate::pair::warn_if_unresolved;
 use crate::progress::steps_bar;
 use crate::tasks::{WithLandscape, with_landscape};
 
@@ -42,6 +43,7 @@ impl WithLandscape for TrainArgs {
             );
         }
         let kind = landscape.energy_kind();
+        warn_if_unresolved(&landscape, &[self.level]);
         tracing::info!(
             task = %self.config.name,
             energy = %kind,

@@ -161,6 +161,7 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
             config: at.clone(),
             out: out.join(format!("m{m}")),
             resume: true,
+            shard: None,
         };
         args.validate()?;
         let (results, curve_gaps) = with_landscape(&at, WidthSweep { args })??;

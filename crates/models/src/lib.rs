@@ -1,6 +1,7 @@
 //! levelset's networks, flat parameter vectors, energies and training to a level.
 
-pub mod atomic;
+/// Atomic file writes live in the bottom crate, which also writes downloads through them.
+pub use levelset_data::atomic;
 /// Present only when a backend feature (flex, ndarray, wgpu, cuda) is on: library code is
 /// backend-generic, only binaries and tests pick one.
 #[cfg(any(

@@ -10,7 +10,8 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use levelset_data::{load_mnist, shared_data_dir};
+use levelset_data::load_mnist;
+use levelset_data::testing::real_or_fixture_data_dir;
 use levelset_models::backend::{Train, device};
 use levelset_models::flat::{flatten, lerps, unflatten};
 use levelset_models::landscape::pointwise_energies;
@@ -23,7 +24,8 @@ use levelset_strings::{DssConfig, Evaluator, InsertAt, LengthOver, Order, Status
 use common::{adam, quadratic_pair};
 
 fn small_mnist(energy: Energy) -> ImageTask<Train, MnistConvConfig> {
-    let mut split = load_mnist(&shared_data_dir().join("mnist")).expect("real MNIST data");
+    // The committed MNIST extract holds these first images too.
+    let mut split = load_mnist(&real_or_fixture_data_dir().join("mnist")).expect("real MNIST data");
     split.train.truncate(200);
     split.test.truncate(300);
     let config = MnistConvConfig {

@@ -141,9 +141,7 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
     for model in models {
         // --data-dir applies to the models with data files; the polynomial task has none.
         let mut config = ExperimentConfig::load(&args.configs.join(model.config))?;
-        if let Some(dir) = &args.data_dir {
-            config.task.set_data_dir(dir);
-        }
+        config.task.resolve_data_dir(args.data_dir.as_deref())?;
         let job = ModelBench {
             model,
             config,

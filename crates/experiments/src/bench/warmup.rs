@@ -31,9 +31,7 @@ pub struct WarmupArgs {
 pub fn run(args: WarmupArgs) -> Result<()> {
     let rule = apply_layer_rule(args.layers.as_deref())?;
     let mut config = ExperimentConfig::load(&args.config)?;
-    if let Some(dir) = &args.data_dir {
-        config.task.set_data_dir(dir);
-    }
+    config.task.resolve_data_dir(args.data_dir.as_deref())?;
     println!(
         "warming up {} on {BACKEND_NAME} ({} layers)",
         args.config.display(),

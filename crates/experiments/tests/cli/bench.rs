@@ -32,7 +32,7 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         configs().as_os_str(),
         // Accepted although the polynomial task reads no files (it applies to data tasks).
         "--data-dir".as_ref(),
-        levelset_data::shared_data_dir().as_os_str(),
+        levelset_data::testing::fixture_data_dir().as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
     ]);

@@ -303,3 +303,65 @@ fn connect_is_deterministic() {
     let again = connect(&config, &endpoints, &dir.path().join("ab2"));
     assert_eq!(without_wall_seconds(&first), without_wall_seconds(&again));
 }
+
+/// A run that computed its path but could not write its report (a full disk, simulated by the
+/// report's temporary file being `/dev/full`) keeps the path; a rerun refuses to mix into the
+/// folder, and `--resume` finishes it without computing the path again, to the same report
+/// and beads as an uninterrupted run.
+#[test]
+fn connect_resume_finishes_a_run_that_could_not_write_its_report() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let args = ["--level", "0.06", "--seed", "3"];
+    let whole = connect(&config, &args, &dir.path().join("whole"));
+
+    let out = dir.path().join("cut");
+    std::fs::create_dir_all(&out).unwrap();
+    let blocker = out.join(".report.json.partial");
+    std::os::unix::fs::symlink("/dev/full", &blocker).unwrap();
+    let base = |out: &Path| -> Vec<std::ffi::OsString> {
+        let mut v: Vec<std::ffi::OsString> = vec![
+            "connect".into(),
+            "--config".into(),
+            config.clone().into(),
+            "--out".into(),
+            out.into(),
+        ];
+        v.extend(args.iter().map(Into::into));
+        v
+    };
+    fail_with(base(&out), &["report.json"]);
+    assert!(!out.join("report.json").exists());
+    assert!(out.join("string.json").exists() && out.join("beads/0000").exists());
+    assert!(
+        blocker.symlink_metadata().is_err(),
+        "the failed write removes its temporary file"
+    );
+    // A bead checkpoint lost as well: the resumed run writes it again.
+    std::fs::remove_dir_all(out.join("beads/0001")).unwrap();
+
+    fail_with(base(&out), &["unfinished path", "--resume"]);
+    let other_seed: Vec<std::ffi::OsString> = base(&out)
+        .into_iter()
+        .map(|a| if a == "3" { "4".into() } else { a })
+        .chain(["--resume".into()])
+        .collect();
+    fail_with(&other_seed, &["cannot resume", "--seed"]);
+
+    let mut resume = base(&out);
+    resume.push("--resume".into());
+    let run = succeed(&resume);
+    assert!(run.stdout.contains("resuming"), "{}", run.stdout);
+    let resumed = read_json(&out.join("report.json"));
+    assert_eq!(without_wall_seconds(&resumed), without_wall_seconds(&whole));
+    for k in 0..u64_at(&whole, "beads") {
+        let bead = format!("beads/{k:04}");
+        assert_eq!(
+            quadratic_params(&out.join(&bead)),
+            quadratic_params(&dir.path().join("whole").join(&bead)),
+            "{bead}"
+        );
+    }
+    assert!(!out.join("string.json").exists() && !out.join("string.f32").exists());
+    fail_with(resume, &["already holds a path"]);
+}

@@ -8,7 +8,8 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use levelset_data::{Corpus, LabeledImages, load_cifar10, load_mnist, load_ptb, shared_data_dir};
+use levelset_data::testing::{real_data_or_skip, real_or_fixture_data_dir};
+use levelset_data::{Corpus, LabeledImages, load_cifar10, load_mnist, load_ptb};
 use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::{flatten, lerps};
@@ -157,12 +158,14 @@ pub fn small_lstm_config(vocab: usize) -> LstmLmConfig {
     }
 }
 
-/// The first 1000 training and 700 test images of the real MNIST copy. Loading decodes the
-/// whole gzipped set, so it is done once per test binary.
+/// The first 1000 training and 700 test images of the real MNIST copy (the committed extract
+/// holds exactly these). Loading decodes the whole gzipped set, so it is done once per test
+/// binary.
 pub fn mnist_subset() -> (LabeledImages, LabeledImages) {
     static CELL: OnceLock<(LabeledImages, LabeledImages)> = OnceLock::new();
     CELL.get_or_init(|| {
-        let mut split = load_mnist(&shared_data_dir().join("mnist")).expect("real MNIST data");
+        let mut split =
+            load_mnist(&real_or_fixture_data_dir().join("mnist")).expect("real MNIST data");
         split.train.truncate(1000);
         split.test.truncate(700);
         (split.train, split.test)
@@ -170,26 +173,30 @@ pub fn mnist_subset() -> (LabeledImages, LabeledImages) {
     .clone()
 }
 
-/// The first 300 training and 100 test images of the real CIFAR-10 copy.
-pub fn cifar_subset() -> (LabeledImages, LabeledImages) {
+/// The first 300 training and 100 test images of the real CIFAR-10 copy; `None` (the test
+/// reported skipped) without the real copies, of which no extract is committed.
+pub fn cifar_subset() -> Option<(LabeledImages, LabeledImages)> {
     static CELL: OnceLock<(LabeledImages, LabeledImages)> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let mut split =
-            load_cifar10(&shared_data_dir().join("cifar10")).expect("real CIFAR-10 data");
-        split.train.truncate(300);
-        split.test.truncate(100);
-        (split.train, split.test)
-    })
-    .clone()
+    let dir = real_data_or_skip()?;
+    Some(
+        CELL.get_or_init(|| {
+            let mut split = load_cifar10(&dir.join("cifar10")).expect("real CIFAR-10 data");
+            split.train.truncate(300);
+            split.test.truncate(100);
+            (split.train, split.test)
+        })
+        .clone(),
+    )
 }
 
 /// PTB with the validation text as training text (its vocabulary) and the test text held
-/// out, both cut to their first `tokens` ids.
+/// out, both cut to their first `tokens` ids (at most about 2,600 from the committed extract,
+/// whose vocabulary is smaller).
 pub fn ptb_slice(tokens: usize) -> Corpus {
     static CELL: OnceLock<Corpus> = OnceLock::new();
     let mut corpus = CELL
         .get_or_init(|| {
-            let dir = shared_data_dir().join("ptb");
+            let dir = real_or_fixture_data_dir().join("ptb");
             load_ptb(&dir.join("ptb.valid.txt"), &dir.join("ptb.test.txt")).expect("real PTB")
         })
         .clone();

@@ -1,0 +1,433 @@
+//! `levelset data fetch`: downloads a data set's official files into the data directory.
+//!
+//! Each file is streamed to a temporary file beside its destination while it is hashed, checked
+//! against the checksum pinned in [`crate::catalog`], and only then renamed into place (or
+//! unpacked, each member again through a temporary file). A failed or interrupted download
+//! therefore never leaves a file under a name a loader reads. Mirrors are tried in order; a
+//! user's own mirrors (`--mirror`) come first.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use md5::Md5;
+use sha2::{Digest as _, Sha256};
+
+use crate::atomic::{sync_parent, temp_beside};
+use crate::catalog::{Dataset, Digest, Install, RemoteFile, Source, base_name};
+
+/// Why a data set could not be fetched. Every variant names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{name}: every mirror failed:\n{}", list(.attempts))]
+    AllMirrorsFailed { name: String, attempts: Vec<String> },
+
+    #[error("{path}: {source}", path = .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{archive}: {problem}", archive = .archive.display())]
+    Archive { archive: PathBuf, problem: String },
+}
+
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|a| format!("  - {a}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How to fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Base URLs tried before the catalog's own mirrors, in order.
+    pub mirrors: Vec<String>,
+    /// Try only `mirrors`, not the catalog's.
+    pub only_mirrors: bool,
+    /// Show a progress bar per file (on a terminal).
+    pub progress: bool,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Already present with the right checksum: not downloaded.
+    Present,
+    /// Downloaded from this URL and verified.
+    Downloaded { url: String },
+}
+
+/// Fetches `dataset` into `data_dir/<name>/`; the outcome per published file.
+pub fn fetch(
+    dataset: Dataset,
+    data_dir: &Path,
+    options: &FetchOptions,
+) -> Result<Vec<(&'static str, FileOutcome)>, FetchError> {
+    fetch_sources(dataset.sources(), &data_dir.join(dataset.name()), options)
+}
+
+/// Fetches each of `sources` into `dir` (created if needed); the outcome per source.
+pub fn fetch_sources(
+    sources: &[Source],
+    dir: &Path,
+    options: &FetchOptions,
+) -> Result<Vec<(&'static str, FileOutcome)>, FetchError> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    sources
+        .iter()
+        .map(|source| Ok((source.file.name, fetch_source(source, dir, options)?)))
+        .collect()
+}
+
+fn fetch_source(
+    source: &Source,
+    dir: &Path,
+    options: &FetchOptions,
+) -> Result<FileOutcome, FetchError> {
+    match source.install {
+        Install::AsIs => {
+            let dest = dir.join(source.file.name);
+            if dest.is_file() && file_digest(&dest, source.file.digest)? == source.file.digest.hex()
+            {
+                return Ok(FileOutcome::Present);
+            }
+            let (temp, url) = download(&source.file, dir, options)?;
+            std::fs::rename(&temp, &dest).map_err(|e| {
+                let _ = std::fs::remove_file(&temp);
+                io_error(&dest)(e)
+            })?;
+            sync_parent(&dest).map_err(io_error(dir))?;
+            Ok(FileOutcome::Downloaded { url })
+        }
+        Install::Unpack { members } => {
+            if unpacked_intact(source, dir)? {
+                return Ok(FileOutcome::Present);
+            }
+            let (temp, url) = download(&source.file, dir, options)?;
+            let result = unpack(&temp, members, dir).and_then(|hashes| {
+                write_manifest(source, dir, &hashes)?;
+                sync_parent(&manifest_path(source, dir)).map_err(io_error(dir))
+            });
+            let _ = std::fs::remove_file(&temp);
+            result.map(|()| FileOutcome::Downloaded { url })
+        }
+    }
+}
+
+/// Downloads `file` from the first mirror that serves it with the right checksum, into a
+/// temporary file in `dir`; that file's path and the URL.
+fn download(
+    file: &RemoteFile,
+    dir: &Path,
+    options: &FetchOptions,
+) -> Result<(PathBuf, String), FetchError> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(Duration::from_secs(20))
+        .timeout_read(Duration::from_secs(60))
+        .build();
+    let mut attempts = Vec::new();
+    let mirrors = options.mirrors.iter().map(String::as_str).chain(
+        file.mirrors
+            .iter()
+            .copied()
+            .filter(|_| !options.only_mirrors),
+    );
+    for mirror in mirrors {
+        let url = join_url(mirror, file.name);
+        let temp = temp_beside(&dir.join(file.name));
+        match download_one(&agent, &url, &temp, file, options.progress) {
+            Ok(()) => return Ok((temp, url)),
+            Err(problem) => {
+                let _ = std::fs::remove_file(&temp);
+                attempts.push(format!("{url}: {problem}"));
+            }
+        }
+    }
+    Err(FetchError::AllMirrorsFailed {
+        name: file.name.into(),
+        attempts,
+    })
+}
+
+fn join_url(mirror: &str, name: &str) -> String {
+    if mirror.ends_with('/') {
+        format!("{mirror}{name}")
+    } else {
+        format!("{mirror}/{name}")
+    }
+}
+
+/// One mirror's try: streams the body to `temp` while hashing it; a description of what went
+/// wrong otherwise.
+fn download_one(
+    agent: &ureq::Agent,
+    url: &str,
+    temp: &Path,
+    file: &RemoteFile,
+    progress: bool,
+) -> Result<(), String> {
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, _) => format!("HTTP status {code}"),
+        ureq::Error::Transport(t) => match t.message() {
+            Some(message) => format!("cannot connect ({}): {message}", t.kind()),
+            None => format!("cannot connect ({})", t.kind()),
+        },
+    })?;
+    let announced: Option<u64> = response
+        .header("Content-Length")
+        .and_then(|v| v.parse().ok());
+    let bar = progress_bar(progress, file.name, announced.or(file.size));
+    let mut reader = bar.wrap_read(response.into_reader());
+    let mut out =
+        File::create(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
+    let mut hasher = Hasher::new(file.digest);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut received: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("download broke off after {received} bytes: {e}")),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("writing {}: {e}", temp.display()))?;
+        received += n as u64;
+    }
+    bar.finish_and_clear();
+    if let Some(expected) = announced
+        && received != expected
+    {
+        return Err(format!(
+            "truncated: received {received} of {expected} announced bytes"
+        ));
+    }
+    out.sync_all()
+        .map_err(|e| format!("writing {}: {e}", temp.display()))?;
+    let found = hasher.hex();
+    if found != file.digest.hex() {
+        return Err(format!(
+            "checksum mismatch for {}: expected {} {}, found {found}",
+            file.name,
+            file.digest.algorithm(),
+            file.digest.hex()
+        ));
+    }
+    Ok(())
+}
+
+fn progress_bar(show: bool, name: &str, len: Option<u64>) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(len) => ProgressBar::new(len),
+        None => ProgressBar::no_length(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:28} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("a valid template"),
+    );
+    bar.set_message(name.to_string());
+    bar
+}
+
+/// SHA-256 or MD5, as the catalog asks.
+enum Hasher {
+    Sha256(Sha256),
+    Md5(Md5),
+}
+
+impl Hasher {
+    fn new(digest: Digest) -> Self {
+        match digest {
+            Digest::Sha256(_) => Hasher::Sha256(Sha256::new()),
+            Digest::Md5(_) => Hasher::Md5(Md5::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Md5(h) => h.update(bytes),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Sha256(h) => format!("{:x}", h.finalize()),
+            Hasher::Md5(h) => format!("{:x}", h.finalize()),
+        }
+    }
+}
+
+/// The hex digest of a file on disk, by the algorithm of `digest`.
+pub fn file_digest(path: &Path, digest: Digest) -> Result<String, FetchError> {
+    let mut reader = BufReader::new(File::open(path).map_err(io_error(path))?);
+    let mut hasher = Hasher::new(digest);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = reader.read(&mut buf).map_err(io_error(path))?;
+        if n == 0 {
+            return Ok(hasher.hex());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// The SHA-256 of a file on disk.
+pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
+    file_digest(path, Digest::Sha256(""))
+}
+
+/// Unpacks the archive's `members` into `dir`, each through a temporary file; their SHA-256s.
+fn unpack(archive: &Path, members: &[&str], dir: &Path) -> Result<Vec<String>, FetchError> {
+    let open = File::open(archive).map_err(io_error(archive))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(open)));
+    let bad = |problem: String| FetchError::Archive {
+        archive: archive.to_path_buf(),
+        problem,
+    };
+    let mut found: Vec<Option<(PathBuf, String)>> = vec![None; members.len()];
+    let entries = tar
+        .entries()
+        .map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
+    let mut result = Ok(());
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                result = Err(bad(format!("damaged archive: {e}")));
+                break;
+            }
+        };
+        let name = entry
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(index) = members.iter().position(|m| *m == name) else {
+            continue;
+        };
+        let dest = dir.join(base_name(members[index]));
+        let temp = temp_beside(&dest);
+        let copied = (|| -> io::Result<String> {
+            let mut out = File::create(&temp)?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = entry.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
+            }
+            out.sync_all()?;
+            Ok(format!("{:x}", hasher.finalize()))
+        })();
+        match copied {
+            Ok(hash) => found[index] = Some((temp, hash)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                result = Err(io_error(&dest)(e));
+                break;
+            }
+        }
+    }
+    let missing: Vec<&str> = members
+        .iter()
+        .zip(&found)
+        .filter(|(_, f)| f.is_none())
+        .map(|(m, _)| *m)
+        .collect();
+    if result.is_ok() && !missing.is_empty() {
+        result = Err(bad(format!("lacks {}", missing.join(", "))));
+    }
+    if let Err(e) = result {
+        for (temp, _) in found.into_iter().flatten() {
+            let _ = std::fs::remove_file(temp);
+        }
+        return Err(e);
+    }
+    let mut hashes = Vec::with_capacity(members.len());
+    for (member, slot) in members.iter().zip(found) {
+        let (temp, hash) = slot.expect("checked above");
+        let dest = dir.join(base_name(member));
+        std::fs::rename(&temp, &dest).map_err(io_error(&dest))?;
+        hashes.push(hash);
+    }
+    Ok(hashes)
+}
+
+/// The manifest an unpacked archive leaves beside its members: the archive's checksum and each
+/// member's SHA-256 as unpacked, so that a later fetch or `data check` can tell an intact
+/// installation without the archive.
+fn manifest_path(source: &Source, dir: &Path) -> PathBuf {
+    dir.join(format!(".{}.sha256", source.file.name))
+}
+
+fn write_manifest(source: &Source, dir: &Path, hashes: &[String]) -> Result<(), FetchError> {
+    let Install::Unpack { members } = source.install else {
+        return Ok(());
+    };
+    let mut text = format!(
+        "# {} {} {}\n",
+        source.file.name,
+        source.file.digest.algorithm(),
+        source.file.digest.hex()
+    );
+    for (member, hash) in members.iter().zip(hashes) {
+        text.push_str(&format!("{hash}  {}\n", base_name(member)));
+    }
+    let path = manifest_path(source, dir);
+    let temp = temp_beside(&path);
+    let written = File::create(&temp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    written
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            io_error(&path)(e)
+        })
+}
+
+/// Whether every member of an unpacked archive is present with the SHA-256 its manifest
+/// recorded (false when there is no manifest for this archive's checksum).
+pub fn unpacked_intact(source: &Source, dir: &Path) -> Result<bool, FetchError> {
+    let Ok(text) = std::fs::read_to_string(manifest_path(source, dir)) else {
+        return Ok(false);
+    };
+    let mut lines = text.lines();
+    if !lines
+        .next()
+        .is_some_and(|header| header.ends_with(source.file.digest.hex()))
+    {
+        return Ok(false);
+    }
+    for line in lines {
+        let Some((hash, name)) = line.split_once("  ") else {
+            return Ok(false);
+        };
+        let path = dir.join(name);
+        if !path.is_file() || sha256_file(&path)? != hash {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

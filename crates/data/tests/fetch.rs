@@ -1,0 +1,374 @@
+//! `levelset data fetch` against a real HTTP server on the loopback address, started by each
+//! test and serving files packed like the official ones: good files, a corrupted byte, a
+//! truncated response, a 404 before a good mirror, a connection closed mid-file, a tar.gz whose
+//! members are unpacked. Every failure must leave nothing behind that a loader could read.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use levelset_data::catalog::{Digest, Install, RemoteFile, Source};
+use levelset_data::fetch::{FetchOptions, FileOutcome, fetch_sources, sha256_file};
+use sha2::{Digest as _, Sha256};
+
+/// What the server does for one path.
+#[derive(Clone)]
+enum Reply {
+    Body(Vec<u8>),
+    /// Announces the full length, sends the first `sent` bytes, closes.
+    Truncated {
+        body: Vec<u8>,
+        sent: usize,
+    },
+    /// Sends the first `sent` bytes without announcing a length, then closes.
+    ClosedMidFile {
+        body: Vec<u8>,
+        sent: usize,
+    },
+    NotFound,
+}
+
+/// A one-thread HTTP/1.1 server; its base URL and the number of requests it answered.
+struct Server {
+    base: String,
+    requests: Arc<AtomicUsize>,
+}
+
+fn serve(routes: HashMap<String, Reply>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    let requests = Arc::new(AtomicUsize::new(0));
+    let count = requests.clone();
+    let routes = Arc::new(Mutex::new(routes));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Read the headers up to the blank line.
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_string();
+            let reply = routes
+                .lock()
+                .unwrap()
+                .get(&path)
+                .cloned()
+                .unwrap_or(Reply::NotFound);
+            let _ = match reply {
+                Reply::Body(body) => write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .and_then(|()| stream.write_all(&body)),
+                Reply::Truncated { body, sent } => write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .and_then(|()| stream.write_all(&body[..sent])),
+                Reply::ClosedMidFile { body, sent } => {
+                    write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                        .and_then(|()| stream.write_all(&body[..sent]))
+                }
+                Reply::NotFound => write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            };
+            let _ = stream.flush();
+        }
+    });
+    Server { base, requests }
+}
+
+fn sha256(bytes: &[u8]) -> &'static str {
+    Box::leak(format!("{:x}", Sha256::digest(bytes)).into_boxed_str())
+}
+
+/// Bytes that look like a gzipped IDX file (content does not matter to fetching).
+fn payload(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+fn source(name: &'static str, bytes: &[u8]) -> Source {
+    Source {
+        file: RemoteFile {
+            name,
+            digest: Digest::Sha256(sha256(bytes)),
+            size: Some(bytes.len() as u64),
+            mirrors: &[],
+        },
+        install: Install::AsIs,
+    }
+}
+
+fn options(mirrors: &[&Server]) -> FetchOptions {
+    FetchOptions {
+        mirrors: mirrors.iter().map(|s| s.base.clone()).collect(),
+        only_mirrors: false,
+        progress: false,
+    }
+}
+
+/// Every entry of `dir`, hidden temporary files included.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn good_files_land_verified_and_are_not_downloaded_again() {
+    let (a, b) = (payload(1, 70_000), payload(2, 1_234));
+    let server = serve(HashMap::from([
+        ("a.gz".into(), Reply::Body(a.clone())),
+        ("b.gz".into(), Reply::Body(b.clone())),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let sources = [source("a.gz", &a), source("b.gz", &b)];
+    let outcomes = fetch_sources(&sources, dir.path(), &options(&[&server])).unwrap();
+    for (name, outcome) in &outcomes {
+        assert_eq!(
+            outcome,
+            &FileOutcome::Downloaded {
+                url: format!("{}{name}", server.base)
+            }
+        );
+    }
+    assert_eq!(std::fs::read(dir.path().join("a.gz")).unwrap(), a);
+    assert_eq!(std::fs::read(dir.path().join("b.gz")).unwrap(), b);
+    assert_eq!(
+        entries(dir.path()),
+        ["a.gz", "b.gz"],
+        "no temporary file left"
+    );
+    assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+
+    let again = fetch_sources(&sources, dir.path(), &options(&[&server])).unwrap();
+    assert!(again.iter().all(|(_, o)| *o == FileOutcome::Present));
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        2,
+        "nothing fetched twice"
+    );
+}
+
+#[test]
+fn a_corrupted_byte_is_refused_naming_the_file_and_both_hashes() {
+    let good = payload(3, 50_000);
+    let mut bad = good.clone();
+    bad[12_345] ^= 0x40;
+    let server = serve(HashMap::from([("t.gz".into(), Reply::Body(bad.clone()))]));
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch_sources(&[source("t.gz", &good)], dir.path(), &options(&[&server]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("t.gz"), "{err}");
+    assert!(err.contains(sha256(&good)), "expected hash in: {err}");
+    assert!(err.contains(sha256(&bad)), "found hash in: {err}");
+    assert!(
+        entries(dir.path()).is_empty(),
+        "left behind: {:?}",
+        entries(dir.path())
+    );
+}
+
+#[test]
+fn a_wrong_file_already_present_is_replaced() {
+    let good = payload(4, 3_000);
+    let server = serve(HashMap::from([("p.gz".into(), Reply::Body(good.clone()))]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.gz"), b"stale").unwrap();
+    let outcomes =
+        fetch_sources(&[source("p.gz", &good)], dir.path(), &options(&[&server])).unwrap();
+    assert!(matches!(outcomes[0].1, FileOutcome::Downloaded { .. }));
+    assert_eq!(std::fs::read(dir.path().join("p.gz")).unwrap(), good);
+}
+
+#[test]
+fn truncated_and_interrupted_responses_leave_nothing_behind() {
+    let body = payload(5, 200_000);
+    let server = serve(HashMap::from([
+        (
+            "truncated.gz".into(),
+            Reply::Truncated {
+                body: body.clone(),
+                sent: 90_000,
+            },
+        ),
+        (
+            "closed.gz".into(),
+            Reply::ClosedMidFile {
+                body: body.clone(),
+                sent: 120_000,
+            },
+        ),
+    ]));
+    for name in ["truncated.gz", "closed.gz"] {
+        let dir = tempfile::tempdir().unwrap();
+        let err = fetch_sources(&[source(name, &body)], dir.path(), &options(&[&server]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(name), "{err}");
+        assert!(
+            entries(dir.path()).is_empty(),
+            "{name} left {:?}",
+            entries(dir.path())
+        );
+    }
+}
+
+#[test]
+fn a_404_on_the_first_mirror_falls_back_to_the_second() {
+    let body = payload(6, 10_000);
+    let empty = serve(HashMap::new());
+    let good = serve(HashMap::from([("m.gz".into(), Reply::Body(body.clone()))]));
+    let dir = tempfile::tempdir().unwrap();
+    let outcomes = fetch_sources(
+        &[source("m.gz", &body)],
+        dir.path(),
+        &options(&[&empty, &good]),
+    )
+    .unwrap();
+    assert_eq!(
+        outcomes[0].1,
+        FileOutcome::Downloaded {
+            url: format!("{}m.gz", good.base)
+        }
+    );
+    assert_eq!(empty.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(std::fs::read(dir.path().join("m.gz")).unwrap(), body);
+}
+
+#[test]
+fn every_mirror_failing_lists_each_failure() {
+    let body = payload(7, 1_000);
+    let empty = serve(HashMap::new());
+    // A port nothing listens on: bind, note the port, close.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", l.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = FetchOptions {
+        mirrors: vec![empty.base.clone(), closed.clone()],
+        only_mirrors: false,
+        progress: false,
+    };
+    let err = fetch_sources(&[source("x.gz", &body)], dir.path(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("x.gz") && err.contains("404"), "{err}");
+    assert!(err.contains(&closed), "{err}");
+    assert!(entries(dir.path()).is_empty());
+}
+
+/// A gzipped tar holding `members` (path, bytes).
+fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+const MEMBERS: &[&str] = &["batches/data_batch_1.bin", "batches/batches.meta.txt"];
+
+fn archive_source(archive: &[u8]) -> Source {
+    Source {
+        install: Install::Unpack { members: MEMBERS },
+        ..source("set.tar.gz", archive)
+    }
+}
+
+#[test]
+fn an_archive_is_unpacked_member_by_member_and_recognised_later() {
+    let batch = payload(8, 30_730);
+    let archive = tar_gz(&[
+        ("batches/readme.html", b"<html>"),
+        (MEMBERS[0], &batch),
+        (MEMBERS[1], b"airplane\nautomobile\n"),
+    ]);
+    let server = serve(HashMap::from([(
+        "set.tar.gz".into(),
+        Reply::Body(archive.clone()),
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let src = [archive_source(&archive)];
+    fetch_sources(&src, dir.path(), &options(&[&server])).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("data_batch_1.bin")).unwrap(),
+        batch
+    );
+    assert_eq!(
+        entries(dir.path()),
+        [".set.tar.gz.sha256", "batches.meta.txt", "data_batch_1.bin"],
+        "members and their manifest only: no archive, no readme, no temporary file"
+    );
+    let manifest = std::fs::read_to_string(dir.path().join(".set.tar.gz.sha256")).unwrap();
+    assert!(manifest.contains(&sha256_file(&dir.path().join("data_batch_1.bin")).unwrap()));
+
+    let again = fetch_sources(&src, dir.path(), &options(&[&server])).unwrap();
+    assert_eq!(again[0].1, FileOutcome::Present);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+
+    // A damaged member is noticed and the archive fetched again.
+    std::fs::write(dir.path().join("data_batch_1.bin"), b"damaged").unwrap();
+    let repaired = fetch_sources(&src, dir.path(), &options(&[&server])).unwrap();
+    assert!(matches!(repaired[0].1, FileOutcome::Downloaded { .. }));
+    assert_eq!(
+        std::fs::read(dir.path().join("data_batch_1.bin")).unwrap(),
+        batch
+    );
+}
+
+#[test]
+fn an_archive_lacking_a_member_installs_nothing() {
+    let archive = tar_gz(&[(MEMBERS[0], b"only one")]);
+    let server = serve(HashMap::from([(
+        "set.tar.gz".into(),
+        Reply::Body(archive.clone()),
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch_sources(
+        &[archive_source(&archive)],
+        dir.path(),
+        &options(&[&server]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("lacks") && err.contains(MEMBERS[1]), "{err}");
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}

@@ -1,0 +1,166 @@
+//! `levelset data fetch` and `data check` end to end, against a local HTTP server, and the
+//! error a run gives when its data set is missing.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use tempfile::TempDir;
+
+use crate::common::{fail_with, succeed};
+
+/// A server on the loopback address that answers every request with `body`; its base URL.
+fn serve_everything(body: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .and_then(|()| stream.write_all(&body));
+        }
+    });
+    base
+}
+
+#[test]
+fn a_tampered_mnist_file_is_refused_with_both_hashes_and_nothing_left() {
+    let tampered = b"not the MNIST training images".to_vec();
+    let mirror = serve_everything(tampered.clone());
+    let dir = TempDir::new().unwrap();
+    let run = fail_with(
+        [
+            "data",
+            "fetch",
+            "mnist",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--mirror",
+            &mirror,
+            "--no-default-mirrors",
+        ],
+        &[
+            "train-images-idx3-ubyte.gz",
+            "checksum mismatch",
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        ],
+    );
+    let elsewhere = TempDir::new().unwrap();
+    let served = elsewhere.path().join("served");
+    std::fs::write(&served, &tampered).unwrap();
+    let sha = levelset_data::fetch::sha256_file(&served).unwrap();
+    assert!(
+        run.stderr.contains(&sha),
+        "found hash {sha} in: {}",
+        run.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("mnist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind in mnist/: {left:?}");
+}
+
+#[test]
+fn fetch_rejects_unknown_sets_and_non_http_mirrors() {
+    fail_with(
+        ["data", "fetch", "imagenet"],
+        &["unknown data set 'imagenet'", "mnist, cifar10, ptb or all"],
+    );
+    fail_with(
+        ["data", "fetch", "ptb", "--mirror", "ftp://example.org/"],
+        &["--mirror ftp://example.org/", "http"],
+    );
+}
+
+#[test]
+fn check_reports_files_counts_and_checksums() {
+    let fixtures = levelset_data::testing::fixture_data_dir();
+    let run = succeed(["data", "check", "--dir", fixtures.to_str().unwrap()]);
+    for needle in [
+        "1000 train + 700 test images: subset",
+        "train-images-idx3-ubyte.gz: present, not the official file (SHA-256 differs)",
+        "ptb.train.txt: missing",
+        "cifar10",
+        "levelset data fetch cifar10 --dir",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle:?} in: {}", run.stdout);
+    }
+}
+
+#[test]
+fn a_missing_data_set_names_the_files_and_the_fetch_command() {
+    let empty = TempDir::new().unwrap();
+    let out = TempDir::new().unwrap();
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/mnist-quick.toml");
+    fail_with(
+        [
+            "train".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "0.5".as_ref(),
+            "--out".as_ref(),
+            out.path().join("a").as_os_str(),
+            "--data-dir".as_ref(),
+            empty.path().as_os_str(),
+        ],
+        &[
+            "train-images-idx3-ubyte",
+            &format!("levelset data fetch mnist --dir {}", empty.path().display()),
+        ],
+    );
+}
+
+#[test]
+fn a_held_out_set_too_small_for_the_level_is_warned_about() {
+    let out = TempDir::new().unwrap();
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let text = std::fs::read_to_string(configs.join("mnist-quick.toml"))
+        .unwrap()
+        .replace("test_limit = 1000", "test_limit = 5");
+    let config = crate::common::write(out.path(), "tiny-test.toml", &text);
+    let data = levelset_data::testing::real_or_fixture_data_dir();
+    // An untrained net is above a test error of 0.5 almost surely; 1e9 trains nothing.
+    let run = succeed([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--level".as_ref(),
+        "1e9".as_ref(),
+        "--out".as_ref(),
+        out.path().join("a").as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(
+        !run.stderr.contains("fewer than 10 items"),
+        "{}",
+        run.stderr
+    );
+    let run = succeed([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--level".as_ref(),
+        "0.9".as_ref(),
+        "--out".as_ref(),
+        out.path().join("b").as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(
+        run.stderr.contains("measured on 5 items") && run.stderr.contains("fewer than 10 items"),
+        "{}",
+        run.stderr
+    );
+}

@@ -1,0 +1,217 @@
+//! `sweep --shard K/N`, `merge` and `sweep --status`: shards of a sweep merge to exactly the
+//! rows of one whole sweep (every column but wall time), and merge refuses what it cannot join.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::common::*;
+
+/// The tiny config with 3 pairs, so that 2 shards are uneven.
+fn three_pairs(dir: &Path) -> PathBuf {
+    write(dir, "tiny3.toml", &edit(&tiny(), "pairs = 2", "pairs = 3"))
+}
+
+fn shard(config: &Path, out: &Path, shard: &str, resume: bool) -> Run {
+    let mut args = sweep_args(config, out, &["--shard".as_ref(), shard.as_ref()]);
+    if resume {
+        args.push("--resume".into());
+    }
+    succeed(&args)
+}
+
+/// results.csv without its last column (wall seconds).
+fn csv_without_wall(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("results.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_owned())
+        .collect()
+}
+
+fn assert_same_sweep(merged: &Path, whole: &Path) {
+    assert_eq!(csv_without_wall(merged), csv_without_wall(whole));
+    assert_eq!(
+        without_wall_seconds(&read_json(&merged.join("results.json"))),
+        without_wall_seconds(&read_json(&whole.join("results.json")))
+    );
+    assert_eq!(
+        std::fs::read_to_string(merged.join("summary.md")).unwrap(),
+        std::fs::read_to_string(whole.join("summary.md")).unwrap()
+    );
+}
+
+#[test]
+fn shards_merge_to_the_rows_of_one_whole_sweep() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let whole = dir.path().join("whole");
+    succeed(sweep_args(&config, &whole, &[]));
+    for n in [1, 2, 3] {
+        let out = dir.path().join(format!("split-{n}"));
+        for k in 0..n {
+            shard(&config, &out, &format!("{k}/{n}"), false);
+            let part = read_json(&out.join(format!("shards/{k}-of-{n}/results.json")));
+            assert_eq!(part["shard"]["index"], k);
+            for row in part["rows"].as_array().unwrap() {
+                assert_eq!(u64_at(row, "pair") as usize % n, k, "{row}");
+            }
+        }
+        let status = succeed(["sweep", "--status", out.to_str().unwrap()]);
+        for k in 0..n {
+            assert!(
+                status.stdout.contains(&format!("{k}-of-{n}: done")),
+                "{}",
+                status.stdout
+            );
+        }
+        let run = succeed(["merge", "--out", out.to_str().unwrap()]);
+        assert!(run.stdout.contains("merged 6 rows"), "{}", run.stdout);
+        assert_same_sweep(&out, &whole);
+    }
+}
+
+#[test]
+fn merge_refuses_gaps_overlapping_splits_and_mixed_configs() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let out = dir.path().join("gap");
+    shard(&config, &out, "0/2", false);
+    let status = succeed(["sweep", "--status", out.to_str().unwrap()]);
+    assert!(status.stdout.contains("0-of-2: done"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("1-of-2: missing"),
+        "{}",
+        status.stdout
+    );
+    fail_with(
+        ["merge", "--out", out.to_str().unwrap()],
+        &["row(s) missing", "shards 1-of-2 absent", "--partial"],
+    );
+    succeed(["merge", "--out", out.to_str().unwrap(), "--partial"]);
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("Partial merge") && summary.contains("level 0.1 pair 1"),
+        "{summary}"
+    );
+
+    let overlap = dir.path().join("overlap");
+    shard(&config, &overlap, "0/2", false);
+    shard(&config, &overlap, "1/2", false);
+    shard(&config, &overlap, "0/3", false);
+    fail_with(
+        ["merge", "--out", overlap.to_str().unwrap()],
+        &["different splits", "0-of-3"],
+    );
+
+    let mixed = dir.path().join("mixed");
+    let other = write(
+        dir.path(),
+        "other.toml",
+        &edit(
+            &std::fs::read_to_string(&config).unwrap(),
+            "lr = 0.05",
+            "lr = 0.04",
+        ),
+    );
+    shard(&config, &mixed, "0/2", false);
+    shard(&other, &mixed, "1/2", false);
+    fail_with(
+        ["merge", "--out", mixed.to_str().unwrap()],
+        &["another config", "train.optimizer.lr"],
+    );
+}
+
+#[test]
+fn bad_shards_are_usage_errors() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    for bad in ["2/2", "1/0", "x/3", "3"] {
+        fail_with(
+            sweep_args(
+                &config,
+                &dir.path().join("o"),
+                &["--shard".as_ref(), bad.as_ref()],
+            ),
+            &["K"],
+        );
+    }
+    fail_with(
+        [
+            "merge",
+            "--out",
+            dir.path().join("nothing").to_str().unwrap(),
+        ],
+        &["no shards"],
+    );
+}
+
+/// A shard killed with SIGKILL part-way, then resumed, merges to the whole sweep's rows.
+#[test]
+fn a_shard_killed_and_resumed_merges_to_the_same_rows() {
+    let dir = TempDir::new().unwrap();
+    let config = write(
+        dir.path(),
+        "longer.toml",
+        &edit(
+            &edit(&tiny(), "pairs = 2", "pairs = 4"),
+            "levels = [0.1, 0.06]",
+            "levels = [0.1, 0.08, 0.06, 0.05]",
+        ),
+    );
+    let whole = dir.path().join("whole");
+    succeed(sweep_args(&config, &whole, &[]));
+    let out = dir.path().join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_levelset"))
+        .args(sweep_args(
+            &config,
+            &out,
+            &["--shard".as_ref(), "0/1".as_ref()],
+        ))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = out.join("shards/0-of-1/results.json");
+    let start = Instant::now();
+    while !results.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = read_json(&results)["rows"].as_array().unwrap().len();
+    assert!(
+        done < 16,
+        "the kill came after the shard finished ({done} rows)"
+    );
+    let status = succeed(["sweep", "--status", out.to_str().unwrap()]);
+    assert!(
+        status.stdout.contains("0-of-1: failed or stopped"),
+        "{}",
+        status.stdout
+    );
+
+    shard(&config, &out, "0/1", true);
+    succeed(["merge", "--out", out.to_str().unwrap()]);
+    assert_same_sweep(&out, &whole);
+}
+
+#[test]
+fn status_reports_a_shard_whose_lock_is_held_as_running() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let out = dir.path().join("s");
+    shard(&config, &out, "0/2", false);
+    let _held = levelset_models::outdir::OutputLock::acquire(&out.join("shards/1-of-2")).unwrap();
+    let status = succeed(["sweep", "--status", out.to_str().unwrap()]);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("1-of-2: running, process {}", std::process::id())),
+        "{}",
+        status.stdout
+    );
+}

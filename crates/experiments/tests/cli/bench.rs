@@ -97,3 +97,42 @@ fn bench_rejects_an_unknown_model() {
     );
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn warmup_runs_the_chosen_phases_once_and_rejects_unknown_ones() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let run = succeed([
+        "warmup".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--phases".as_ref(),
+        "train,check".as_ref(),
+        "--steps".as_ref(),
+        "2".as_ref(),
+    ]);
+    assert!(run.stdout.contains("training steps (2)"), "{}", run.stdout);
+    assert!(run.stdout.contains("segment check"), "{}", run.stdout);
+    assert!(!run.stdout.contains("energy evaluation"), "{}", run.stdout);
+    assert!(run.stdout.contains("tunes nothing"), "{}", run.stdout);
+    fail_with(
+        [
+            "warmup".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--phases".as_ref(),
+            "train,backward".as_ref(),
+        ],
+        &["unknown phase 'backward'", "train, eval, check"],
+    );
+    fail_with(
+        [
+            "warmup".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--layers".as_ref(),
+            "im2col".as_ref(),
+        ],
+        &["--layers", "unknown layer rule 'im2col'"],
+    );
+}

@@ -4,7 +4,9 @@
 # log: a convolution's weight gradient tuned as a convolution shows up with an image-sized
 # kernel_size), and the kernel launches of one training step (CubeCL's execution log:
 # launches of 3 steps minus launches of 1 step, halved, so that loading and initialization
-# cancel). Lavapipe's timings do not transfer to a GPU, so none are taken.
+# cancel). Lavapipe's timings do not transfer to a GPU, so none are taken. The launch counts
+# proved unreliable (experiments/bench/README.md, "GPU, 2026-12-04"): CubeCL's execution log is
+# written asynchronously and loses its tail at exit; the tuned-kernel columns are sound.
 #
 #   cargo build --release -p levelset-experiments --features wgpu
 #   experiments/bench/lavapipe-layers.sh target/release/levelset OUT [MODELS]

@@ -12,9 +12,10 @@
 #
 #   experiments/bench/gpu-layers.sh gpu-bundle/cuda.tar.xz gpu-bundle/data "$OUT"
 #
-# PLAN lists the parts in order as RULE:MODEL (default "matmul:cifar10 matmul:ptb
-# burn:cifar10 matmul:mnist"), then the test suites run; PART_SECONDS (default 100) bounds
-# each part's levelset benchmark.
+# PLAN lists the parts in order as RULE:MODEL or RULE:MODEL:SECONDS (default "matmul:cifar10
+# matmul:ptb burn:cifar10 matmul:mnist"), then the test suites run; SECONDS, or PART_SECONDS
+# (default 100) where a part names none, bounds that part's levelset benchmark, kernel tuning
+# included (7-10 s per new kernel shape on an H200).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,7 +26,9 @@ out="${3:?$usage}"
 seconds="${PART_SECONDS:-100}"
 work=/tmp/layers
 rm -rf "$work" && mkdir -p "$work" "$out"
-cache="experiments/bench/gpu-h200-run3/autotune.tar.gz"
+cache="${AUTOTUNE_CACHE:-experiments/bench/gpu-h200-2026-12-04/call1/autotune.tar.gz}"
+# Only the first part unpacks it: unpacked again, it would overwrite what earlier parts tuned.
+unset AUTOTUNE_CACHE
 
 part() {
     local name="$1" limit="$2"
@@ -36,13 +39,14 @@ part() {
     tar -czf "$out/layers.tar.gz" -C /tmp layers
 }
 
-# The first part unpacks the autotune cache of run 3 (Burn's layers on MNIST and CIFAR-10);
-# later parts add to the same target/autotune.
+# The first part unpacks the newest H200 autotune cache (AUTOTUNE_CACHE to choose another):
+# run 3's keys for Burn's layers plus those the matmul forms tuned on 2026-12-04; later parts
+# add to the same target/autotune, which every part packs into its folder.
 extra=("AUTOTUNE_CACHE=$cache")
 for item in ${PLAN:-matmul:cifar10 matmul:ptb burn:cifar10 matmul:mnist}; do
-    rule="${item%%:*}"
-    model="${item#*:}"
-    part "$rule-$model" $((seconds + 40)) "${extra[@]}" PARTS=bench STEP_TIMEOUT="$seconds" \
+    IFS=: read -r rule model limit <<<"$item"
+    limit="${limit:-$seconds}"
+    part "$rule-$model" $((limit + 40)) "${extra[@]}" PARTS=bench STEP_TIMEOUT="$limit" \
         BENCH_ARGS="--models $model --repeats 3 --dss-repeats 0 --layers $rule" \
         TORCH_ARGS="--models $model --repeats 3"
     extra=()

@@ -194,20 +194,12 @@ fn download_one(
     let mut out =
         File::create(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     let mut hasher = Hasher::new(file.digest);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut received: u64 = 0;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("download broke off after {received} bytes: {e}")),
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("writing {}: {e}", temp.display()))?;
-        received += n as u64;
-    }
+    let received = copy_hashed(&mut reader, &mut out, &mut hasher).map_err(|e| match e {
+        CopyError::Read { after, source } => {
+            format!("download broke off after {after} bytes: {source}")
+        }
+        CopyError::Write(e) => format!("writing {}: {e}", temp.display()),
+    })?;
     bar.finish_and_clear();
     if let Some(expected) = announced
         && received != expected
@@ -275,18 +267,46 @@ impl Hasher {
     }
 }
 
+/// Why [`copy_hashed`] stopped: reading the source (after this many bytes) or writing.
+enum CopyError {
+    Read { after: u64, source: io::Error },
+    Write(io::Error),
+}
+
+/// Copies `reader` to `out` while feeding every byte to `hasher`; the bytes copied.
+fn copy_hashed(
+    reader: &mut impl Read,
+    out: &mut impl Write,
+    hasher: &mut Hasher,
+) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut copied: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(CopyError::Read {
+                    after: copied,
+                    source,
+                });
+            }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        copied += n as u64;
+    }
+}
+
 /// The hex digest of a file on disk, by the algorithm of `digest`.
 pub fn file_digest(path: &Path, digest: Digest) -> Result<String, FetchError> {
     let mut reader = BufReader::new(File::open(path).map_err(io_error(path))?);
     let mut hasher = Hasher::new(digest);
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut buf).map_err(io_error(path))?;
-        if n == 0 {
-            return Ok(hasher.hex());
-        }
-        hasher.update(&buf[..n]);
-    }
+    copy_hashed(&mut reader, &mut io::sink(), &mut hasher).map_err(|e| match e {
+        CopyError::Read { source, .. } | CopyError::Write(source) => io_error(path)(source),
+    })?;
+    Ok(hasher.hex())
 }
 
 /// The SHA-256 of a file on disk.
@@ -324,21 +344,15 @@ fn unpack(archive: &Path, members: &[&str], dir: &Path) -> Result<Vec<String>, F
         };
         let dest = dir.join(base_name(members[index]));
         let temp = temp_beside(&dest);
-        let copied = (|| -> io::Result<String> {
-            let mut out = File::create(&temp)?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 1 << 16];
-            loop {
-                let n = entry.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n])?;
-            }
-            out.sync_all()?;
-            Ok(format!("{:x}", hasher.finalize()))
-        })();
+        let mut hasher = Hasher::new(Digest::Sha256(""));
+        let copied = File::create(&temp)
+            .and_then(|mut out| {
+                copy_hashed(&mut entry, &mut out, &mut hasher).map_err(|e| match e {
+                    CopyError::Read { source, .. } | CopyError::Write(source) => source,
+                })?;
+                out.sync_all()
+            })
+            .map(|()| hasher.hex());
         match copied {
             Ok(hash) => found[index] = Some((temp, hash)),
             Err(e) => {

@@ -31,6 +31,13 @@ impl fmt::Display for DataDirSource {
     }
 }
 
+/// `$LEVELSET_DATA_DIR`, when set and not empty.
+pub fn env_data_dir() -> Option<PathBuf> {
+    std::env::var_os(DATA_DIR_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
 /// The per-user default data directory, when the platform has one.
 pub fn user_data_dir() -> Option<PathBuf> {
     dirs::data_dir().map(|d| d.join("levelset"))
@@ -44,8 +51,8 @@ pub fn resolve_data_dir(
     if let Some(dir) = flag {
         return Ok((dir.to_path_buf(), DataDirSource::Flag));
     }
-    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
-        return Ok((PathBuf::from(dir), DataDirSource::Environment));
+    if let Some(dir) = env_data_dir() {
+        return Ok((dir, DataDirSource::Environment));
     }
     if let Some(dir) = config {
         return Ok((dir.to_path_buf(), DataDirSource::Config));

@@ -8,14 +8,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::locate::DATA_DIR_ENV;
+use crate::locate::{DATA_DIR_ENV, env_data_dir};
 
 /// The real data copies: `$LEVELSET_DATA_DIR` when set (a run that sets it expects the copies
 /// there, and its tests fail without them), else the offline copies in `shared/data` beside
 /// the checkout when they exist, else `None`.
 pub fn real_data_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(dir));
+    if let Some(dir) = env_data_dir() {
+        return Some(dir);
     }
     let beside = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"));
     beside.join("mnist").is_dir().then_some(beside)

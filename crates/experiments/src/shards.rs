@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use levelset_models::outdir::{OutputLock, holder};
 use serde::{Deserialize, Serialize};
 
-use crate::sweep::{Row, SweepResults, jobs, results_path, write_results};
+use crate::sweep::{Row, SweepResults, jobs, read_results, results_path, write_results};
 
 /// Shard `index` of `count`: the pairs p with p mod count = index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,17 +81,6 @@ fn shard_folders(out: &Path) -> Result<Vec<(Shard, PathBuf)>> {
     }
     found.sort_by_key(|(s, _)| (s.count, s.index));
     Ok(found)
-}
-
-fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
-    let path = results_path(dir);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let results = serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not a levelset sweep result", path.display()))?;
-    Ok(Some(results))
 }
 
 /// Merges the shards under `out/shards` into `out/results.{json,csv}` and `out/summary.md`,
@@ -176,31 +165,26 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
         .filter(|&(level, pair)| !rows.iter().any(|r| r.level == level && r.pair == pair))
         .map(|(level, pair)| format!("level {level} pair {pair}"))
         .collect();
+    let absent = if missing_shards.is_empty() {
+        String::new()
+    } else {
+        format!(", shards {} absent", missing_shards.join(", "))
+    };
     let note = if missing.is_empty() {
         None
     } else if partial {
         Some(format!(
-            "Partial merge: {} of {} rows missing{} ({}).",
+            "Partial merge: {} of {} rows missing{absent} ({}).",
             missing.len(),
             jobs(&sweep, None).count(),
-            if missing_shards.is_empty() {
-                String::new()
-            } else {
-                format!(", shards {} absent", missing_shards.join(", "))
-            },
             missing.join("; ")
         ))
     } else {
         bail!(
-            "cannot merge {}: {} row(s) missing{} (first: {}); finish those shards with \
+            "cannot merge {}: {} row(s) missing{absent} (first: {}); finish those shards with \
              `levelset sweep --shard K/{count} --resume`, or pass --partial",
             out.display(),
             missing.len(),
-            if missing_shards.is_empty() {
-                String::new()
-            } else {
-                format!(", shards {} absent", missing_shards.join(", "))
-            },
             missing[0]
         )
     };
@@ -222,7 +206,7 @@ pub fn status(out: &Path) -> Result<String> {
             continue;
         };
         let results = read_results(dir)?;
-        let progress = match &results {
+        let (done, total) = match &results {
             Some(r) => {
                 let total = r
                     .config
@@ -233,29 +217,19 @@ pub fn status(out: &Path) -> Result<String> {
             }
             None => (0, 0),
         };
+        // Before its first row a shard has no results, hence no config to count from.
+        let of_total = if total > 0 {
+            format!("{done} of {total} rows")
+        } else {
+            format!("{done} of ? rows")
+        };
         let line = match holder(dir) {
             Some(pid) => format!(
-                "{shard}: running{} ({} of {} rows)",
-                pid.map(|p| format!(", process {p}")).unwrap_or_default(),
-                progress.0,
-                if progress.1 > 0 {
-                    progress.1.to_string()
-                } else {
-                    "?".into()
-                }
+                "{shard}: running{} ({of_total})",
+                pid.map(|p| format!(", process {p}")).unwrap_or_default()
             ),
-            None if results.is_some() && progress.0 == progress.1 => {
-                format!("{shard}: done ({} rows)", progress.0)
-            }
-            None => format!(
-                "{shard}: failed or stopped ({} of {} rows; rerun with --resume)",
-                progress.0,
-                if progress.1 > 0 {
-                    progress.1.to_string()
-                } else {
-                    "?".into()
-                }
-            ),
+            None if results.is_some() && done == total => format!("{shard}: done ({done} rows)"),
+            None => format!("{shard}: failed or stopped ({of_total}; rerun with --resume)"),
         };
         lines.push(line);
     }

@@ -121,28 +121,38 @@ pub fn results_path(out: &Path) -> PathBuf {
     out.join("results.json")
 }
 
-/// Rows already finished by an earlier run of the same config.
-fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
-    let path = results_path(&args.results_dir());
+/// The results.json in `dir`, if there is one.
+pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
+    let path = results_path(dir);
     if !path.exists() {
-        return Ok(Vec::new());
-    }
-    if !args.resume {
-        bail!(
-            "{} exists: pass --resume to continue that sweep, or choose another --out",
-            path.display()
-        );
+        return Ok(None);
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let previous: SweepResults = serde_json::from_slice(&text).with_context(|| {
+    let results = serde_json::from_slice(&text).with_context(|| {
         format!(
             "{} is not a levelset sweep result (damaged?): results.csv beside it holds the \
              same finished rows for reference; move results.json aside to start this sweep \
              over in {}, or choose another --out",
             path.display(),
-            args.out.display()
+            dir.display()
         )
     })?;
+    Ok(Some(results))
+}
+
+/// Rows already finished by an earlier run of the same config.
+fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
+    let dir = args.results_dir();
+    let path = results_path(&dir);
+    if path.exists() && !args.resume {
+        bail!(
+            "{} exists: pass --resume to continue that sweep, or choose another --out",
+            path.display()
+        );
+    }
+    let Some(previous) = read_results(&dir)? else {
+        return Ok(Vec::new());
+    };
     let changed = previous.config.differences(&args.config);
     if !changed.is_empty() {
         bail!(

@@ -132,7 +132,8 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
         layers: Some(rule.name().into()),
         results: vec![matmul_peak(plan)],
     };
-    // Written after every model, so a run stopped part-way keeps what it measured.
+    // Written after every measurement, so a run stopped part-way (a device call's timeout in
+    // the middle of a model's kernel tuning) keeps what it measured.
     let save = |report: &BenchReport| -> Result<()> {
         let json = serde_json::to_vec_pretty(report)?;
         write_atomic(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))
@@ -144,58 +145,61 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
         config.task.resolve_data_dir(args.data_dir.as_deref())?;
         let job = ModelBench {
             model,
-            config,
+            config: config.clone(),
             plan,
             dss_repeats: args.dss_repeats.min(model.dss_repeats),
+            record: &mut |measurement| {
+                report.results.push(measurement);
+                save(&report)
+            },
         };
-        report
-            .results
-            .extend(with_landscape(&job.config.clone(), job)??);
-        save(&report)?;
+        with_landscape(&config, job)??;
     }
     println!("{}", table(&report));
     Ok(report)
 }
 
-struct ModelBench {
+struct ModelBench<'a> {
     model: &'static Model,
     config: ExperimentConfig,
     plan: Plan,
     dss_repeats: usize,
+    /// Takes each measurement as it is made.
+    record: &'a mut dyn FnMut(Measurement) -> Result<()>,
 }
 
-impl WithLandscape for ModelBench {
-    type Output = Result<Vec<Measurement>>;
+impl WithLandscape for ModelBench<'_> {
+    type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output {
         let name = self.model.name;
+        let record = self.record;
         tracing::info!(model = name, "benchmarking");
         let flops = forward_flops(&landscape.architecture());
         let train = train_step(name, &landscape, &self.config, self.plan);
-        let evaluated = eval(name, &landscape, self.plan);
-        let mut results = vec![];
-        results.push(train.clone());
+        record(train.clone())?;
         if let Some(forward) = flops {
             // A training step costs about three forwards: the backward pass computes
             // gradients for both the inputs and the weights of every layer.
-            results.push(gflops(&train, "train_gflops", 3.0 * forward));
+            record(gflops(&train, "train_gflops", 3.0 * forward))?;
         }
-        results.push(evaluated.clone());
+        let evaluated = eval(name, &landscape, self.plan);
+        record(evaluated.clone())?;
         if let Some(forward) = flops {
-            results.push(gflops(&evaluated, "eval_gflops", forward));
+            record(gflops(&evaluated, "eval_gflops", forward))?;
         }
         if landscape.stacked_pass(&device()) != StackedPass::Absent {
-            results.push(segment_check(name, &landscape, self.plan, true));
+            record(segment_check(name, &landscape, self.plan, true))?;
         }
-        results.push(segment_check(name, &landscape, self.plan, false));
+        record(segment_check(name, &landscape, self.plan, false))?;
         if let (1.., Some(level)) = (self.dss_repeats, self.model.dss_level) {
             let plan = Plan {
                 repeats: self.dss_repeats,
                 ..self.plan
             };
-            results.push(dss_end_to_end(name, &landscape, &self.config, level, plan)?);
+            record(dss_end_to_end(name, &landscape, &self.config, level, plan)?)?;
         }
-        Ok(results)
+        Ok(())
     }
 }
 

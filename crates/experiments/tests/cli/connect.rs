@@ -225,23 +225,21 @@ fn one_checkpoint_as_both_endpoints_is_an_error_not_a_nan_length() {
     let a = train(dir.path(), &config, 0.1, 1, "a");
     let out = dir.path().join("aa");
     // Every path method goes through the same check; the tiny config defines DSS only.
-    {
-        fail_with(
-            [
-                "connect".as_ref(),
-                "--config".as_ref(),
-                config.as_os_str(),
-                "--a".as_ref(),
-                a.as_os_str(),
-                "--b".as_ref(),
-                a.as_os_str(),
-                "--out".as_ref(),
-                out.as_os_str(),
-            ],
-            &["same model", "distance 0"],
-        );
-        assert!(!out.join("report.json").exists());
-    }
+    fail_with(
+        [
+            "connect".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--a".as_ref(),
+            a.as_os_str(),
+            "--b".as_ref(),
+            a.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &["same model", "distance 0"],
+    );
+    assert!(!out.join("report.json").exists());
 }
 
 #[test]

@@ -30,9 +30,8 @@ use crate::config::ExperimentConfig;
 
 // A training step allocates and frees tensors of megabytes (each of the MNIST convnet's
 // first dense layer's weights, gradient and Adam moments is 12.8 MB). glibc hands blocks that
-// big back to the kernel on every free, and re-faulting their pages made the MNIST step 4%
-// and its evaluation 10% slower than with mimalloc, which keeps them; 40% with the earlier,
-// batch-wide convolution buffers (experiments/bench/README.md).
+// big back to the kernel on every free, and re-faulting their pages slows training and
+// evaluation; mimalloc keeps them (measured in experiments/bench/README.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

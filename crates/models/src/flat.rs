@@ -70,8 +70,8 @@ pub fn lerp<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, t: f64) -> Tensor<B,
 
 /// [`lerp`] at every `t`, one row each: [ts.len(), n].
 pub fn lerps<B: Backend>(a: &Tensor<B, 1>, b: &Tensor<B, 1>, ts: &[f64]) -> Tensor<B, 2> {
-    // Row by row and a copy: flex's broadcast `[1, n] * [k, 1]` took twice as long (0.31 s
-    // against 0.15 s for the 19 points of an MNIST segment check).
+    // Row by row and a copy: flex's broadcast `[1, n] * [k, 1]` is slower (measured on an
+    // MNIST segment check, `experiments/bench/README.md`).
     Tensor::stack(lerp_rows(a, b, ts).collect(), 0)
 }
 

@@ -1,4 +1,9 @@
 //! levelset's networks, flat parameter vectors, energies and training to a level.
+//!
+//! On the flex backend the nets' layers and optimizer steps run levelset-flex's kernels,
+//! called from `nets::layers`, `nets::lrn`, `optim` and `tasks`; everything else is Burn.
+
+#![forbid(unsafe_code)]
 
 /// Atomic file writes live in the bottom crate, which also writes downloads through them.
 pub use levelset_data::atomic;
@@ -13,8 +18,6 @@ pub use levelset_data::atomic;
 pub mod backend;
 pub mod checkpoint;
 pub mod flat;
-#[cfg(feature = "flex")]
-mod flex;
 pub mod heartbeat;
 pub mod init;
 pub mod landscape;

@@ -154,8 +154,8 @@ impl Default for AdamHyper {
     }
 }
 
-/// Burn's Adam, whose update flex computes in one pass per parameter (`flex::adam`), with
-/// the same values and state.
+/// Burn's Adam, whose update flex computes in one pass per parameter (levelset-flex's
+/// `try_adam_step`), with the same values and state.
 #[derive(Clone)]
 pub struct FusedAdam {
     // Read by the flex kernel only; other backends run `burns`.
@@ -165,6 +165,16 @@ pub struct FusedAdam {
 }
 
 impl AdamHyper {
+    /// The same constants for flex's kernel.
+    #[cfg(feature = "flex")]
+    fn constants(&self) -> levelset_flex::AdamConstants {
+        levelset_flex::AdamConstants {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+        }
+    }
+
     /// Burn's Adam with these constants.
     pub(crate) fn burns(&self) -> Adam {
         AdamConfig::new()
@@ -197,7 +207,7 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         let args = (tensor, grad, state);
         #[cfg(feature = "flex")]
-        let args = match crate::flex::try_adam_step(&self.hyper, lr, args) {
+        let args = match levelset_flex::try_adam_step(&self.hyper.constants(), lr, args) {
             Ok(done) => return done,
             Err(args) => args,
         };
@@ -211,7 +221,7 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
 }
 
 /// Burn's SGD, whose update without momentum flex computes in place in one pass
-/// (`flex::sgd`), with the same values and state.
+/// (levelset-flex's `try_sgd_step`), with the same values and state.
 #[derive(Clone)]
 pub struct FusedSgd<B: Backend> {
     burns: Sgd<B>,
@@ -233,7 +243,7 @@ impl<B: Backend> SimpleOptimizer<B> for FusedSgd<B> {
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         #[cfg(feature = "flex")]
         let (tensor, grad) = if self.plain {
-            match crate::flex::try_sgd_step(lr, (tensor, grad)) {
+            match levelset_flex::try_sgd_step(lr, (tensor, grad)) {
                 Ok(tensor) => return (tensor, Some(SgdState::new(None))),
                 Err(args) => args,
             }
@@ -289,7 +299,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GlobalNorm<'_, B> {
 /// The sum of the squares of `x`'s values.
 fn square_sum<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 1> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_square_sum(x) {
+    let x = match levelset_flex::try_square_sum(x) {
         Ok(sum) => return sum,
         Err(x) => x,
     };

@@ -1,4 +1,4 @@
-//! Layer operations of the nets that flex runs with levelset's own kernels (`crate::flex`);
+//! Layer operations of the nets that flex runs with levelset's own kernels (levelset-flex);
 //! every other backend runs Burn's layers or their matmul forms, as `super::rule` decides.
 
 use burn::nn::conv::Conv2d;
@@ -12,7 +12,7 @@ use super::{matmul_conv, matmul_lstm};
 /// `conv.forward(x)`.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_conv2d(conv, x) {
+    let x = match levelset_flex::try_conv2d(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -25,7 +25,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// `layer.forward(x)`.
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_linear(layer, x) {
+    let x = match levelset_flex::try_linear(layer, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -35,7 +35,7 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
 /// `relu(conv.forward(x))`.
 pub fn conv2d_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_conv2d_relu(conv, x) {
+    let x = match levelset_flex::try_conv2d_relu(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -45,7 +45,7 @@ pub fn conv2d_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4
 /// `pool.forward(x)`.
 pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_max_pool2d(pool, x) {
+    let x = match levelset_flex::try_max_pool2d(pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -55,7 +55,7 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4>
 /// `pool.forward(relu(x))`.
 pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_relu_max_pool2d(pool, x) {
+    let x = match levelset_flex::try_relu_max_pool2d(pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -69,7 +69,7 @@ pub fn conv2d_relu_max_pool2d<B: Backend>(
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_conv2d_relu_max_pool2d(conv, pool, x) {
+    let x = match levelset_flex::try_conv2d_relu_max_pool2d(conv, pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -84,7 +84,7 @@ pub fn lstm<B: Backend>(
     state: Option<LstmState<B, 2>>,
 ) -> (Tensor<B, 3>, LstmState<B, 2>) {
     #[cfg(feature = "flex")]
-    let (x, state) = match crate::flex::try_lstm(layer, x, state) {
+    let (x, state) = match levelset_flex::try_lstm(layer, x, state) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -97,7 +97,7 @@ pub fn lstm<B: Backend>(
 /// The logistic function.
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     #[cfg(feature = "flex")]
-    let x = match crate::flex::try_sigmoid(x) {
+    let x = match levelset_flex::try_sigmoid(x) {
         Ok(y) => return y,
         Err(x) => x,
     };

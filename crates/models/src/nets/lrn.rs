@@ -27,11 +27,22 @@ impl Lrn {
     /// [b, c, h, w] -> [b, c, h, w]
     pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         #[cfg(feature = "flex")]
-        let x = match crate::flex::try_lrn(self, x) {
+        let x = match levelset_flex::try_lrn(&self.window(), x) {
             Ok(y) => return y,
             Err(x) => x,
         };
         self.generic(x)
+    }
+
+    /// The kernel's parameters.
+    #[cfg(feature = "flex")]
+    fn window(&self) -> levelset_flex::LrnWindow {
+        levelset_flex::LrnWindow {
+            depth_radius: self.depth_radius,
+            bias: self.bias,
+            alpha: self.alpha,
+            beta: self.beta,
+        }
     }
 
     /// [`Self::forward`] from Burn's tensor operations, for every backend but flex.
@@ -47,5 +58,44 @@ impl Lrn {
         let denom =
             (window_sum.mul_scalar(self.alpha).add_scalar(self.bias)).powf_scalar(self.beta);
         x / denom
+    }
+}
+
+/// flex's kernel against the generic layer, which is its reference (Burn has no LRN).
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::{DType, Distribution, Tolerance};
+    use levelset_flex::try_lrn;
+
+    use super::*;
+
+    type FlexTrain = Autodiff<Flex>;
+
+    #[test]
+    fn values_and_gradients_match_the_generic_layer() {
+        let device = Default::default();
+        let lrn = Lrn::tf_cifar10();
+        // Large values, so that the normalization is far from the identity; 7 channels, so
+        // that windows are cut at both edges and one covers them all.
+        let dims = [3, 7, 4, 5];
+        let x = Tensor::<FlexTrain, 4>::random(dims, Distribution::Normal(0.0, 30.0), &device);
+        let r = Tensor::<FlexTrain, 4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let run = |forward: &dyn Fn(Tensor<FlexTrain, 4>) -> Tensor<FlexTrain, 4>| {
+            let x = x.clone().require_grad();
+            let y = forward(x.clone());
+            let grads = (y.clone() * r.clone()).sum().backward();
+            (y.into_data(), x.grad(&grads).expect("tracked").into_data())
+        };
+        let (y_ours, dx_ours) = run(&|x| try_lrn(&lrn.window(), x).expect("flex training backend"));
+        let (y_generic, dx_generic) = run(&|x| lrn.generic(x));
+        assert_eq!(y_ours, y_generic, "same operations in the same order");
+        dx_ours.assert_approx_eq::<f32>(&dx_generic, Tolerance::rel_abs(1e-4, 1e-6));
+    }
+
+    #[test]
+    fn other_dtypes_are_left_to_the_generic_layer() {
+        let x = Tensor::<Flex, 4>::zeros([1, 2, 2, 2], &Default::default()).cast(DType::F64);
+        assert!(try_lrn(&Lrn::tf_cifar10().window(), x).is_err());
     }
 }

@@ -9,7 +9,7 @@ use burn::nn::{GateController, Lstm, LstmState};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, tanh};
 
-/// Whether `layer` is the standard cell that [`lstm`] (and flex's kernel) compute: sigmoid
+/// Whether `layer` is the standard cell that [`lstm`] (and levelset-flex's kernel, which checks the same) compute: sigmoid
 /// gates, tanh candidate and output, batch-first, forward in time, no clipping, no coupled
 /// input and forget gates.
 pub fn standard_cell<B: Backend>(layer: &Lstm<B>) -> bool {

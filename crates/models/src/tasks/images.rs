@@ -72,9 +72,9 @@ impl ImageNet for MnistConvConfig {
     ) -> Tensor<B, 2> {
         net.forward(x, rng)
     }
-    /// Slower on every build levelset ships: 0.95x one by one on flex, and 0.26x on an H200
-    /// with fusion and autotuning (0.178 s against 0.046 s), where CubeCL's grouped
-    /// convolution is far slower than its plain one. (Only an unfused CUDA build gained, 4%.)
+    /// Slower than one by one on every build levelset ships (flex, and an H200 with fusion
+    /// and autotuning, where CubeCL's grouped convolution is far slower than its plain one;
+    /// figures in `experiments/bench/README.md`).
     fn stacked_pass<B: Backend>(_device: &B::Device) -> StackedPass {
         StackedPass::Slower
     }

@@ -232,7 +232,8 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
         host_values(errors.flatten::<2>(1, 2).mean_dim(1))
     }
 
-    /// Stacked on an H200: 1.05 ms against 18.9 ms one by one; on flex: 3.8 ms against 1.6.
+    /// Stacked pays on the GPU backends and loses on the CPU ones (measured on an H200 and on
+    /// flex, `experiments/bench/README.md`).
     fn stacked_pass(&self, device: &Device<B::InnerBackend>) -> StackedPass {
         if cpu_backend::<B::InnerBackend>(device) {
             StackedPass::Slower

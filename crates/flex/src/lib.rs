@@ -1,8 +1,10 @@
 //! levelset's own kernels for the flex backend, where Burn 0.21's are slow for the nets'
 //! layers. Each `try_*` function takes a generic tensor and either computes the layer (when
 //! the backend is flex, with or without autodiff) or hands the tensor back for Burn's
-//! generic layer, so the nets stay backend-generic. Measured in
-//! `experiments/bench/README.md`.
+//! generic layer, so the nets stay backend-generic. Each kernel is tested against Burn's
+//! layer, in values and gradients; measured in `experiments/bench/README.md`.
+//!
+//! All of levelset's `unsafe` code lives here, each block with its safety argument.
 
 use std::any::{Any, TypeId};
 use std::mem::MaybeUninit;
@@ -28,16 +30,16 @@ mod pool;
 mod sgd;
 mod sigmoid;
 
-pub(crate) use adam::try_adam_step;
-pub(crate) use conv::{try_conv2d, try_conv2d_relu, try_conv2d_relu_max_pool2d};
-pub(crate) use cross_entropy::try_cross_entropy;
-pub(crate) use linear::try_linear;
-pub(crate) use lrn::try_lrn;
-pub(crate) use lstm::try_lstm;
-pub(crate) use norm::try_square_sum;
-pub(crate) use pool::{try_max_pool2d, try_relu_max_pool2d};
-pub(crate) use sgd::try_sgd_step;
-pub(crate) use sigmoid::try_sigmoid;
+pub use adam::{AdamArgs, AdamConstants, AdamStep, try_adam_step};
+pub use conv::{try_conv2d, try_conv2d_relu, try_conv2d_relu_max_pool2d};
+pub use cross_entropy::try_cross_entropy;
+pub use linear::try_linear;
+pub use lrn::{LrnWindow, try_lrn};
+pub use lstm::try_lstm;
+pub use norm::try_square_sum;
+pub use pool::{try_max_pool2d, try_relu_max_pool2d};
+pub use sgd::try_sgd_step;
+pub use sigmoid::try_sigmoid;
 
 /// Elements per parallel task of the elementwise kernels: below it, a thread hand-off costs
 /// more than it saves.

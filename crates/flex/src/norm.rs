@@ -1,6 +1,6 @@
 //! The sum of a gradient's squares on flex, for the global gradient norm that SGD's clipping
 //! computes every step: Burn's `powi_scalar(2).sum()` squares into a fresh tensor and sums it
-//! on the calling thread alone (1.7% of the PTB model's training-step samples).
+//! on the calling thread alone, while the workers wait.
 
 use burn::backend::Flex;
 use burn::prelude::*;
@@ -11,7 +11,7 @@ use super::{CHUNK, cast, lane_sum, values};
 
 /// The sum of the squares of `x` when `B` is flex and `x` is f32 (on all threads, without
 /// a tensor of squares); otherwise `x` back untouched.
-pub(crate) fn try_square_sum<B: Backend, const D: usize>(
+pub fn try_square_sum<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, 1>, Tensor<B, D>> {
     if x.dtype() != DType::F32 {

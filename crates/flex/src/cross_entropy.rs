@@ -28,7 +28,7 @@ type Inputs<B> = (Tensor<B, 2>, Tensor<B, 1, Int>);
 ///
 /// # Panics
 /// If a label is not a class index, as Burn's `gather` would.
-pub(crate) fn try_cross_entropy<B: Backend>(
+pub fn try_cross_entropy<B: Backend>(
     logits: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
 ) -> Result<Tensor<B, 1>, Inputs<B>> {

@@ -1,8 +1,8 @@
 //! ReLU followed by 2x2 max-pooling on flex, in one pass.
 //!
 //! flex max-pools through generic 3-D loops that also write an i64 index per output, and
-//! autodiff adds a ReLU pass and its mask in front; in a profile of the MNIST convnet's
-//! training step the pooling alone took about 10%. Both functions are monotone, so the pair
+//! autodiff adds a ReLU pass and its mask in front, a visible share of the MNIST convnet's
+//! training step (`experiments/bench/README.md`). Both functions are monotone, so the pair
 //! is max(0, window max), and its gradient goes to the window's first maximum when that is
 //! positive (as Burn's pair routes it: the pool to the first maximum of the ReLU's output,
 //! the ReLU only where its input is positive).
@@ -25,7 +25,7 @@ const NONE: u8 = 4;
 
 /// `pool.forward(relu(x))` when `B` is flex, with or without autodiff, the pool is a 2x2
 /// max-pool with stride 2 and no padding, and `x` is f32; otherwise `x` back untouched.
-pub(crate) fn try_relu_max_pool2d<B: Backend>(
+pub fn try_relu_max_pool2d<B: Backend>(
     pool: &MaxPool2d,
     x: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
@@ -157,7 +157,7 @@ pub(super) fn unpool_plane(grads: &[f32], argmax: &[u8], w: usize, dx: &mut [f32
 /// Burn pads the input with -inf for asymmetric padding (a copy on the calling thread), and
 /// flex pools through generic 3-D loops on it: with the ReLU's mask, most of the CIFAR-10
 /// convnet's training step. Here windows are clipped to the image instead of padded.
-pub(crate) fn try_max_pool2d<B: Backend>(
+pub fn try_max_pool2d<B: Backend>(
     pool: &MaxPool2d,
     x: Tensor<B, 4>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {

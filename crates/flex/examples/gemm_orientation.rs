@@ -1,8 +1,8 @@
 //! gemm's speed on a dense layer's input gradient (batch @ weight^T) written row by row
 //! against column by column and then transposed, for several weight shapes: the
-//! measurement behind `packs_aliasing_rows` in `src/flex/matrix.rs`.
+//! measurement behind `packs_aliasing_rows` in `src/matrix.rs`.
 //!
-//!     cargo run --release -p levelset-models --example gemm_orientation
+//!     cargo run --release -p levelset-flex --example gemm_orientation
 //!
 //! Medians of 9 timings on 2 threads; run it on an otherwise idle machine.
 

@@ -1,7 +1,7 @@
 //! Plain SGD's update on flex, in place and on all threads.
 //!
 //! Burn's step, `tensor - grad * lr`, is two passes into fresh tensors on the calling thread
-//! alone: 3.4% of the PTB model's training-step samples, all while the workers waited. Here
+//! alone, while the workers wait (profile in `experiments/bench/README.md`). Here
 //! one pass on the workers updates the parameter in place, with Burn's arithmetic, so the
 //! values are the same bit for bit (tested).
 
@@ -14,11 +14,11 @@ use super::adam::contiguous;
 use super::{CHUNK, cast, values};
 
 /// A parameter and its gradient.
-pub(crate) type SgdArgs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>);
+pub type SgdArgs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>);
 
 /// `tensor - grad * lr` when `B` is flex and both tensors are f32; otherwise the arguments
 /// back untouched.
-pub(crate) fn try_sgd_step<B: Backend, const D: usize>(
+pub fn try_sgd_step<B: Backend, const D: usize>(
     lr: f64,
     args: SgdArgs<B, D>,
 ) -> Result<Tensor<B, D>, SgdArgs<B, D>> {

@@ -14,18 +14,25 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::{CHUNK, cast, values};
-use crate::optim::AdamHyper;
+
+/// Adam's constants (Burn's `AdamConfig` keeps its own private).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamConstants {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+}
 
 /// A parameter, its gradient and its Adam state.
-pub(crate) type AdamArgs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<AdamState<B, D>>);
+pub type AdamArgs<B, const D: usize> = (Tensor<B, D>, Tensor<B, D>, Option<AdamState<B, D>>);
 
 /// A parameter and its Adam state after a step.
-pub(crate) type AdamStep<B, const D: usize> = (Tensor<B, D>, Option<AdamState<B, D>>);
+pub type AdamStep<B, const D: usize> = (Tensor<B, D>, Option<AdamState<B, D>>);
 
 /// Adam's step of `args` when `B` is flex, the tensors are f32 and the state has no AMSGrad
 /// maximum: the new parameter and state. Otherwise `args` back untouched.
-pub(crate) fn try_adam_step<B: Backend, const D: usize>(
-    hyper: &AdamHyper,
+pub fn try_adam_step<B: Backend, const D: usize>(
+    hyper: &AdamConstants,
     lr: f64,
     args: AdamArgs<B, D>,
 ) -> Result<AdamStep<B, D>, AdamArgs<B, D>> {
@@ -105,7 +112,7 @@ struct Step {
 }
 
 impl Step {
-    fn new(hyper: &AdamHyper, lr: f64, time: usize) -> Self {
+    fn new(hyper: &AdamConstants, lr: f64, time: usize) -> Self {
         let time = time as i32;
         let bias_correction2_sqrt = (1.0 - hyper.beta_2.powi(time)).sqrt();
         Self {
@@ -134,17 +141,28 @@ impl Step {
 
 #[cfg(test)]
 mod tests {
-    use burn::optim::SimpleOptimizer;
+    use burn::optim::{AdamConfig, SimpleOptimizer};
     use burn::tensor::Distribution;
 
     use super::*;
-    use crate::optim::FusedAdam;
 
     /// Three steps of ours and Burn's Adam on a parameter of `dims`, compared bit for bit.
     fn check(dims: [usize; 2]) {
         let device = Default::default();
-        let burns = AdamHyper::default().burns();
-        let ours = FusedAdam::default();
+        let hyper = AdamConstants {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+        };
+        let burns = AdamConfig::new()
+            .with_beta_1(hyper.beta_1)
+            .with_beta_2(hyper.beta_2)
+            .with_epsilon(hyper.epsilon)
+            .build();
+        let ours = |p, g, s| {
+            try_adam_step::<Flex, 2>(&hyper, 1e-3, (p, g, s))
+                .unwrap_or_else(|_| panic!("flex's Adam applies to f32 tensors"))
+        };
         let random = || Tensor::<Flex, 2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
         let storage = |t: &Tensor<Flex, 2>| t.clone().into_primitive().tensor().bytes().as_ptr();
         let mut p_burn = random();
@@ -155,7 +173,7 @@ mod tests {
         for step in 0..3 {
             let grad = random();
             let before = storage(&p_ours);
-            (p_ours, s_ours) = ours.step(1e-3, p_ours, grad.clone(), s_ours);
+            (p_ours, s_ours) = ours(p_ours, grad.clone(), s_ours);
             assert_eq!(
                 storage(&p_ours) == before,
                 step > 0,

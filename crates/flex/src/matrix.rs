@@ -96,10 +96,9 @@ pub(super) fn product(lhs: Matrix, rhs: Matrix) -> Vec<f32> {
 /// multiple of 2 KiB apart, which share the few L1 cache sets such addresses map to, for a
 /// product of few rows that reuses each packed value only a few times. The product's
 /// column-major form reads `rhs` where it lies instead. That is the MNIST convnet's first
-/// dense layer's input gradient (a batch of 100 @ its weight [3,136, 1,024] transposed):
-/// 1.4x faster column-major and transposed (one product on 2 threads with the AVX-512
-/// kernels), 1.3x and 1.5x for weights of 512 and 2,048 columns; 1.05-1.1x for 1,000 or
-/// 1,040 columns, but 0.9x for 384 and below 1x beyond 256 rows.
+/// dense layer's input gradient (a batch of 100 @ its weight [3,136, 1,024] transposed). The
+/// thresholds below are where the column-major form measured faster (`examples/
+/// gemm_orientation.rs`; figures in `experiments/bench/README.md`).
 fn packs_aliasing_rows(lhs: &Matrix, rhs: &Matrix) -> bool {
     const ALIASING_STRIDE: usize = 512;
     const MAX_ROWS: usize = 256;
@@ -260,8 +259,8 @@ fn small_rows<const N: usize>(dst: &mut [f32], lhs: &Matrix, rhs_rows: &[[f32; S
     }
 }
 
-/// Row `i` of a matrix of at most [`SMALL`] columns, zero past its end. Inlined: as a
-/// call in the weight gradient's loop it made the MLP's training step 30% slower.
+/// Row `i` of a matrix of at most [`SMALL`] columns, zero past its end. Inlined: it sits in
+/// the weight gradient's innermost loop, where a call costs the MLP's step dearly.
 #[inline(always)]
 fn small_row(matrix: &Matrix, i: usize) -> [f32; SMALL] {
     let (cs, rs) = matrix.strides();

@@ -12,12 +12,12 @@
 //! concatenated weights, and the activations are kept time-major ([step, batch, ..]), so that
 //! each step's rows are contiguous.
 
-use crate::nets::matmul_lstm::standard_cell;
 use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::nn::activation::Activation;
 use burn::nn::{GateController, Lstm, LstmState};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData, TensorMetadata};
@@ -35,10 +35,9 @@ type Input<B> = (Tensor<B, 3>, Option<LstmState<B, 2>>);
 type Output<B> = (Tensor<B, 3>, LstmState<B, 2>);
 
 /// `layer.forward(x, state)` when `B` is flex, with or without autodiff, the tensors are
-/// f32, the window has a step and the layer is the standard cell (sigmoid gates, tanh
-/// candidate and output, biases, batch-first, forward in time, no clipping or coupled
-/// gates); otherwise `x` and `state` back (a missing state as zeros).
-pub(crate) fn try_lstm<B: Backend>(
+/// f32, the window has a step and the layer is the [`standard_cell`] with biases; otherwise
+/// `x` and `state` back (a missing state as zeros).
+pub fn try_lstm<B: Backend>(
     layer: &Lstm<B>,
     x: Tensor<B, 3>,
     state: Option<LstmState<B, 2>>,
@@ -354,6 +353,18 @@ fn cell_backward(
         da_g[j] = dc_j * i[j] * (1.0 - g[j] * g[j]);
         dc[j] = dc_j * f[j];
     }
+}
+
+/// Whether `layer` is the cell this kernel computes: sigmoid gates, tanh candidate and
+/// output, batch-first, forward in time, no clipping, no coupled input and forget gates.
+fn standard_cell<B: Backend>(layer: &Lstm<B>) -> bool {
+    layer.batch_first
+        && !layer.reverse
+        && layer.clip.is_none()
+        && !layer.input_forget
+        && matches!(layer.gate_activation, Activation::Sigmoid(_))
+        && matches!(layer.cell_activation, Activation::Tanh(_))
+        && matches!(layer.hidden_activation, Activation::Tanh(_))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::{AffineState, CHUNK, try_affine, values};
 
 /// `layer.forward(x)` when `B` is flex, with or without autodiff, the layer has a bias and
 /// `x` is f32; otherwise `x` back untouched.
-pub(crate) fn try_linear<B: Backend, const D: usize>(
+pub fn try_linear<B: Backend, const D: usize>(
     layer: &Linear<B>,
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {

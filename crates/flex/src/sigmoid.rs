@@ -19,7 +19,7 @@ use super::{CHUNK, try_unary, values};
 
 /// `sigmoid(x)` when `B` is flex, with or without autodiff, and `x` is f32; otherwise `x`
 /// back untouched.
-pub(crate) fn try_sigmoid<B: Backend, const D: usize>(
+pub fn try_sigmoid<B: Backend, const D: usize>(
     x: Tensor<B, D>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
     try_unary(x, SigmoidBackward, |x| {

@@ -12,6 +12,8 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
+use crate::landscape::cpu_backend;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerConfig {
@@ -127,7 +129,9 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> AnyOptimizer<B, M> {
                 clip_global_norm,
             } => {
                 if let Some(max_norm) = clip_global_norm {
-                    clip_by_global_norm::<B, M>(&module, &mut grads, *max_norm);
+                    let on_device = (module.devices().first())
+                        .is_some_and(|device| !cpu_backend::<B::InnerBackend>(device));
+                    clip_by_global_norm::<B, M>(&module, &mut grads, *max_norm, on_device);
                 }
                 inner.step(lr, module, grads)
             }
@@ -259,10 +263,17 @@ impl<B: Backend> SimpleOptimizer<B> for FusedSgd<B> {
 }
 
 /// Scales every gradient by `max_norm / global_norm` when the global norm is larger.
+///
+/// On the CPU backends the norm is read back and the factor computed in f64, which costs
+/// nothing there. On the GPU backends (`on_device`) reading it back would make every step
+/// wait for the device to drain its queue before the next step's kernels are issued, so the
+/// factor `min(1, max_norm / norm)` stays on the device and scales every gradient (by
+/// exactly 1 when the norm is within bounds).
 fn clip_by_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &mut GradientsParams,
     max_norm: f64,
+    on_device: bool,
 ) {
     let mut norm = GlobalNorm::<B> {
         grads,
@@ -270,13 +281,16 @@ fn clip_by_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     };
     module.visit(&mut norm);
     let Some(squares) = norm.squares else { return };
-    let global = squares.into_scalar().elem::<f64>().sqrt();
-    if global > max_norm {
-        module.visit(&mut ScaleGrads {
-            grads,
-            factor: max_norm / global,
-        });
-    }
+    let factor = if on_device {
+        Factor::Device(squares.sqrt().recip().mul_scalar(max_norm).clamp_max(1.0))
+    } else {
+        let global = squares.into_scalar().elem::<f64>().sqrt();
+        if global <= max_norm {
+            return;
+        }
+        Factor::Host(max_norm / global)
+    };
+    module.visit(&mut ScaleGrads::<B> { grads, factor });
 }
 
 struct GlobalNorm<'a, B: AutodiffBackend> {
@@ -306,15 +320,80 @@ fn square_sum<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 1> {
     x.powi_scalar(2).sum()
 }
 
-struct ScaleGrads<'a> {
-    grads: &'a mut GradientsParams,
-    factor: f64,
+/// The clipping factor: a number on the host, or a one-element tensor on the device.
+enum Factor<B: Backend> {
+    Host(f64),
+    Device(Tensor<B, 1>),
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_> {
+struct ScaleGrads<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    factor: Factor<B::InnerBackend>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for ScaleGrads<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            self.grads.register(param.id, g.mul_scalar(self.factor));
+            let scaled = match &self.factor {
+                Factor::Host(factor) => g.mul_scalar(*factor),
+                Factor::Device(factor) => g * factor.clone().reshape([1; D]),
+            };
+            self.grads.register(param.id, scaled);
+        }
+    }
+}
+
+#[cfg(all(test, feature = "flex"))]
+mod tests {
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::{Linear, LinearConfig};
+
+    use super::*;
+
+    type Train = Autodiff<Flex>;
+
+    /// The gradients of a small layer's loss, scaled up by `scale`.
+    fn gradients(layer: &Linear<Train>, scale: f32) -> GradientsParams {
+        let device = Default::default();
+        let x = Tensor::<Train, 2>::from_floats([[1.0, -2.0, 3.0], [0.5, 0.25, -1.0]], &device);
+        let loss = layer.forward(x).sum().mul_scalar(scale);
+        GradientsParams::from_grads(loss.backward(), layer)
+    }
+
+    fn values(layer: &Linear<Train>, grads: &GradientsParams) -> Vec<f32> {
+        let weight = grads
+            .get::<Flex, 2>(layer.weight.id)
+            .expect("a weight gradient");
+        let bias = grads
+            .get::<Flex, 1>(layer.bias.as_ref().expect("a bias").id)
+            .expect("a bias gradient");
+        let mut values = weight.into_data().to_vec::<f32>().expect("f32");
+        values.extend(bias.into_data().to_vec::<f32>().expect("f32"));
+        values
+    }
+
+    /// Clipping with the factor on the device gives the host's gradients: the same within
+    /// f32 rounding when it clips, exactly the same when the norm is within bounds.
+    #[test]
+    fn the_device_factor_clips_as_the_host_factor() {
+        let layer = LinearConfig::new(3, 2).init::<Train>(&Default::default());
+        for (scale, max_norm) in [(10.0, 1.0), (1.0, 1e6)] {
+            let clipped = |on_device| {
+                let mut grads = gradients(&layer, scale);
+                clip_by_global_norm::<Train, _>(&layer, &mut grads, max_norm, on_device);
+                values(&layer, &grads)
+            };
+            let (host, device) = (clipped(false), clipped(true));
+            let norm = host.iter().map(|g| g * g).sum::<f32>().sqrt();
+            if max_norm < 1e3 {
+                assert!((norm - 1.0).abs() < 1e-5, "clipped to the bound: {norm}");
+                for (h, d) in host.iter().zip(&device) {
+                    assert!((h - d).abs() <= 1e-6 * h.abs().max(1.0), "{h} against {d}");
+                }
+            } else {
+                assert_eq!(host, values(&layer, &gradients(&layer, scale)), "untouched");
+                assert_eq!(device, host, "multiplied by exactly 1");
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ExperimentConfig;
 use crate::figures::{Figure, Series, draw};
-use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::pair::{MethodName, connect_pair, flat_of, pair_seeds, train_endpoint};
 use crate::tasks::{WithLandscape, with_landscape};
 
 /// Which pairs the comparison runs on.
@@ -42,11 +42,11 @@ impl CompareConfig {
     }
 }
 
-const METHODS: [(Method, &str, RGBColor); 4] = [
-    (Method::Dss, "dss", RGBColor(31, 119, 180)),
-    (Method::Bezier, "bezier", RGBColor(214, 39, 40)),
-    (Method::Polychain, "polychain", RGBColor(44, 160, 44)),
-    (Method::Neb, "neb", RGBColor(148, 103, 189)),
+const METHODS: [(MethodName, &str, RGBColor); 4] = [
+    (MethodName::Dss, "dss", RGBColor(31, 119, 180)),
+    (MethodName::Bezier, "bezier", RGBColor(214, 39, 40)),
+    (MethodName::Polychain, "polychain", RGBColor(44, 160, 44)),
+    (MethodName::Neb, "neb", RGBColor(148, 103, 189)),
 ];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ pub fn run(args: CompareArgs) -> Result<Vec<CompareRow>> {
         .clone()
         .with_context(|| format!("config {} has no [compare] section", args.config.name))?;
     for (method, _, _) in METHODS {
-        method.check_config(&args.config)?;
+        method.method(&args.config)?;
     }
     compare.validate().map_err(anyhow::Error::msg)?;
     with_landscape(&args.config.clone(), args)?
@@ -86,7 +86,7 @@ pub fn run(args: CompareArgs) -> Result<Vec<CompareRow>> {
 
 /// Energy against the fraction of the path's length travelled: bead energies, and each
 /// segment's checked maximum where it occurred.
-fn profile(path: &levelset_strings::Path<Compute>) -> Vec<(f64, f64, Option<f64>)> {
+fn profile(path: &levelset_strings::ModelPath<Compute>) -> Vec<(f64, f64, Option<f64>)> {
     let lengths: Vec<f64> = path
         .beads
         .windows(2)
@@ -131,10 +131,9 @@ impl WithLandscape for CompareArgs {
                 .map_err(|e| anyhow::anyhow!("weight matching: {e}"))?;
             for (use_aligned, second) in [(false, fb.clone()), (true, aligned.b.clone())] {
                 for (method, name, color) in METHODS {
-                    let (path, report) = connect_flat(
+                    let (path, report) = connect_pair(
                         &landscape,
-                        &self.config,
-                        method,
+                        &method.method(&self.config)?,
                         fa.clone(),
                         second.clone(),
                         level,

@@ -15,7 +15,9 @@ use levelset_strings::align;
 
 use crate::config::ExperimentConfig;
 use crate::connect_resume::{self, RunSettings, SavedString};
-use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint, warn_if_unresolved};
+use crate::pair::{
+    MethodName, connect_pair, flat_of, pair_seeds, train_endpoint, warn_if_unresolved,
+};
 use crate::tasks::{WithLandscape, with_landscape};
 
 pub struct ConnectArgs {
@@ -25,7 +27,7 @@ pub struct ConnectArgs {
     pub level: Option<f64>,
     pub seed: u64,
     pub out: PathBuf,
-    pub method: Method,
+    pub method: MethodName,
     /// Weight-match the second endpoint to the first before connecting.
     pub align: bool,
     /// Finish an interrupted run in `out` from its saved path.
@@ -37,7 +39,8 @@ fn beads_dir(out: &Path) -> PathBuf {
 }
 
 pub fn run(args: ConnectArgs) -> Result<()> {
-    args.method.check_config(&args.config)?;
+    // Fails early when the config lacks the method's section.
+    args.method.method(&args.config)?;
     // Refuse before any training: writing a second path into the folder of a first one
     // would overwrite its report and mix the two strings' beads.
     let report = args.out.join("report.json");
@@ -146,7 +149,7 @@ impl WithLandscape for ConnectArgs {
             report.max_energy,
             report.linear_barrier,
             report.bead_steps,
-            if self.method == Method::Dss {
+            if self.method == MethodName::Dss {
                 "bead-training"
             } else {
                 "optimizer"
@@ -215,8 +218,8 @@ impl ConnectArgs {
         } else {
             b
         };
-        let (path, report) =
-            connect_flat(landscape, &self.config, self.method, a, b, level, self.seed)?;
+        let method = self.method.method(&self.config)?;
+        let (path, report) = connect_pair(landscape, &method, a, b, level, self.seed)?;
 
         // A curve's beads are its dense samples (61 models by default): the report holds its
         // energy profile, and saving every sample would cost 61 checkpoints.

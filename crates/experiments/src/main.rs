@@ -88,7 +88,7 @@ enum Command {
         data_dir: Option<PathBuf>,
         /// The path method.
         #[arg(long, value_enum, default_value = "dss")]
-        method: pair::Method,
+        method: pair::MethodName,
         /// Finish a run in --out that stopped after computing its path (its bead
         /// checkpoints or report unwritten), without computing the path again.
         #[arg(long)]

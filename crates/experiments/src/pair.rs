@@ -10,7 +10,7 @@ use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::flatten;
 use levelset_models::train::{TrainError, Trained, train_to_levels};
 use levelset_models::{Energy, Landscape};
-use levelset_strings::{CurveKind, Path, PathReport, connect, connect_curve, connect_neb};
+use levelset_strings::{CurveKind, Method, ModelPath, PathReport, connect_with};
 
 use crate::config::ExperimentConfig;
 use crate::progress::steps_bar;
@@ -139,9 +139,9 @@ pub fn flat_of<M: AutodiffModule<Train>>(model: &M) -> Tensor<Compute, 1> {
     flatten(&model.valid())
 }
 
-/// The path methods `connect` offers.
+/// The path methods `connect` offers, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
+pub enum MethodName {
     /// Dynamic String Sampling (the paper), settings in [dss].
     Dss,
     /// A trained Bezier curve (Garipov et al. 2018), settings in [curve].
@@ -152,80 +152,42 @@ pub enum Method {
     Neb,
 }
 
-impl Method {
-    /// Fails early when the config lacks the method's section.
-    pub fn check_config(self, config: &ExperimentConfig) -> Result<()> {
+impl MethodName {
+    /// The method with the config's settings for it, or an error naming the missing section.
+    pub fn method(self, config: &ExperimentConfig) -> Result<Method> {
+        let curve = |kind| -> Result<Method> {
+            let mut curve = config.curve()?.clone();
+            curve.kind = kind;
+            Ok(Method::Curve(curve))
+        };
         match self {
-            Method::Dss => config.dss().map(|_| ()),
-            Method::Bezier | Method::Polychain => config.curve().map(|_| ()),
-            Method::Neb => config.neb().map(|_| ()),
+            MethodName::Dss => Ok(Method::Dss {
+                config: config.dss()?.clone(),
+                endpoint_training: config.train.clone(),
+            }),
+            MethodName::Bezier => curve(CurveKind::Bezier),
+            MethodName::Polychain => curve(CurveKind::Polychain),
+            MethodName::Neb => Ok(Method::Neb(config.neb()?.clone())),
         }
     }
 
     /// Whether the path's beads are a dense sampling of a curve rather than trained models.
     pub fn samples_a_curve(self) -> bool {
-        matches!(self, Method::Bezier | Method::Polychain)
+        matches!(self, MethodName::Bezier | MethodName::Polychain)
     }
 }
 
-/// Connects two flat endpoints with `method` and the config's settings for it.
-#[allow(clippy::too_many_arguments)]
-pub fn connect_flat<L: Landscape<Train>>(
+/// Connects two flat endpoints with `method`, showing its progress.
+pub fn connect_pair<L: Landscape<Train>>(
     landscape: &L,
-    config: &ExperimentConfig,
-    method: Method,
+    method: &Method,
     a: Tensor<Compute, 1>,
     b: Tensor<Compute, 1>,
     level: f64,
     seed: u64,
-) -> Result<(Path<Compute>, PathReport)> {
-    // Lengths are normalized by the endpoints' distance: at zero it has no value (NaN).
-    let gap: f64 = (a.clone() - b.clone()).abs().max().into_scalar().elem();
-    if gap == 0.0 {
-        anyhow::bail!(
-            "the two endpoints are the same model (distance 0): there is no path to measure"
-        );
-    }
-    let bar = steps_bar(match method {
-        Method::Dss => "bead",
-        _ => "path",
-    });
-    let curve = |kind| -> Result<_> {
-        let mut curve = config.curve()?.clone();
-        curve.kind = kind;
-        Ok(connect_curve(
-            landscape,
-            a.clone(),
-            b.clone(),
-            level,
-            &curve,
-            seed,
-            &bar,
-        )?)
-    };
-    let result = match method {
-        Method::Dss => Ok(connect(
-            landscape,
-            a.clone(),
-            b.clone(),
-            level,
-            config.dss()?,
-            &config.train,
-            seed,
-            &bar,
-        )?),
-        Method::Bezier => curve(CurveKind::Bezier),
-        Method::Polychain => curve(CurveKind::Polychain),
-        Method::Neb => Ok(connect_neb(
-            landscape,
-            a.clone(),
-            b.clone(),
-            level,
-            config.neb()?,
-            seed,
-            &bar,
-        )?),
-    };
+) -> Result<(ModelPath<Compute>, PathReport)> {
+    let bar = steps_bar(method.progress_unit());
+    let result = connect_with(landscape, a, b, level, method, seed, &bar);
     bar.finish_and_clear();
-    result
+    Ok(result?)
 }

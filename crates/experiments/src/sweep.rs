@@ -16,7 +16,7 @@ use levelset_strings::{Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, Partner, SweepConfig};
-use crate::pair::{Endpoints, Method, connect_flat, pair_seeds, warn_if_unresolved};
+use crate::pair::{Endpoints, MethodName, connect_pair, pair_seeds, warn_if_unresolved};
 use crate::shards::Shard;
 use crate::tasks::{WithLandscape, with_landscape};
 
@@ -271,10 +271,9 @@ fn run_pair<L: Landscape<Train>>(
                 swapped(landscape, &fa, layer, units)?
             }
         };
-        let (_, report) = connect_flat(
+        let (_, report) = connect_pair(
             landscape,
-            config,
-            Method::Dss,
+            &MethodName::Dss.method(config)?,
             fa,
             fb,
             level,

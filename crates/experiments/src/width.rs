@@ -13,7 +13,7 @@ use levelset_models::backend::Train;
 
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::figures::{Figure, LEVELSET_COLOR, Series, draw};
-use crate::pair::{Endpoints, Method, connect_flat, pair_seeds};
+use crate::pair::{Endpoints, connect_pair, pair_seeds};
 use crate::sweep::{SweepArgs, SweepResults, sweep_on};
 use crate::tasks::{WithLandscape, with_landscape};
 
@@ -101,10 +101,8 @@ impl WithLandscape for WidthSweep {
         if config.curve.is_none() {
             return Ok((results, Vec::new()));
         }
-        let method = match config.curve()?.kind {
-            levelset_strings::CurveKind::Bezier => Method::Bezier,
-            levelset_strings::CurveKind::Polychain => Method::Polychain,
-        };
+        // The config's curve, of its own kind.
+        let method = levelset_strings::Method::Curve(config.curve()?.clone());
         let mut gaps = Vec::new();
         for &level in &sweep.levels {
             for pair in 0..sweep.pairs {
@@ -115,8 +113,7 @@ impl WithLandscape for WidthSweep {
                 ) else {
                     continue;
                 };
-                let (_, report) =
-                    connect_flat(&landscape, config, method, a.flat, b.flat, level, sa)?;
+                let (_, report) = connect_pair(&landscape, &method, a.flat, b.flat, level, sa)?;
                 gaps.push(report.max_energy - level);
             }
         }

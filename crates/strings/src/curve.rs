@@ -5,7 +5,7 @@
 //! A curve is its coefficients: `θ(t) = Σ_k w_k(t) c_k` over the endpoints and the control
 //! points, so the networks run unchanged at every point.
 //!
-//! The resulting [`Path`]'s beads are the curve at `eval_points` evenly spaced values of `t`
+//! The resulting [`ModelPath`]'s beads are the curve at `eval_points` evenly spaced values of `t`
 //! (endpoints included, exactly), so its length is measured along that dense sampling and its
 //! bead energies are the energy profile along `t`. The curve is certified on those samples
 //! only: each segment between two samples reports the higher of its two ends (`grid` 1, no
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::batches::{finite_losses, for_each_batch};
 use crate::endpoints::{ConnectError, prepare, validate_slack};
 use crate::knots::Knots;
-use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
+use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
 use crate::report::verdict;
 use crate::schedule::{LrSchedule, validate_optimizer};
 use crate::sizes::{MAX_COUNT, at_most};
@@ -198,7 +198,7 @@ pub fn connect_curve<B: AutodiffBackend, L: Landscape<B>>(
     config: &CurveConfig,
     seed: u64,
     progress: &ProgressBar,
-) -> Result<(Path<B::InnerBackend>, PathReport), ConnectError> {
+) -> Result<(ModelPath<B::InnerBackend>, PathReport), ConnectError> {
     let points = config.eval_points;
     let setup = prepare(
         landscape,
@@ -240,7 +240,7 @@ pub fn connect_curve<B: AutodiffBackend, L: Landscape<B>>(
         Ok(()) => verdict(&bead_energies, &segments, setup.limit),
         Err(reason) => Status::Failed { reason },
     };
-    let path = Path {
+    let path = ModelPath {
         beads,
         bead_energies,
         segments,

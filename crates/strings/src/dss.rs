@@ -1,8 +1,6 @@
 //! Dynamic String Sampling (Freeman & Bruna, Algorithm 1, and the breadth-first variant of
 //! the authors' code).
 
-use std::time::Instant;
-
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -12,10 +10,9 @@ use levelset_models::flat::{flatten, lerp, load_flat};
 use levelset_models::train::{TrainSettings, train_to_level};
 use serde::{Deserialize, Serialize};
 
-use crate::endpoints::{ConnectError, check_endpoints};
+use crate::endpoints::{ConnectError, prepare};
 use crate::evaluator::Evaluator;
-use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
-use crate::report::{Run, report};
+use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
 use crate::seeds::mix;
 use crate::sizes::{MAX_COUNT, at_most};
 
@@ -108,16 +105,14 @@ impl DssConfig {
     }
 }
 
-/// DSS's endpoint errors (the same for every method).
-pub type DssError = ConnectError;
-
 /// Connects `a` and `b` inside the level set `{energy <= level}`.
 ///
-/// Endpoint problems (architecture, energy above the level) are errors; everything that can
+/// An invalid config and endpoint problems (architecture, identical endpoints, energy above
+/// the level) are errors, as for every method; everything that can
 /// go wrong while connecting (a bead that misses its target, a NaN) ends the path with
 /// [`Status::Failed`] and its reason, so a sweep can record it and go on.
 #[allow(clippy::too_many_arguments)]
-pub fn connect<B: AutodiffBackend, L: Landscape<B>>(
+pub fn connect_dss<B: AutodiffBackend, L: Landscape<B>>(
     landscape: &L,
     a: Tensor<B::InnerBackend, 1>,
     b: Tensor<B::InnerBackend, 1>,
@@ -126,49 +121,46 @@ pub fn connect<B: AutodiffBackend, L: Landscape<B>>(
     endpoint_training: &TrainSettings,
     seed: u64,
     progress: &ProgressBar,
-) -> Result<(Path<B::InnerBackend>, PathReport), DssError> {
-    let start = Instant::now();
-    let evaluator = Evaluator::new(landscape);
-    let endpoint_energies = check_endpoints(&evaluator, &a, &b, level)?;
-
+) -> Result<(ModelPath<B::InnerBackend>, PathReport), ConnectError> {
+    let setup = prepare(
+        landscape,
+        config.validate(),
+        &a,
+        &b,
+        level,
+        config.slack,
+        config.grid,
+    )?;
     let mut string = Dss {
-        evaluator: &evaluator,
+        evaluator: &setup.evaluator,
         config,
         bead_training: config.bead.as_ref().unwrap_or(endpoint_training),
         level,
         seed,
         progress,
         beads: vec![a, b],
-        bead_energies: endpoint_energies.to_vec(),
-        segments: Vec::new(),
+        bead_energies: setup.ends.to_vec(),
+        // The root segment is the straight line, already checked.
+        segments: vec![setup.linear],
         bead_steps: 0,
         trained: 0,
     };
-    let root = string.check(0, 0);
-    string.segments.push(root);
-    let linear_barrier = root.max_energy;
     let status = match config.order {
         Order::DepthFirst => string.depth_first(),
         Order::BreadthFirst => string.breadth_first(),
     };
-    let path = Path {
+    let path = ModelPath {
         beads: string.beads,
         bead_energies: string.bead_energies,
         segments: string.segments,
         status,
     };
-    let report = report(
-        &evaluator,
+    let report = setup.report(
         &path,
-        Run {
-            method: "dss",
-            level,
-            length_over: config.length_over,
-            linear_barrier,
-            grid: config.grid,
-            steps: string.bead_steps,
-            start,
-        },
+        "dss",
+        config.length_over,
+        config.grid,
+        string.bead_steps,
     );
     Ok((path, report))
 }

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use levelset_models::{Energy, Landscape};
 
 use crate::evaluator::Evaluator;
-use crate::path::{LengthOver, Path, PathReport};
+use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck};
 use crate::report::{Run, report};
 
 /// Why a path method could not start.
@@ -29,12 +29,14 @@ pub enum ConnectError {
         energy: Energy,
         value: f64,
     },
+    #[error("the two endpoints are the same model (distance 0): there is no path to measure")]
+    SameModel,
     #[error("invalid config: {0}")]
     Config(String),
 }
 
 /// The energies of `a` and `b`, or why they cannot be connected at `level`.
-pub(crate) fn check_endpoints<B: AutodiffBackend, L: Landscape<B>>(
+fn check_endpoints<B: AutodiffBackend, L: Landscape<B>>(
     evaluator: &Evaluator<'_, B, L>,
     a: &Tensor<B::InnerBackend, 1>,
     b: &Tensor<B::InnerBackend, 1>,
@@ -43,6 +45,11 @@ pub(crate) fn check_endpoints<B: AutodiffBackend, L: Landscape<B>>(
     let (na, nb) = (a.dims()[0], b.dims()[0]);
     if na != nb {
         return Err(ConnectError::ParameterCount { a: na, b: nb });
+    }
+    // Lengths are normalized by the endpoints' distance: at zero it has no value.
+    let gap: f64 = (a.clone() - b.clone()).abs().max().into_scalar().elem();
+    if gap == 0.0 {
+        return Err(ConnectError::SameModel);
     }
     let energy = evaluator.landscape.energy_kind();
     let mut energies = [0.0; 2];
@@ -78,12 +85,13 @@ pub(crate) struct Prepared<'a, B: AutodiffBackend, L: Landscape<B>> {
     pub level: f64,
     /// `slack * level`: the highest energy a connected path may reach.
     pub limit: f64,
-    /// The straight line's highest energy on the method's grid.
-    pub linear_barrier: f64,
+    /// The straight line between the endpoints, checked on the method's grid.
+    pub linear: SegmentCheck,
 }
 
-/// Refuses an invalid config (`valid`, its validation) and unusable endpoints, then measures
-/// the straight line on `grid`.
+/// Refuses an invalid config (`valid`, its validation) and unusable endpoints (of other
+/// architectures, identical, not finite or above `level`), then checks the straight line on
+/// `grid` points against `slack * level`.
 pub(crate) fn prepare<'a, B: AutodiffBackend, L: Landscape<B>>(
     landscape: &'a L,
     valid: Result<(), String>,
@@ -98,14 +106,14 @@ pub(crate) fn prepare<'a, B: AutodiffBackend, L: Landscape<B>>(
     let evaluator = Evaluator::new(landscape);
     let ends = check_endpoints(&evaluator, a, b, level)?;
     let limit = slack * level;
-    let linear_barrier = evaluator.check(a, b, grid, limit, 0).max_energy;
+    let linear = evaluator.check(a, b, grid, limit, 0);
     Ok(Prepared {
         start,
         evaluator,
         ends,
         level,
         limit,
-        linear_barrier,
+        linear,
     })
 }
 
@@ -114,7 +122,7 @@ impl<B: AutodiffBackend, L: Landscape<B>> Prepared<'_, B, L> {
     /// optimizer steps.
     pub fn report(
         &self,
-        path: &Path<B::InnerBackend>,
+        path: &ModelPath<B::InnerBackend>,
         method: &'static str,
         length_over: LengthOver,
         grid: usize,
@@ -127,7 +135,7 @@ impl<B: AutodiffBackend, L: Landscape<B>> Prepared<'_, B, L> {
                 method,
                 level: self.level,
                 length_over,
-                linear_barrier: self.linear_barrier,
+                linear_barrier: self.linear.max_energy,
                 grid,
                 steps,
                 start: self.start,

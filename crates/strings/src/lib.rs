@@ -1,7 +1,8 @@
 //! String sampling in parameter space: find a path of networks between two endpoints that
 //! stays inside a level set of the energy, and measure how curved it is.
 //!
-//! Every method produces the same [`Path`]; metrics are computed on it alone.
+//! Every method ([`Method`], run by [`connect_with`]) produces the same [`ModelPath`]; metrics are
+//! computed on it alone.
 
 pub mod align;
 mod batches;
@@ -10,6 +11,7 @@ pub mod dss;
 mod endpoints;
 pub mod evaluator;
 mod knots;
+mod method;
 pub mod neb;
 pub mod path;
 mod report;
@@ -19,10 +21,11 @@ pub mod sizes;
 
 pub use align::{AlignConfig, AlignReport, Aligned, align, permutable_units, permute};
 pub use curve::{Curve, CurveConfig, CurveKind, connect_curve};
-pub use dss::{DssConfig, DssError, InsertAt, Order, connect};
+pub use dss::{DssConfig, InsertAt, Order, connect_dss};
 pub use endpoints::ConnectError;
 pub use evaluator::Evaluator;
 pub use knots::Knots;
+pub use method::{Method, connect_with};
 pub use neb::{NebConfig, NebCycle, connect_neb};
-pub use path::{LengthOver, Path, PathReport, SegmentCheck, Status};
+pub use path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
 pub use schedule::LrSchedule;

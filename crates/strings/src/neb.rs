@@ -9,7 +9,7 @@
 //! their two pivots. A climbing pivot (Henkelman et al. 2000) feels no spring and climbs along
 //! the tangent, so it converges to the saddle point.
 //!
-//! The resulting [`Path`]'s beads are the endpoints and the pivots, and every segment between
+//! The resulting [`ModelPath`]'s beads are the endpoints and the pivots, and every segment between
 //! them is checked on a grid as in DSS.
 
 use burn::module::AutodiffModule;
@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::batches::{finite_losses, for_each_batch};
 use crate::endpoints::{ConnectError, Prepared, prepare, validate_slack};
 use crate::knots::{Knots, row};
-use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
+use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
 use crate::report::verdict;
 use crate::schedule::validate_optimizer;
 use crate::seeds::mix;
@@ -123,7 +123,7 @@ pub fn connect_neb<B: AutodiffBackend, L: Landscape<B>>(
     config: &NebConfig,
     seed: u64,
     progress: &ProgressBar,
-) -> Result<(Path<B::InnerBackend>, PathReport), ConnectError> {
+) -> Result<(ModelPath<B::InnerBackend>, PathReport), ConnectError> {
     let setup = prepare(
         landscape,
         config.validate(),
@@ -167,7 +167,7 @@ pub fn connect_neb<B: AutodiffBackend, L: Landscape<B>>(
         Some(reason) => Status::Failed { reason },
         None => verdict(&bead_energies, &segments, setup.limit),
     };
-    let path = Path {
+    let path = ModelPath {
         beads: chain,
         bead_energies,
         segments,

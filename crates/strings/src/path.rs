@@ -79,7 +79,7 @@ impl std::fmt::Display for LengthOver {
 
 /// An ordered string of models from the first endpoint to the second.
 #[derive(Debug, Clone)]
-pub struct Path<B: Backend> {
+pub struct ModelPath<B: Backend> {
     pub beads: Vec<Tensor<B, 1>>,
     pub bead_energies: Vec<f64>,
     /// `segments[i]` lies between `beads[i]` and `beads[i + 1]`.
@@ -87,7 +87,7 @@ pub struct Path<B: Backend> {
     pub status: Status,
 }
 
-impl<B: Backend> Path<B> {
+impl<B: Backend> ModelPath<B> {
     /// Σ‖θ_{k+1} − θ_k‖ / ‖θ_last − θ_first‖, over the entries where `mask` is 1 (all entries
     /// without a mask). 1 for a straight string.
     pub fn normalized_length(&self, mask: Option<&Tensor<B, 1>>) -> f64 {

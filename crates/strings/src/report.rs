@@ -1,4 +1,4 @@
-//! Turning a finished [`Path`] into its [`PathReport`]: the metrics are computed the same way
+//! Turning a finished [`ModelPath`] into its [`PathReport`]: the metrics are computed the same way
 //! for every method, so methods can be compared on the same pairs.
 
 use std::time::Instant;
@@ -8,7 +8,7 @@ use levelset_models::Landscape;
 use levelset_models::flat::{distance, weight_mask};
 
 use crate::evaluator::Evaluator;
-use crate::path::{LengthOver, Path, PathReport, SegmentCheck, Status};
+use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
 
 /// How a method ran, beside the path it produced.
 pub(crate) struct Run {
@@ -26,7 +26,7 @@ pub(crate) struct Run {
 
 pub(crate) fn report<B: AutodiffBackend, L: Landscape<B>>(
     evaluator: &Evaluator<'_, B, L>,
-    path: &Path<B::InnerBackend>,
+    path: &ModelPath<B::InnerBackend>,
     run: Run,
 ) -> PathReport {
     let mask = weight_mask(evaluator.template());

@@ -19,7 +19,7 @@ use levelset_models::nets::MnistConvConfig;
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::tasks::{ImageTask, Pipeline};
 use levelset_models::{Energy, Landscape};
-use levelset_strings::{DssConfig, Evaluator, InsertAt, LengthOver, Order, Status, connect};
+use levelset_strings::{DssConfig, Evaluator, InsertAt, LengthOver, Order, Status, connect_dss};
 
 use common::{adam, quadratic_pair};
 
@@ -105,7 +105,7 @@ fn dss_connects_a_quadratic_pair_with_either_evaluation() {
         length_over: LengthOver::All,
         bead: None,
     };
-    let (path, report) = connect(
+    let (path, report) = connect_dss(
         &task,
         a,
         b,

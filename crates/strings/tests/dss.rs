@@ -10,11 +10,15 @@ use levelset_models::nets::{Activation, MlpConfig};
 use levelset_models::tasks::RegressionLoss;
 use levelset_models::train::TrainSettings;
 use levelset_strings::{
-    DssConfig, DssError, Evaluator, InsertAt, LengthOver, Order, PathReport, Status, connect,
+    ConnectError, DssConfig, Evaluator, InsertAt, LengthOver, Order, PathReport, Status,
+    connect_dss,
 };
 
 mod common;
-use common::{adam, appendix_e_pair, endpoint, quadratic_pair, regression};
+use common::{
+    Breakage, adam, appendix_e_pair, assert_breakages_name_their_keys, endpoint, quadratic_pair,
+    regression,
+};
 
 fn dss(order: Order, insert_at: InsertAt, max_depth: usize) -> DssConfig {
     DssConfig {
@@ -39,7 +43,7 @@ fn run<L: Landscape<Train>>(
     config: &DssConfig,
     settings: &TrainSettings,
 ) -> PathReport {
-    let (path, report) = connect(
+    let (path, report) = connect_dss(
         task,
         a.clone(),
         b.clone(),
@@ -222,7 +226,7 @@ fn endpoint_problems_are_errors() {
     let settings = adam(0.02, 20_000);
     let config = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
     let hidden = ProgressBar::hidden();
-    let err = connect(
+    let err = connect_dss(
         &task,
         a.clone(),
         b.clone(),
@@ -234,13 +238,13 @@ fn endpoint_problems_are_errors() {
     )
     .unwrap_err();
     assert!(
-        matches!(err, DssError::AboveLevel { which: 'A', .. }),
+        matches!(err, ConnectError::AboveLevel { which: 'A', .. }),
         "{err}"
     );
     assert!(err.to_string().contains("above the level"));
 
     let short = a.clone().narrow(0, 0, 10);
-    let err = connect(
+    let err = connect_dss(
         &task,
         short,
         b.clone(),
@@ -251,14 +255,57 @@ fn endpoint_problems_are_errors() {
         &hidden,
     )
     .unwrap_err();
-    assert_eq!(err, DssError::ParameterCount { a: 10, b: 33 });
+    assert_eq!(err, ConnectError::ParameterCount { a: 10, b: 33 });
+
+    let same = connect_dss(
+        &task,
+        b.clone(),
+        b.clone(),
+        0.08,
+        &config,
+        &settings,
+        0,
+        &hidden,
+    );
+    assert_eq!(same.unwrap_err(), ConnectError::SameModel);
 
     let nan = a.clone().mul_scalar(f64::NAN);
-    let err = connect(&task, nan, b, 0.08, &config, &settings, 0, &hidden).unwrap_err();
+    let err = connect_dss(&task, nan, b, 0.08, &config, &settings, 0, &hidden).unwrap_err();
     assert!(
-        matches!(err, DssError::NotFinite { which: 'A', .. }),
+        matches!(err, ConnectError::NotFinite { which: 'A', .. }),
         "{err}"
     );
+}
+
+/// DSS refuses a broken config before any work, naming the key, as the other methods do.
+#[test]
+fn broken_configs_are_refused_naming_their_keys() {
+    let (task, a, b) = quadratic_pair(0.08, [30, 31]);
+    let settings = adam(0.02, 20_000);
+    let good = dss(Order::DepthFirst, InsertAt::Midpoint, 4);
+    let breakages: [Breakage<DssConfig>; 6] = [
+        ("dss.alpha", |c| c.alpha = 0.0),
+        ("dss.slack", |c| c.slack = f64::NAN),
+        ("dss.grid must be at least", |c| c.grid = 1),
+        ("dss.grid must be at most", |c| c.grid = 1 << 50),
+        ("dss.max_beads must be at least", |c| c.max_beads = 2),
+        ("dss.max_depth must be at most", |c| {
+            c.max_depth = usize::MAX
+        }),
+    ];
+    assert_breakages_name_their_keys(&good, &breakages, DssConfig::validate, |config| {
+        let hidden = ProgressBar::hidden();
+        connect_dss(
+            &task,
+            a.clone(),
+            b.clone(),
+            0.08,
+            config,
+            &settings,
+            0,
+            &hidden,
+        )
+    });
 }
 
 #[test]

@@ -14,7 +14,9 @@ use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::lerp;
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::{Architecture, Energy, EvalModel, Landscape};
-use levelset_strings::{LengthOver, NebConfig, NebCycle, Path, PathReport, Status, connect_neb};
+use levelset_strings::{
+    LengthOver, ModelPath, NebConfig, NebCycle, PathReport, Status, connect_neb,
+};
 
 mod common;
 use common::{Breakage, assert_breakages_name_their_keys, quadratic_pair};
@@ -201,7 +203,7 @@ fn run_mb(
     to: [f64; 2],
     level: f64,
     config: &NebConfig,
-) -> (Path<Compute>, PathReport) {
+) -> (ModelPath<Compute>, PathReport) {
     connect_neb::<Train, _>(
         &MullerBrown,
         flat(from),
@@ -248,7 +250,7 @@ fn known() -> Known {
 }
 
 /// The bead of highest energy and its energy.
-fn highest(path: &Path<Compute>) -> ([f64; 2], f64) {
+fn highest(path: &ModelPath<Compute>) -> ([f64; 2], f64) {
     let (k, e) = path
         .bead_energies
         .iter()

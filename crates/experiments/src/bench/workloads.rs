@@ -12,7 +12,7 @@ use levelset_strings::Evaluator;
 
 use super::measure::{Measurement, Report, Timed, measure};
 use crate::config::ExperimentConfig;
-use crate::pair::{Method, connect_flat, flat_of, pair_seeds, train_endpoint};
+use crate::pair::{MethodName, connect_pair, flat_of, pair_seeds, train_endpoint};
 
 /// Interior points of a segment check: the DSS configs' grid of 20.
 pub const CHECK_GRID: usize = 20;
@@ -156,6 +156,7 @@ pub fn dss_end_to_end<L: Landscape<Train>>(
     let (sa, sb) = pair_seeds(plan.seed, 0);
     let a = flat_of(&train_endpoint(landscape, config, level, sa)?.model);
     let b = flat_of(&train_endpoint(landscape, config, level, sb)?.model);
+    let dss = MethodName::Dss.method(config)?;
     let mut failure = None;
     let measurement = measure(
         name,
@@ -164,15 +165,7 @@ pub fn dss_end_to_end<L: Landscape<Train>>(
         plan.repeats,
         || {
             timed(1.0, || {
-                let connected = connect_flat(
-                    landscape,
-                    config,
-                    Method::Dss,
-                    a.clone(),
-                    b.clone(),
-                    level,
-                    sa,
-                );
+                let connected = connect_pair(landscape, &dss, a.clone(), b.clone(), level, sa);
                 if let Err(e) = connected {
                     failure = Some(e);
                 }

@@ -40,10 +40,57 @@ pub struct ExperimentConfig {
     pub align: Option<AlignConfig>,
     /// The pairs `reproduce methods` compares every path method on.
     #[serde(default)]
-    pub compare: Option<crate::compare::CompareConfig>,
+    pub compare: Option<CompareConfig>,
     /// The widths `reproduce width` sweeps over.
     #[serde(default)]
-    pub width: Option<crate::width::WidthConfig>,
+    pub width: Option<WidthConfig>,
+}
+
+/// Which pairs the comparison runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareConfig {
+    pub level: f64,
+    pub pairs: usize,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl CompareConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.level.is_finite() && self.level > 0.0) {
+            return Err(format!(
+                "compare.level must be positive, got {}",
+                self.level
+            ));
+        }
+        if self.pairs == 0 {
+            return Err("compare.pairs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The widths `reproduce width` sweeps over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidthConfig {
+    pub widths: Vec<usize>,
+}
+
+impl WidthConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.widths.is_empty() || self.widths.contains(&0) {
+            return Err(format!(
+                "width.widths must list positive widths, got {:?}",
+                self.widths
+            ));
+        }
+        for (i, &width) in self.widths.iter().enumerate() {
+            levelset_strings::sizes::at_most(&format!("width.widths[{i}]"), width, MAX_TASK_SIZE)?;
+        }
+        Ok(())
+    }
 }
 
 /// Levels x pairs for `levelset sweep`.
@@ -438,4 +485,18 @@ fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, at: &str, keys: 
         }),
         _ => {}
     }
+}
+
+/// The config at `path`, its data folder resolved (`--data-dir` first); a `--data-dir` for a
+/// task without data files is an error.
+pub fn load_config(path: &Path, data_dir: Option<PathBuf>) -> Result<ExperimentConfig> {
+    let mut config = ExperimentConfig::load(path)?;
+    if !config.task.resolve_data_dir(data_dir.as_deref())? && data_dir.is_some() {
+        bail!(
+            "--data-dir given, but the {} task of {} uses no data directory",
+            config.name,
+            path.display()
+        );
+    }
+    Ok(config)
 }

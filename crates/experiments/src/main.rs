@@ -1,32 +1,15 @@
 //! `levelset`: train networks to a loss level and map the geometry of their level sets.
 
-mod bench;
-mod compare;
-mod config;
-#[cfg(test)]
-mod config_props;
-mod connect_cmd;
-mod connect_resume;
-mod data_cmd;
-mod figures;
-mod pair;
-mod paper;
-mod progress;
-mod prop23;
-mod reproduce;
-mod shards;
-mod slurm;
-mod sweep;
-mod tasks;
-mod train_cmd;
-mod width;
-
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::ExperimentConfig;
+use levelset_experiments::commands::{connect, data, reproduce, slurm, train};
+use levelset_experiments::config::load_config;
+use levelset_experiments::output::progress;
+use levelset_experiments::studies::{shard, shards, sweep};
+use levelset_experiments::{bench, pair};
 
 // A training step allocates and frees tensors of megabytes (each of the MNIST convnet's
 // first dense layer's weights, gradient and Adam moments is 12.8 MB). glibc hands blocks that
@@ -113,7 +96,7 @@ enum Command {
         /// Run only shard K of N (the pairs p with p mod N = K) into --out/shards/K-of-N;
         /// `levelset merge --out` joins the shards.
         #[arg(long, value_name = "K/N")]
-        shard: Option<shards::Shard>,
+        shard: Option<shard::Shard>,
         /// List the shards under this sweep folder: done, running, failed or missing.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out", "shard", "resume"])]
         status: Option<PathBuf>,
@@ -139,7 +122,7 @@ enum Command {
     /// Obtain the real data sets (`data fetch`) and inspect a data directory (`data check`).
     Data {
         #[command(subcommand)]
-        command: data_cmd::DataCommand,
+        command: data::DataCommand,
     },
     /// Autotune every kernel shape a config's runs use (GPU backends), untimed; resumable.
     Warmup(bench::warmup::WarmupArgs),
@@ -168,18 +151,6 @@ fn check_level(level: f64) -> Result<()> {
         bail!("--level must be a positive number, got {level}");
     }
     Ok(())
-}
-
-fn load_config(path: &std::path::Path, data_dir: Option<PathBuf>) -> Result<ExperimentConfig> {
-    let mut config = ExperimentConfig::load(path)?;
-    if !config.task.resolve_data_dir(data_dir.as_deref())? && data_dir.is_some() {
-        bail!(
-            "--data-dir given, but the {} task of {} uses no data directory",
-            config.name,
-            path.display()
-        );
-    }
-    Ok(config)
 }
 
 /// x86-64 builds target x86-64-v3 (`.cargo/config.toml`): on a CPU without AVX2 and FMA the
@@ -226,7 +197,7 @@ fn main() -> Result<()> {
             force,
         } => {
             check_level(level)?;
-            train_cmd::run(train_cmd::TrainArgs {
+            train::run(train::TrainArgs {
                 config: load_config(&config, data_dir)?,
                 level,
                 seed,
@@ -249,7 +220,7 @@ fn main() -> Result<()> {
             if let Some(level) = level {
                 check_level(level)?;
             }
-            connect_cmd::run(connect_cmd::ConnectArgs {
+            connect::run(connect::ConnectArgs {
                 config: load_config(&config, data_dir)?,
                 endpoints: a.zip(b),
                 level,
@@ -292,7 +263,7 @@ fn main() -> Result<()> {
             bench::run(args)?;
         }
         Command::Warmup(args) => bench::warmup::run(args)?,
-        Command::Data { command } => data_cmd::run(command)?,
+        Command::Data { command } => data::run(command)?,
         Command::Reproduce {
             task,
             full,

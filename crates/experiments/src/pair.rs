@@ -13,7 +13,7 @@ use levelset_models::{Energy, Landscape};
 use levelset_strings::{CurveKind, Method, ModelPath, PathReport, connect_with};
 
 use crate::config::ExperimentConfig;
-use crate::progress::steps_bar;
+use crate::output::progress::steps_bar;
 
 /// Seeds of the two endpoints of pair `pair` (distinct across pairs and from each other).
 /// Warns, once per level, when an error-rate energy is measured on too few items to resolve

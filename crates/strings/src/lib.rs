@@ -27,5 +27,5 @@ pub use evaluator::Evaluator;
 pub use knots::Knots;
 pub use method::{Method, connect_with};
 pub use neb::{NebConfig, NebCycle, connect_neb};
-pub use path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
+pub use path::{LengthOver, ModelPath, Outcome, PathReport, SegmentCheck, Status};
 pub use schedule::LrSchedule;

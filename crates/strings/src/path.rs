@@ -47,13 +47,32 @@ impl Status {
         }
     }
 
-    /// The outcome's short name, as in CSV files.
-    pub fn outcome(&self) -> &'static str {
+    /// The outcome, without its reason.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Status::Connected => "connected",
-            Status::NotConnected { .. } => "not_connected",
-            Status::Failed { .. } => "failed",
+            Status::Connected => Outcome::Connected,
+            Status::NotConnected { .. } => Outcome::NotConnected,
+            Status::Failed { .. } => Outcome::Failed,
         }
+    }
+}
+
+/// How a path ended, as result rows record it ("connected", "not_connected", "failed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Connected,
+    NotConnected,
+    Failed,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Connected => "connected",
+            Outcome::NotConnected => "not_connected",
+            Outcome::Failed => "failed",
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use levelset_models::landscape::StackedPass;
 use levelset_models::nets::rule::{LayerRule, layer_rule, override_layer_rule};
 
 use crate::config::ExperimentConfig;
-use crate::tasks::{WithLandscape, with_landscape};
+use crate::landscapes::{WithLandscape, with_landscape};
 #[cfg(target_arch = "x86_64")]
 pub use measure::has_avx2_and_fma;
 pub use measure::{BenchReport, Machine, Measurement};

@@ -14,7 +14,7 @@ use levelset_models::landscape::{StackedPass, cpu_backend};
 use super::apply_layer_rule;
 use super::workloads::{Plan, eval_run, segment_check_run, train_step_run};
 use crate::config::ExperimentConfig;
-use crate::tasks::{WithLandscape, with_landscape};
+use crate::landscapes::{WithLandscape, with_landscape};
 
 #[derive(clap::Args, Debug)]
 pub struct WarmupArgs {

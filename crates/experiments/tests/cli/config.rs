@@ -1,18 +1,42 @@
-//! Config parsing and validation, and the command-line checks around it, through the binary:
-//! every mistake is an error (non-zero exit) whose message names the key or value at fault.
+//! Config parsing and validation, and the command-line checks around it: every mistake is an
+//! error whose message names the key or value at fault. The parser's cases call it directly
+//! (`ExperimentConfig::load`); a few run the binary end to end.
 
 use std::path::{Path, PathBuf};
 
 use levelset_data::testing::real_or_fixture_data_dir;
+use levelset_experiments::config::ExperimentConfig;
 use tempfile::TempDir;
 
 use crate::common::*;
 
-/// Runs `levelset train` on `config_text` and asserts that it fails naming every one of
-/// `needles`, before writing any checkpoint.
+/// Loads `config_text` from a file and asserts that the parser refuses it naming the file
+/// and every one of `needles`.
 fn rejected(config_text: &str, needles: &[&str]) {
     let dir = TempDir::new().unwrap();
     let config = write(dir.path(), "bad.toml", config_text);
+    let message = match ExperimentConfig::load(&config) {
+        Ok(_) => panic!("accepted a config that should fail naming {needles:?}"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        message.contains("bad.toml"),
+        "the error names the config file: {message}"
+    );
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "error lacks {needle:?}: {message}"
+        );
+    }
+}
+
+/// Through the binary: a bad config stops `train` before any work, naming the file and key.
+#[test]
+fn a_bad_config_stops_the_binary_naming_file_and_key() {
+    let dir = TempDir::new().unwrap();
+    let text = edit(&tiny(), "name = \"tiny\"", "nmae = \"tiny\"");
+    let config = write(dir.path(), "bad.toml", &text);
     let out = dir.path().join("model");
     let run = fail_with(
         [
@@ -24,11 +48,11 @@ fn rejected(config_text: &str, needles: &[&str]) {
             "--out".as_ref(),
             out.as_os_str(),
         ],
-        needles,
+        &["unknown field", "nmae"],
     );
     assert!(
         run.stderr.contains("bad.toml"),
-        "the error names the config file: {}",
+        "names the file: {}",
         run.stderr
     );
     assert!(!out.exists(), "nothing is written for a bad config");

@@ -5,42 +5,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use levelset_models::Landscape;
-use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::distance;
-use levelset_strings::align;
+use levelset_strings::{Outcome, align};
 use plotters::style::RGBColor;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ExperimentConfig;
-use crate::figures::{Figure, Series, draw};
+use crate::landscapes::{WithLandscape, with_landscape};
+use crate::output::figures::{Figure, Series, draw};
+use crate::output::tables::{mean, write_study};
 use crate::pair::{MethodName, connect_pair, flat_of, pair_seeds, train_endpoint};
-use crate::tasks::{WithLandscape, with_landscape};
-
-/// Which pairs the comparison runs on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CompareConfig {
-    pub level: f64,
-    pub pairs: usize,
-    #[serde(default)]
-    pub seed: u64,
-}
-
-impl CompareConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if !(self.level.is_finite() && self.level > 0.0) {
-            return Err(format!(
-                "compare.level must be positive, got {}",
-                self.level
-            ));
-        }
-        if self.pairs == 0 {
-            return Err("compare.pairs must be at least 1".into());
-        }
-        Ok(())
-    }
-}
 
 const METHODS: [(MethodName, &str, RGBColor); 4] = [
     (MethodName::Dss, "dss", RGBColor(31, 119, 180)),
@@ -54,7 +29,7 @@ pub struct CompareRow {
     pub pair: usize,
     pub method: String,
     pub aligned: bool,
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Highest energy along the path minus the higher endpoint energy.
     pub max_above_endpoints: f64,
     pub max_energy: f64,
@@ -151,7 +126,7 @@ impl WithLandscape for CompareArgs {
                         pair,
                         method: name.into(),
                         aligned: use_aligned,
-                        outcome: report.status.outcome().into(),
+                        outcome: report.status.outcome(),
                         max_above_endpoints: report.max_energy - endpoint_max,
                         max_energy: report.max_energy,
                         normalized_length: report.normalized_length,
@@ -192,16 +167,6 @@ fn write_outputs(
     level: f64,
     rows: &[CompareRow],
 ) -> Result<()> {
-    let json = out.join("results.json");
-    write_atomic(&json, &serde_json::to_vec_pretty(rows)?)
-        .with_context(|| format!("writing {}", json.display()))?;
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        csv.serialize(row)?;
-    }
-    let csv_path = out.join("results.csv");
-    write_atomic(&csv_path, &csv.into_inner()?)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
     let mut table = format!(
         "{} at {} <= {level} (means over pairs)\n\n\
          | method | aligned | connected | max above endpoints | normalized length | beads | evaluations | optimizer steps | seconds |\n\
@@ -214,25 +179,27 @@ fn write_outputs(
                 .iter()
                 .filter(|r| r.method == name && r.aligned == aligned)
                 .collect();
-            let mean = |f: fn(&CompareRow) -> f64| {
-                group.iter().map(|r| f(r)).sum::<f64>() / group.len() as f64
-            };
+            // NaN for a method without rows, as the table has always printed it.
+            let mean_of =
+                |f: fn(&CompareRow) -> f64| mean(group.iter().map(|r| f(r))).unwrap_or(f64::NAN);
             table.push_str(&format!(
                 "| {name} | {} | {}/{} | {:.5} | {:.3} | {:.1} | {:.0} | {:.0} | {:.1} |\n",
                 if aligned { "yes" } else { "no" },
-                group.iter().filter(|r| r.outcome == "connected").count(),
+                group
+                    .iter()
+                    .filter(|r| r.outcome == Outcome::Connected)
+                    .count(),
                 group.len(),
-                mean(|r| r.max_above_endpoints),
-                mean(|r| r.normalized_length),
-                mean(|r| r.beads as f64),
-                mean(|r| r.energy_evaluations as f64),
-                mean(|r| r.optimizer_steps as f64),
-                mean(|r| r.wall_seconds),
+                mean_of(|r| r.max_above_endpoints),
+                mean_of(|r| r.normalized_length),
+                mean_of(|r| r.beads as f64),
+                mean_of(|r| r.energy_evaluations as f64),
+                mean_of(|r| r.optimizer_steps as f64),
+                mean_of(|r| r.wall_seconds),
             ));
         }
     }
-    let md = out.join("summary.md");
-    write_atomic(&md, table.as_bytes()).with_context(|| format!("writing {}", md.display()))?;
+    write_study(out, rows, rows, &table)?;
     println!("{table}");
     Ok(())
 }

@@ -5,43 +5,18 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use levelset_models::atomic::write_atomic;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use levelset_models::Landscape;
 use levelset_models::backend::Train;
+use levelset_strings::Outcome;
 
 use crate::config::{ExperimentConfig, TaskConfig};
-use crate::figures::{Figure, LEVELSET_COLOR, Series, draw};
+use crate::landscapes::{WithLandscape, with_landscape};
+use crate::output::figures::{Figure, LEVELSET_COLOR, Series, draw};
+use crate::output::tables::{mean, number, write_study};
 use crate::pair::{Endpoints, connect_pair, pair_seeds};
-use crate::sweep::{SweepArgs, SweepResults, sweep_on};
-use crate::tasks::{WithLandscape, with_landscape};
-
-/// The widths `reproduce width` sweeps over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WidthConfig {
-    pub widths: Vec<usize>,
-}
-
-impl WidthConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.widths.is_empty() || self.widths.contains(&0) {
-            return Err(format!(
-                "width.widths must list positive widths, got {:?}",
-                self.widths
-            ));
-        }
-        for (i, &width) in self.widths.iter().enumerate() {
-            levelset_strings::sizes::at_most(
-                &format!("width.widths[{i}]"),
-                width,
-                crate::config::MAX_TASK_SIZE,
-            )?;
-        }
-        Ok(())
-    }
-}
+use crate::studies::sweep::{SweepArgs, SweepResults, sweep_on};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WidthRow {
@@ -57,11 +32,6 @@ pub struct WidthRow {
     pub curve_gap: Option<f64>,
     pub length: Option<f64>,
     pub beads: Option<f64>,
-}
-
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let v: Vec<f64> = values.collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// Least-squares slope of log y against log x over the points with y > 0.
@@ -123,7 +93,7 @@ impl WithLandscape for WidthSweep {
 
 fn row(width: usize, results: &SweepResults, curve_gaps: &[f64]) -> WidthRow {
     let rows = &results.rows;
-    let connected = || rows.iter().filter(|r| r.outcome == "connected");
+    let connected = || rows.iter().filter(|r| r.outcome == Outcome::Connected);
     WidthRow {
         width,
         pairs: rows.len(),
@@ -172,7 +142,7 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
                 .collect::<Vec<_>>(),
         )
     };
-    let num = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    let num = |v: Option<f64>| number(v, 4);
     let mut table = format!(
         "{} ({}, input dimension n = {input_dim}; means over pairs)\n\n\
          | width m | connected | straight-line max − L0 | string max − L0 | curve max − L0 | normalized length | beads |\n\
@@ -203,11 +173,7 @@ pub fn run(config: &ExperimentConfig, out: &Path) -> Result<Vec<WidthRow>> {
         num(slope(|r| r.beads)),
         -1.0 / input_dim as f64
     ));
-    write_atomic(&out.join("summary.md"), table.as_bytes())?;
-    write_atomic(
-        &out.join("results.json"),
-        &serde_json::to_vec_pretty(&rows)?,
-    )?;
+    write_study(out, &rows, &rows, &table)?;
     println!("{table}");
     let series = |label: &str, pick: fn(&WidthRow) -> Option<f64>| Series {
         label: label.into(),

@@ -12,9 +12,9 @@ use levelset_models::outdir::OutputLock;
 use levelset_models::train::train_to_level;
 
 use crate::config::ExperimentConfig;
+use crate::landscapes::{WithLandscape, with_landscape};
+use crate::output::progress::steps_bar;
 use crate::pair::warn_if_unresolved;
-use crate::progress::steps_bar;
-use crate::tasks::{WithLandscape, with_landscape};
 
 pub struct TrainArgs {
     pub config: ExperimentConfig,

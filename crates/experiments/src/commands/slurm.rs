@@ -68,7 +68,7 @@ pub fn run(args: SlurmArgs) -> Result<()> {
         }
     }
     // The config is read now, so that a bad one fails here and not in every task.
-    let config = crate::load_config(&args.config, args.data_dir.clone())?;
+    let config = crate::config::load_config(&args.config, args.data_dir.clone())?;
     if config.sweep.is_none() {
         bail!("{} has no [sweep] section", args.config.display());
     }

@@ -13,12 +13,12 @@ use levelset_models::flat::{num_params, unflatten};
 use levelset_models::outdir::OutputLock;
 use levelset_strings::align;
 
+use crate::commands::connect_resume::{self, RunSettings, SavedString};
 use crate::config::ExperimentConfig;
-use crate::connect_resume::{self, RunSettings, SavedString};
+use crate::landscapes::{WithLandscape, with_landscape};
 use crate::pair::{
     MethodName, connect_pair, flat_of, pair_seeds, train_endpoint, warn_if_unresolved,
 };
-use crate::tasks::{WithLandscape, with_landscape};
 
 pub struct ConnectArgs {
     pub config: ExperimentConfig,

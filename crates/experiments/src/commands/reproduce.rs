@@ -8,9 +8,10 @@ use levelset_models::atomic::write_atomic;
 use levelset_models::outdir::OutputLock;
 
 use crate::config::ExperimentConfig;
-use crate::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
-use crate::paper::figure1;
-use crate::sweep::{SweepArgs, SweepResults};
+use crate::output::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
+use crate::output::paper::figure1;
+use crate::output::tables::{number, plus_minus};
+use crate::studies::sweep::{SweepArgs, SweepResults};
 
 /// Figure 1's five tasks and the deep-linear theory check: each a sweep.
 pub const SWEEP_TASKS: [&str; 7] = [
@@ -42,7 +43,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             .out
             .unwrap_or_else(|| Path::new("experiments").join("prop23"));
         let _lock = OutputLock::acquire(&out)?;
-        crate::prop23::run(&out)?;
+        crate::studies::prop23::run(&out)?;
         return Ok(());
     }
     let task = args.task.as_str();
@@ -58,7 +59,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     } else {
         format!("{}-quick", args.task)
     };
-    let config = crate::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
+    let config =
+        crate::config::load_config(&args.configs.join(format!("{name}.toml")), args.data_dir)?;
     let out = args
         .out
         .unwrap_or_else(|| Path::new("experiments").join(&name));
@@ -66,16 +68,16 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let _lock = OutputLock::acquire(&out)?;
     match args.task.as_str() {
         "methods" | "methods-mnist" => {
-            crate::compare::run(crate::compare::CompareArgs { config, out })?;
+            crate::studies::compare::run(crate::studies::compare::CompareArgs { config, out })?;
             return Ok(());
         }
         "width" => {
-            crate::width::run(&config, &out)?;
+            crate::studies::width::run(&config, &out)?;
             return Ok(());
         }
         _ => {}
     }
-    let results = crate::sweep::run_locked(SweepArgs {
+    let results = crate::studies::sweep::run_locked(SweepArgs {
         config: config.clone(),
         out: out.clone(),
         resume: true,
@@ -99,8 +101,6 @@ pub fn paper_table(task: &str, results: &SweepResults) -> String {
         .collect();
     levels.sort_by(|a, b| b.total_cmp(a));
     levels.dedup();
-    let num =
-        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
     let mut out = String::from(
         "| L0 | paper length | levelset length | paper beads | levelset beads | levelset connected |\n\
          |---|---|---|---|---|---|\n",
@@ -108,20 +108,16 @@ pub fn paper_table(task: &str, results: &SweepResults) -> String {
     for level in levels {
         let ours = results.summary.iter().find(|s| s.level == level);
         let theirs = paper.iter().find(|p| p.level == level);
-        let pm = |m: Option<f64>, se: Option<f64>, d: usize| match (m, se) {
-            (Some(m), Some(se)) => format!("{m:.d$} ± {se:.d$}"),
-            (m, _) => num(m, d),
-        };
         out.push_str(&format!(
             "| {level} | {} | {} | {} | {} | {} |\n",
-            num(theirs.map(|p| p.length), 3),
-            pm(
+            number(theirs.map(|p| p.length), 3),
+            plus_minus(
                 ours.and_then(|s| s.length_mean),
                 ours.and_then(|s| s.length_se),
                 3
             ),
-            num(theirs.and_then(|p| p.beads), 2),
-            pm(
+            number(theirs.and_then(|p| p.beads), 2),
+            plus_minus(
                 ours.and_then(|s| s.beads_mean),
                 ours.and_then(|s| s.beads_se),
                 2
@@ -143,19 +139,20 @@ pub fn sweep_figures(
     out: &Path,
 ) -> Result<()> {
     let paper = figure1(task).unwrap_or(&[]);
-    let ours = |pick: fn(&crate::sweep::LevelSummary) -> (Option<f64>, Option<f64>)| Series {
-        label: "levelset (mean ± s.e., connected pairs)".into(),
-        points: results
-            .summary
-            .iter()
-            .filter_map(|s| {
-                let (mean, se) = pick(s);
-                mean.map(|m| (s.level, m, se))
-            })
-            .collect(),
-        color: LEVELSET_COLOR,
-    };
-    let theirs = |pick: fn(&crate::paper::PaperPoint) -> Option<f64>| Series {
+    let ours =
+        |pick: fn(&crate::studies::sweep::LevelSummary) -> (Option<f64>, Option<f64>)| Series {
+            label: "levelset (mean ± s.e., connected pairs)".into(),
+            points: results
+                .summary
+                .iter()
+                .filter_map(|s| {
+                    let (mean, se) = pick(s);
+                    mean.map(|m| (s.level, m, se))
+                })
+                .collect(),
+            color: LEVELSET_COLOR,
+        };
+    let theirs = |pick: fn(&crate::output::paper::PaperPoint) -> Option<f64>| Series {
         label: "Freeman & Bruna 2017, Figure 1".into(),
         points: paper
             .iter()

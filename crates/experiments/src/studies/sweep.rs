@@ -8,17 +8,17 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use levelset_models::Landscape;
-use levelset_models::atomic::write_atomic;
 use levelset_models::backend::Compute;
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::outdir::OutputLock;
-use levelset_strings::{Status, permutable_units, permute};
+use levelset_strings::{Outcome, Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, Partner, SweepConfig};
+use crate::landscapes::{WithLandscape, with_landscape};
+use crate::output::tables::{mean_se, plus_minus, write_study};
 use crate::pair::{Endpoints, MethodName, connect_pair, pair_seeds, warn_if_unresolved};
-use crate::shards::Shard;
-use crate::tasks::{WithLandscape, with_landscape};
+use crate::studies::shard::Shard;
 
 /// One pair at one level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +28,7 @@ pub struct Row {
     pub seed_a: u64,
     pub seed_b: u64,
     /// `connected`, `not_connected` or `failed`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Why the pair is not connected or failed; empty when connected.
     pub reason: String,
     pub energy_a: Option<f64>,
@@ -241,7 +241,8 @@ fn run_pair<L: Landscape<Train>>(
         pair,
         seed_a,
         seed_b,
-        outcome: String::new(),
+        // Set from the path's status below.
+        outcome: Outcome::Failed,
         reason: String::new(),
         energy_a: None,
         energy_b: None,
@@ -290,7 +291,7 @@ fn run_pair<L: Landscape<Train>>(
     let status = outcome.unwrap_or_else(|e| Status::Failed {
         reason: format!("{e:#}"),
     });
-    row.outcome = status.outcome().to_string();
+    row.outcome = status.outcome();
     row.reason = match &status {
         Status::Connected => String::new(),
         Status::NotConnected { reason, .. } | Status::Failed { reason } => reason.clone(),
@@ -354,37 +355,12 @@ pub fn write_results(
         summary: summarize(sweep, &ordered),
         rows: ordered,
     };
-    let json_path = results_path(out);
-    write_atomic(&json_path, &serde_json::to_vec_pretty(&results)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    for row in &results.rows {
-        csv.serialize(row)?;
-    }
-    let csv_path = out.join("results.csv");
-    write_atomic(&csv_path, &csv.into_inner()?)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
-    let table_path = out.join("summary.md");
     let mut table = summary_table(config, &results.summary);
     if let Some(note) = note {
         table.push_str(&format!("\n{note}\n"));
     }
-    write_atomic(&table_path, table.as_bytes())
-        .with_context(|| format!("writing {}", table_path.display()))?;
+    write_study(out, &results, &results.rows, &table)?;
     Ok(results)
-}
-
-fn mean_se(values: &[f64]) -> (Option<f64>, Option<f64>) {
-    let n = values.len();
-    if n == 0 {
-        return (None, None);
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let se = (n > 1).then(|| {
-        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-        (var / n as f64).sqrt()
-    });
-    (Some(mean), se)
 }
 
 fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
@@ -393,7 +369,9 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
         .iter()
         .map(|&level| {
             let at: Vec<&Row> = rows.iter().filter(|r| r.level == level).collect();
-            let connected: Vec<&&Row> = at.iter().filter(|r| r.outcome == "connected").collect();
+            let connected: Vec<&&Row> = (at.iter())
+                .filter(|r| r.outcome == Outcome::Connected)
+                .collect();
             let lengths: Vec<f64> = connected
                 .iter()
                 .filter_map(|r| r.normalized_length)
@@ -404,7 +382,7 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
                 .collect();
             let (length_mean, length_se) = mean_se(&lengths);
             let (beads_mean, beads_se) = mean_se(&beads);
-            let count = |o: &str| at.iter().filter(|r| r.outcome == o).count();
+            let count = |o: Outcome| at.iter().filter(|r| r.outcome == o).count();
             let endpoint_failed = at
                 .iter()
                 .filter(|r| r.energy_a.is_none() || r.energy_b.is_none())
@@ -413,8 +391,8 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
                 level,
                 pairs: at.len(),
                 connected: connected.len(),
-                not_connected: count("not_connected"),
-                failed: count("failed"),
+                not_connected: count(Outcome::NotConnected),
+                failed: count(Outcome::Failed),
                 endpoint_failed,
                 length_mean,
                 length_se,
@@ -427,11 +405,6 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
 
 /// A Markdown table: mean ± standard error over connected pairs, per level.
 pub fn summary_table(config: &ExperimentConfig, summary: &[LevelSummary]) -> String {
-    let fmt = |m: Option<f64>, se: Option<f64>, digits: usize| match (m, se) {
-        (Some(m), Some(se)) => format!("{m:.digits$} ± {se:.digits$}"),
-        (Some(m), None) => format!("{m:.digits$}"),
-        _ => "–".into(),
-    };
     let mut out = format!(
         "{} ({}; mean ± standard error over connected pairs)\n\n\
          | L0 | normalized length | beads | connected | not connected | failed (of which endpoints) |\n\
@@ -442,8 +415,8 @@ pub fn summary_table(config: &ExperimentConfig, summary: &[LevelSummary]) -> Str
         out.push_str(&format!(
             "| {} | {} | {} | {}/{} | {} | {} ({}) |\n",
             s.level,
-            fmt(s.length_mean, s.length_se, 3),
-            fmt(s.beads_mean, s.beads_se, 2),
+            plus_minus(s.length_mean, s.length_se, 3),
+            plus_minus(s.beads_mean, s.beads_se, 2),
             s.connected,
             s.pairs,
             s.not_connected,

@@ -1,0 +1,8 @@
+//! What each `levelset` subcommand does, given its parsed arguments.
+
+pub mod connect;
+pub mod connect_resume;
+pub mod data;
+pub mod reproduce;
+pub mod slurm;
+pub mod train;

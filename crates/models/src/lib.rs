@@ -1,7 +1,7 @@
 //! levelset's networks, flat parameter vectors, energies and training to a level.
 //!
 //! On the flex backend the nets' layers and optimizer steps run levelset-flex's kernels,
-//! called from `nets::layers`, `nets::lrn`, `optim` and `tasks`; everything else is Burn.
+//! called from one module, `kernels`; everything else is Burn.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod flat;
 pub mod heartbeat;
 pub mod init;
+mod kernels;
 pub mod landscape;
 pub mod nets;
 pub mod optim;

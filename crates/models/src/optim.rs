@@ -162,21 +162,14 @@ impl Default for AdamHyper {
 /// `try_adam_step`), with the same values and state.
 #[derive(Clone)]
 pub struct FusedAdam {
-    // Read by the flex kernel only; other backends run `burns`.
-    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
     hyper: AdamHyper,
     burns: Adam,
 }
 
 impl AdamHyper {
-    /// The same constants for flex's kernel.
-    #[cfg(feature = "flex")]
-    fn constants(&self) -> levelset_flex::AdamConstants {
-        levelset_flex::AdamConstants {
-            beta_1: self.beta_1,
-            beta_2: self.beta_2,
-            epsilon: self.epsilon,
-        }
+    /// `[beta_1, beta_2, epsilon]`, as the flex kernel takes them.
+    fn constants(&self) -> [f32; 3] {
+        [self.beta_1, self.beta_2, self.epsilon]
     }
 
     /// Burn's Adam with these constants.
@@ -210,8 +203,7 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         let args = (tensor, grad, state);
-        #[cfg(feature = "flex")]
-        let args = match levelset_flex::try_adam_step(&self.hyper.constants(), lr, args) {
+        let args = match crate::kernels::try_adam_step(self.hyper.constants(), lr, args) {
             Ok(done) => return done,
             Err(args) => args,
         };
@@ -230,8 +222,6 @@ impl<B: Backend> SimpleOptimizer<B> for FusedAdam {
 pub struct FusedSgd<B: Backend> {
     burns: Sgd<B>,
     /// Without momentum.
-    // Read by the flex kernel only; other backends run `burns`.
-    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
     plain: bool,
 }
 
@@ -245,9 +235,8 @@ impl<B: Backend> SimpleOptimizer<B> for FusedSgd<B> {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
-        #[cfg(feature = "flex")]
         let (tensor, grad) = if self.plain {
-            match levelset_flex::try_sgd_step(lr, (tensor, grad)) {
+            match crate::kernels::try_sgd_step(lr, (tensor, grad)) {
                 Ok(tensor) => return (tensor, Some(SgdState::new(None))),
                 Err(args) => args,
             }
@@ -312,8 +301,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GlobalNorm<'_, B> {
 
 /// The sum of the squares of `x`'s values.
 fn square_sum<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, 1> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_square_sum(x) {
+    let x = match crate::kernels::try_square_sum(x) {
         Ok(sum) => return sum,
         Err(x) => x,
     };

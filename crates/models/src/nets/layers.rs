@@ -1,4 +1,4 @@
-//! Layer operations of the nets that flex runs with levelset's own kernels (levelset-flex);
+//! Layer operations of the nets that flex runs with levelset's own kernels (`crate::kernels`);
 //! every other backend runs Burn's layers or their matmul forms, as `super::rule` decides.
 
 use burn::nn::conv::Conv2d;
@@ -11,8 +11,7 @@ use super::{matmul_conv, matmul_lstm};
 
 /// `conv.forward(x)`.
 pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_conv2d(conv, x) {
+    let x = match crate::kernels::try_conv2d(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -24,8 +23,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 
 /// `layer.forward(x)`.
 pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_linear(layer, x) {
+    let x = match crate::kernels::try_linear(layer, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -34,8 +32,7 @@ pub fn linear<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) ->
 
 /// `relu(conv.forward(x))`.
 pub fn conv2d_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_conv2d_relu(conv, x) {
+    let x = match crate::kernels::try_conv2d_relu(conv, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -44,8 +41,7 @@ pub fn conv2d_relu<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4
 
 /// `pool.forward(x)`.
 pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_max_pool2d(pool, x) {
+    let x = match crate::kernels::try_max_pool2d(pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -54,8 +50,7 @@ pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4>
 
 /// `pool.forward(relu(x))`.
 pub fn relu_max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_relu_max_pool2d(pool, x) {
+    let x = match crate::kernels::try_relu_max_pool2d(pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -68,8 +63,7 @@ pub fn conv2d_relu_max_pool2d<B: Backend>(
     pool: &MaxPool2d,
     x: Tensor<B, 4>,
 ) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_conv2d_relu_max_pool2d(conv, pool, x) {
+    let x = match crate::kernels::try_conv2d_relu_max_pool2d(conv, pool, x) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -83,8 +77,7 @@ pub fn lstm<B: Backend>(
     x: Tensor<B, 3>,
     state: Option<LstmState<B, 2>>,
 ) -> (Tensor<B, 3>, LstmState<B, 2>) {
-    #[cfg(feature = "flex")]
-    let (x, state) = match levelset_flex::try_lstm(layer, x, state) {
+    let (x, state) = match crate::kernels::try_lstm(layer, x, state) {
         Ok(y) => return y,
         Err(x) => x,
     };
@@ -96,8 +89,7 @@ pub fn lstm<B: Backend>(
 
 /// The logistic function.
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    #[cfg(feature = "flex")]
-    let x = match levelset_flex::try_sigmoid(x) {
+    let x = match crate::kernels::try_sigmoid(x) {
         Ok(y) => return y,
         Err(x) => x,
     };

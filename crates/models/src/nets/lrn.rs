@@ -26,23 +26,12 @@ impl Lrn {
 
     /// [b, c, h, w] -> [b, c, h, w]
     pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        #[cfg(feature = "flex")]
-        let x = match levelset_flex::try_lrn(&self.window(), x) {
+        let constants = [self.bias, self.alpha, self.beta];
+        let x = match crate::kernels::try_lrn(self.depth_radius, constants, x) {
             Ok(y) => return y,
             Err(x) => x,
         };
         self.generic(x)
-    }
-
-    /// The kernel's parameters.
-    #[cfg(feature = "flex")]
-    fn window(&self) -> levelset_flex::LrnWindow {
-        levelset_flex::LrnWindow {
-            depth_radius: self.depth_radius,
-            bias: self.bias,
-            alpha: self.alpha,
-            beta: self.beta,
-        }
     }
 
     /// [`Self::forward`] from Burn's tensor operations, for every backend but flex.
@@ -64,9 +53,9 @@ impl Lrn {
 /// flex's kernel against the generic layer, which is its reference (Burn has no LRN).
 #[cfg(all(test, feature = "flex"))]
 mod tests {
+    use crate::kernels::try_lrn;
     use burn::backend::{Autodiff, Flex};
     use burn::tensor::{DType, Distribution, Tolerance};
-    use levelset_flex::try_lrn;
 
     use super::*;
 
@@ -87,7 +76,10 @@ mod tests {
             let grads = (y.clone() * r.clone()).sum().backward();
             (y.into_data(), x.grad(&grads).expect("tracked").into_data())
         };
-        let (y_ours, dx_ours) = run(&|x| try_lrn(&lrn.window(), x).expect("flex training backend"));
+        let (y_ours, dx_ours) = run(&|x| {
+            let constants = [lrn.bias, lrn.alpha, lrn.beta];
+            try_lrn(lrn.depth_radius, constants, x).expect("flex training backend")
+        });
         let (y_generic, dx_generic) = run(&|x| lrn.generic(x));
         assert_eq!(y_ours, y_generic, "same operations in the same order");
         dx_ours.assert_approx_eq::<f32>(&dx_generic, Tolerance::rel_abs(1e-4, 1e-6));
@@ -96,6 +88,8 @@ mod tests {
     #[test]
     fn other_dtypes_are_left_to_the_generic_layer() {
         let x = Tensor::<Flex, 4>::zeros([1, 2, 2, 2], &Default::default()).cast(DType::F64);
-        assert!(try_lrn(&Lrn::tf_cifar10().window(), x).is_err());
+        let lrn = Lrn::tf_cifar10();
+        let constants = [lrn.bias, lrn.alpha, lrn.beta];
+        assert!(try_lrn(lrn.depth_radius, constants, x).is_err());
     }
 }

@@ -129,9 +129,8 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> AnyOptimizer<B, M> {
                 clip_global_norm,
             } => {
                 if let Some(max_norm) = clip_global_norm {
-                    let on_device = (module.devices().first())
-                        .is_some_and(|device| !cpu_backend::<B::InnerBackend>(device));
-                    clip_by_global_norm::<B, M>(&module, &mut grads, *max_norm, on_device);
+                    let on_cpu = cpu_backend::<B::InnerBackend>;
+                    clip_by_global_norm::<B, M>(&module, &mut grads, *max_norm, on_cpu);
                 }
                 inner.step(lr, module, grads)
             }
@@ -253,16 +252,16 @@ impl<B: Backend> SimpleOptimizer<B> for FusedSgd<B> {
 
 /// Scales every gradient by `max_norm / global_norm` when the global norm is larger.
 ///
-/// On the CPU backends the norm is read back and the factor computed in f64, which costs
-/// nothing there. On the GPU backends (`on_device`) reading it back would make every step
-/// wait for the device to drain its queue before the next step's kernels are issued, so the
-/// factor `min(1, max_norm / norm)` stays on the device and scales every gradient (by
-/// exactly 1 when the norm is within bounds).
+/// Where the gradients live on the CPU (`on_cpu` of their device), the norm is read back and
+/// the factor computed in f64, which costs nothing there. On the GPU backends reading it back
+/// would make every step wait for the device to drain its queue before the next step's
+/// kernels are issued, so the factor `min(1, max_norm / norm)` stays on the device and scales
+/// every gradient (by exactly 1 when the norm is within bounds).
 fn clip_by_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &mut GradientsParams,
     max_norm: f64,
-    on_device: bool,
+    on_cpu: impl FnOnce(&Device<B::InnerBackend>) -> bool,
 ) {
     let mut norm = GlobalNorm::<B> {
         grads,
@@ -270,14 +269,14 @@ fn clip_by_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     };
     module.visit(&mut norm);
     let Some(squares) = norm.squares else { return };
-    let factor = if on_device {
-        Factor::Device(squares.sqrt().recip().mul_scalar(max_norm).clamp_max(1.0))
-    } else {
+    let factor = if on_cpu(&squares.device()) {
         let global = squares.into_scalar().elem::<f64>().sqrt();
         if global <= max_norm {
             return;
         }
         Factor::Host(max_norm / global)
+    } else {
+        Factor::Device(squares.sqrt().recip().mul_scalar(max_norm).clamp_max(1.0))
     };
     module.visit(&mut ScaleGrads::<B> { grads, factor });
 }
@@ -366,9 +365,9 @@ mod tests {
     fn the_device_factor_clips_as_the_host_factor() {
         let layer = LinearConfig::new(3, 2).init::<Train>(&Default::default());
         for (scale, max_norm) in [(10.0, 1.0), (1.0, 1e6)] {
-            let clipped = |on_device| {
+            let clipped = |on_device: bool| {
                 let mut grads = gradients(&layer, scale);
-                clip_by_global_norm::<Train, _>(&layer, &mut grads, max_norm, on_device);
+                clip_by_global_norm::<Train, _>(&layer, &mut grads, max_norm, |_| !on_device);
                 values(&layer, &grads)
             };
             let (host, device) = (clipped(false), clipped(true));

@@ -168,6 +168,10 @@ pub enum TaskConfig {
     /// Figure 1's regression tasks: a 1-4-4-1 sigmoid net, fresh training points per model.
     Polynomial {
         polynomial: PolynomialKind,
+        /// Biases in the net's layers; absent: as the authors' scripts (none in the
+        /// quadratic net, every layer in the cubic one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        biases: Option<bool>,
         train_samples: usize,
         test_samples: usize,
         test_seed: u64,

@@ -81,15 +81,17 @@ fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
     Ok(Some(match task {
         TaskConfig::Polynomial {
             polynomial: kind,
+            biases,
             train_samples,
             test_samples,
             test_seed,
             batch_size,
         } => {
-            let (poly, net) = match kind {
+            let (poly, mut net) = match kind {
                 PolynomialKind::Quadratic => (Polynomial::Quadratic, MlpConfig::quadratic()),
                 PolynomialKind::Cubic => (Polynomial::Cubic, MlpConfig::cubic()),
             };
+            net.bias = biases.unwrap_or(net.bias);
             let n = *train_samples;
             RegressionSpec {
                 net,

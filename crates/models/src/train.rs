@@ -2,6 +2,7 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
+use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,29 @@ pub struct TrainSettings {
     pub check_every: usize,
     /// Step budget; reaching it without the level is an error.
     pub max_steps: usize,
+    /// What decides that the level is reached (absent: the energy, every `check_every` steps).
+    #[serde(default, skip_serializing_if = "StopRule::is_energy")]
+    pub stop: StopRule,
+}
+
+/// When training stops at a level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StopRule {
+    /// The energy, evaluated every `check_every` steps, is at most the level.
+    #[default]
+    Energy,
+    /// The authors' polynomial endpoints: the mean of the last `check_every` training losses
+    /// (each taken before its step's update) is at most the level; or the energy, evaluated
+    /// every `energy_every` steps, is. The energy recorded for the stopped model is its
+    /// energy all the same, so it may lie a little above the level.
+    TrainLossMean { energy_every: usize },
+}
+
+impl StopRule {
+    pub fn is_energy(&self) -> bool {
+        matches!(self, StopRule::Energy)
+    }
 }
 
 impl TrainSettings {
@@ -28,6 +52,9 @@ impl TrainSettings {
         }
         if self.max_steps == 0 {
             return Err("max_steps must be at least 1".into());
+        }
+        if let StopRule::TrainLossMean { energy_every: 0 } = self.stop {
+            return Err("stop.energy_every must be at least 1".into());
         }
         Ok(())
     }
@@ -64,8 +91,63 @@ pub enum TrainError {
     NoData,
 }
 
-/// Trains `model` until `landscape.energy(model) <= target`, checking every
-/// `settings.check_every` steps (and once before the first step). `seed` fixes the data
+type Results<M> = Vec<Option<Result<Trained<M>, TrainError>>>;
+
+/// Fills every open target that `value` reaches with `model`, recorded with its `energy`,
+/// and reports whether any target stays open.
+fn record<M: Clone>(
+    results: &mut Results<M>,
+    targets: &[f64],
+    model: &M,
+    steps: usize,
+    value: f64,
+    energy: f64,
+) -> bool {
+    for (result, &target) in results.iter_mut().zip(targets) {
+        if result.is_none() && value <= target {
+            tracing::debug!(steps, value, energy, target, "level reached");
+            *result = Some(Ok(Trained {
+                model: model.clone(),
+                steps,
+                energy,
+            }));
+        }
+    }
+    results.iter().any(Option::is_none)
+}
+
+/// Whether `value` reaches a target that is still open.
+fn reaches_open<M>(results: &Results<M>, targets: &[f64], value: f64) -> bool {
+    results
+        .iter()
+        .zip(targets)
+        .any(|(result, &target)| result.is_none() && value <= target)
+}
+
+/// Training losses summed between two checks of [`StopRule::TrainLossMean`].
+#[derive(Default)]
+struct TrainLossWindow {
+    sum: f64,
+    count: usize,
+}
+
+impl TrainLossWindow {
+    fn push(&mut self, loss: f64) {
+        self.sum += loss;
+        self.count += 1;
+    }
+
+    /// The mean since the last take (none when no loss came in), and a fresh window.
+    fn take(&mut self) -> Option<f64> {
+        let mean = (self.count > 0).then(|| self.sum / self.count as f64);
+        *self = Self::default();
+        mean
+    }
+}
+
+/// Trains `model` until `landscape.energy(model) <= target` (or, under
+/// [`StopRule::TrainLossMean`], its recent training losses are), checking every
+/// `settings.check_every` steps (and the energy once before the first step). `seed` fixes the data
 /// order, augmentation and dropout, so the same inputs give the same model.
 pub fn train_to_level<B: AutodiffBackend, L: Landscape<B>>(
     landscape: &L,
@@ -97,22 +179,7 @@ pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
     let lowest = targets.iter().copied().fold(f64::INFINITY, f64::min);
     progress.set_length(settings.max_steps as u64);
     progress.set_position(0);
-    let mut results: Vec<Option<Result<Trained<L::Model>, TrainError>>> =
-        targets.iter().map(|_| None).collect();
-    // Fills every open target with the model (reached) and reports whether any stays open.
-    let mut record = |model: &L::Model, steps: usize, energy: f64| {
-        for (result, &target) in results.iter_mut().zip(targets) {
-            if result.is_none() && energy <= target {
-                tracing::debug!(steps, energy, target, "level reached");
-                *result = Some(Ok(Trained {
-                    model: model.clone(),
-                    steps,
-                    energy,
-                }));
-            }
-        }
-        results.iter().any(Option::is_none)
-    };
+    let mut results: Results<L::Model> = targets.iter().map(|_| None).collect();
     let mut heartbeat = Heartbeat::default();
     let mut best = f64::INFINITY;
     let mut check = |model: &L::Model, steps: usize| {
@@ -133,10 +200,17 @@ pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
         }
         Ok((energy, best))
     };
+    let energy_every = match settings.stop {
+        StopRule::Energy => settings.check_every,
+        StopRule::TrainLossMean { energy_every } => energy_every,
+    };
+    // The training losses since the last check, summed on the host (read only under the
+    // train-loss rule, which the small polynomial nets use).
+    let mut window = TrainLossWindow::default();
 
     let stop = (|| {
         let (energy, _) = check(&model, 0)?;
-        if !record(&model, 0, energy) {
+        if !record(&mut results, targets, &model, 0, energy, energy) {
             return Ok(());
         }
         let loader = landscape.loader(seed);
@@ -149,16 +223,30 @@ pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
             for batch in loader.iter() {
                 batches += 1;
                 let loss = landscape.loss(&model, batch, &mut carry);
+                if !settings.stop.is_energy() {
+                    window.push(loss.clone().into_scalar().elem::<f64>());
+                }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optimizer.step(lr, model, grads);
                 steps += 1;
                 progress.set_position(steps as u64);
-                if steps % settings.check_every == 0 || steps == settings.max_steps {
+                let last = steps == settings.max_steps;
+                let mean = match settings.stop {
+                    StopRule::TrainLossMean { .. } if steps % settings.check_every == 0 || last => {
+                        window.take()
+                    }
+                    _ => None,
+                };
+                // A mean that reaches an open target (or is not finite) needs the model's
+                // energy to record it (or to report the divergence).
+                let open_reached = |m: f64| !m.is_finite() || reaches_open(&results, targets, m);
+                if steps % energy_every == 0 || last || mean.is_some_and(open_reached) {
                     let (energy, best) = check(&model, steps)?;
-                    if !record(&model, steps, energy) {
+                    let value = mean.map_or(energy, |m| m.min(energy));
+                    if !record(&mut results, targets, &model, steps, value, energy) {
                         return Ok(());
                     }
-                    if steps >= settings.max_steps {
+                    if last {
                         return Err(TrainError::NotReached {
                             energy: kind,
                             target: f64::NAN,

@@ -43,13 +43,18 @@ fn check_round_trip<M: Module<Compute>>(
 
 #[test]
 fn mlp_quadratic_and_cubic_round_trip() {
-    for config in [MlpConfig::quadratic(), MlpConfig::cubic()] {
+    // 1-4-4-1 without biases: 4 + 16 + 4 weights; with biases (1+1)*4 + (4+1)*4 + (4+1)*1.
+    let configs = [
+        (MlpConfig::quadratic(), 24),
+        (MlpConfig::quadratic_biased(), 33),
+        (MlpConfig::cubic(), 33),
+    ];
+    for (config, params) in configs {
         check_round_trip(
             |seed| config.init::<Compute>(seed, &device()),
             |m| host(m.forward(random_input([5, 1], 7))),
         );
-        // 1-4-4-1 with biases: (1+1)*4 + (4+1)*4 + (4+1)*1.
-        assert_eq!(config.init::<Compute>(0, &device()).num_params(), 33);
+        assert_eq!(config.init::<Compute>(0, &device()).num_params(), params);
     }
 }
 
@@ -209,7 +214,7 @@ fn load_flat_gives_fresh_trainable_leaves() {
 
 #[test]
 fn weight_mask_selects_the_weight_entries_of_the_flat_vector() {
-    let model = MlpConfig::quadratic().init::<Compute>(0, &device());
+    let model = MlpConfig::quadratic_biased().init::<Compute>(0, &device());
     let mask = host(levelset_models::flat::weight_mask(&model));
     assert_eq!(mask.len(), num_params(&model));
     // Per layer, Linear visits its weight then its bias: 1x4 + 4, 4x4 + 4, 4x1 + 1.

@@ -57,7 +57,7 @@ fn initialization_does_not_depend_on_the_global_backend_rng() {
 
 #[test]
 fn polynomial_mlp_draws_weights_and_biases_from_u_minus1_1() {
-    let values = flat_host(&MlpConfig::quadratic().init::<Compute>(11, &device()));
+    let values = flat_host(&MlpConfig::quadratic_biased().init::<Compute>(11, &device()));
     assert_eq!(values.len(), 33);
     assert!(values.iter().all(|v| (-1.0..1.0).contains(v)), "{values:?}");
     // Spread over the interval, not e.g. a constant or Burn's small default init.

@@ -16,7 +16,9 @@ use levelset_models::landscape::{StackedPass, cpu_backend};
 use levelset_models::nets::{Activation, Mlp, MlpConfig};
 use levelset_models::optim::{LrDecay, OptimizerConfig};
 use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
-use levelset_models::train::{TrainError, TrainSettings, train_to_level, train_to_levels};
+use levelset_models::train::{
+    StopRule, TrainError, TrainSettings, train_to_level, train_to_levels,
+};
 use levelset_models::{Energy, Landscape};
 
 fn quadratic_task(energy: Energy, sample: TrainSample) -> Result<RegressionTask<Train>, String> {
@@ -43,6 +45,7 @@ fn adam(lr: f64, check_every: usize, max_steps: usize) -> TrainSettings {
         optimizer: OptimizerConfig::Adam { lr },
         check_every,
         max_steps,
+        stop: Default::default(),
     }
 }
 
@@ -121,6 +124,88 @@ fn several_levels_along_one_trajectory_match_training_for_each_alone() {
             other.as_ref().map(|t| t.steps)
         ),
     }
+}
+
+/// The authors' endpoint rule: training stops at the first multiple of `check_every` steps
+/// where the mean of the losses of those steps (each before its update) is at most the level.
+#[test]
+fn train_loss_mean_stops_where_the_window_mean_first_reaches_the_level() {
+    let task = quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap();
+    let settings = TrainSettings {
+        stop: StopRule::TrainLossMean {
+            energy_every: 1_000_000,
+        },
+        ..adam(1e-2, 5, 2_000)
+    };
+    let (level, seed) = (0.05, 5);
+    let trained = train_to_level(
+        &task,
+        task.init(seed),
+        level,
+        &settings,
+        seed,
+        &ProgressBar::hidden(),
+    )
+    .expect("an easy level is reached");
+    assert_eq!(trained.steps % 5, 0);
+
+    // The same steps by hand, keeping every loss.
+    let loader = task.loader(seed);
+    let mut optimizer = settings.optimizer.init::<Train, Mlp<Train>>();
+    let mut model = task.init(seed);
+    let mut losses = Vec::new();
+    'epochs: for epoch in 0.. {
+        let lr = settings.optimizer.learning_rate(epoch);
+        let mut carry = task.carry(seed, epoch);
+        for batch in loader.iter() {
+            let loss = task.loss(&model, batch, &mut carry);
+            losses.push(loss.clone().into_scalar().elem::<f64>());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optimizer.step(lr, model, grads);
+            if losses.len() == trained.steps {
+                break 'epochs;
+            }
+        }
+    }
+    assert_eq!(flat_host(&model), flat_host(&trained.model));
+    let means: Vec<f64> = losses
+        .chunks(5)
+        .map(|w| w.iter().sum::<f64>() / 5.0)
+        .collect();
+    let (last, earlier) = means.split_last().unwrap();
+    assert!(*last <= level, "stopping window mean {last}");
+    assert!(
+        earlier.iter().all(|&m| m > level),
+        "an earlier window reached it"
+    );
+    // The recorded energy is the model's test loss, not the training statistic.
+    assert_eq!(trained.energy, task.energy(&model.valid()));
+}
+
+/// With its training-loss checks out of reach, the rule stops on the energy every
+/// `energy_every` steps, as the energy rule does every `check_every`.
+#[test]
+fn train_loss_mean_also_stops_on_the_energy() {
+    let task = quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap();
+    let by_energy = adam(1e-2, 10, 2_000);
+    let by_mean = TrainSettings {
+        stop: StopRule::TrainLossMean { energy_every: 10 },
+        ..adam(1e-2, 1_000_000, 2_000)
+    };
+    let run = |settings: &TrainSettings| {
+        train_to_level(
+            &task,
+            task.init(6),
+            0.05,
+            settings,
+            6,
+            &ProgressBar::hidden(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(&by_energy), run(&by_mean));
+    assert_eq!((a.steps, a.energy), (b.steps, b.energy));
+    assert_eq!(flat_host(&a.model), flat_host(&b.model));
 }
 
 #[test]
@@ -257,6 +342,7 @@ fn diverging_training_is_reported_as_not_finite() {
         },
         check_every: 1,
         max_steps: 50,
+        stop: Default::default(),
     };
     let err = train_to_level(
         &task,
@@ -507,8 +593,19 @@ fn optimizer_validation_rejects_bad_values() {
         optimizer: OptimizerConfig::Adam { lr: 1e-3 },
         check_every,
         max_steps,
+        stop: Default::default(),
     };
     assert!(settings(1, 1).validate().is_ok());
+    let zero_energy_every = TrainSettings {
+        stop: StopRule::TrainLossMean { energy_every: 0 },
+        ..settings(1, 1)
+    };
+    assert!(
+        zero_energy_every
+            .validate()
+            .unwrap_err()
+            .contains("stop.energy_every")
+    );
     assert!(
         settings(0, 1)
             .validate()

@@ -49,8 +49,17 @@ pub struct MlpConfig {
 }
 
 impl MlpConfig {
-    /// The quadratic-task net: sigmoid on every layer, output included; weights U(-1, 1).
+    /// The authors' quadratic-task net: sigmoid on every layer, output included, and no
+    /// biases (their script creates bias variables but never uses them); weights U(-1, 1).
     pub fn quadratic() -> Self {
+        Self {
+            bias: false,
+            ..Self::polynomial(Activation::Sigmoid)
+        }
+    }
+
+    /// [`MlpConfig::quadratic`] with biases U(-1, 1) on every layer, as the cubic net has.
+    pub fn quadratic_biased() -> Self {
         Self::polynomial(Activation::Sigmoid)
     }
 

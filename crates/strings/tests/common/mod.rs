@@ -24,6 +24,7 @@ pub fn adam(lr: f64, max_steps: usize) -> TrainSettings {
         optimizer: OptimizerConfig::Adam { lr },
         check_every: 10,
         max_steps,
+        stop: Default::default(),
     }
 }
 

@@ -1,5 +1,5 @@
 //! What every path method checks before it starts: a valid config and two endpoints of one
-//! architecture, both finite and inside the level set.
+//! architecture, both finite and inside the region a connected path may cross.
 
 use std::time::Instant;
 
@@ -16,12 +16,17 @@ use crate::report::{Run, report};
 pub enum ConnectError {
     #[error("the endpoints have {a} and {b} parameters: they are not the same architecture")]
     ParameterCount { a: usize, b: usize },
-    #[error("endpoint {which} has {energy} = {value}, above the level {level}")]
+    #[error(
+        "endpoint {which} has {energy} = {value}, above the level {level} times the slack \
+         {slack} ({limit})",
+        limit = level * slack
+    )]
     AboveLevel {
         which: char,
         energy: Energy,
         value: f64,
         level: f64,
+        slack: f64,
     },
     #[error("endpoint {which} has {energy} = {value}, not a finite number")]
     NotFinite {
@@ -35,12 +40,16 @@ pub enum ConnectError {
     Config(String),
 }
 
-/// The energies of `a` and `b`, or why they cannot be connected at `level`.
+/// The energies of `a` and `b`, or why they cannot be connected at `level`. An endpoint may
+/// lie above the level up to `slack * level`, the most a connected path may reach: endpoints
+/// stopped by their training loss (the authors' polynomial rule) sit a little above or below
+/// the level in the energy, and every point of the path is held to the same `slack * level`.
 fn check_endpoints<B: AutodiffBackend, L: Landscape<B>>(
     evaluator: &Evaluator<'_, B, L>,
     a: &Tensor<B::InnerBackend, 1>,
     b: &Tensor<B::InnerBackend, 1>,
     level: f64,
+    slack: f64,
 ) -> Result<[f64; 2], ConnectError> {
     let (na, nb) = (a.dims()[0], b.dims()[0]);
     if na != nb {
@@ -62,12 +71,13 @@ fn check_endpoints<B: AutodiffBackend, L: Landscape<B>>(
                 value,
             });
         }
-        if value > level {
+        if value > slack * level {
             return Err(ConnectError::AboveLevel {
                 which,
                 energy,
                 value,
                 level,
+                slack,
             });
         }
         *slot = value;
@@ -90,7 +100,7 @@ pub(crate) struct Prepared<'a, B: AutodiffBackend, L: Landscape<B>> {
 }
 
 /// Refuses an invalid config (`valid`, its validation) and unusable endpoints (of other
-/// architectures, identical, not finite or above `level`), then checks the straight line on
+/// architectures, identical, not finite or above `slack * level`), then checks the straight line on
 /// `grid` points against `slack * level`.
 pub(crate) fn prepare<'a, B: AutodiffBackend, L: Landscape<B>>(
     landscape: &'a L,
@@ -104,7 +114,7 @@ pub(crate) fn prepare<'a, B: AutodiffBackend, L: Landscape<B>>(
     let start = Instant::now();
     valid.map_err(ConnectError::Config)?;
     let evaluator = Evaluator::new(landscape);
-    let ends = check_endpoints(&evaluator, a, b, level)?;
+    let ends = check_endpoints(&evaluator, a, b, level, slack)?;
     let limit = slack * level;
     let linear = evaluator.check(a, b, grid, limit, 0);
     Ok(Prepared {

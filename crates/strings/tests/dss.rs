@@ -220,6 +220,37 @@ fn same_seed_gives_the_same_report() {
     assert_eq!(first, second);
 }
 
+/// Endpoints stopped by their training loss may sit a little above the level in the energy:
+/// up to `slack * level` they are accepted, and the string is held to the same limit.
+#[test]
+fn endpoints_within_the_slack_above_the_level_are_connected() {
+    let (task, a, b) = quadratic_pair(0.08, [30, 31]);
+    let settings = adam(0.02, 20_000);
+    let config = dss(Order::BreadthFirst, InsertAt::Midpoint, 6);
+    let evaluator = Evaluator::new(&task);
+    let highest = evaluator.energy(&a).max(evaluator.energy(&b));
+    // Both endpoints at most 1.05 times the level, one of them exactly.
+    let level = highest / 1.05;
+    let report = run(&task, &a, &b, level, &config, &settings);
+    assert_eq!(report.level, level);
+    assert!(report.bead_energies[0].max(*report.bead_energies.last().unwrap()) > level);
+    assert!(report.max_energy <= config.slack * level || report.status != Status::Connected);
+    // Just above the slack, the endpoint is refused, naming the limit.
+    let err = connect_dss(
+        &task,
+        a.clone(),
+        b.clone(),
+        highest / 1.11,
+        &config,
+        &settings,
+        0,
+        &ProgressBar::hidden(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConnectError::AboveLevel { .. }), "{err}");
+    assert!(err.to_string().contains("times the slack 1.1"), "{err}");
+}
+
 #[test]
 fn endpoint_problems_are_errors() {
     let (task, a, b) = quadratic_pair(0.08, [30, 31]);

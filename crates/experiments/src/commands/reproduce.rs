@@ -11,7 +11,7 @@ use crate::config::ExperimentConfig;
 use crate::output::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
 use crate::output::paper::figure1;
 use crate::output::tables::{number, plus_minus};
-use crate::studies::sweep::{SweepArgs, SweepResults};
+use crate::studies::sweep::{LevelSummary, SweepArgs, SweepResults, endpoint_ratios};
 
 /// Figure 1's five tasks and the deep-linear theory check: each a sweep.
 pub const SWEEP_TASKS: [&str; 7] = [
@@ -102,30 +102,34 @@ pub fn paper_table(task: &str, results: &SweepResults) -> String {
     levels.sort_by(|a, b| b.total_cmp(a));
     levels.dedup();
     let mut out = String::from(
-        "| L0 | paper length | levelset length | paper beads | levelset beads | levelset connected |\n\
-         |---|---|---|---|---|---|\n",
+        "levelset: mean ± standard error over connected pairs, and over every pair with a \
+         string (\"all\"); endpoints: energy / L0, mean ± s.e. [min, max].\n\n\
+         | L0 | paper length | levelset length | levelset length, all | paper beads | \
+         levelset beads | levelset beads, all | levelset connected | endpoints / L0 |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
+    let stat = |ours: Option<&LevelSummary>,
+                pick: fn(&LevelSummary) -> (Option<f64>, Option<f64>),
+                digits| {
+        let (mean, se) = ours.map_or((None, None), pick);
+        plus_minus(mean, se, digits)
+    };
     for level in levels {
         let ours = results.summary.iter().find(|s| s.level == level);
         let theirs = paper.iter().find(|p| p.level == level);
         out.push_str(&format!(
-            "| {level} | {} | {} | {} | {} | {} |\n",
+            "| {level} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             number(theirs.map(|p| p.length), 3),
-            plus_minus(
-                ours.and_then(|s| s.length_mean),
-                ours.and_then(|s| s.length_se),
-                3
-            ),
+            stat(ours, |s| (s.length_mean, s.length_se), 3),
+            stat(ours, |s| (s.length_all_mean, s.length_all_se), 3),
             number(theirs.and_then(|p| p.beads), 2),
-            plus_minus(
-                ours.and_then(|s| s.beads_mean),
-                ours.and_then(|s| s.beads_se),
-                2
-            ),
+            stat(ours, |s| (s.beads_mean, s.beads_se), 2),
+            stat(ours, |s| (s.beads_all_mean, s.beads_all_se), 2),
             ours.map_or("–".to_string(), |s| format!(
                 "{}/{}",
                 s.connected, s.pairs
             )),
+            ours.map_or("–".to_string(), endpoint_ratios),
         ));
     }
     out

@@ -62,6 +62,26 @@ pub struct LevelSummary {
     pub length_se: Option<f64>,
     pub beads_mean: Option<f64>,
     pub beads_se: Option<f64>,
+    /// Length and beads over every pair that has a string (connected or not), so that a
+    /// level where strings hit the bead cap is not summarized by its easy pairs alone.
+    #[serde(default)]
+    pub length_all_mean: Option<f64>,
+    #[serde(default)]
+    pub length_all_se: Option<f64>,
+    #[serde(default)]
+    pub beads_all_mean: Option<f64>,
+    #[serde(default)]
+    pub beads_all_se: Option<f64>,
+    /// The trained endpoints' energies divided by the level: how far below it (or, under a
+    /// training-loss stopping rule, above it) they stopped.
+    #[serde(default)]
+    pub endpoint_ratio_mean: Option<f64>,
+    #[serde(default)]
+    pub endpoint_ratio_se: Option<f64>,
+    #[serde(default)]
+    pub endpoint_ratio_min: Option<f64>,
+    #[serde(default)]
+    pub endpoint_ratio_max: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -382,6 +402,22 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
                 .collect();
             let (length_mean, length_se) = mean_se(&lengths);
             let (beads_mean, beads_se) = mean_se(&beads);
+            let lengths_all: Vec<f64> = at.iter().filter_map(|r| r.normalized_length).collect();
+            let beads_all: Vec<f64> = at
+                .iter()
+                .filter_map(|r| r.beads.map(|b| b as f64))
+                .collect();
+            let (length_all_mean, length_all_se) = mean_se(&lengths_all);
+            let (beads_all_mean, beads_all_se) = mean_se(&beads_all);
+            let ratios: Vec<f64> = at
+                .iter()
+                .flat_map(|r| [r.energy_a, r.energy_b])
+                .flatten()
+                .map(|e| e / level)
+                .collect();
+            let (endpoint_ratio_mean, endpoint_ratio_se) = mean_se(&ratios);
+            let endpoint_ratio_min = ratios.iter().copied().reduce(f64::min);
+            let endpoint_ratio_max = ratios.iter().copied().reduce(f64::max);
             let count = |o: Outcome| at.iter().filter(|r| r.outcome == o).count();
             let endpoint_failed = at
                 .iter()
@@ -398,31 +434,56 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
                 length_se,
                 beads_mean,
                 beads_se,
+                length_all_mean,
+                length_all_se,
+                beads_all_mean,
+                beads_all_se,
+                endpoint_ratio_mean,
+                endpoint_ratio_se,
+                endpoint_ratio_min,
+                endpoint_ratio_max,
             }
         })
         .collect()
 }
 
-/// A Markdown table: mean ± standard error over connected pairs, per level.
+/// A Markdown table per level: mean ± standard error of length and beads over connected
+/// pairs and over every pair with a string, the outcomes, and where the endpoints stopped.
 pub fn summary_table(config: &ExperimentConfig, summary: &[LevelSummary]) -> String {
     let mut out = format!(
-        "{} ({}; mean ± standard error over connected pairs)\n\n\
-         | L0 | normalized length | beads | connected | not connected | failed (of which endpoints) |\n\
-         |---|---|---|---|---|---|\n",
+        "{} ({}; mean ± standard error; \"all\" counts every pair with a string, connected or \
+         not; endpoints: energy / L0 over both endpoints of every pair, mean ± s.e. [min, max])\n\n\
+         | L0 | length, connected | beads, connected | length, all | beads, all | connected | \
+         not connected | failed (of which endpoints) | endpoints / L0 |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         config.name, config.energy
     );
     for s in summary {
         out.push_str(&format!(
-            "| {} | {} | {} | {}/{} | {} | {} ({}) |\n",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} ({}) | {} |\n",
             s.level,
             plus_minus(s.length_mean, s.length_se, 3),
             plus_minus(s.beads_mean, s.beads_se, 2),
+            plus_minus(s.length_all_mean, s.length_all_se, 3),
+            plus_minus(s.beads_all_mean, s.beads_all_se, 2),
             s.connected,
             s.pairs,
             s.not_connected,
             s.failed,
-            s.endpoint_failed
+            s.endpoint_failed,
+            endpoint_ratios(s),
         ));
     }
     out
+}
+
+/// `mean ± se [min, max]` of the endpoints' energy / L0.
+pub fn endpoint_ratios(s: &LevelSummary) -> String {
+    match (s.endpoint_ratio_min, s.endpoint_ratio_max) {
+        (Some(min), Some(max)) => format!(
+            "{} [{min:.3}, {max:.3}]",
+            plus_minus(s.endpoint_ratio_mean, s.endpoint_ratio_se, 3)
+        ),
+        _ => "–".to_string(),
+    }
 }

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 
 use levelset_experiments::commands::{connect, data, reproduce, slurm, train};
 use levelset_experiments::config::load_config;
-use levelset_experiments::output::progress;
-use levelset_experiments::studies::{shard, shards, sweep};
+use levelset_experiments::output::{depth, progress};
+use levelset_experiments::studies::{floor, shard, shards, sweep};
 use levelset_experiments::{bench, pair};
 
 // A training step allocates and frees tensors of megabytes (each of the MNIST convnet's
@@ -126,6 +126,34 @@ enum Command {
     },
     /// Autotune every kernel shape a config's runs use (GPU backends), untimed; resumable.
     Warmup(bench::warmup::WarmupArgs),
+    /// Measure how low the config's training gets: seeds 0..SEEDS each train STEPS steps with
+    /// the config's optimizer; writes floor.json (the training curves and each seed's lowest
+    /// energy), curves.csv and floor.md to --out. Resumes the seeds already done.
+    Floor {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Steps per seed (default: the config's train.max_steps).
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Overrides the config's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Draw sweeps towards their floors in one figure: length and beads against L0 / floor for
+    /// each task, the paper's against L0 / its lowest level; writes length.{svg,png},
+    /// beads.{svg,png} and depth.md to --out.
+    Depth {
+        /// TASK=SWEEP_DIR[,FLOOR_DIR] (TASK: mnist, cifar10, ptb, ...; FLOOR_DIR defaults to
+        /// SWEEP_DIR/floor, written by `levelset floor`). Repeat for each task.
+        #[arg(long = "sweep", required = true)]
+        sweeps: Vec<depth::DepthTask>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
@@ -263,6 +291,25 @@ fn main() -> Result<()> {
             bench::run(args)?;
         }
         Command::Warmup(args) => bench::warmup::run(args)?,
+        Command::Depth { sweeps, out } => {
+            let _lock = levelset_models::outdir::OutputLock::acquire(&out)?;
+            println!("{}", depth::run(&sweeps, &out)?);
+        }
+        Command::Floor {
+            config,
+            seeds,
+            steps,
+            out,
+            data_dir,
+        } => {
+            let config = load_config(&config, data_dir)?;
+            floor::run(floor::FloorArgs {
+                steps: steps.unwrap_or(config.train.max_steps),
+                config,
+                seeds,
+                out,
+            })?;
+        }
         Command::Data { command } => data::run(command)?,
         Command::Reproduce {
             task,

@@ -169,11 +169,33 @@ pub fn train_to_level<B: AutodiffBackend, L: Landscape<B>>(
 /// target is reached or has failed; a target not reached carries the error that stopped it.
 pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
     landscape: &L,
+    model: L::Model,
+    targets: &[f64],
+    settings: &TrainSettings,
+    seed: u64,
+    progress: &ProgressBar,
+) -> Vec<Result<Trained<L::Model>, TrainError>> {
+    train_to_levels_observed(
+        landscape,
+        model,
+        targets,
+        settings,
+        seed,
+        progress,
+        |_, _| {},
+    )
+}
+
+/// [`train_to_levels`] that hands every energy check, as (steps, energy), to `on_check`: the
+/// training curve, for measuring how low a task's training gets.
+pub fn train_to_levels_observed<B: AutodiffBackend, L: Landscape<B>>(
+    landscape: &L,
     mut model: L::Model,
     targets: &[f64],
     settings: &TrainSettings,
     seed: u64,
     progress: &ProgressBar,
+    mut on_check: impl FnMut(usize, f64),
 ) -> Vec<Result<Trained<L::Model>, TrainError>> {
     let kind = landscape.energy_kind();
     let lowest = targets.iter().copied().fold(f64::INFINITY, f64::min);
@@ -192,6 +214,7 @@ pub fn train_to_levels<B: AutodiffBackend, L: Landscape<B>>(
             });
         }
         best = best.min(energy);
+        on_check(steps, energy);
         progress.set_message(format!("{kind} {energy:.5} -> {lowest}"));
         if heartbeat.due() {
             tracing::info!(steps, energy, target = lowest, "training");

@@ -1,7 +1,8 @@
 //! Experiments over many pairs: level sweeps (whole or in shards), the comparison of every
-//! path method, the width series and the Proposition 2.3 check.
+//! path method, the width series, the Proposition 2.3 check, and a task's training floor.
 
 pub mod compare;
+pub mod floor;
 pub mod prop23;
 pub mod shard;
 pub mod shards;

@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod connect;
 mod data;
+mod floor;
 mod info;
 mod methods;
 mod output_safety;

@@ -94,13 +94,24 @@ fn sweep_writes_json_csv_and_summary() {
 
     let table = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(table.starts_with("tiny (test_loss;"), "{table}");
-    assert!(table.contains("| L0 | normalized length | beads |"));
+    assert!(table.contains(
+        "| L0 | length, connected | beads, connected | length, all | beads, all | connected |"
+    ));
     for level in ["0.1", "0.06"] {
         let line = table
             .lines()
             .find(|l| l.starts_with(&format!("| {level} |")))
             .unwrap_or_else(|| panic!("no row for {level} in {table}"));
         assert!(line.contains("| 2/2 |"), "{line}");
+        // Endpoints stopped by the energy rule lie at or below the level: energy / L0 <= 1.
+        let range = line
+            .rsplit('[')
+            .next()
+            .unwrap()
+            .trim_end_matches(['|', ' ', ']']);
+        let (min, max) = range.split_once(", ").unwrap();
+        let (min, max): (f64, f64) = (min.parse().unwrap(), max.parse().unwrap());
+        assert!(0.0 < min && min <= max && max <= 1.0, "{line}");
     }
 }
 

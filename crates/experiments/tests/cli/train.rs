@@ -55,13 +55,14 @@ fn train_reaches_the_level_and_writes_a_checkpoint() {
     );
     assert_eq!(meta["backend"], BACKEND_NAME);
     assert_eq!(meta["levelset_version"], env!("CARGO_PKG_VERSION"));
-    // 1-4-4-1 with biases: (1 + 1) * 4 + (4 + 1) * 4 + (4 + 1) * 1.
-    assert_eq!(u64_at(&meta, "num_params"), 33);
+    // The authors' bias-free 1-4-4-1: 4 + 16 + 4 weights.
+    assert_eq!(u64_at(&meta, "num_params"), 24);
     assert_eq!(meta["architecture"]["kind"], "mlp");
     assert_eq!(meta["architecture"]["output"], "sigmoid");
     assert_eq!(meta["config"]["name"], "tiny");
     assert_eq!(meta["config"]["task"]["polynomial"], "quadratic");
-    assert_eq!(quadratic_params(&out).len(), 33);
+    assert_eq!(quadratic_params(&out).len(), 24);
+    assert_eq!(meta["architecture"]["bias"], false);
     assert!(run.stdout.contains("<= 0.1"), "{}", run.stdout);
     assert!(run.stdout.contains(&out.display().to_string()));
 }

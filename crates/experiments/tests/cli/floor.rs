@@ -1,0 +1,134 @@
+//! `levelset floor`: every seed trains its whole budget, its curve and lowest energy are kept,
+//! and a rerun resumes instead of retraining.
+
+use crate::common::{fail_with, read_json, succeed, tiny, write};
+
+#[test]
+fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("floor");
+    let args = |seeds: &str, steps: &str| {
+        [
+            "floor",
+            "--config",
+            config.to_str().unwrap(),
+            "--seeds",
+            seeds,
+            "--steps",
+            steps,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    let first = succeed(args("2", "200"));
+    assert!(
+        first.stdout.contains("floor (mean ± standard error"),
+        "{}",
+        first.stdout
+    );
+    let results = read_json(&out.join("floor.json"));
+    let seeds = results["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2);
+    let mut bests = Vec::new();
+    for (k, seed) in seeds.iter().enumerate() {
+        assert_eq!(seed["seed"].as_u64(), Some(k as u64));
+        let curve: Vec<(u64, f64)> = seed["curve"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap()))
+            .collect();
+        // The untrained model, then every 10 steps (check_every) to the whole budget.
+        let steps: Vec<u64> = curve.iter().map(|p| p.0).collect();
+        assert_eq!(steps, (0..=200).step_by(10).collect::<Vec<u64>>());
+        let (best_step, best) = curve
+            .iter()
+            .copied()
+            .reduce(|a, b| if b.1 < a.1 { b } else { a })
+            .unwrap();
+        assert_eq!(seed["best"].as_f64(), Some(best));
+        assert_eq!(seed["best_step"].as_u64(), Some(best_step));
+        assert_eq!(seed["last"].as_f64(), Some(curve.last().unwrap().1));
+        assert!(best < curve[0].1, "training lowered the energy");
+        bests.push(best);
+    }
+    assert_ne!(bests[0], bests[1], "seeds differ");
+    let min = bests[0].min(bests[1]);
+    assert_eq!(results["floor_min"].as_f64(), Some(min));
+    assert_eq!(
+        results["floor_mean"].as_f64(),
+        Some((bests[0] + bests[1]) / 2.0)
+    );
+    let csv = std::fs::read_to_string(out.join("curves.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 21);
+    assert!(
+        std::fs::read_to_string(out.join("floor.md"))
+            .unwrap()
+            .contains("| 1 |")
+    );
+
+    // A third seed resumes: the first two are kept as they were, not trained again.
+    succeed(args("3", "200"));
+    let resumed = read_json(&out.join("floor.json"));
+    let resumed_seeds = resumed["seeds"].as_array().unwrap();
+    assert_eq!(resumed_seeds.len(), 3);
+    assert_eq!(
+        resumed_seeds[..2],
+        seeds[..],
+        "seeds 0 and 1 kept, wall times included"
+    );
+
+    // Another budget is another measurement: refused, not mixed in.
+    fail_with(args("3", "300"), &["floor.json", "--steps"]);
+}
+
+/// `levelset depth` draws a sweep against its measured floor, and says what is missing.
+#[test]
+fn depth_draws_a_sweep_against_its_floor() {
+    use crate::common::sweep_args;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let sweep = dir.path().join("sweep");
+    let out = dir.path().join("depth");
+    let depth =
+        |spec: &str| ["depth", "--sweep", spec, "--out", out.to_str().unwrap()].map(String::from);
+    let spec = format!("quadratic={}", sweep.display());
+    succeed(sweep_args(&config, &sweep, &[]));
+    // Without a floor measurement, the error says how to make one.
+    fail_with(depth(&spec), &["floor.json", "levelset floor"]);
+    let floor_dir = sweep.join("floor");
+    succeed([
+        "floor",
+        "--config",
+        config.to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--steps",
+        "300",
+        "--out",
+        floor_dir.to_str().unwrap(),
+    ]);
+    let run = succeed(depth(&spec));
+    let floor = read_json(&floor_dir.join("floor.json"))["floor_mean"]
+        .as_f64()
+        .unwrap();
+    // One row per level of the tiny sweep (0.1 and 0.06), each divided by the floor.
+    for level in [0.1, 0.06] {
+        let row = format!("| quadratic | test_loss | {floor:.4}");
+        let ratio = format!("| {level} | {:.3} |", level / floor);
+        assert!(run.stdout.contains(&row), "{}", run.stdout);
+        assert!(run.stdout.contains(&ratio), "{ratio} in {}", run.stdout);
+    }
+    for file in [
+        "length.svg",
+        "length.png",
+        "beads.svg",
+        "beads.png",
+        "depth.md",
+    ] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    fail_with(depth("resnet=somewhere"), &["'resnet' is not a task"]);
+}

@@ -27,12 +27,14 @@ pub enum Report {
     Rate { unit: &'static str, scale: f64 },
     /// Seconds per run.
     Seconds,
+    /// Seconds per unit of work (a training step), scaled by `scale` (1e3: milliseconds).
+    PerWork { unit: &'static str, scale: f64 },
 }
 
 impl Report {
     fn unit(self) -> &'static str {
         match self {
-            Report::Rate { unit, .. } => unit,
+            Report::Rate { unit, .. } | Report::PerWork { unit, .. } => unit,
             Report::Seconds => "s",
         }
     }
@@ -41,6 +43,7 @@ impl Report {
         match self {
             Report::Rate { scale, .. } => work / seconds * scale,
             Report::Seconds => seconds / runs as f64,
+            Report::PerWork { scale, .. } => seconds / work * scale,
         }
     }
 }
@@ -183,10 +186,12 @@ pub fn measure(
     measurement
 }
 
-/// Runs `run` at least once and until `MIN_REPEAT_SECONDS` have passed; the repeat's value.
+/// Runs `run` at least once and until `MIN_REPEAT_SECONDS` have passed on the clock (not in
+/// the runs' own timings, which may cover only a phase of what they do); the repeat's value.
 fn one_repeat(report: Report, run: &mut impl FnMut() -> Timed) -> f64 {
     let (mut seconds, mut work, mut runs) = (0.0, 0.0, 0);
-    while runs == 0 || seconds < MIN_REPEAT_SECONDS {
+    let start = std::time::Instant::now();
+    while runs == 0 || start.elapsed().as_secs_f64() < MIN_REPEAT_SECONDS {
         let timed = run();
         seconds += timed.seconds;
         work += timed.work;

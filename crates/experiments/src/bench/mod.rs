@@ -23,7 +23,8 @@ use crate::landscapes::{WithLandscape, with_landscape};
 pub use measure::has_avx2_and_fma;
 pub use measure::{BenchReport, Machine, Measurement};
 use workloads::{
-    Plan, dss_end_to_end, eval, forward_flops, gflops, matmul_peak, segment_check, train_step,
+    Phase, Plan, dss_end_to_end, eval, forward_flops, gflops, matmul_peak, segment_check,
+    train_phase, train_step,
 };
 
 /// A benchmarked model: the quick config it comes from, and the level of its end-to-end DSS
@@ -92,6 +93,10 @@ pub struct BenchArgs {
     /// (unfold + batched matmul, fused gate matmuls); default: the backend's own choice.
     #[arg(long)]
     pub layers: Option<String>,
+    /// Also time the phases of a training step apart (forward, backward, optimizer update),
+    /// with a device synchronisation after each, in milliseconds per step.
+    #[arg(long)]
+    pub breakdown: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<BenchReport> {
@@ -148,6 +153,7 @@ pub fn run(args: BenchArgs) -> Result<BenchReport> {
             config: config.clone(),
             plan,
             dss_repeats: args.dss_repeats.min(model.dss_repeats),
+            breakdown: args.breakdown,
             record: &mut |measurement| {
                 report.results.push(measurement);
                 save(&report)
@@ -164,6 +170,7 @@ struct ModelBench<'a> {
     config: ExperimentConfig,
     plan: Plan,
     dss_repeats: usize,
+    breakdown: bool,
     /// Takes each measurement as it is made.
     record: &'a mut dyn FnMut(Measurement) -> Result<()>,
 }
@@ -182,6 +189,17 @@ impl WithLandscape for ModelBench<'_> {
             // A training step costs about three forwards: the backward pass computes
             // gradients for both the inputs and the weights of every layer.
             record(gflops(&train, "train_gflops", 3.0 * forward))?;
+        }
+        if self.breakdown {
+            for phase in Phase::ALL {
+                record(train_phase(
+                    name,
+                    &landscape,
+                    &self.config,
+                    self.plan,
+                    phase,
+                ))?;
+            }
         }
         let evaluated = eval(name, &landscape, self.plan);
         record(evaluated.clone())?;

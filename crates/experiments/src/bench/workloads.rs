@@ -7,6 +7,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::flatten;
+use levelset_models::optim::AnyOptimizer;
 use levelset_models::{Architecture, Landscape};
 use levelset_strings::Evaluator;
 
@@ -57,38 +58,130 @@ pub fn train_step<L: Landscape<Train>>(
     measure(name, "train_step", report, plan.repeats, run)
 }
 
+/// What a timed run of training steps starts from: the config's own batches (collected
+/// before timing, so data loading is not measured), a fresh optimizer and model.
+struct Steps<L: Landscape<Train>> {
+    batches: Vec<L::Batch>,
+    examples: usize,
+    optimizer: AnyOptimizer<Train, L::Model>,
+    lr: f64,
+    carry: L::Carry,
+    model: Option<L::Model>,
+}
+
+impl<L: Landscape<Train>> Steps<L> {
+    fn new(landscape: &L, config: &ExperimentConfig, plan: Plan) -> Self {
+        // Short training sets (the full-batch regressions) are cycled.
+        let first: Vec<L::Batch> = landscape
+            .loader(plan.seed)
+            .iter()
+            .take(plan.steps)
+            .collect();
+        let batches: Vec<L::Batch> = first.iter().cloned().cycle().take(plan.steps).collect();
+        let examples = batches.iter().map(L::batch_examples).sum();
+        Self {
+            batches,
+            examples,
+            optimizer: config.train.optimizer.init::<Train, L::Model>(),
+            lr: config.train.optimizer.learning_rate(0),
+            carry: landscape.carry(plan.seed, 0),
+            model: Some(landscape.init(plan.seed)),
+        }
+    }
+}
+
 /// One repeat of [`train_step`]: `plan.steps` optimizer steps on the same model.
 pub fn train_step_run<'a, L: Landscape<Train>>(
     landscape: &'a L,
     config: &ExperimentConfig,
     plan: Plan,
 ) -> impl FnMut() -> Timed + 'a {
-    // Short training sets (the full-batch regressions) are cycled.
-    let first: Vec<L::Batch> = landscape
-        .loader(plan.seed)
-        .iter()
-        .take(plan.steps)
-        .collect();
-    let batches: Vec<L::Batch> = first.iter().cloned().cycle().take(plan.steps).collect();
-    let examples: usize = batches.iter().map(L::batch_examples).sum();
-    let mut optimizer = config.train.optimizer.init::<Train, L::Model>();
-    let lr = config.train.optimizer.learning_rate(0);
-    let mut carry = landscape.carry(plan.seed, 0);
-    let mut model = Some(landscape.init(plan.seed));
+    let mut s = Steps::new(landscape, config, plan);
     move || {
-        timed(examples as f64, || {
+        timed(s.examples as f64, || {
             let mut last = None;
-            for batch in &batches {
-                let current = model.take().expect("model is put back after every step");
-                let loss = landscape.loss(&current, batch.clone(), &mut carry);
+            for batch in &s.batches {
+                let current = s.model.take().expect("model is put back after every step");
+                let loss = landscape.loss(&current, batch.clone(), &mut s.carry);
                 let grads = GradientsParams::from_grads(loss.backward(), &current);
-                model = Some(optimizer.step(lr, current, grads));
+                s.model = Some(s.optimizer.step(s.lr, current, grads));
                 last = Some(loss);
             }
             // Reading the last loss waits for queued work on asynchronous (GPU) backends.
             let _ = last.map(|l| l.into_scalar());
         })
     }
+}
+
+/// A phase of a training step, for `bench --breakdown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The loss: the model's forward pass on the batch.
+    Forward,
+    /// `loss.backward()` and collecting the parameters' gradients.
+    Backward,
+    /// The optimizer's update of every parameter.
+    Optimizer,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Forward, Phase::Backward, Phase::Optimizer];
+
+    pub fn workload(self) -> &'static str {
+        match self {
+            Phase::Forward => "step_forward",
+            Phase::Backward => "step_backward",
+            Phase::Optimizer => "step_optimizer",
+        }
+    }
+}
+
+/// Milliseconds per training step spent in `phase`, with the device synchronised after every
+/// phase of every step, so that on asynchronous (GPU) backends each phase's kernels are
+/// charged to it and not to whichever later call waits for them. The synchronisations cost
+/// time of their own: the phases add up to more than [`train_step`]'s step.
+pub fn train_phase<L: Landscape<Train>>(
+    name: &str,
+    landscape: &L,
+    config: &ExperimentConfig,
+    plan: Plan,
+    phase: Phase,
+) -> Measurement {
+    let mut s = Steps::new(landscape, config, plan);
+    let dev = device();
+    let sync = || Train::sync(&dev).expect("the device synchronises");
+    let mut run = move || {
+        let mut spent = [0.0; 3];
+        for batch in &s.batches {
+            let current = s.model.take().expect("model is put back after every step");
+            let start = Instant::now();
+            let loss = landscape.loss(&current, batch.clone(), &mut s.carry);
+            sync();
+            spent[0] += start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            let grads = GradientsParams::from_grads(loss.backward(), &current);
+            sync();
+            spent[1] += start.elapsed().as_secs_f64();
+            let start = Instant::now();
+            s.model = Some(s.optimizer.step(s.lr, current, grads));
+            sync();
+            spent[2] += start.elapsed().as_secs_f64();
+        }
+        let index = Phase::ALL
+            .iter()
+            .position(|&p| p == phase)
+            .expect("a phase");
+        Timed {
+            seconds: spent[index],
+            work: s.batches.len() as f64,
+        }
+    };
+    run(); // warm-up: first-use allocations and kernel compilation
+    let report = Report::PerWork {
+        unit: "ms/step",
+        scale: 1e3,
+    };
+    measure(name, phase.workload(), report, plan.repeats, run)
 }
 
 /// One energy evaluation on the config's held-out data, in examples (tokens) per second.

@@ -28,6 +28,7 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         "2".as_ref(),
         "--threads".as_ref(),
         "1".as_ref(),
+        "--breakdown".as_ref(),
         "--configs".as_ref(),
         configs().as_os_str(),
         // Accepted although the polynomial task reads no files (it applies to data tasks).
@@ -55,6 +56,9 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         ("poly", "segment_check_stacked", "s"),
         ("poly", "segment_check_pointwise", "s"),
         ("poly", "dss_end_to_end", "s"),
+        ("poly", "step_forward", "ms/step"),
+        ("poly", "step_backward", "ms/step"),
+        ("poly", "step_optimizer", "ms/step"),
     ] {
         let m = find(model, workload);
         assert_eq!(m["unit"], unit);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use levelset_experiments::commands::{connect, data, reproduce, slurm, train};
+use levelset_experiments::commands::{connect, data, eval, reproduce, slurm, train};
 use levelset_experiments::config::load_config;
 use levelset_experiments::output::{depth, progress};
 use levelset_experiments::studies::{floor, shard, shards, sweep};
@@ -47,6 +47,16 @@ enum Command {
         /// Replace a checkpoint already in --out (refused otherwise).
         #[arg(long)]
         force: bool,
+    },
+    /// Print the config's energy of a checkpoint as JSON, with what the checkpoint recorded.
+    Eval {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Overrides the config's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Connect two endpoints with Dynamic String Sampling and report the string's geometry.
     /// Without --a/--b both endpoints are first trained from seeds derived from --seed.
@@ -232,6 +242,16 @@ fn main() -> Result<()> {
                 out,
                 force,
             })?
+        }
+        Command::Eval {
+            config,
+            checkpoint,
+            data_dir,
+        } => {
+            eval::run(eval::EvalArgs {
+                config: load_config(&config, data_dir)?,
+                checkpoint,
+            })?;
         }
         Command::Connect {
             config,

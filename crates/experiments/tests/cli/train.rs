@@ -126,3 +126,32 @@ fn a_level_already_met_takes_no_steps() {
     assert_eq!(u64_at(&meta, "steps"), 0);
     assert!(f64_at(&meta, "energy") > 0.1, "an untrained net: {meta}");
 }
+
+/// `levelset eval` recomputes a checkpoint's energy under a config: the same value the
+/// training recorded, and an error naming both architectures for a checkpoint of another net.
+#[test]
+fn eval_recomputes_the_recorded_energy_and_refuses_another_architecture() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let a = train(dir.path(), &config, 0.1, 1, "a");
+    let eval = |config: &Path| -> Vec<std::ffi::OsString> {
+        vec![
+            "eval".into(),
+            "--config".into(),
+            config.into(),
+            "--checkpoint".into(),
+            a.clone().into(),
+        ]
+    };
+    let run = succeed(eval(&config));
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    let meta = read_json(&a.join("model.json"));
+    assert_eq!(report["energy"], meta["energy"], "{report}");
+    assert_eq!(report["recorded"]["energy"], meta["energy"]);
+    assert_eq!(report["energy_kind"], "test_loss");
+    assert_eq!(report["num_params"], 24);
+    assert_eq!(report["config"], "tiny");
+
+    let cubic = write(dir.path(), "cubic.toml", &tiny_config("cubic"));
+    fail_with(eval(&cubic), &["loading", "checkpoint holds a"]);
+}

@@ -156,9 +156,8 @@ fn train_loss_mean_stops_where_the_window_mean_first_reaches_the_level() {
     let mut losses = Vec::new();
     'epochs: for epoch in 0.. {
         let lr = settings.optimizer.learning_rate(epoch);
-        let mut carry = task.carry(seed, epoch);
         for batch in loader.iter() {
-            let loss = task.loss(&model, batch, &mut carry);
+            let loss = task.loss(&model, batch, &mut task.carry(seed, epoch));
             losses.push(loss.clone().into_scalar().elem::<f64>());
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);

@@ -54,6 +54,9 @@ pub struct FloorResults {
     pub floor_min: Option<f64>,
 }
 
+/// Config sections a floor measurement does not depend on.
+const PATH_SECTIONS: [&str; 7] = ["name", "sweep", "dss", "curve", "neb", "compare", "width"];
+
 pub fn results_path(out: &Path) -> PathBuf {
     out.join("floor.json")
 }
@@ -76,7 +79,14 @@ fn previous_seeds(args: &FloorArgs) -> Result<Vec<SeedFloor>> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let previous: FloorResults =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let changed = previous.config.differences(&args.config);
+    // Only what trains matters: the sweep's levels and the path methods' settings may change
+    // once the floor is known.
+    let mut changed = previous.config.differences(&args.config);
+    changed.retain(|key| {
+        !PATH_SECTIONS
+            .iter()
+            .any(|section| key == section || key.starts_with(&format!("{section}.")))
+    });
     if !changed.is_empty() || previous.steps != args.steps {
         bail!(
             "{} was produced by a different run (differs in {}); resume needs the same config \

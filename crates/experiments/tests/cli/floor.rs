@@ -1,7 +1,7 @@
 //! `levelset floor`: every seed trains its whole budget, its curve and lowest energy are kept,
 //! and a rerun resumes instead of retraining.
 
-use crate::common::{fail_with, read_json, succeed, tiny, write};
+use crate::common::{edit, fail_with, read_json, succeed, tiny, write};
 
 #[test]
 fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
@@ -82,6 +82,45 @@ fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
 
     // Another budget is another measurement: refused, not mixed in.
     fail_with(args("3", "300"), &["floor.json", "--steps"]);
+    // The sweep's levels do not change what trains: the seeds are kept.
+    let relevelled = write(
+        dir.path(),
+        "relevelled.toml",
+        &edit(&tiny(), "levels = [0.1, 0.06]", "levels = [0.2]"),
+    );
+    succeed([
+        "floor",
+        "--config",
+        relevelled.to_str().unwrap(),
+        "--seeds",
+        "3",
+        "--steps",
+        "200",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let kept = read_json(&out.join("floor.json"));
+    assert_eq!(kept["seeds"], resumed["seeds"]);
+    // A changed optimizer is another measurement.
+    let faster = write(
+        dir.path(),
+        "faster.toml",
+        &edit(&tiny(), "lr = 0.05", "lr = 0.06"),
+    );
+    fail_with(
+        [
+            "floor",
+            "--config",
+            faster.to_str().unwrap(),
+            "--seeds",
+            "3",
+            "--steps",
+            "200",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["train.optimizer.lr"],
+    );
 }
 
 /// `levelset depth` draws a sweep against its measured floor, and says what is missing.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use levelset_experiments::commands::{connect, data, eval, reproduce, slurm, train};
+use levelset_experiments::commands::{connect, data, eval, import, reproduce, slurm, train};
 use levelset_experiments::config::load_config;
 use levelset_experiments::output::{depth, progress};
 use levelset_experiments::studies::{floor, shard, shards, sweep};
@@ -41,6 +41,29 @@ enum Command {
         /// Checkpoint directory to write.
         #[arg(long)]
         out: PathBuf,
+        /// Overrides the config's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Replace a checkpoint already in --out (refused otherwise).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Import weights trained elsewhere (a PyTorch state_dict saved as .safetensors) into the
+    /// config's network and save them as a checkpoint; its sidecar records the file and its
+    /// SHA-256.
+    Import {
+        #[arg(long)]
+        config: PathBuf,
+        /// The .safetensors file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Checkpoint directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rename the file's tensors: OLD=NEW, a regex and its replacement (repeatable,
+        /// applied in order), e.g. --map '^net\.=layers.'.
+        #[arg(long)]
+        map: Vec<String>,
         /// Overrides the config's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -243,6 +266,20 @@ fn main() -> Result<()> {
                 force,
             })?
         }
+        Command::Import {
+            config,
+            from,
+            out,
+            map,
+            data_dir,
+            force,
+        } => import::run(import::ImportArgs {
+            config: load_config(&config, data_dir)?,
+            from,
+            out,
+            map,
+            force,
+        })?,
         Command::Eval {
             config,
             checkpoint,

@@ -28,6 +28,20 @@ pub struct CheckpointMeta {
     pub steps: usize,
     pub backend: String,
     pub num_params: usize,
+    /// The file the weights were imported from (`levelset import`); absent for models
+    /// levelset trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<ImportedFrom>,
+}
+
+/// Where imported weights came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportedFrom {
+    pub path: PathBuf,
+    /// SHA-256 of the file, lowercase hex.
+    pub sha256: String,
+    /// The `--map` rules applied to its tensor names, in order.
+    pub map: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

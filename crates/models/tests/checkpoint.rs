@@ -25,6 +25,7 @@ fn meta(architecture: Architecture, num_params: usize) -> CheckpointMeta {
         steps: 321,
         backend: BACKEND_NAME.into(),
         num_params,
+        imported_from: None,
     }
 }
 

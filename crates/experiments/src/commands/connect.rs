@@ -128,6 +128,7 @@ impl WithLandscape for ConnectArgs {
                 steps: 0,
                 backend: BACKEND_NAME.to_string(),
                 num_params: num_params(&model),
+                imported_from: None,
             };
             checkpoint::save(model, &meta, &dir)?;
         }

@@ -4,6 +4,7 @@ pub mod connect;
 pub mod connect_resume;
 pub mod data;
 pub mod eval;
+pub mod import;
 pub mod reproduce;
 pub mod slurm;
 pub mod train;

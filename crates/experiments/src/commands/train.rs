@@ -77,6 +77,7 @@ impl WithLandscape for TrainArgs {
             steps: trained.steps,
             backend: BACKEND_NAME.to_string(),
             num_params: num_params(&trained.model),
+            imported_from: None,
         };
         checkpoint::save(trained.model, &meta, &self.out)?;
         println!(

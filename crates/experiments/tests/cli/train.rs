@@ -155,3 +155,104 @@ fn eval_recomputes_the_recorded_energy_and_refuses_another_architecture() {
     let cubic = write(dir.path(), "cubic.toml", &tiny_config("cubic"));
     fail_with(eval(&cubic), &["loading", "checkpoint holds a"]);
 }
+
+/// `levelset import` reads a PyTorch state_dict saved as safetensors into the config's net:
+/// the network then computes the outputs the PyTorch module computes, and the checkpoint
+/// records the file's SHA-256. Names that do not fit, and pickles, are errors that say why.
+#[test]
+fn import_reads_pytorch_safetensors_into_the_configs_network() {
+    use levelset_models::Architecture;
+    use levelset_models::backend::{Compute, device};
+    use levelset_models::checkpoint;
+    use levelset_models::nets::MlpConfig;
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
+    let weights = fixtures.join("cubic_mlp.safetensors");
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "cubic.toml", &tiny_config("cubic"));
+    let out = dir.path().join("imported");
+    let import = |map: &[&str], out: &Path| -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "import".into(),
+            "--config".into(),
+            config.clone().into(),
+            "--from".into(),
+            weights.clone().into(),
+            "--out".into(),
+            out.into(),
+        ];
+        for rule in map {
+            args.push("--map".into());
+            args.push(rule.into());
+        }
+        args
+    };
+    // PyTorch's names (net.0.weight, ...) are not levelset's (layers.0.weight, ...).
+    fail_with(
+        import(&[], &out),
+        &[
+            "missing from the file: layers.0.",
+            "in the file but not in the network: net.",
+        ],
+    );
+    assert!(!checkpoint::exists(&out));
+    succeed(import(&[r"^net\.=layers."], &out));
+
+    let net = MlpConfig::cubic();
+    let dev = device();
+    let (model, meta) = checkpoint::load(
+        net.init::<Compute>(0, &dev),
+        &Architecture::Mlp(net.clone()),
+        &out,
+        &dev,
+    )
+    .unwrap();
+    let expected = read_json(&fixtures.join("cubic_mlp.json"));
+    let inputs: Vec<f32> = expected["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let x = burn::tensor::Tensor::<Compute, 1>::from_floats(inputs.as_slice(), &dev)
+        .reshape([inputs.len(), 1]);
+    let got = model.forward(x).into_data().to_vec::<f32>().unwrap();
+    for (g, e) in got.iter().zip(expected["outputs"].as_array().unwrap()) {
+        let e = e.as_f64().unwrap();
+        assert!(
+            (*g as f64 - e).abs() < 1e-5,
+            "levelset {g} against PyTorch's {e}"
+        );
+    }
+    let source = meta.imported_from.expect("the sidecar records the source");
+    assert_eq!(source.path, weights);
+    assert_eq!(
+        source.sha256,
+        "11791073dcedd0bba15f4cb2ef22015d350857e5c78bec29b084adeecb3ebb00"
+    );
+    assert_eq!(source.map, vec![r"^net\.=layers.".to_string()]);
+    // The imported checkpoint is an ordinary one: eval computes its energy.
+    let eval = succeed([
+        "eval".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--checkpoint".as_ref(),
+        out.as_os_str(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&eval.stdout).unwrap();
+    assert_eq!(report["energy"], serde_json::json!(meta.energy));
+
+    // Into the quadratic net (no biases), the biases are left over.
+    let quadratic = write(dir.path(), "quadratic.toml", &tiny());
+    let mut args = import(&[r"^net\.=layers."], &dir.path().join("q"));
+    args[2] = quadratic.into();
+    fail_with(args, &["in the file but not in the network: layers.0.bias"]);
+    fail_with(
+        import(&["(unclosed=x"], &dir.path().join("r")),
+        &["--map \"(unclosed=x\"", "not a valid regex"],
+    );
+    let pickle = write(dir.path(), "model.pt", "not read");
+    let mut args = import(&[], &dir.path().join("p"));
+    args[4] = pickle.into();
+    fail_with(args, &["PyTorch pickles are not read yet", "safetensors"]);
+}

@@ -186,12 +186,15 @@ pub fn measure(
     measurement
 }
 
-/// Runs `run` at least once and until `MIN_REPEAT_SECONDS` have passed on the clock (not in
-/// the runs' own timings, which may cover only a phase of what they do); the repeat's value.
+/// Runs `run` at least once and until `MIN_REPEAT_SECONDS` have passed, in the runs' own
+/// timings or on the clock, whichever comes first: a run that times only a phase of what it
+/// does (`bench --breakdown`) would otherwise repeat its whole work thousands of times.
 fn one_repeat(report: Report, run: &mut impl FnMut() -> Timed) -> f64 {
     let (mut seconds, mut work, mut runs) = (0.0, 0.0, 0);
     let start = std::time::Instant::now();
-    while runs == 0 || start.elapsed().as_secs_f64() < MIN_REPEAT_SECONDS {
+    while runs == 0
+        || (seconds < MIN_REPEAT_SECONDS && start.elapsed().as_secs_f64() < MIN_REPEAT_SECONDS)
+    {
         let timed = run();
         seconds += timed.seconds;
         work += timed.work;
@@ -231,6 +234,32 @@ mod tests {
         // Three 0.1 s runs reach 0.3 s (four if the sum rounds below it).
         assert!((3..=4).contains(&calls), "{calls} runs");
         assert!((value - 0.1).abs() < 1e-12, "seconds per run, {value}");
+    }
+
+    #[test]
+    fn a_run_timing_only_part_of_its_work_stops_on_the_clock() {
+        let mut calls = 0;
+        let value = one_repeat(
+            Report::PerWork {
+                unit: "ms/step",
+                scale: 1e3,
+            },
+            &mut || {
+                calls += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Timed {
+                    seconds: 1e-6,
+                    work: 1.0,
+                }
+            },
+        );
+        // Each call sleeps at least 50 ms, so six reach 0.3 s on the clock (fewer when the
+        // sleeps run long), where the runs' own 1 µs timings would need 300,000.
+        assert!((1..=6).contains(&calls), "{calls} runs");
+        assert!(
+            (value - 1e-3).abs() < 1e-12,
+            "milliseconds per step, {value}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), "tiny.toml", &tiny());
     let out = dir.path().join("floor");
-    let args = |seeds: &str, steps: &str| {
+    let floor = |config: &std::path::Path, seeds: &str, steps: &str| {
         [
             "floor",
             "--config",
@@ -22,6 +22,7 @@ fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
         ]
         .map(String::from)
     };
+    let args = |seeds: &str, steps: &str| floor(&config, seeds, steps);
     let first = succeed(args("2", "200"));
     assert!(
         first.stdout.contains("floor (mean ± standard error"),
@@ -88,17 +89,7 @@ fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
         "relevelled.toml",
         &edit(&tiny(), "levels = [0.1, 0.06]", "levels = [0.2]"),
     );
-    succeed([
-        "floor",
-        "--config",
-        relevelled.to_str().unwrap(),
-        "--seeds",
-        "3",
-        "--steps",
-        "200",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    succeed(floor(&relevelled, "3", "200"));
     let kept = read_json(&out.join("floor.json"));
     assert_eq!(kept["seeds"], resumed["seeds"]);
     // A changed optimizer is another measurement.
@@ -107,20 +98,7 @@ fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
         "faster.toml",
         &edit(&tiny(), "lr = 0.05", "lr = 0.06"),
     );
-    fail_with(
-        [
-            "floor",
-            "--config",
-            faster.to_str().unwrap(),
-            "--seeds",
-            "3",
-            "--steps",
-            "200",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &["train.optimizer.lr"],
-    );
+    fail_with(floor(&faster, "3", "200"), &["train.optimizer.lr"]);
 }
 
 /// `levelset depth` draws a sweep against its measured floor, and says what is missing.

@@ -286,7 +286,7 @@ fn endpoint_problems_are_errors() {
         &hidden,
     )
     .unwrap_err();
-    assert_eq!(err, ConnectError::ParameterCount { a: 10, b: 24 });
+    assert_eq!(err, ConnectError::ParameterCount { a: 10, b: 33 });
 
     let same = connect_dss(
         &task,

@@ -58,11 +58,8 @@ pub fn train_step<L: Landscape<Train>>(
     measure(name, "train_step", report, plan.repeats, run)
 }
 
-/// What a timed run of training steps starts from: the config's own batches (collected
-/// before timing, so data loading is not measured), a fresh optimizer and model.
+/// What a timed run of training steps starts from: a fresh optimizer and model.
 struct Steps<L: Landscape<Train>> {
-    batches: Vec<L::Batch>,
-    examples: usize,
     optimizer: AnyOptimizer<Train, L::Model>,
     lr: f64,
     carry: L::Carry,
@@ -70,23 +67,43 @@ struct Steps<L: Landscape<Train>> {
 }
 
 impl<L: Landscape<Train>> Steps<L> {
-    fn new(landscape: &L, config: &ExperimentConfig, plan: Plan) -> Self {
+    /// The state, and the config's own `plan.steps` batches (collected before timing, so
+    /// data loading is not measured).
+    fn new(landscape: &L, config: &ExperimentConfig, plan: Plan) -> (Self, Vec<L::Batch>) {
         // Short training sets (the full-batch regressions) are cycled.
         let first: Vec<L::Batch> = landscape
             .loader(plan.seed)
             .iter()
             .take(plan.steps)
             .collect();
-        let batches: Vec<L::Batch> = first.iter().cloned().cycle().take(plan.steps).collect();
-        let examples = batches.iter().map(L::batch_examples).sum();
-        Self {
-            batches,
-            examples,
+        let batches = first.iter().cloned().cycle().take(plan.steps).collect();
+        let steps = Self {
             optimizer: config.train.optimizer.init::<Train, L::Model>(),
             lr: config.train.optimizer.learning_rate(0),
             carry: landscape.carry(plan.seed, 0),
             model: Some(landscape.init(plan.seed)),
-        }
+        };
+        (steps, batches)
+    }
+
+    /// One optimizer step on `batch`, calling `after` as each phase ends; the step's loss.
+    fn step(
+        &mut self,
+        landscape: &L,
+        batch: &L::Batch,
+        mut after: impl FnMut(Phase),
+    ) -> Tensor<Train, 1> {
+        let current = self
+            .model
+            .take()
+            .expect("model is put back after every step");
+        let loss = landscape.loss(&current, batch.clone(), &mut self.carry);
+        after(Phase::Forward);
+        let grads = GradientsParams::from_grads(loss.backward(), &current);
+        after(Phase::Backward);
+        self.model = Some(self.optimizer.step(self.lr, current, grads));
+        after(Phase::Optimizer);
+        loss
     }
 }
 
@@ -96,16 +113,13 @@ pub fn train_step_run<'a, L: Landscape<Train>>(
     config: &ExperimentConfig,
     plan: Plan,
 ) -> impl FnMut() -> Timed + 'a {
-    let mut s = Steps::new(landscape, config, plan);
+    let (mut s, batches) = Steps::new(landscape, config, plan);
+    let examples: usize = batches.iter().map(L::batch_examples).sum();
     move || {
-        timed(s.examples as f64, || {
+        timed(examples as f64, || {
             let mut last = None;
-            for batch in &s.batches {
-                let current = s.model.take().expect("model is put back after every step");
-                let loss = landscape.loss(&current, batch.clone(), &mut s.carry);
-                let grads = GradientsParams::from_grads(loss.backward(), &current);
-                s.model = Some(s.optimizer.step(s.lr, current, grads));
-                last = Some(loss);
+            for batch in &batches {
+                last = Some(s.step(landscape, batch, |_| {}));
             }
             // Reading the last loss waits for queued work on asynchronous (GPU) backends.
             let _ = last.map(|l| l.into_scalar());
@@ -147,33 +161,24 @@ pub fn train_phase<L: Landscape<Train>>(
     plan: Plan,
     phase: Phase,
 ) -> Measurement {
-    let mut s = Steps::new(landscape, config, plan);
+    let (mut s, batches) = Steps::new(landscape, config, plan);
     let dev = device();
     let sync = || Train::sync(&dev).expect("the device synchronises");
     let mut run = move || {
-        let mut spent = [0.0; 3];
-        for batch in &s.batches {
-            let current = s.model.take().expect("model is put back after every step");
-            let start = Instant::now();
-            let loss = landscape.loss(&current, batch.clone(), &mut s.carry);
-            sync();
-            spent[0] += start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            let grads = GradientsParams::from_grads(loss.backward(), &current);
-            sync();
-            spent[1] += start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            s.model = Some(s.optimizer.step(s.lr, current, grads));
-            sync();
-            spent[2] += start.elapsed().as_secs_f64();
+        let mut spent = 0.0;
+        for batch in &batches {
+            let mut start = Instant::now();
+            s.step(landscape, batch, |ended| {
+                sync();
+                if ended == phase {
+                    spent += start.elapsed().as_secs_f64();
+                }
+                start = Instant::now();
+            });
         }
-        let index = Phase::ALL
-            .iter()
-            .position(|&p| p == phase)
-            .expect("a phase");
         Timed {
-            seconds: spent[index],
-            work: s.batches.len() as f64,
+            seconds: spent,
+            work: batches.len() as f64,
         }
     };
     run(); // warm-up: first-use allocations and kernel compilation

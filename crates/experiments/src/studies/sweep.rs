@@ -389,26 +389,20 @@ fn summarize(sweep: &SweepConfig, rows: &[Row]) -> Vec<LevelSummary> {
         .iter()
         .map(|&level| {
             let at: Vec<&Row> = rows.iter().filter(|r| r.level == level).collect();
-            let connected: Vec<&&Row> = (at.iter())
+            let connected: Vec<&Row> = (at.iter().copied())
                 .filter(|r| r.outcome == Outcome::Connected)
                 .collect();
-            let lengths: Vec<f64> = connected
-                .iter()
-                .filter_map(|r| r.normalized_length)
-                .collect();
-            let beads: Vec<f64> = connected
-                .iter()
-                .filter_map(|r| r.beads.map(|b| b as f64))
-                .collect();
-            let (length_mean, length_se) = mean_se(&lengths);
-            let (beads_mean, beads_se) = mean_se(&beads);
-            let lengths_all: Vec<f64> = at.iter().filter_map(|r| r.normalized_length).collect();
-            let beads_all: Vec<f64> = at
-                .iter()
-                .filter_map(|r| r.beads.map(|b| b as f64))
-                .collect();
-            let (length_all_mean, length_all_se) = mean_se(&lengths_all);
-            let (beads_all_mean, beads_all_se) = mean_se(&beads_all);
+            // Mean ± standard error of (length, beads) over the given rows' strings.
+            let stats = |rows: &[&Row]| {
+                let lengths: Vec<f64> = rows.iter().filter_map(|r| r.normalized_length).collect();
+                let beads: Vec<f64> = rows
+                    .iter()
+                    .filter_map(|r| r.beads.map(|b| b as f64))
+                    .collect();
+                (mean_se(&lengths), mean_se(&beads))
+            };
+            let ((length_mean, length_se), (beads_mean, beads_se)) = stats(&connected);
+            let ((length_all_mean, length_all_se), (beads_all_mean, beads_all_se)) = stats(&at);
             let ratios: Vec<f64> = at
                 .iter()
                 .flat_map(|r| [r.energy_a, r.energy_b])

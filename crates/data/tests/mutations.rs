@@ -50,10 +50,12 @@ fn apply(bytes: &[u8], mutation: &Mutation) -> Vec<u8> {
     let mut out = bytes.to_vec();
     match mutation {
         Mutation::Truncate(i) => out.truncate(i.index(bytes.len() + 1)),
-        Mutation::Flip(i, x) => {
+        // An earlier truncation can leave nothing to flip.
+        Mutation::Flip(i, x) if !out.is_empty() => {
             let at = i.index(out.len());
             out[at] ^= x;
         }
+        Mutation::Flip(..) => {}
         Mutation::Header(at, v) => {
             if out.len() >= at + 4 {
                 out[*at..at + 4].copy_from_slice(&v.to_be_bytes());

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use levelset_models::Energy;
-use levelset_models::nets::{CIFAR_CROP, CifarConvConfig, MnistConvConfig};
+use levelset_models::nets::{CIFAR_CROP, CifarConvConfig, MnistConvConfig, NetDescription};
 use levelset_models::train::TrainSettings;
 use levelset_strings::sizes::at_most;
 use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
@@ -211,6 +211,9 @@ pub enum TaskConfig {
         batch_size: usize,
         #[serde(default)]
         model: MnistConvConfig,
+        /// A net described layer by layer, in place of the paper's (`model`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        net: Option<NetDescription>,
     },
     Cifar10 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,6 +226,9 @@ pub enum TaskConfig {
         crop: usize,
         #[serde(default)]
         model: CifarConvConfig,
+        /// A net described layer by layer, in place of the paper's (`model`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        net: Option<NetDescription>,
     },
     Ptb {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,6 +247,29 @@ pub enum TaskConfig {
         layers: usize,
         init_scale: f32,
     },
+}
+
+/// MNIST images: one channel, 28x28.
+pub const MNIST_INPUT: [usize; 3] = [1, 28, 28];
+/// The side of CIFAR-10's images, the largest crop.
+const CIFAR_SIDE: usize = 32;
+/// Both image tasks classify into ten classes.
+pub const IMAGE_CLASSES: usize = 10;
+
+/// Checks a described net (`task.net`) against the task's images, and that the paper's net
+/// (`task.model`) is not also configured.
+fn described<M: PartialEq>(
+    net: &NetDescription,
+    model: &M,
+    default: &M,
+    input: [usize; 3],
+) -> Result<(), String> {
+    if model != default {
+        return Err("task.model and task.net both describe the network; keep one".into());
+    }
+    net.shapes(input, IMAGE_CLASSES)
+        .map(|_| ())
+        .map_err(|e| format!("task.net.{e}"))
 }
 
 impl TaskConfig {
@@ -329,12 +358,16 @@ impl TaskConfig {
                 test_limit,
                 batch_size,
                 model,
+                net,
                 ..
             } => {
                 optional("train_limit", *train_limit)?;
                 optional("test_limit", *test_limit)?;
                 positive("batch_size", *batch_size)?;
-                model.validate().map_err(|e| format!("task.model: {e}"))
+                match net {
+                    Some(net) => described(net, model, &MnistConvConfig::default(), MNIST_INPUT),
+                    None => model.validate().map_err(|e| format!("task.model: {e}")),
+                }
             }
             TaskConfig::Cifar10 {
                 train_limit,
@@ -342,11 +375,20 @@ impl TaskConfig {
                 batch_size,
                 crop,
                 model,
+                net,
                 ..
             } => {
                 optional("train_limit", *train_limit)?;
                 optional("test_limit", *test_limit)?;
                 positive("batch_size", *batch_size)?;
+                if let Some(net) = net {
+                    if *crop == 0 || *crop > CIFAR_SIDE {
+                        return Err(format!(
+                            "task.crop must be in 1..={CIFAR_SIDE} (the images' side), got {crop}"
+                        ));
+                    }
+                    return described(net, model, &CifarConvConfig::default(), [3, *crop, *crop]);
+                }
                 // The network's first fully connected layer is sized for 24x24 inputs.
                 if *crop != CIFAR_CROP {
                     return Err(format!(

@@ -7,18 +7,18 @@ use anyhow::{Result, anyhow};
 use levelset_data::catalog::Dataset;
 use levelset_data::locate::{fetch_hint, resolve_data_dir};
 use levelset_data::{
-    ChannelStats, DataError, Polynomial, Regression, gaussian_mixture, linear_regression,
+    ChannelStats, DataError, Polynomial, Regression, Split, gaussian_mixture, linear_regression,
     load_cifar10, load_mnist, load_ptb, polynomial, three_point_cycle,
 };
-use levelset_models::Landscape;
 use levelset_models::backend::Train;
 use levelset_models::init::Init;
-use levelset_models::nets::{Activation, LstmLmConfig, MlpConfig};
+use levelset_models::nets::{Activation, DescribedConfig, LstmLmConfig, MlpConfig};
 use levelset_models::tasks::{
-    ImageTask, LanguageTask, Pipeline, RegressionLoss, RegressionTask, TrainSample,
+    ImageNet, ImageTask, LanguageTask, Pipeline, RegressionLoss, RegressionTask, TrainSample,
 };
+use levelset_models::{Energy, Landscape};
 
-use crate::config::{ExperimentConfig, PolynomialKind, TaskConfig};
+use crate::config::{ExperimentConfig, IMAGE_CLASSES, MNIST_INPUT, PolynomialKind, TaskConfig};
 
 /// Reads `dataset` from its folder in the data directory (`data_dir` as resolved by
 /// [`TaskConfig::resolve_data_dir`]; unresolved, by the same order without a flag). A missing
@@ -168,6 +168,34 @@ fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
     }))
 }
 
+/// An image task's data, waiting for its network.
+struct Images {
+    pipeline: Pipeline,
+    split: Split,
+    batch_size: usize,
+    energy: Energy,
+}
+
+impl Images {
+    /// Builds the task with `net` and hands it to `job`.
+    fn run<N: ImageNet, J: WithLandscape>(self, net: N, job: J) -> Result<J::Output>
+    where
+        ImageTask<Train, N>: Landscape<Train>,
+    {
+        let task = ImageTask::<Train, _>::new(
+            net,
+            self.pipeline,
+            self.split.train,
+            &self.split.test,
+            self.batch_size,
+            self.energy,
+            &levelset_models::backend::device(),
+        )
+        .map_err(|e| anyhow!("config [task]: {e}"))?;
+        Ok(job.run(task))
+    }
+}
+
 /// Builds the landscape `config` describes and hands it to `job`.
 pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Result<J::Output> {
     let device = levelset_models::backend::device();
@@ -194,21 +222,25 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             test_limit,
             batch_size,
             model,
+            net,
         } => {
             let mut split = load_data(Dataset::Mnist, data_dir, load_mnist)?;
             limit(&mut split.train, *train_limit);
             limit(&mut split.test, *test_limit);
-            let task = ImageTask::<Train, _>::new(
-                model.clone(),
-                Pipeline::Scale,
-                split.train,
-                &split.test,
-                *batch_size,
+            let images = Images {
+                pipeline: Pipeline::Scale,
+                split,
+                batch_size: *batch_size,
                 energy,
-                &device,
-            )
-            .map_err(invalid)?;
-            job.run(task)
+            };
+            match net {
+                Some(net) => {
+                    let net = DescribedConfig::new(net.clone(), MNIST_INPUT, IMAGE_CLASSES)
+                        .map_err(invalid)?;
+                    images.run(net, job)?
+                }
+                None => images.run(model.clone(), job)?,
+            }
         }
         TaskConfig::Cifar10 {
             data_dir,
@@ -217,22 +249,27 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             batch_size,
             crop,
             model,
+            net,
         } => {
             let mut split = load_data(Dataset::Cifar10, data_dir, load_cifar10)?;
             limit(&mut split.train, *train_limit);
             limit(&mut split.test, *test_limit);
             let stats = ChannelStats::from_images(&split.train);
-            let task = ImageTask::<Train, _>::new(
-                model.clone(),
-                Pipeline::Crop { size: *crop, stats },
-                split.train,
-                &split.test,
-                *batch_size,
+            let images = Images {
+                pipeline: Pipeline::Crop { size: *crop, stats },
+                split,
+                batch_size: *batch_size,
                 energy,
-                &device,
-            )
-            .map_err(invalid)?;
-            job.run(task)
+            };
+            match net {
+                Some(net) => {
+                    let input = [3, *crop, *crop];
+                    let net =
+                        DescribedConfig::new(net.clone(), input, IMAGE_CLASSES).map_err(invalid)?;
+                    images.run(net, job)?
+                }
+                None => images.run(model.clone(), job)?,
+            }
         }
         TaskConfig::Ptb {
             data_dir,

@@ -54,9 +54,15 @@ enum Command {
     Import {
         #[arg(long)]
         config: PathBuf,
-        /// The .safetensors file.
+        /// The weights: a PyTorch state_dict saved with torch.save (.pt, .pth) or as
+        /// .safetensors.
         #[arg(long)]
         from: PathBuf,
+        /// In a .pt file holding a dictionary (a training checkpoint), the key of the
+        /// state_dict; found by itself when the file's tensors all sit under `state_dict`,
+        /// `model_state_dict` or `model`.
+        #[arg(long)]
+        key: Option<String>,
         /// Checkpoint directory to write.
         #[arg(long)]
         out: PathBuf,
@@ -110,7 +116,8 @@ enum Command {
         #[arg(long)]
         resume: bool,
         /// Weight-match the second endpoint's hidden units to the first's before connecting
-        /// (MLPs and the MNIST convnet); writes align.json with the barriers before and after.
+        /// (MLPs, the MNIST convnet, described nets); writes align.json with the barriers
+        /// before and after.
         #[arg(long)]
         align: bool,
     },
@@ -269,6 +276,7 @@ fn main() -> Result<()> {
         Command::Import {
             config,
             from,
+            key,
             out,
             map,
             data_dir,
@@ -276,6 +284,7 @@ fn main() -> Result<()> {
         } => import::run(import::ImportArgs {
             config: load_config(&config, data_dir)?,
             from,
+            key,
             out,
             map,
             force,

@@ -42,6 +42,9 @@ pub struct ImportedFrom {
     pub sha256: String,
     /// The `--map` rules applied to its tensor names, in order.
     pub map: Vec<String>,
+    /// The key of a PyTorch checkpoint's dictionary the state_dict was read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::flat::unflatten;
-use crate::nets::{CifarConvConfig, LstmLmConfig, MlpConfig, MnistConvConfig};
+use crate::nets::{CifarConvConfig, DescribedConfig, LstmLmConfig, MlpConfig, MnistConvConfig};
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -70,6 +70,8 @@ pub enum Architecture {
     MnistConv(MnistConvConfig),
     CifarConv(CifarConvConfig),
     LstmLm(LstmLmConfig),
+    /// A feed-forward image classifier described layer by layer (`[task.net]`).
+    Described(DescribedConfig),
 }
 
 /// The inner (non-autodiff) module of a landscape's model.

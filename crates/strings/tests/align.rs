@@ -4,10 +4,12 @@ use burn::module::Param;
 use burn::prelude::*;
 use levelset_data::{LabeledImages, linear_regression};
 use levelset_models::backend::{Compute, Train, device};
-use levelset_models::flat::{distance, flatten};
+use levelset_models::flat::{distance, flatten, unflatten};
 use levelset_models::init::Init;
-use levelset_models::nets::{Activation, Mlp, MlpConfig, MnistConv, MnistConvConfig};
-use levelset_models::tasks::{ImageTask, Pipeline, RegressionLoss};
+use levelset_models::nets::{
+    Activation, DescribedConfig, Mlp, MlpConfig, MnistConv, MnistConvConfig, NetDescription,
+};
+use levelset_models::tasks::{ImageNet, ImageTask, Pipeline, RegressionLoss};
 use levelset_models::{Energy, Landscape};
 use levelset_strings::{AlignConfig, Evaluator, align};
 use rand::seq::SliceRandom;
@@ -126,6 +128,21 @@ fn noise_images(n: usize, seed: u64) -> LabeledImages {
     }
 }
 
+/// `net` memorizing 40 noise images, its energy the loss on them.
+fn noise_task<N: ImageNet>(net: N) -> ImageTask<Train, N> {
+    let images = noise_images(40, 1);
+    ImageTask::<Train, _>::new(
+        net,
+        Pipeline::Scale,
+        images.clone(),
+        &images,
+        20,
+        Energy::TestLoss,
+        &device(),
+    )
+    .expect("valid task")
+}
+
 /// The convnet with its conv1 channels, conv2 channels and hidden units reordered.
 fn permute_convnet(net: MnistConv<Compute>, orders: &[Vec<usize>; 3]) -> MnistConv<Compute> {
     let [c1, c2, h] = orders;
@@ -149,21 +166,53 @@ fn weight_matching_undoes_a_random_permutation_of_a_convnet() {
         hidden: 16,
         dropout: 0.0,
     };
-    let images = noise_images(40, 1);
-    let task = ImageTask::<Train, _>::new(
-        config,
-        Pipeline::Scale,
-        images.clone(),
-        &images,
-        20,
-        Energy::TestLoss,
-        &device(),
-    )
-    .expect("valid task");
+    let task = noise_task(config);
     let net = trained(&task, 1.0, 2, &adam(0.003, 2000));
     let orders = random_orders([4, 6, 16], 3);
     let a = flatten(&net);
     aligns_exactly(&task, &a, &flatten(&permute_convnet(net, &orders)), &orders);
+}
+
+/// The convnet above, described layer by layer: its units are found from the description,
+/// and a permutation of them is undone as in the paper's convnet.
+#[test]
+fn weight_matching_undoes_a_random_permutation_of_a_described_convnet() {
+    let description: NetDescription = toml::from_str(
+        r#"
+layers = [
+    { kind = "conv2d", channels = 4, kernel = 5, padding = "same" },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 2 },
+    { kind = "conv2d", channels = 6, kernel = 5, padding = "same" },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 2 },
+    { kind = "flatten" },
+    { kind = "linear", features = 16 },
+    { kind = "relu" },
+    { kind = "linear", features = 10 },
+]
+"#,
+    )
+    .unwrap();
+    let config = DescribedConfig::new(description, [1, 28, 28], 10).unwrap();
+    let task = noise_task(config);
+    let net = trained(&task, 1.0, 2, &adam(0.003, 2000));
+    let a = flatten(&net);
+    // The same parameters in the same order as the paper's convnet of these sizes.
+    let preset = MnistConvConfig {
+        conv1: 4,
+        conv2: 6,
+        hidden: 16,
+        dropout: 0.0,
+    };
+    let as_preset = unflatten(preset.init::<Compute>(0, &device()), a.clone());
+    let orders = random_orders([4, 6, 16], 3);
+    aligns_exactly(
+        &task,
+        &a,
+        &flatten(&permute_convnet(as_preset, &orders)),
+        &orders,
+    );
 }
 
 #[test]

@@ -1,18 +1,21 @@
-//! `levelset import`: weights trained elsewhere, read from a `.safetensors` file saved by
-//! PyTorch, put into the config's network and saved as a levelset checkpoint, so that every
-//! path method connects them unchanged.
+//! `levelset import`: weights trained elsewhere, read from a PyTorch state_dict (saved by
+//! `torch.save` or as `.safetensors`), put into the config's network and saved as a levelset
+//! checkpoint, so that every path method connects them unchanged.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
-use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use levelset_models::Landscape;
+use burn_store::pytorch::PytorchReader;
+use burn_store::{
+    KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::checkpoint::{self, CheckpointMeta, ImportedFrom};
 use levelset_models::flat::num_params;
 use levelset_models::outdir::OutputLock;
+use levelset_models::{Architecture, Landscape};
 use sha2::{Digest, Sha256};
 
 use crate::config::ExperimentConfig;
@@ -21,26 +24,41 @@ use crate::landscapes::{WithLandscape, with_landscape};
 pub struct ImportArgs {
     pub config: ExperimentConfig,
     pub from: PathBuf,
+    /// The state_dict's key in a `.pt` file holding a dictionary.
+    pub key: Option<String>,
     pub out: PathBuf,
     /// `OLD=NEW` regex rules applied, in order, to the file's tensor names.
     pub map: Vec<String>,
     pub force: bool,
 }
 
-pub fn run(args: ImportArgs) -> Result<()> {
+/// The file formats `import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Safetensors,
+    /// `torch.save`'s zip archive of a pickle.
+    Pytorch,
+}
+
+/// The keys under which training checkpoints conventionally keep the state_dict.
+const CONVENTIONAL_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model"];
+
+pub fn run(mut args: ImportArgs) -> Result<()> {
     let extension = args.from.extension().and_then(|e| e.to_str()).unwrap_or("");
-    match extension {
-        "safetensors" => {}
-        "pt" | "pth" => bail!(
-            "{}: PyTorch pickles are not read yet; save the state_dict as safetensors \
-             (`safetensors.torch.save_file(model.state_dict(), \"model.safetensors\")`) and \
-             import that",
-            args.from.display()
-        ),
+    let format = match extension {
+        "safetensors" => Format::Safetensors,
+        "pt" | "pth" => Format::Pytorch,
         _ => bail!(
-            "{}: expected a .safetensors file (a PyTorch state_dict saved with safetensors)",
+            "{}: expected a PyTorch state_dict saved with torch.save (.pt, .pth) or as \
+             .safetensors",
             args.from.display()
         ),
+    };
+    if format == Format::Safetensors && args.key.is_some() {
+        bail!("--key applies to .pt files; a .safetensors file holds one flat state_dict");
+    }
+    if format == Format::Pytorch && args.key.is_none() {
+        args.key = conventional_key(&args.from)?;
     }
     // Checked before any work, as `train` does: nothing is overwritten by accident.
     let _lock = OutputLock::acquire(&args.out)?;
@@ -50,7 +68,20 @@ pub fn run(args: ImportArgs) -> Result<()> {
             args.out.display()
         );
     }
-    with_landscape(&args.config.clone(), args)?
+    with_landscape(&args.config.clone(), (format, args))?
+}
+
+/// The conventional key every tensor of the `.pt` file at `path` sits under, if there is one.
+fn conventional_key(path: &std::path::Path) -> Result<Option<String>> {
+    let reader =
+        PytorchReader::new(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let keys = reader.keys();
+    Ok(CONVENTIONAL_KEYS
+        .iter()
+        .find(|key| {
+            !keys.is_empty() && keys.iter().all(|name| name.starts_with(&format!("{key}.")))
+        })
+        .map(|key| key.to_string()))
 }
 
 /// The `--map` rules as a remapper, each `OLD=NEW` a regex and its replacement.
@@ -84,23 +115,52 @@ fn sha256(path: &std::path::Path) -> Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-impl WithLandscape for ImportArgs {
+impl WithLandscape for (Format, ImportArgs) {
     type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
-        let digest = sha256(&self.from)?;
-        // PyTorch's Sequential numbers layers with gaps (0, 2, 4 around activations), while
-        // levelset's layer lists count 0, 1, 2: the indices are made contiguous, and Linear
-        // weights are transposed from PyTorch's [out, in].
-        let mut store = SafetensorsStore::from_file(&self.from)
-            .with_from_adapter(PyTorchToBurnAdapter)
-            .remap(remapper(&self.map)?)
-            .map_indices_contiguous(true)
-            .allow_partial(true);
+        let (format, args) = self;
+        let digest = sha256(&args.from)?;
+        let architecture = landscape.architecture();
+        // A described net keeps PyTorch's Sequential positions (`3.weight` is the fourth
+        // layer's, `layers.3.Linear.weight` here). The paper's nets count only the layers with
+        // parameters, where PyTorch's Sequential numbers with gaps (0, 2, 4 around
+        // activations): there the indices are made contiguous. Linear weights are transposed
+        // from PyTorch's [out, in].
+        let mut rules = remapper(&args.map)?;
+        if let Architecture::Described(config) = &architecture {
+            for (i, name) in config.net.parameter_layers() {
+                rules = rules
+                    .add_pattern(format!(r"^{i}\.(.+)$"), format!("layers.{i}.{name}.$1"))
+                    .expect("a fixed pattern");
+            }
+        }
+        let described = matches!(architecture, Architecture::Described(_));
         let mut model = landscape.init(0);
-        let result = model
-            .load_from(&mut store)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.from.display()))?;
+        let loaded = match format {
+            Format::Safetensors => {
+                let mut store = SafetensorsStore::from_file(&args.from)
+                    .with_from_adapter(PyTorchToBurnAdapter)
+                    .remap(rules)
+                    .map_indices_contiguous(!described)
+                    .allow_partial(true);
+                model.load_from(&mut store).map_err(|e| e.to_string())
+            }
+            // The PyTorch store applies PyTorch's conventions (the adapter) itself; the rules
+            // above already name enum variants, so none are skipped.
+            Format::Pytorch => {
+                let mut store = PytorchStore::from_file(&args.from)
+                    .remap(rules)
+                    .map_indices_contiguous(!described)
+                    .skip_enum_variants(false)
+                    .allow_partial(true);
+                if let Some(key) = &args.key {
+                    store = store.with_top_level_key(key.clone());
+                }
+                model.load_from(&mut store).map_err(|e| e.to_string())
+            }
+        };
+        let result = loaded.map_err(|e| anyhow::anyhow!("{}: {e}", args.from.display()))?;
         let mut problems = Vec::new();
         if !result.missing.is_empty() {
             let names: Vec<&str> = result
@@ -121,12 +181,18 @@ impl WithLandscape for ImportArgs {
             problems.push(format!("not applied: {}", errors.join("; ")));
         }
         if !problems.is_empty() {
+            let naming = if described {
+                "with the i-th described layer's tensors named `i.weight`, `i.bias`, as \
+                 PyTorch's Sequential names them"
+            } else {
+                "with layer indices made contiguous"
+            };
             bail!(
-                "{} does not fit config '{}' (its tensor names after --map, with layer \
-                 indices made contiguous, against the network's):\n  {}\n(rename tensors \
-                 with --map OLD=NEW, regexes applied in order)",
-                self.from.display(),
-                self.config.name,
+                "{} does not fit config '{}' (its tensor names after --map, {naming}, against \
+                 the network's):\n  {}\n(rename tensors with --map OLD=NEW, regexes applied in \
+                 order)",
+                args.from.display(),
+                args.config.name,
                 problems.join("\n  ")
             );
         }
@@ -134,8 +200,8 @@ impl WithLandscape for ImportArgs {
         let energy = landscape.energy(&model.valid());
         let meta = CheckpointMeta {
             levelset_version: env!("CARGO_PKG_VERSION").to_string(),
-            architecture: landscape.architecture(),
-            config: serde_json::to_value(&self.config)?,
+            architecture,
+            config: serde_json::to_value(&args.config)?,
             seed: 0,
             energy_kind: kind,
             energy,
@@ -144,18 +210,19 @@ impl WithLandscape for ImportArgs {
             backend: BACKEND_NAME.to_string(),
             num_params: num_params(&model),
             imported_from: Some(ImportedFrom {
-                path: self.from.clone(),
+                path: args.from.clone(),
                 sha256: digest,
-                map: self.map.clone(),
+                map: args.map.clone(),
+                key: args.key.clone(),
             }),
         };
-        checkpoint::save(model, &meta, &self.out)?;
+        checkpoint::save(model, &meta, &args.out)?;
         println!(
             "{}: imported {} tensors from {}; {kind} {energy:.6}; checkpoint in {}",
-            self.config.name,
+            args.config.name,
             result.applied.len(),
-            self.from.display(),
-            self.out.display()
+            args.from.display(),
+            args.out.display()
         );
         Ok(())
     }

@@ -7,6 +7,7 @@ mod common;
 mod config;
 mod connect;
 mod data;
+mod described;
 mod floor;
 mod info;
 mod methods;

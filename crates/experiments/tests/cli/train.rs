@@ -156,14 +156,16 @@ fn eval_recomputes_the_recorded_energy_and_refuses_another_architecture() {
     fail_with(eval(&cubic), &["loading", "checkpoint holds a"]);
 }
 
-/// `levelset import` reads a PyTorch state_dict saved as safetensors into the config's net:
+/// `levelset import` reads a PyTorch state_dict (safetensors, torch.save) into the config's net:
 /// the network then computes the outputs the PyTorch module computes, and the checkpoint
-/// records the file's SHA-256. Names that do not fit, and pickles, are errors that say why.
+/// records the file's SHA-256. Names that do not fit are errors that say why; the same
+/// state_dict saved by torch.save imports to the same parameters.
 #[test]
-fn import_reads_pytorch_safetensors_into_the_configs_network() {
+fn import_reads_pytorch_state_dicts_into_the_configs_network() {
     use levelset_models::Architecture;
     use levelset_models::backend::{Compute, device};
     use levelset_models::checkpoint;
+    use levelset_models::flat::flatten;
     use levelset_models::nets::MlpConfig;
 
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import");
@@ -251,8 +253,33 @@ fn import_reads_pytorch_safetensors_into_the_configs_network() {
         import(&["(unclosed=x"], &dir.path().join("r")),
         &["--map \"(unclosed=x\"", "not a valid regex"],
     );
-    let pickle = write(dir.path(), "model.pt", "not read");
+    // The same state_dict saved by torch.save imports to the same parameters.
+    let mut args = import(&[r"^net\.=layers."], &dir.path().join("pt"));
+    args[4] = fixtures.join("cubic_mlp.pt").into();
+    succeed(args);
+    let cubic_params = |dir: &Path| {
+        let (model, _) = checkpoint::load(
+            net.init::<Compute>(0, &dev),
+            &Architecture::Mlp(net.clone()),
+            dir,
+            &dev,
+        )
+        .unwrap();
+        flatten(&model).into_data().to_vec::<f32>().unwrap()
+    };
+    assert_eq!(cubic_params(&dir.path().join("pt")), cubic_params(&out));
+    let mut args = import(&[r"^net\.=layers."], &dir.path().join("k"));
+    args[4] = fixtures.join("cubic_mlp.pt").into();
+    args.extend(["--key".into(), "state_dict".into()]);
+    fail_with(args, &["cubic_mlp.pt", "state_dict"]);
+    let pickle = write(dir.path(), "model.pt", "not a zip archive");
     let mut args = import(&[], &dir.path().join("p"));
     args[4] = pickle.into();
-    fail_with(args, &["PyTorch pickles are not read yet", "safetensors"]);
+    fail_with(args, &["model.pt"]);
+    let mut args = import(&[], &dir.path().join("t"));
+    args[4] = write(dir.path(), "model.onnx", "").into();
+    fail_with(
+        args,
+        &["model.onnx", "torch.save (.pt, .pth) or as .safetensors"],
+    );
 }

@@ -1,6 +1,7 @@
 //! The networks of the paper, each a plain Burn module built from a serde config.
 
 pub mod cifar_cnn;
+pub mod described;
 mod dropout;
 mod layers;
 pub mod lrn;
@@ -13,6 +14,7 @@ pub mod rule;
 pub mod stacked;
 
 pub use cifar_cnn::{CIFAR_CROP, CifarConv, CifarConvConfig};
+pub use described::{Described, DescribedConfig, NetDescription};
 pub use lrn::Lrn;
 pub use lstm_lm::{LmState, LstmLm, LstmLmConfig};
 pub use mlp::{Activation, Mlp, MlpConfig};

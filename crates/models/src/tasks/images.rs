@@ -19,7 +19,9 @@ use crate::flat::{Stacked, unflatten_stacked};
 use crate::landscape::{
     Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
-use crate::nets::{CIFAR_CROP, CifarConv, CifarConvConfig, MnistConv, MnistConvConfig};
+use crate::nets::{
+    CIFAR_CROP, CifarConv, CifarConvConfig, Described, DescribedConfig, MnistConv, MnistConvConfig,
+};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
 const EVAL_BATCH: usize = 500;
@@ -103,6 +105,26 @@ impl ImageNet for CifarConvConfig {
     }
     fn penalty<B: Backend>(net: &CifarConv<B>) -> Option<Tensor<B, 1>> {
         (net.weight_decay > 0.0).then(|| net.weight_penalty())
+    }
+}
+
+impl ImageNet for DescribedConfig {
+    type Net<B: Backend> = Described<B>;
+    fn architecture(&self) -> Architecture {
+        Architecture::Described(self.clone())
+    }
+    fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+        self.init(seed, device)
+    }
+    fn input_dims(&self) -> [usize; 3] {
+        self.input
+    }
+    fn logits<B: Backend>(
+        net: &Described<B>,
+        x: Tensor<B, 4>,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2> {
+        net.forward(x, rng)
     }
 }
 

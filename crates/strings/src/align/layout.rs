@@ -5,6 +5,7 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use levelset_models::Architecture;
+use levelset_models::nets::described::LayerSpec;
 
 /// An axis of one parameter tensor that runs over a group's units, each unit owning a
 /// contiguous block of that axis (one entry, or a channel's `h * w` block of a flattened
@@ -62,8 +63,12 @@ pub(crate) fn groups(
             );
         }
         Architecture::LstmLm(_) => {
-            return Err("weight matching supports mlp and mnist_conv networks, not lstm_lm".into());
+            return Err(
+                "weight matching supports mlp, mnist_conv and described networks, not lstm_lm"
+                    .into(),
+            );
         }
+        Architecture::Described(config) => described(&config.net.layers)?,
     };
     for group in &groups {
         for u in &group.uses {
@@ -78,6 +83,73 @@ pub(crate) fn groups(
             }
         }
     }
+    Ok(groups)
+}
+
+/// The groups of a described net: the outputs of every linear or convolution layer but the
+/// last, used by its weight (output axis) and bias, by any layer norm after it, and by the next
+/// such layer's weight (input axis; after a flatten, each channel owns a block of it).
+fn described(layers: &[LayerSpec]) -> Result<Vec<Group>, String> {
+    let mut groups = Vec::new();
+    let mut param = 0;
+    // The units of the last linear or convolution layer, still waiting for their next use.
+    let mut open: Option<Group> = None;
+    for (i, layer) in layers.iter().enumerate() {
+        let (size, bias, out_axis, in_axis) = match *layer {
+            LayerSpec::Linear { features, bias } => (features, bias, 1, 0),
+            LayerSpec::Conv2d {
+                channels,
+                bias,
+                groups: 1,
+                ..
+            } => (channels, bias, 0, 1),
+            LayerSpec::Conv2d { .. } => {
+                return Err(format!(
+                    "weight matching does not support grouped convolutions (layers[{i}]): \
+                     their channels cannot be permuted freely"
+                ));
+            }
+            LayerSpec::Lrn { .. } => {
+                return Err(format!(
+                    "weight matching does not support local response normalization \
+                     (layers[{i}]): it mixes neighbouring channels"
+                ));
+            }
+            LayerSpec::LayerNorm { .. } => {
+                // Its scale and shift [features] follow the units they normalize.
+                if let Some(group) = open.as_mut() {
+                    group.uses.push(Use { param, axis: 0 });
+                    group.uses.push(Use {
+                        param: param + 1,
+                        axis: 0,
+                    });
+                }
+                param += 2;
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(mut group) = open.take() {
+            group.uses.push(Use {
+                param,
+                axis: in_axis,
+            });
+            groups.push(group);
+        }
+        let mut uses = vec![Use {
+            param,
+            axis: out_axis,
+        }];
+        if bias {
+            uses.push(Use {
+                param: param + 1,
+                axis: 0,
+            });
+        }
+        param += 1 + usize::from(bias);
+        open = Some(Group { size, uses });
+    }
+    // The last layer's units are the classes, which keep their order.
     Ok(groups)
 }
 

@@ -1,0 +1,281 @@
+//! Networks described in the config (`[task.net]`) with weights from elsewhere: a PyTorch
+//! `nn.Sequential` convnet's state_dicts (fixtures written by
+//! `tests/fixtures/import/make_fixtures.py`) are imported by position, give PyTorch's logits,
+//! and two of them are connected by DSS, a Bezier curve and weight matching.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use levelset_data::testing::real_or_fixture_data_dir;
+use levelset_models::Architecture;
+use levelset_models::backend::{Compute, device};
+use levelset_models::checkpoint;
+use levelset_models::flat::flatten;
+use levelset_models::nets::Described;
+use tempfile::TempDir;
+
+use crate::common::*;
+
+/// The fixture's net, `Sequential(Conv2d(1, 4, 5, padding=2), ReLU(), MaxPool2d(2),
+/// Conv2d(4, 4, 3), ReLU(), MaxPool2d(2), Flatten(), Linear(144, 10))`, on a few hundred
+/// MNIST images.
+const CONFIG: &str = r#"
+name = "imported-convnet"
+energy = "test_loss"
+
+[task]
+kind = "mnist"
+train_limit = 200
+test_limit = 100
+batch_size = 50
+
+[task.net]
+layers = [
+    { kind = "conv2d", channels = 4, kernel = 5, padding = 2 },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 2 },
+    { kind = "conv2d", channels = 4, kernel = 3 },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 2 },
+    { kind = "flatten" },
+    { kind = "linear", features = 10 },
+]
+
+[train]
+check_every = 10
+max_steps = 40
+
+[train.optimizer]
+kind = "adam"
+lr = 1e-3
+
+[dss]
+alpha = 0.98
+slack = 1.02
+grid = 8
+insert_at = "midpoint"
+order = "breadth_first"
+max_depth = 2
+max_beads = 8
+first_bead_always = true
+length_over = "weights"
+
+[curve]
+kind = "bezier"
+bends = 1
+steps = 20
+optimizer = { kind = "adam", lr = 1e-3 }
+slack = 1.02
+length_over = "weights"
+"#;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import")
+}
+
+/// A described net's checkpoint and its parameters, flattened.
+fn load(dir: &Path) -> (Described<Compute>, Vec<f32>) {
+    let meta = read_json(&dir.join("model.json"));
+    let architecture: Architecture = serde_json::from_value(meta["architecture"].clone()).unwrap();
+    let Architecture::Described(net) = &architecture else {
+        panic!("a described net, got {architecture:?}")
+    };
+    let dev = device();
+    let (model, _) =
+        checkpoint::load(net.init::<Compute>(0, &dev), &architecture, dir, &dev).unwrap();
+    let flat = flatten(&model).into_data().to_vec::<f32>().unwrap();
+    (model, flat)
+}
+
+fn args(words: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    words.iter().map(|w| w.as_ref().to_os_string()).collect()
+}
+
+#[test]
+fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "convnet.toml", CONFIG);
+    let data = real_or_fixture_data_dir();
+    let import = |net: &str| {
+        let out = dir.path().join(net);
+        let from = fixtures().join(format!("mnist_convnet_{net}.safetensors"));
+        succeed(args(&[
+            &"import",
+            &"--config",
+            &config,
+            &"--from",
+            &from,
+            &"--out",
+            &out,
+            &"--data-dir",
+            &data,
+        ]));
+        out
+    };
+    let (a, b) = (import("a"), import("b"));
+
+    // Net a saved by torch.save inside a training checkpoint ({"state_dict": ..., "epoch": 3}):
+    // the key is found, and the parameters are the safetensors twin's.
+    let from_pt = dir.path().join("a-pt");
+    succeed(args(&[
+        &"import",
+        &"--config",
+        &config,
+        &"--from",
+        &fixtures().join("mnist_convnet_a.pt"),
+        &"--out",
+        &from_pt,
+        &"--data-dir",
+        &data,
+    ]));
+    let meta_pt = read_json(&from_pt.join("model.json"));
+    assert_eq!(meta_pt["imported_from"]["key"], "state_dict");
+    assert!(
+        load(&from_pt).1 == load(&a).1,
+        "the .pt and .safetensors imports differ"
+    );
+
+    // Net a's logits are PyTorch's (as the fixture script computed them).
+    let dev = device();
+    let (model, _) = load(&a);
+    let expected = read_json(&fixtures().join("mnist_convnet.json"));
+    let images: Vec<f32> = expected["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|image| image.as_array().unwrap().iter())
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let x = burn::tensor::Tensor::<Compute, 1>::from_floats(images.as_slice(), &dev)
+        .reshape([2, 1, 28, 28]);
+    let got = model.forward(x, None).into_data().to_vec::<f32>().unwrap();
+    let want: Vec<f64> = expected["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter())
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (*g as f64 - w).abs() < 1e-4,
+            "levelset {g} against PyTorch's {w}"
+        );
+    }
+
+    // Connected as any two checkpoints: DSS, a Bezier curve, and DSS after weight matching.
+    let level = 1.2
+        * [&a, &b]
+            .iter()
+            .map(|c| f64_at(&read_json(&c.join("model.json")), "energy"))
+            .fold(0.0, f64::max);
+    let level = format!("{level}");
+    let connect = |method: &str, extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut words = args(&[
+            &"connect",
+            &"--config",
+            &config,
+            &"--a",
+            &a,
+            &"--b",
+            &b,
+            &"--level",
+            &level,
+            &"--method",
+            &method,
+            &"--out",
+            &out,
+            &"--data-dir",
+            &data,
+        ]);
+        words.extend(extra.iter().map(OsString::from));
+        succeed(words);
+        out
+    };
+    for (method, extra, out) in [
+        ("dss", &[][..], "dss"),
+        ("bezier", &[][..], "bezier"),
+        ("dss", &["--align"][..], "aligned"),
+    ] {
+        let out = connect(method, extra, out);
+        let report = read_json(&out.join("report.json"));
+        assert_eq!(report["status"], "connected", "{method}: {report}");
+        assert!(f64_at(&report, "endpoint_distance") > 0.0);
+    }
+    let align = read_json(&dir.path().join("aligned/align.json"));
+    assert!(align.is_object(), "{align}");
+}
+
+#[test]
+fn a_file_that_does_not_fit_the_description_lists_the_names() {
+    let dir = TempDir::new().unwrap();
+    // The linear layer at position 6 instead of 7: its tensors are left over, and missing.
+    let shifted = edit(
+        CONFIG,
+        r#"    { kind = "flatten" },
+    { kind = "linear", features = 10 },"#,
+        r#"    { kind = "flatten" },
+    { kind = "linear", features = 10 },
+    { kind = "relu" },
+    { kind = "linear", features = 10 },"#,
+    );
+    let config = write(dir.path(), "shifted.toml", &shifted);
+    let from = fixtures().join("mnist_convnet_a.safetensors");
+    let data = real_or_fixture_data_dir();
+    fail_with(
+        args(&[
+            &"import",
+            &"--config",
+            &config,
+            &"--from",
+            &from,
+            &"--out",
+            &dir.path().join("x"),
+            &"--data-dir",
+            &data,
+        ]),
+        &[
+            "missing from the file: layers.9.Linear.bias, layers.9.Linear.weight",
+            "PyTorch's Sequential names them",
+        ],
+    );
+}
+
+#[test]
+fn a_config_net_is_checked_before_any_work() {
+    let dir = TempDir::new().unwrap();
+    let bad = edit(
+        CONFIG,
+        r#"{ kind = "linear", features = 10 },"#,
+        r#"{ kind = "linear", features = 12 },"#,
+    );
+    let train = |config: &Path, out: &str| {
+        args(&[
+            &"train",
+            &"--config",
+            &config,
+            &"--level",
+            &"1",
+            &"--out",
+            &dir.path().join(out),
+        ])
+    };
+    fail_with(
+        train(&write(dir.path(), "bad.toml", &bad), "x"),
+        &[
+            "task.net.layers: the net ends in a 12 features",
+            "10 classes",
+        ],
+    );
+    let both = edit(
+        CONFIG,
+        "[task.net]",
+        "[task.model]\nconv1 = 8\n\n[task.net]",
+    );
+    fail_with(
+        train(&write(dir.path(), "both.toml", &both), "y"),
+        &["task.model and task.net both describe the network"],
+    );
+}

@@ -1,0 +1,685 @@
+//! Feed-forward image classifiers described layer by layer in the config (`[task.net]`), so
+//! that a network trained elsewhere (a PyTorch `nn.Sequential`, say) can be rebuilt, imported
+//! and connected. The description is checked against the input's shape before any tensor is
+//! made; the net keeps one entry per described layer, so its parameter names follow the
+//! description's positions (`layers.3.Linear.weight` for the fourth layer), as PyTorch's
+//! `Sequential` numbers its children.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, relu, tanh};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::dropout::dropout;
+use super::layers::{
+    conv2d, conv2d_relu, conv2d_relu_max_pool2d, linear, max_pool2d, relu_max_pool2d, sigmoid,
+};
+use super::lrn::Lrn;
+use crate::init::{Init, reinit};
+
+/// A layer's padding: a number of pixels on every side, or `"same"` (output as large as the
+/// input, for stride 1 and an odd kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Padding {
+    Pixels(usize),
+    Named(NamedPadding),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NamedPadding {
+    Same,
+}
+
+impl Default for Padding {
+    fn default() -> Self {
+        Padding::Pixels(0)
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn tf_lrn_bias() -> f64 {
+    1.0
+}
+
+fn tf_lrn_alpha() -> f64 {
+    1.0
+}
+
+fn tf_lrn_beta() -> f64 {
+    0.5
+}
+
+/// One layer of a described net, as written in the config (`{ kind = "conv2d", ... }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    Linear {
+        features: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    Conv2d {
+        channels: usize,
+        kernel: usize,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: Padding,
+        #[serde(default = "one")]
+        groups: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    MaxPool2d {
+        kernel: usize,
+        /// Absent: the kernel size, as PyTorch's default.
+        #[serde(default)]
+        stride: Option<usize>,
+        #[serde(default)]
+        padding: usize,
+    },
+    AvgPool2d {
+        kernel: usize,
+        #[serde(default)]
+        stride: Option<usize>,
+        /// Zero padding, counted in the average as PyTorch's default `count_include_pad`.
+        #[serde(default)]
+        padding: usize,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    Dropout {
+        p: f64,
+    },
+    Flatten,
+    /// Local response normalization across channels, as `tf.nn.lrn` (and its defaults).
+    Lrn {
+        depth_radius: usize,
+        #[serde(default = "tf_lrn_bias")]
+        bias: f64,
+        #[serde(default = "tf_lrn_alpha")]
+        alpha: f64,
+        #[serde(default = "tf_lrn_beta")]
+        beta: f64,
+    },
+    /// Normalization over the features of a flat input, with a learned scale and shift.
+    LayerNorm {
+        #[serde(default = "layer_norm_epsilon")]
+        epsilon: f64,
+    },
+    /// Rejected with the reason (see [`LayerSpec::unsupported`]).
+    BatchNorm,
+    BatchNorm2d,
+    Lstm,
+    Embedding,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn layer_norm_epsilon() -> f64 {
+    1e-5
+}
+
+impl LayerSpec {
+    fn name(&self) -> &'static str {
+        match self {
+            LayerSpec::Linear { .. } => "linear",
+            LayerSpec::Conv2d { .. } => "conv2d",
+            LayerSpec::MaxPool2d { .. } => "max_pool2d",
+            LayerSpec::AvgPool2d { .. } => "avg_pool2d",
+            LayerSpec::Relu => "relu",
+            LayerSpec::Sigmoid => "sigmoid",
+            LayerSpec::Tanh => "tanh",
+            LayerSpec::Gelu => "gelu",
+            LayerSpec::Dropout { .. } => "dropout",
+            LayerSpec::Flatten => "flatten",
+            LayerSpec::Lrn { .. } => "lrn",
+            LayerSpec::LayerNorm { .. } => "layer_norm",
+            LayerSpec::BatchNorm => "batch_norm",
+            LayerSpec::BatchNorm2d => "batch_norm2d",
+            LayerSpec::Lstm => "lstm",
+            LayerSpec::Embedding => "embedding",
+        }
+    }
+
+    /// Why a layer kind that parses is not built.
+    fn unsupported(&self) -> Option<&'static str> {
+        match self {
+            LayerSpec::BatchNorm | LayerSpec::BatchNorm2d => Some(
+                "BatchNorm is not supported: its running statistics are not parameters of the \
+                 landscape, so a point between two nets has no statistics of its own (Garipov \
+                 et al. recompute them at every point of a curve); describe the net without it",
+            ),
+            LayerSpec::Lstm | LayerSpec::Embedding => Some(
+                "described nets are feed-forward image classifiers; the language model is the \
+                 `ptb` task's LSTM (task.kind = \"ptb\")",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// The shape of one example between layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// [channels, height, width]
+    Image([usize; 3]),
+    /// features
+    Flat(usize),
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Image([c, h, w]) => write!(f, "[{c}, {h}, {w}] image"),
+            Shape::Flat(n) => write!(f, "{n} features"),
+        }
+    }
+}
+
+/// Layer sizes and feature counts are capped: each sizes an allocation.
+const MAX_SIZE: usize = 1 << 20;
+
+/// The output side of a convolution or pooling window.
+fn window_out(side: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = side + 2 * padding;
+    (kernel <= padded).then(|| (padded - kernel) / stride + 1)
+}
+
+/// A net's layers and how its weights and biases are first drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetDescription {
+    pub layers: Vec<LayerSpec>,
+    /// How weight tensors are drawn; absent: as PyTorch's default, uniform in
+    /// ±1/sqrt(fan_in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Init>,
+    /// How bias tensors are drawn; absent: as PyTorch's default, uniform in ±1/sqrt(fan_in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biases: Option<Init>,
+}
+
+impl NetDescription {
+    /// The shape after every layer, for inputs of `input` shape; the net must end in
+    /// `classes` features. Errors name the layer (`layers[3] (linear): ...`).
+    pub fn shapes(&self, input: [usize; 3], classes: usize) -> Result<Vec<Shape>, String> {
+        if self.layers.is_empty() {
+            return Err("layers: a net needs at least one layer".into());
+        }
+        let mut shape = Shape::Image(input);
+        let mut shapes = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = next_shape(layer, shape)
+                .map_err(|e| format!("layers[{i}] ({}): {e}", layer.name()))?;
+            shapes.push(shape);
+        }
+        if shape != Shape::Flat(classes) {
+            return Err(format!(
+                "layers: the net ends in a {shape}, but the task has {classes} classes: the last \
+                 layer must give {classes} features"
+            ));
+        }
+        Ok(shapes)
+    }
+
+    /// The positions of the layers with parameters, each with the name its parameters are
+    /// stored under (`layers.{position}.{name}.weight`).
+    pub fn parameter_layers(&self) -> Vec<(usize, &'static str)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, layer)| {
+                let name = match layer {
+                    LayerSpec::Linear { .. } => "Linear",
+                    LayerSpec::Conv2d { .. } => "Conv2d",
+                    LayerSpec::LayerNorm { .. } => "LayerNorm",
+                    _ => return None,
+                };
+                Some((i, name))
+            })
+            .collect()
+    }
+
+    /// The net for inputs of `input` shape, its parameters drawn from `seed`. The description
+    /// must have passed [`NetDescription::shapes`].
+    pub fn init<B: Backend>(
+        &self,
+        input: [usize; 3],
+        seed: u64,
+        device: &B::Device,
+    ) -> Described<B> {
+        let mut shape = Shape::Image(input);
+        let mut layers = Vec::with_capacity(self.layers.len());
+        let mut ops = Vec::with_capacity(self.layers.len());
+        // One rule per parameter tensor, in the module's traversal order.
+        let mut draws = Vec::new();
+        let pytorch = |fan_in: usize| {
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
+            Init::Uniform {
+                low: -bound,
+                high: bound,
+            }
+        };
+        for spec in &self.layers {
+            let (layer, op) = match *spec {
+                LayerSpec::Linear { features, bias } => {
+                    let Shape::Flat(d) = shape else {
+                        unreachable!("validated")
+                    };
+                    draws.push(self.weights.unwrap_or(pytorch(d)));
+                    if bias {
+                        draws.push(self.biases.unwrap_or(pytorch(d)));
+                    }
+                    let layer = LinearConfig::new(d, features).with_bias(bias).init(device);
+                    (Some(Layer::Linear(layer)), Op::Linear)
+                }
+                LayerSpec::Conv2d {
+                    channels,
+                    kernel,
+                    stride,
+                    padding,
+                    groups,
+                    bias,
+                } => {
+                    let Shape::Image([c, _, _]) = shape else {
+                        unreachable!("validated")
+                    };
+                    let fan_in = c / groups * kernel * kernel;
+                    draws.push(self.weights.unwrap_or(pytorch(fan_in)));
+                    if bias {
+                        draws.push(self.biases.unwrap_or(pytorch(fan_in)));
+                    }
+                    let padding = match padding {
+                        Padding::Pixels(p) => PaddingConfig2d::Explicit(p, p, p, p),
+                        Padding::Named(NamedPadding::Same) => PaddingConfig2d::Same,
+                    };
+                    let layer = Conv2dConfig::new([c, channels], [kernel, kernel])
+                        .with_stride([stride, stride])
+                        .with_padding(padding)
+                        .with_groups(groups)
+                        .with_bias(bias)
+                        .init(device);
+                    (Some(Layer::Conv2d(layer)), Op::Conv2d)
+                }
+                LayerSpec::MaxPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let (kernel, strides, padding) = pool_window(kernel, stride, padding);
+                    let pool = MaxPool2dConfig::new(kernel)
+                        .with_strides(strides)
+                        .with_padding(padding)
+                        .init();
+                    (None, Op::MaxPool2d(pool))
+                }
+                LayerSpec::AvgPool2d {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let (kernel, strides, padding) = pool_window(kernel, stride, padding);
+                    let pool = AvgPool2dConfig::new(kernel)
+                        .with_strides(strides)
+                        .with_padding(padding)
+                        .init();
+                    (None, Op::AvgPool2d(pool))
+                }
+                LayerSpec::Relu => (None, Op::Relu),
+                LayerSpec::Sigmoid => (None, Op::Sigmoid),
+                LayerSpec::Tanh => (None, Op::Tanh),
+                LayerSpec::Gelu => (None, Op::Gelu),
+                LayerSpec::Dropout { p } => (None, Op::Dropout(p)),
+                LayerSpec::Flatten => (None, Op::Flatten),
+                LayerSpec::Lrn {
+                    depth_radius,
+                    bias,
+                    alpha,
+                    beta,
+                } => (
+                    None,
+                    Op::Lrn(Lrn {
+                        depth_radius,
+                        bias,
+                        alpha,
+                        beta,
+                    }),
+                ),
+                LayerSpec::LayerNorm { epsilon } => {
+                    let Shape::Flat(d) = shape else {
+                        unreachable!("validated")
+                    };
+                    draws.push(Init::Constant { value: 1.0 });
+                    draws.push(Init::Constant { value: 0.0 });
+                    let layer = LayerNormConfig::new(d).with_epsilon(epsilon).init(device);
+                    (Some(Layer::LayerNorm(layer)), Op::LayerNorm)
+                }
+                LayerSpec::BatchNorm
+                | LayerSpec::BatchNorm2d
+                | LayerSpec::Lstm
+                | LayerSpec::Embedding => unreachable!("validated"),
+            };
+            shape = next_shape(spec, shape).expect("validated");
+            layers.push(layer);
+            ops.push(op);
+        }
+        let net = Described { layers, ops };
+        reinit(net, seed, |index, _| draws[index])
+    }
+}
+
+/// A pooling layer's square window, strides (the kernel's size when absent, as PyTorch) and
+/// padding, as Burn's pooling configs take them.
+fn pool_window(
+    kernel: usize,
+    stride: Option<usize>,
+    padding: usize,
+) -> ([usize; 2], [usize; 2], PaddingConfig2d) {
+    let stride = stride.unwrap_or(kernel);
+    (
+        [kernel, kernel],
+        [stride, stride],
+        PaddingConfig2d::Explicit(padding, padding, padding, padding),
+    )
+}
+
+/// The shape after `layer` for an input of shape `shape`, or what is wrong.
+fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
+    if let Some(reason) = layer.unsupported() {
+        return Err(reason.into());
+    }
+    let image = || match shape {
+        Shape::Image(dims) => Ok(dims),
+        Shape::Flat(_) => Err(format!(
+            "takes an image, but its input is {shape} (put it before `flatten`)"
+        )),
+    };
+    let flat = || match shape {
+        Shape::Flat(n) => Ok(n),
+        Shape::Image(_) => Err(format!(
+            "takes features, but its input is a {shape} (add a `flatten` layer before it)"
+        )),
+    };
+    let size = |key: &str, v: usize| {
+        if v == 0 || v > MAX_SIZE {
+            Err(format!("{key} must be in 1..={MAX_SIZE}, got {v}"))
+        } else {
+            Ok(v)
+        }
+    };
+    let window = |kernel: usize, stride: usize, padding: usize, [c, h, w]: [usize; 3]| {
+        size("kernel", kernel)?;
+        size("stride", stride)?;
+        if padding > kernel / 2 {
+            return Err(format!(
+                "padding {padding} is more than half the kernel ({kernel})"
+            ));
+        }
+        match (
+            window_out(h, kernel, stride, padding),
+            window_out(w, kernel, stride, padding),
+        ) {
+            (Some(oh), Some(ow)) => Ok(Shape::Image([c, oh, ow])),
+            _ => Err(format!(
+                "a {kernel}x{kernel} window with padding {padding} does not fit its {h}x{w} input"
+            )),
+        }
+    };
+    match *layer {
+        LayerSpec::Linear { features, .. } => {
+            flat()?;
+            Ok(Shape::Flat(size("features", features)?))
+        }
+        LayerSpec::Conv2d {
+            channels,
+            kernel,
+            stride,
+            padding,
+            groups,
+            ..
+        } => {
+            let [c, h, w] = image()?;
+            size("channels", channels)?;
+            size("groups", groups)?;
+            if c % groups != 0 || channels % groups != 0 {
+                return Err(format!(
+                    "groups ({groups}) must divide the input channels ({c}) and the output \
+                     channels ({channels})"
+                ));
+            }
+            let pixels = match padding {
+                Padding::Pixels(p) => p,
+                Padding::Named(NamedPadding::Same) => {
+                    if stride != 1 || kernel % 2 == 0 {
+                        return Err(format!(
+                            "padding \"same\" needs stride 1 and an odd kernel, got stride \
+                             {stride} and kernel {kernel}"
+                        ));
+                    }
+                    kernel / 2
+                }
+            };
+            match window(kernel, stride, pixels, [channels, h, w])? {
+                Shape::Image(dims) if dims.iter().product::<usize>() <= MAX_SIZE * 16 => {
+                    Ok(Shape::Image(dims))
+                }
+                shape => Err(format!("its output, a {shape}, is too large")),
+            }
+        }
+        LayerSpec::MaxPool2d {
+            kernel,
+            stride,
+            padding,
+        }
+        | LayerSpec::AvgPool2d {
+            kernel,
+            stride,
+            padding,
+        } => window(kernel, stride.unwrap_or(kernel), padding, image()?),
+        LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Gelu => Ok(shape),
+        LayerSpec::Dropout { p } => {
+            if (0.0..1.0).contains(&p) {
+                Ok(shape)
+            } else {
+                Err(format!("p must be in [0, 1), got {p}"))
+            }
+        }
+        LayerSpec::Flatten => {
+            let [c, h, w] = image()?;
+            Ok(Shape::Flat(c * h * w))
+        }
+        LayerSpec::Lrn {
+            depth_radius,
+            bias,
+            alpha,
+            beta,
+        } => {
+            image()?;
+            size("depth_radius", depth_radius)?;
+            if !(bias.is_finite() && alpha.is_finite() && beta.is_finite()) || bias <= 0.0 {
+                return Err(format!(
+                    "bias must be > 0 and alpha, beta finite, got bias {bias}, alpha {alpha}, \
+                     beta {beta}"
+                ));
+            }
+            Ok(shape)
+        }
+        LayerSpec::LayerNorm { epsilon } => {
+            flat()?;
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return Err(format!("epsilon must be > 0, got {epsilon}"));
+            }
+            Ok(shape)
+        }
+        LayerSpec::BatchNorm | LayerSpec::BatchNorm2d | LayerSpec::Lstm | LayerSpec::Embedding => {
+            unreachable!("rejected above")
+        }
+    }
+}
+
+/// A described layer's parameters; the variant names are part of the parameters' names
+/// ([`NetDescription::parameter_layers`]).
+#[derive(Module, Debug)]
+pub enum Layer<B: Backend> {
+    Linear(Linear<B>),
+    Conv2d(Conv2d<B>),
+    LayerNorm(LayerNorm<B>),
+}
+
+/// What a described layer computes.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The layer's parameters are in `layers` at the same position.
+    Linear,
+    Conv2d,
+    LayerNorm,
+    MaxPool2d(MaxPool2d),
+    AvgPool2d(AvgPool2d),
+    Relu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    Dropout(f64),
+    Flatten,
+    Lrn(Lrn),
+}
+
+/// A described net: `layers[i]` holds the parameters of the i-th described layer (none for
+/// activations, pools, dropout and flatten), `ops[i]` what it computes.
+#[derive(Module, Debug)]
+pub struct Described<B: Backend> {
+    pub layers: Vec<Option<Layer<B>>>,
+    #[module(skip)]
+    pub ops: Vec<Op>,
+}
+
+/// An example batch between layers.
+enum Value<B: Backend> {
+    Image(Tensor<B, 4>),
+    Flat(Tensor<B, 2>),
+}
+
+impl<B: Backend> Value<B> {
+    fn image(self) -> Tensor<B, 4> {
+        match self {
+            Value::Image(x) => x,
+            Value::Flat(_) => unreachable!("validated: an image layer gets an image"),
+        }
+    }
+
+    fn flat(self) -> Tensor<B, 2> {
+        match self {
+            Value::Flat(x) => x,
+            Value::Image(_) => unreachable!("validated: a feature layer gets features"),
+        }
+    }
+
+    fn map(
+        self,
+        image: impl FnOnce(Tensor<B, 4>) -> Tensor<B, 4>,
+        flat: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+    ) -> Self {
+        match self {
+            Value::Image(x) => Value::Image(image(x)),
+            Value::Flat(x) => Value::Flat(flat(x)),
+        }
+    }
+}
+
+impl<B: Backend> Described<B> {
+    fn conv(&self, i: usize) -> &Conv2d<B> {
+        match &self.layers[i] {
+            Some(Layer::Conv2d(conv)) => conv,
+            _ => unreachable!("a conv2d op has its convolution"),
+        }
+    }
+
+    /// Logits [batch, classes] for images [batch, c, h, w]; dropout only when an RNG is given
+    /// (training). A convolution followed by ReLU and max pooling, a convolution followed by
+    /// ReLU, and ReLU followed by max pooling run as one fused layer operation where the
+    /// backend has one, as in the paper's nets, which they reproduce bit for bit.
+    pub fn forward(&self, x: Tensor<B, 4>, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        let mut x = Value::Image(x);
+        let mut i = 0;
+        while i < self.ops.len() {
+            let next = |k: usize| self.ops.get(i + k);
+            let (y, taken) = match (&self.ops[i], next(1), next(2)) {
+                (Op::Conv2d, Some(Op::Relu), Some(Op::MaxPool2d(pool))) => (
+                    Value::Image(conv2d_relu_max_pool2d(self.conv(i), pool, x.image())),
+                    3,
+                ),
+                (Op::Conv2d, Some(Op::Relu), _) => {
+                    (Value::Image(conv2d_relu(self.conv(i), x.image())), 2)
+                }
+                (Op::Relu, Some(Op::MaxPool2d(pool)), _) => match x {
+                    Value::Image(x) => (Value::Image(relu_max_pool2d(pool, x)), 2),
+                    Value::Flat(_) => unreachable!("validated: pooling gets an image"),
+                },
+                (Op::Conv2d, _, _) => (Value::Image(conv2d(self.conv(i), x.image())), 1),
+                (Op::Linear, _, _) => match &self.layers[i] {
+                    Some(Layer::Linear(layer)) => (Value::Flat(linear(layer, x.flat())), 1),
+                    _ => unreachable!("a linear op has its layer"),
+                },
+                (Op::LayerNorm, _, _) => match &self.layers[i] {
+                    Some(Layer::LayerNorm(norm)) => (Value::Flat(norm.forward(x.flat())), 1),
+                    _ => unreachable!("a layer_norm op has its layer"),
+                },
+                (Op::MaxPool2d(pool), _, _) => (Value::Image(max_pool2d(pool, x.image())), 1),
+                (Op::AvgPool2d(pool), _, _) => (Value::Image(pool.forward(x.image())), 1),
+                (Op::Relu, _, _) => (x.map(relu, relu), 1),
+                (Op::Sigmoid, _, _) => (x.map(sigmoid, sigmoid), 1),
+                (Op::Tanh, _, _) => (x.map(tanh, tanh), 1),
+                (Op::Gelu, _, _) => (x.map(gelu, gelu), 1),
+                (Op::Dropout(p), _, _) => match (rng.as_deref_mut(), x) {
+                    (Some(rng), Value::Image(x)) => (Value::Image(dropout(x, *p, rng)), 1),
+                    (Some(rng), Value::Flat(x)) => (Value::Flat(dropout(x, *p, rng)), 1),
+                    (None, x) => (x, 1),
+                },
+                (Op::Flatten, _, _) => (Value::Flat(x.image().flatten(1, 3)), 1),
+                (Op::Lrn(lrn), _, _) => (Value::Image(lrn.forward(x.image())), 1),
+            };
+            x = y;
+            i += taken;
+        }
+        x.flat()
+    }
+}
+
+/// A described net and the images it takes: what a checkpoint of it records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescribedConfig {
+    /// [channels, height, width]
+    pub input: [usize; 3],
+    pub classes: usize,
+    pub net: NetDescription,
+}
+
+impl DescribedConfig {
+    /// `net` for `input` images and `classes` classes, once its shapes check out.
+    pub fn new(net: NetDescription, input: [usize; 3], classes: usize) -> Result<Self, String> {
+        net.shapes(input, classes)?;
+        Ok(Self {
+            input,
+            classes,
+            net,
+        })
+    }
+
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+        self.net.init(self.input, seed, device)
+    }
+}

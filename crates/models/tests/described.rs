@@ -1,0 +1,204 @@
+//! Nets described layer by layer (`[task.net]`): a description of the paper's MNIST net is the
+//! paper's net, bit for bit (initialization, logits, training), and a description that cannot
+//! be built is refused with the layer and the reason.
+
+mod common;
+
+use common::{flat_host, host, mnist_subset, random_input, small_mnist_config, train_steps};
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::nets::{DescribedConfig, NetDescription};
+use levelset_models::optim::OptimizerConfig;
+use levelset_models::tasks::{ImageNet, ImageTask, Pipeline};
+use levelset_models::{Energy, Landscape};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// `small_mnist_config()` (conv 4, conv 8, hidden 16, dropout 0.5), described.
+const SMALL_MNIST: &str = r#"
+weights = { truncated_normal = { std = 0.1 } }
+biases = { constant = { value = 0.1 } }
+layers = [
+    { kind = "conv2d", channels = 4, kernel = 5, padding = "same" },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 2 },
+    { kind = "conv2d", channels = 8, kernel = 5, padding = "same" },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 2 },
+    { kind = "flatten" },
+    { kind = "linear", features = 16 },
+    { kind = "relu" },
+    { kind = "dropout", p = 0.5 },
+    { kind = "linear", features = 10 },
+]
+"#;
+
+fn description(text: &str) -> NetDescription {
+    toml::from_str(text).expect("a valid description")
+}
+
+fn small_mnist() -> DescribedConfig {
+    DescribedConfig::new(description(SMALL_MNIST), [1, 28, 28], 10).unwrap()
+}
+
+/// `net` on the MNIST subset, its energy the test error.
+fn task<N: ImageNet>(net: N) -> ImageTask<Train, N> {
+    let (train, test) = mnist_subset();
+    ImageTask::<Train, _>::new(
+        net,
+        Pipeline::Scale,
+        train,
+        &test,
+        50,
+        Energy::TestError,
+        &device(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_described_paper_net_is_the_paper_net_bit_for_bit() {
+    let dev = device();
+    let preset = small_mnist_config().init::<Compute>(7, &dev);
+    let described = small_mnist().init::<Compute>(7, &dev);
+    assert_eq!(
+        flat_host(&preset),
+        flat_host(&described),
+        "same seed, same weights"
+    );
+
+    let x = random_input([3, 1, 28, 28], 11);
+    assert_eq!(
+        host(preset.forward(x.clone(), None)),
+        host(described.forward(x.clone(), None))
+    );
+    // Training: the same dropout masks from the same stream.
+    let mut rng_a = ChaCha8Rng::seed_from_u64(5);
+    let mut rng_b = ChaCha8Rng::seed_from_u64(5);
+    assert_eq!(
+        host(preset.forward(x.clone(), Some(&mut rng_a))),
+        host(described.forward(x, Some(&mut rng_b)))
+    );
+
+    // Trained as a task: the same parameters after the same steps.
+    let (preset_task, described_task) = (task(small_mnist_config()), task(small_mnist()));
+    let optimizer: OptimizerConfig = toml::from_str("kind = \"adam\"\nlr = 1e-3").unwrap();
+    let a = train_steps(&preset_task, preset_task.init(3), &optimizer, 3, 4);
+    let b = train_steps(&described_task, described_task.init(3), &optimizer, 3, 4);
+    assert_eq!(flat_host(&a), flat_host(&b));
+    assert_eq!(
+        preset_task.energy(&burn::module::AutodiffModule::valid(&a)),
+        described_task.energy(&burn::module::AutodiffModule::valid(&b))
+    );
+}
+
+#[test]
+fn every_layer_kind_builds_and_gives_logits() {
+    let net = description(
+        r#"
+layers = [
+    { kind = "conv2d", channels = 4, kernel = 3, stride = 2, padding = 1, groups = 1 },
+    { kind = "tanh" },
+    { kind = "lrn", depth_radius = 2 },
+    { kind = "conv2d", channels = 4, kernel = 3, groups = 2, bias = false },
+    { kind = "gelu" },
+    { kind = "avg_pool2d", kernel = 2, stride = 1 },
+    { kind = "max_pool2d", kernel = 3, stride = 2, padding = 1 },
+    { kind = "flatten" },
+    { kind = "layer_norm" },
+    { kind = "linear", features = 12, bias = false },
+    { kind = "sigmoid" },
+    { kind = "dropout", p = 0.1 },
+    { kind = "linear", features = 10 },
+]
+"#,
+    );
+    let config = DescribedConfig::new(net, [2, 12, 12], 10).unwrap();
+    let dev = device();
+    let model = config.init::<Compute>(1, &dev);
+    // conv 12 -> 6, conv 6 -> 4, avg 4 -> 3, max (3 + 2 - 3) / 2 + 1 = 2: 4 * 2 * 2 features.
+    let weights: Vec<usize> = common::params(&model)
+        .iter()
+        .map(|(dims, _, _)| dims.iter().product())
+        .collect();
+    assert_eq!(
+        weights,
+        vec![4 * 2 * 9, 4, 4 * 2 * 9, 16, 16, 16 * 12, 12 * 10, 10]
+    );
+    let logits = host(model.forward(random_input([2, 2, 12, 12], 3), None));
+    assert_eq!(logits.len(), 20);
+    assert!(logits.iter().all(|v| v.is_finite()));
+    // PyTorch's default draws: weights and biases within 1/sqrt(fan_in).
+    let (_, conv1, _) = &common::params(&model)[0];
+    let bound = 1.0 / 18f32.sqrt();
+    assert!(conv1.iter().all(|v| v.abs() <= bound), "{conv1:?}");
+    assert!(conv1.iter().any(|v| v.abs() > bound / 2.0));
+}
+
+#[test]
+fn descriptions_that_cannot_be_built_say_which_layer_and_why() {
+    let refused = |layers: &str, input: [usize; 3], needles: &[&str]| {
+        let net = description(&format!("layers = [{layers}]"));
+        let error = net.shapes(input, 10).unwrap_err();
+        for needle in needles {
+            assert!(error.contains(needle), "{error:?} lacks {needle:?}");
+        }
+    };
+    let mnist = [1, 28, 28];
+    refused(
+        r#"{ kind = "linear", features = 10 }"#,
+        mnist,
+        &["layers[0] (linear)", "[1, 28, 28] image", "add a `flatten`"],
+    );
+    refused(
+        r#"{ kind = "flatten" }, { kind = "max_pool2d", kernel = 2 }"#,
+        mnist,
+        &["layers[1] (max_pool2d)", "784 features", "before `flatten`"],
+    );
+    refused(
+        r#"{ kind = "flatten" }, { kind = "linear", features = 7 }"#,
+        mnist,
+        &["ends in a 7 features", "10 classes"],
+    );
+    refused(
+        r#"{ kind = "conv2d", channels = 4, kernel = 29 }"#,
+        mnist,
+        &["layers[0] (conv2d)", "29x29 window", "28x28 input"],
+    );
+    refused(
+        r#"{ kind = "conv2d", channels = 4, kernel = 4, padding = "same" }"#,
+        mnist,
+        &["\"same\" needs stride 1 and an odd kernel"],
+    );
+    refused(
+        r#"{ kind = "conv2d", channels = 3, kernel = 3, groups = 2 }"#,
+        [2, 8, 8],
+        &["groups (2) must divide", "(2)", "(3)"],
+    );
+    refused(
+        r#"{ kind = "batch_norm2d" }"#,
+        mnist,
+        &["layers[0] (batch_norm2d)", "running statistics", "Garipov"],
+    );
+    refused(
+        r#"{ kind = "lstm" }"#,
+        mnist,
+        &["layers[0] (lstm)", "task.kind = \"ptb\""],
+    );
+    refused(
+        r#"{ kind = "flatten" }, { kind = "dropout", p = 1.0 }"#,
+        mnist,
+        &["layers[1] (dropout)", "[0, 1)"],
+    );
+    refused("", mnist, &["at least one layer"]);
+    // Unknown kinds and keys are parse errors that name them.
+    let unknown = toml::from_str::<NetDescription>(r#"layers = [{ kind = "conv3d" }]"#)
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("conv3d"), "{unknown}");
+    let key = toml::from_str::<NetDescription>(
+        r#"layers = [{ kind = "linear", features = 10, width = 3 }]"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(key.contains("width"), "{key}");
+}

@@ -107,6 +107,19 @@ pub struct SweepConfig {
     /// How each pair's second endpoint is made.
     #[serde(default)]
     pub partner: Partner,
+    /// Pairs of checkpoints (imported or trained before) to connect instead of training
+    /// endpoints: pair `p` is `checkpoints[p]` at every level. Paths relative to the
+    /// directory `levelset` runs in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<CheckpointPair>,
+}
+
+/// Two checkpoint directories to connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointPair {
+    pub a: PathBuf,
+    pub b: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -144,6 +157,22 @@ impl SweepConfig {
             return Err("sweep.pairs must be at least 1".into());
         }
         at_most("sweep.pairs", self.pairs, MAX_TASK_SIZE)?;
+        if !self.checkpoints.is_empty() {
+            if self.checkpoints.len() != self.pairs {
+                return Err(format!(
+                    "sweep.pairs is {} but sweep.checkpoints lists {} pairs: with checkpoints, \
+                     pair p is checkpoints[p]",
+                    self.pairs,
+                    self.checkpoints.len()
+                ));
+            }
+            if self.partner != Partner::Independent {
+                return Err(
+                    "sweep.partner makes second endpoints; with sweep.checkpoints both are given"
+                        .into(),
+                );
+            }
+        }
         if let Partner::SwappedUnits { units, .. } = self.partner
             && units[0] == units[1]
         {

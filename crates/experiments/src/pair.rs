@@ -2,11 +2,13 @@
 //! `sweep`.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use levelset_models::backend::{Compute, Train};
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::flatten;
 use levelset_models::train::{TrainError, Trained, train_to_levels};
 use levelset_models::{Energy, Landscape};
@@ -132,6 +134,16 @@ impl Endpoints {
             .clone()
             .with_context(|| format!("training the endpoint with seed {seed} to {level}"))
     }
+}
+
+/// A checkpoint of `landscape`'s network: its flat parameters and what it recorded.
+pub fn load_checkpoint<L: Landscape<Train>>(
+    landscape: &L,
+    dir: &Path,
+) -> Result<(Tensor<Compute, 1>, CheckpointMeta)> {
+    let (model, meta) =
+        checkpoint::load(landscape.init(0), &landscape.architecture(), dir, &device())?;
+    Ok((flat_of(&model), meta))
 }
 
 /// Flat parameters of a trained model, on the evaluation backend.

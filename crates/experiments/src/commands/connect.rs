@@ -17,7 +17,8 @@ use crate::commands::connect_resume::{self, RunSettings, SavedString};
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::pair::{
-    MethodName, connect_pair, flat_of, pair_seeds, train_endpoint, warn_if_unresolved,
+    MethodName, connect_pair, flat_of, load_checkpoint, pair_seeds, train_endpoint,
+    warn_if_unresolved,
 };
 
 pub struct ConnectArgs {
@@ -173,13 +174,8 @@ impl ConnectArgs {
     fn compute<L: Landscape<Train>>(&self, landscape: &L) -> Result<SavedString> {
         let (a, b, level) = match &self.endpoints {
             Some((pa, pb)) => {
-                let arch = landscape.architecture();
-                let load = |p: &PathBuf| -> Result<_> {
-                    let (model, meta) = checkpoint::load(landscape.init(0), &arch, p, &device())?;
-                    Ok((flat_of(&model), meta))
-                };
-                let (a, meta_a) = load(pa)?;
-                let (b, meta_b) = load(pb)?;
+                let (a, meta_a) = load_checkpoint(landscape, pa)?;
+                let (b, meta_b) = load_checkpoint(landscape, pb)?;
                 let level = match (self.level, meta_a.level, meta_b.level) {
                     (Some(l), _, _) => l,
                     (None, Some(la), Some(lb)) => la.max(lb),

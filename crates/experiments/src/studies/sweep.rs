@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ExperimentConfig, Partner, SweepConfig};
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::output::tables::{mean_se, plus_minus, write_study};
-use crate::pair::{Endpoints, MethodName, connect_pair, pair_seeds, warn_if_unresolved};
+use crate::pair::{
+    Endpoints, MethodName, connect_pair, load_checkpoint, pair_seeds, warn_if_unresolved,
+};
 use crate::studies::shard::Shard;
 
 /// One pair at one level.
@@ -276,21 +278,17 @@ fn run_pair<L: Landscape<Train>>(
         wall_seconds: 0.0,
     };
     let outcome = (|| -> Result<Status> {
-        let a = endpoints.get(landscape, config, level, seed_a)?;
-        row.energy_a = Some(a.energy);
-        row.endpoint_steps += a.steps;
-        let fa = a.flat;
-        let fb = match sweep.partner {
-            Partner::Independent => {
-                let b = endpoints.get(landscape, config, level, seed_b)?;
-                row.endpoint_steps += b.steps;
-                row.energy_b = Some(b.energy);
-                b.flat
-            }
-            Partner::SwappedUnits { layer, units } => {
-                row.energy_b = row.energy_a;
-                swapped(landscape, &fa, layer, units)?
-            }
+        let (fa, fb) = if let Some(given) = sweep.checkpoints.get(pair) {
+            let load = |dir: &Path| {
+                load_checkpoint(landscape, dir)
+                    .with_context(|| format!("sweep.checkpoints[{pair}]: {}", dir.display()))
+            };
+            let ((fa, meta_a), (fb, meta_b)) = (load(&given.a)?, load(&given.b)?);
+            row.energy_a = Some(meta_a.energy);
+            row.energy_b = Some(meta_b.energy);
+            (fa, fb)
+        } else {
+            trained_pair(landscape, config, sweep, endpoints, level, &mut row)?
         };
         let (_, report) = connect_pair(
             landscape,
@@ -318,6 +316,35 @@ fn run_pair<L: Landscape<Train>>(
     };
     row.wall_seconds = start.elapsed().as_secs_f64();
     row
+}
+
+/// The endpoints of pair `row.pair` at `level`, trained (or taken from the endpoints trained
+/// for another level), their energies and steps recorded in `row`.
+fn trained_pair<L: Landscape<Train>>(
+    landscape: &L,
+    config: &ExperimentConfig,
+    sweep: &SweepConfig,
+    endpoints: &mut Endpoints,
+    level: f64,
+    row: &mut Row,
+) -> Result<(Tensor<Compute, 1>, Tensor<Compute, 1>)> {
+    let a = endpoints.get(landscape, config, level, row.seed_a)?;
+    row.energy_a = Some(a.energy);
+    row.endpoint_steps += a.steps;
+    let fa = a.flat;
+    let fb = match sweep.partner {
+        Partner::Independent => {
+            let b = endpoints.get(landscape, config, level, row.seed_b)?;
+            row.endpoint_steps += b.steps;
+            row.energy_b = Some(b.energy);
+            b.flat
+        }
+        Partner::SwappedUnits { layer, units } => {
+            row.energy_b = row.energy_a;
+            swapped(landscape, &fa, layer, units)?
+        }
+    };
+    Ok((fa, fb))
 }
 
 /// `flat` with units `units` of permutable layer `layer` exchanged.

@@ -206,6 +206,46 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     }
     let align = read_json(&dir.path().join("aligned/align.json"));
     assert!(align.is_object(), "{align}");
+
+    // A sweep over the imported pairs (a, b) and (b, a) at two levels: nothing is trained.
+    let energy = |c: &Path| f64_at(&read_json(&c.join("model.json")), "energy");
+    let top = energy(&a).max(energy(&b));
+    let sweep = format!(
+        "{CONFIG}\n[sweep]\nlevels = [{}, {}]\npairs = 2\ncheckpoints = [\n  \
+         {{ a = {a:?}, b = {b:?} }},\n  {{ a = {b:?}, b = {a:?} }},\n]\n",
+        1.3 * top,
+        1.2 * top,
+    );
+    let sweep_config = write(dir.path(), "sweep.toml", &sweep);
+    let out = dir.path().join("sweep");
+    succeed(sweep_args(
+        &sweep_config,
+        &out,
+        &["--data-dir".as_ref(), data.as_os_str()],
+    ));
+    let results = read_json(&out.join("results.json"));
+    let rows = results["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert_eq!(row["outcome"], "connected", "{row}");
+        assert_eq!(u64_at(row, "endpoint_steps"), 0, "{row}");
+        let (first, second) = if u64_at(row, "pair") == 0 {
+            (&a, &b)
+        } else {
+            (&b, &a)
+        };
+        assert_eq!(f64_at(row, "energy_a"), energy(first));
+        assert_eq!(f64_at(row, "energy_b"), energy(second));
+    }
+    let mismatch = write(
+        dir.path(),
+        "mismatch.toml",
+        &sweep.replace("pairs = 2", "pairs = 3"),
+    );
+    fail_with(
+        sweep_args(&mismatch, &dir.path().join("m"), &[]),
+        &["sweep.pairs is 3 but sweep.checkpoints lists 2 pairs"],
+    );
 }
 
 #[test]

@@ -99,7 +99,8 @@ layers = [
     { kind = "conv2d", channels = 4, kernel = 3, stride = 2, padding = 1, groups = 1 },
     { kind = "tanh" },
     { kind = "lrn", depth_radius = 2 },
-    { kind = "conv2d", channels = 4, kernel = 3, groups = 2, bias = false },
+    { kind = "conv2d", channels = 4, kernel = 3, padding = 2, groups = 2, bias = false },
+    { kind = "max_pool2d", kernel = 2 },
     { kind = "gelu" },
     { kind = "avg_pool2d", kernel = 2, stride = 1 },
     { kind = "max_pool2d", kernel = 3, stride = 2, padding = 1 },
@@ -115,7 +116,8 @@ layers = [
     let config = DescribedConfig::new(net, [2, 12, 12], 10).unwrap();
     let dev = device();
     let model = config.init::<Compute>(1, &dev);
-    // conv 12 -> 6, conv 6 -> 4, avg 4 -> 3, max (3 + 2 - 3) / 2 + 1 = 2: 4 * 2 * 2 features.
+    // conv 12 -> 6, conv (padding 2) 6 -> 8, max 8 -> 4, avg 4 -> 3, max (3 + 2 - 3) / 2 + 1
+    // = 2: 4 * 2 * 2 features.
     let weights: Vec<usize> = common::params(&model)
         .iter()
         .map(|(dims, _, _)| dims.iter().product())
@@ -163,6 +165,16 @@ fn descriptions_that_cannot_be_built_say_which_layer_and_why() {
         r#"{ kind = "conv2d", channels = 4, kernel = 29 }"#,
         mnist,
         &["layers[0] (conv2d)", "29x29 window", "28x28 input"],
+    );
+    refused(
+        r#"{ kind = "max_pool2d", kernel = 2, padding = 2 }"#,
+        mnist,
+        &["layers[0] (max_pool2d)", "more than half the kernel"],
+    );
+    refused(
+        r#"{ kind = "conv2d", channels = 4, kernel = 3, padding = 3 }"#,
+        mnist,
+        &["layers[0] (conv2d)", "not less than the kernel"],
     );
     refused(
         r#"{ kind = "conv2d", channels = 4, kernel = 4, padding = "same" }"#,

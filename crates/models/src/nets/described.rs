@@ -420,12 +420,19 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             Ok(v)
         }
     };
-    let window = |kernel: usize, stride: usize, padding: usize, [c, h, w]: [usize; 3]| {
+    // PyTorch's pools take at most half the kernel as padding; a convolution's padding of a
+    // kernel or more would only add outputs that see no input.
+    let window = |kernel: usize, stride: usize, padding: usize, [c, h, w]: [usize; 3], pool| {
         size("kernel", kernel)?;
         size("stride", stride)?;
-        if padding > kernel / 2 {
+        if pool && padding > kernel / 2 {
             return Err(format!(
                 "padding {padding} is more than half the kernel ({kernel})"
+            ));
+        }
+        if padding >= kernel {
+            return Err(format!(
+                "padding {padding} is not less than the kernel ({kernel})"
             ));
         }
         match (
@@ -472,7 +479,7 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
                     kernel / 2
                 }
             };
-            match window(kernel, stride, pixels, [channels, h, w])? {
+            match window(kernel, stride, pixels, [channels, h, w], false)? {
                 Shape::Image(dims) if dims.iter().product::<usize>() <= MAX_SIZE * 16 => {
                     Ok(Shape::Image(dims))
                 }
@@ -488,7 +495,7 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             kernel,
             stride,
             padding,
-        } => window(kernel, stride.unwrap_or(kernel), padding, image()?),
+        } => window(kernel, stride.unwrap_or(kernel), padding, image()?, true),
         LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Gelu => Ok(shape),
         LayerSpec::Dropout { p } => {
             if (0.0..1.0).contains(&p) {

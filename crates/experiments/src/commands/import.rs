@@ -2,7 +2,6 @@
 //! `torch.save` or as `.safetensors`), put into the config's network and saved as a levelset
 //! checkpoint, so that every path method connects them unchanged.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -11,12 +10,12 @@ use burn_store::pytorch::PytorchReader;
 use burn_store::{
     KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
+use levelset_data::fetch::sha256_file;
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::checkpoint::{self, CheckpointMeta, ImportedFrom};
 use levelset_models::flat::num_params;
 use levelset_models::outdir::OutputLock;
 use levelset_models::{Architecture, Landscape};
-use sha2::{Digest, Sha256};
 
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
@@ -98,29 +97,12 @@ fn remapper(map: &[String]) -> Result<KeyRemapper> {
     Ok(remapper)
 }
 
-fn sha256(path: &std::path::Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
 impl WithLandscape for (Format, ImportArgs) {
     type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
         let (format, args) = self;
-        let digest = sha256(&args.from)?;
+        let digest = sha256_file(&args.from)?;
         let architecture = landscape.architecture();
         // A described net keeps PyTorch's Sequential positions (`3.weight` is the fourth
         // layer's, `layers.3.Linear.weight` here). The paper's nets count only the layers with

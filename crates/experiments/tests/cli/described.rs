@@ -87,6 +87,21 @@ fn load(dir: &Path) -> (Described<Compute>, Vec<f32>) {
     (model, flat)
 }
 
+/// `import --config CONFIG --from FROM --out OUT --data-dir DATA`.
+fn import_args(config: &Path, from: &Path, out: &Path, data: &Path) -> Vec<OsString> {
+    args(&[
+        &"import",
+        &"--config",
+        &config,
+        &"--from",
+        &from,
+        &"--out",
+        &out,
+        &"--data-dir",
+        &data,
+    ])
+}
+
 fn args(words: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
     words.iter().map(|w| w.as_ref().to_os_string()).collect()
 }
@@ -99,17 +114,7 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     let import = |net: &str| {
         let out = dir.path().join(net);
         let from = fixtures().join(format!("mnist_convnet_{net}.safetensors"));
-        succeed(args(&[
-            &"import",
-            &"--config",
-            &config,
-            &"--from",
-            &from,
-            &"--out",
-            &out,
-            &"--data-dir",
-            &data,
-        ]));
+        succeed(import_args(&config, &from, &out, &data));
         out
     };
     let (a, b) = (import("a"), import("b"));
@@ -117,17 +122,12 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     // Net a saved by torch.save inside a training checkpoint ({"state_dict": ..., "epoch": 3}):
     // the key is found, and the parameters are the safetensors twin's.
     let from_pt = dir.path().join("a-pt");
-    succeed(args(&[
-        &"import",
-        &"--config",
+    succeed(import_args(
         &config,
-        &"--from",
         &fixtures().join("mnist_convnet_a.pt"),
-        &"--out",
         &from_pt,
-        &"--data-dir",
         &data,
-    ]));
+    ));
     let meta_pt = read_json(&from_pt.join("model.json"));
     assert_eq!(meta_pt["imported_from"]["key"], "state_dict");
     assert!(
@@ -265,17 +265,7 @@ fn a_file_that_does_not_fit_the_description_lists_the_names() {
     let from = fixtures().join("mnist_convnet_a.safetensors");
     let data = real_or_fixture_data_dir();
     fail_with(
-        args(&[
-            &"import",
-            &"--config",
-            &config,
-            &"--from",
-            &from,
-            &"--out",
-            &dir.path().join("x"),
-            &"--data-dir",
-            &data,
-        ]),
+        import_args(&config, &from, &dir.path().join("x"), &data),
         &[
             "missing from the file: layers.9.Linear.bias, layers.9.Linear.weight",
             "PyTorch's Sequential names them",

@@ -9,10 +9,15 @@
 # BUNDLE: gpu-bundle/cuda.tar.xz (or its unpacked folder) from build-gpu-bundle.sh; DATA_DIR: the offline data (mnist/, ptb/,
 # cifar10/); OUT: folder for logs and JSON results. Exit status: 0 when every step passed.
 # Environment:
-#   PARTS         which parts run, in this order (default "warmup bench tests reproduce");
+#   PARTS         which parts run, in this order (default "warmup bench tests reproduce";
+#                 also "launches");
 #                 device time is scarce, so the most wanted numbers come first. `warmup` runs
 #                 the benchmark once untimed so that CubeCL autotunes every kernel shape
 #                 (2-25 s each on an H200) into its on-disk cache before `bench` times them
+#                 `launches` counts and times the kernels of a training step (forward,
+#                 backward, optimizer), an evaluation and a segment check, per kernel, under
+#                 each layer rule (`levelset warmup --launches --kernel-times`)
+#   LAUNCH_MODELS the quick configs `launches` runs (default "mnist cifar10 ptb")
 #   BENCH_ARGS    extra arguments to `levelset bench`, e.g. "--models poly --repeats 1"
 #   TORCH_ARGS    extra arguments to torch_bench.py, e.g. "--models poly,mnist"
 #   STEP_TIMEOUT  seconds any one step may run before it is stopped and counted as failed
@@ -28,7 +33,7 @@ data="${2:?$usage}"
 out="${3:?$usage}"
 parts="${PARTS:-warmup bench tests reproduce}"
 for part in $parts; do
-    case "$part" in warmup | bench | tests | reproduce) ;; *) echo "unknown part '$part' in PARTS: $usage" >&2; exit 2 ;; esac
+    case "$part" in warmup | bench | tests | reproduce | launches) ;; *) echo "unknown part '$part' in PARTS: $usage" >&2; exit 2 ;; esac
 done
 mkdir -p "$out"
 if [ -f "$bundle" ]; then
@@ -160,6 +165,17 @@ run_bench() {
     else
         say "    PyTorch with CUDA not available: no side-by-side run"
     fi
+}
+
+run_launches() {
+    say "== kernel launches and per-kernel times (levelset warmup --launches --kernel-times)"
+    for model in ${LAUNCH_MODELS:-mnist cifar10 ptb}; do
+        for rule in matmul burn; do
+            step "launches-$model-$rule" "$bundle/levelset" warmup --config "configs/$model-quick.toml" \
+                --data-dir "$data" --layers "$rule" --kernel-times \
+                --launches "$out/launches-$model-$rule.json"
+        done
+    done
 }
 
 run_reproduce() {

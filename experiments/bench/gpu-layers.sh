@@ -15,7 +15,9 @@
 # PLAN lists the parts in order as RULE:MODEL or RULE:MODEL:SECONDS (default "matmul:cifar10
 # matmul:ptb burn:cifar10 matmul:mnist"), then the test suites run; SECONDS, or PART_SECONDS
 # (default 100) where a part names none, bounds that part's levelset benchmark, kernel tuning
-# included (7-10 s per new kernel shape on an H200).
+# included (7-10 s per new kernel shape on an H200). LAUNCH_SECONDS (default 0: skipped) then
+# bounds a part that counts and times every kernel of the LAUNCH_MODELS' training step,
+# evaluation and segment check under both rules (gpu-check.sh's `launches`).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -51,4 +53,8 @@ for item in ${PLAN:-matmul:cifar10 matmul:ptb burn:cifar10 matmul:mnist}; do
         TORCH_ARGS="--models $model --repeats 3"
     extra=()
 done
+if [ "${LAUNCH_SECONDS:-0}" -gt 0 ]; then
+    part launches $((LAUNCH_SECONDS + 20)) PARTS=launches STEP_TIMEOUT=$((LAUNCH_SECONDS / 2)) \
+        LAUNCH_MODELS="${LAUNCH_MODELS:-mnist cifar10 ptb}"
+fi
 part tests 90 PARTS=tests STEP_TIMEOUT=60

@@ -1,62 +1,82 @@
 #!/usr/bin/env bash
 # Proxy measurements of the layer rules on wgpu through Mesa's lavapipe (the CPU), for the
-# three quick nets' training step: which kernels CubeCL tunes under each rule (its autotune
-# log: a convolution's weight gradient tuned as a convolution shows up with an image-sized
-# kernel_size), and the kernel launches of one training step (CubeCL's execution log:
-# launches of 3 steps minus launches of 1 step, halved, so that loading and initialization
-# cancel). Lavapipe's timings do not transfer to a GPU, so none are taken. The launch counts
-# proved unreliable (experiments/bench/README.md, "GPU, 2026-12-04"): CubeCL's execution log is
-# written asynchronously and loses its tail at exit; the tuned-kernel columns are sound.
+# quick nets: which kernels CubeCL tunes under each rule (its autotune log: a convolution's
+# weight gradient tuned as a convolution shows up with an image-sized kernel_size), and the
+# kernel launches of a training step (split into forward, backward and optimizer update), an
+# energy evaluation and a segment check, once tuned, counted inside levelset's process by
+# `levelset warmup --launches` (CubeCL's execution log, read after each phase once it has
+# drained). Lavapipe's timings do not transfer to a GPU, so none are taken.
 #
 #   cargo build --release -p levelset-experiments --features wgpu
 #   experiments/bench/lavapipe-layers.sh target/release/levelset OUT [MODELS]
+#
+# Each model and rule runs under a limit of PART_SECONDS (default 1200): lavapipe tunes slowly.
+# RULES (default "burn matmul") are the layer rules to run. PHASES (default "train") are the
+# warm-up's phases: lavapipe cannot allocate a buffer over 256 MiB, which the matmul forms'
+# unfolded patches of a 500-image evaluation batch exceed (MNIST's second convolution:
+# 500 x 800 x 196 floats, 314 MB), so eval and check are counted on a GPU.
 set -euo pipefail
 
 bin="$(realpath "$1")"
 out="$(realpath -m "$2")"
 models="${3:-mnist cifar10 ptb}"
+part_seconds="${PART_SECONDS:-1200}"
+phases="${PHASES:-train}"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 export LEVELSET_DATA_DIR="${LEVELSET_DATA_DIR:-$repo/../shared/data}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-mkdir -p "$out/work"
-cd "$out/work"
+mkdir -p "$out"
+# Caches and the CubeCL config live in a scratch folder, not beside the results.
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cd "$work"
 
-config() { # profiling level, profiling file, autotune level, autotune file
-    cat >cubecl.toml <<TOML
-[profiling.logger]
-level = "$1"
-file = "$2"
-append = false
-
+# The autotune log goes to a file; `--launches` turns the execution log on itself.
+cat >cubecl.toml <<TOML
 [autotune.logger]
-level = "$3"
-file = "$4"
+level = "minimal"
+file = "tune.log"
 append = false
 TOML
-}
 
-echo "| model | rule | launches per training step | tuned kernel keys | largest tuned convolution kernel |" >"$out/launches.md"
-echo "|---|---|---:|---:|---|" >>"$out/launches.md"
 for model in $models; do
-    for rule in burn matmul; do
+    for rule in ${RULES:-burn matmul}; do
         name="$model-$rule"
-        # Each pair starts from an empty autotune cache, which the counting runs then reuse.
-        export XDG_CACHE_HOME="$out/work/cache-$name"
-        config disabled /dev/null minimal "$out/$name-tune.log"
-        "$bin" warmup --config "$repo/configs/$model-quick.toml" --layers "$rule" --phases train \
-            >"$out/$name-warmup.txt" 2>&1
-        counts=()
-        for steps in 1 3; do
-            config minimal "$out/work/exec.log" disabled /dev/null
-            "$bin" warmup --config "$repo/configs/$model-quick.toml" --layers "$rule" \
-                --phases train --steps "$steps" >>"$out/$name-warmup.txt" 2>&1
-            counts+=("$(grep -c 'Executing' "$out/work/exec.log" || true)")
-        done
-        per_step=$(((counts[1] - counts[0]) / 2))
-        tuned="$(grep -c 'Fastest result' "$out/$name-tune.log" || true)"
-        conv_keys="$(grep 'Fastest result' "$out/$name-tune.log" | grep -c 'ConvAutotuneKey' || true)"
-        largest="$(grep 'Fastest result' "$out/$name-tune.log" | grep -o 'kernel_size: \[[0-9]*, [0-9]*\]' | sort -t'[' -k2 -n | tail -n 1 || true)"
-        echo "| $model | $rule | $per_step (1 step: ${counts[0]}, 3 steps: ${counts[1]}) | $tuned ($conv_keys convolutions) | ${largest:-none} |" >>"$out/launches.md"
+        # Each model and rule starts from an empty autotune cache.
+        export XDG_CACHE_HOME="$work/cache-$name"
+        status=0
+        timeout "$part_seconds" "$bin" warmup --config "$repo/configs/$model-quick.toml" \
+            --layers "$rule" --phases "$phases" --launches "$out/$name-launches.json" \
+            >"$out/$name-warmup.txt" 2>&1 || status=$?
+        mv tune.log "$out/$name-tune.log" 2>/dev/null || true
+        echo "exit status $status" >>"$out/$name-warmup.txt"
     done
 done
-cat "$out/launches.md"
+
+python3 - "$out" $models <<'PY'
+import json, pathlib, re, sys
+out = pathlib.Path(sys.argv[1])
+rows = ["| model | rule | step | forward | backward | optimizer | eval | segment check | tuned keys | largest tuned convolution kernel |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+for model in sys.argv[2:]:
+    for rule in ("burn", "matmul"):
+        name = f"{model}-{rule}"
+        if not (out / f"{name}-warmup.txt").exists():
+            continue
+        tune = out / f"{name}-tune.log"
+        fastest = [l for l in tune.read_text().splitlines() if "Fastest result" in l] if tune.exists() else []
+        convs = [l for l in fastest if "ConvAutotuneKey" in l]
+        sizes = [tuple(map(int, m)) for l in convs for m in re.findall(r"kernel_size: \[(\d+), (\d+)\]", l)]
+        largest = "x".join(map(str, max(sizes))) if sizes else "none"
+        counts = out / f"{name}-launches.json"
+        if counts.exists():
+            phases = {p["phase"]: p["launches"] for p in json.loads(counts.read_text())["phases"]}
+            check = phases.get("segment_check_stacked", phases.get("segment_check_pointwise"))
+            cells = [phases.get(k) for k in ("train_step", "step_forward", "step_backward", "step_optimizer", "eval")] + [check]
+            cells = ["-" if c is None else f"{c:g}" for c in cells]
+        else:
+            cells = ["not finished"] + ["-"] * 5
+        rows.append(f"| {model} | {rule} | " + " | ".join(cells) + f" | {len(fastest)} ({len(convs)} convolutions) | {largest} |")
+(out / "launches.md").write_text("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY

@@ -22,6 +22,7 @@ pub mod heartbeat;
 pub mod init;
 mod kernels;
 pub mod landscape;
+pub mod launches;
 pub mod nets;
 pub mod optim;
 pub mod outdir;

@@ -127,6 +127,22 @@ pub fn train_step_run<'a, L: Landscape<Train>>(
     }
 }
 
+/// Training steps from a fresh model and optimizer (created here, before the first call),
+/// `plan.steps` per call of the returned closure, which calls its hook as each phase of each
+/// step ends; for counting what each phase launches (`levelset warmup --launches`).
+pub fn hooked_steps_run<'a, L: Landscape<Train>>(
+    landscape: &'a L,
+    config: &ExperimentConfig,
+    plan: Plan,
+) -> impl FnMut(&mut dyn FnMut(Phase)) + 'a {
+    let (mut s, batches) = Steps::new(landscape, config, plan);
+    move |after| {
+        for batch in &batches {
+            s.step(landscape, batch, &mut *after);
+        }
+    }
+}
+
 /// A phase of a training step, for `bench --breakdown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

@@ -140,3 +140,38 @@ fn warmup_runs_the_chosen_phases_once_and_rejects_unknown_ones() {
         &["--layers", "unknown layer rule 'im2col'"],
     );
 }
+
+/// `warmup --launches` counts CubeCL kernel launches; on a CPU backend it says why it cannot,
+/// and writes nothing; `--kernel-times` needs it.
+#[test]
+fn warmup_launches_needs_a_cubecl_backend_and_kernel_times_needs_launches() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("launches.json");
+    if cfg!(not(any(feature = "wgpu", feature = "cuda"))) {
+        fail_with(
+            [
+                "warmup".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--launches".as_ref(),
+                out.as_os_str(),
+            ],
+            &[
+                "--launches",
+                "CubeCL backends (wgpu, cuda)",
+                "launches no kernels",
+            ],
+        );
+        assert!(!out.exists(), "nothing written");
+    }
+    fail_with(
+        [
+            "warmup".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--kernel-times".as_ref(),
+        ],
+        &["--launches"],
+    );
+}

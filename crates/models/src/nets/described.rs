@@ -365,7 +365,7 @@ impl NetDescription {
                     draws.push(Init::Constant { value: 1.0 });
                     draws.push(Init::Constant { value: 0.0 });
                     let layer = LayerNormConfig::new(d).with_epsilon(epsilon).init(device);
-                    (Some(Layer::LayerNorm(layer)), Op::LayerNorm)
+                    (Some(Layer::LayerNorm(layer)), Op::LayerNorm(epsilon))
                 }
                 LayerSpec::BatchNorm
                 | LayerSpec::BatchNorm2d
@@ -552,7 +552,8 @@ pub enum Op {
     /// The layer's parameters are in `layers` at the same position.
     Linear,
     Conv2d,
-    LayerNorm,
+    /// Layer normalization with this epsilon.
+    LayerNorm(f64),
     MaxPool2d(MaxPool2d),
     AvgPool2d(AvgPool2d),
     Relu,
@@ -640,7 +641,7 @@ impl<B: Backend> Described<B> {
                     Some(Layer::Linear(layer)) => (Value::Flat(linear(layer, x.flat())), 1),
                     _ => unreachable!("a linear op has its layer"),
                 },
-                (Op::LayerNorm, _, _) => match &self.layers[i] {
+                (Op::LayerNorm(_), _, _) => match &self.layers[i] {
                     Some(Layer::LayerNorm(norm)) => (Value::Flat(norm.forward(x.flat())), 1),
                     _ => unreachable!("a layer_norm op has its layer"),
                 },

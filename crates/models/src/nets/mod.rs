@@ -2,6 +2,7 @@
 
 pub mod cifar_cnn;
 pub mod described;
+mod described_stacked;
 mod dropout;
 mod layers;
 pub mod lrn;

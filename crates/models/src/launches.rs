@@ -216,7 +216,20 @@ fn install_execution_log(path: &Path, timed: bool) -> Result<(), LaunchLogError>
     Ok(())
 }
 
-#[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+#[cfg(all(
+    not(any(feature = "wgpu", feature = "cuda")),
+    any(feature = "flex", feature = "ndarray")
+))]
 fn install_execution_log(_path: &Path, _timed: bool) -> Result<(), LaunchLogError> {
     Err(LaunchLogError::NotCubecl(crate::backend::BACKEND_NAME))
+}
+
+#[cfg(not(any(
+    feature = "flex",
+    feature = "ndarray",
+    feature = "wgpu",
+    feature = "cuda"
+)))]
+fn install_execution_log(_path: &Path, _timed: bool) -> Result<(), LaunchLogError> {
+    Err(LaunchLogError::NotCubecl("none (no backend feature)"))
 }

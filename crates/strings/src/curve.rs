@@ -19,6 +19,7 @@ use indicatif::ProgressBar;
 use levelset_models::Landscape;
 use levelset_models::flat::unflatten;
 use levelset_models::heartbeat::Heartbeat;
+use levelset_models::landscape::cpu_backend;
 use levelset_models::optim::OptimizerConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -250,6 +251,9 @@ pub fn connect_curve<B: AutodiffBackend, L: Landscape<B>>(
     Ok((path, report))
 }
 
+/// Steps between reads of the training loss on the GPU backends.
+const LOSS_READ_EVERY: usize = 25;
+
 /// Runs the optimizer on the control points; returns the steps taken and, when it stopped
 /// early, why.
 fn train<B: AutodiffBackend, L: Landscape<B>>(
@@ -269,6 +273,11 @@ fn train<B: AutodiffBackend, L: Landscape<B>>(
     progress.set_position(0);
     let mut heartbeat = Heartbeat::default();
     let mut taken = 0;
+    // Reading the loss back makes the host wait for the step's kernels: on the GPU backends
+    // it is read every LOSS_READ_EVERY steps and at the last one, so a non-finite loss is
+    // reported at the first read after it; the CPU backends, where a read costs nothing,
+    // read every step.
+    let on_cpu = cpu_backend::<B::InnerBackend>(&first.device());
     let outcome = for_each_batch(landscape, seed, config.steps, |step, batch, carry| {
         let curve = Curve {
             kind: config.kind,
@@ -283,12 +292,20 @@ fn train<B: AutodiffBackend, L: Landscape<B>>(
             })
             .collect();
         let loss = Tensor::cat(losses, 0).mean();
-        let value = finite_losses(loss.clone(), step)?[0];
+        let read = on_cpu || (step + 1) % LOSS_READ_EVERY == 0 || step + 1 == config.steps;
+        let value = if read {
+            Some(finite_losses(loss.clone(), step)?[0])
+        } else {
+            None
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &*knots);
         let lr = base_lr * config.schedule.factor(step as f64 / config.steps as f64);
         *knots = optimizer.step(lr, knots.clone(), grads);
         taken = step + 1;
         progress.set_position(taken as u64);
+        let Some(value) = value else {
+            return Ok(());
+        };
         progress.set_message(format!("{} loss {value:.5}", config.kind.name()));
         if heartbeat.due() {
             tracing::info!(

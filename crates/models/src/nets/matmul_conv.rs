@@ -7,20 +7,11 @@
 //! kernel position, over a hundred kernel launches per MNIST training step. Whether a backend
 //! uses this form is decided in one place, [`super::rule`].
 
-use std::any::Any;
-
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use burn::tensor::module::unfold4d;
-use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps, PadMode, UnfoldOptions};
-
-use crate::backend::{Compute, Train};
+use burn::tensor::ops::{PadMode, UnfoldOptions};
 
 /// `conv.forward(x)` computed as unfold + batched matmul, for any padding, stride and groups
 /// (dilation 1). [b, c_in, h, w] -> [b, c_out, h', w']
@@ -38,13 +29,7 @@ pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         stride: conv.stride,
         groups: conv.groups,
     };
-    let weight = conv.weight.val();
-    // The training backend's own op; any other backend (evaluation, or an autodiff backend
-    // levelset does not train on) derives the backward from the forward's tensor ops.
-    let y = match cast::<_, (Tensor<Train, 4>, Tensor<Train, 4>)>((x, weight)) {
-        Ok((x, weight)) => cast(tracked(x, weight, geometry)).unwrap_or_else(|_| unreachable!()),
-        Err((x, weight)) => geometry.forward(x, weight),
-    };
+    let y = op::forward(x, conv.weight.val(), geometry);
     match &conv.bias {
         Some(bias) => y + bias.val().reshape([1, c_out, 1, 1]),
         None => y,
@@ -107,80 +92,146 @@ impl Geometry {
     }
 }
 
-/// The convolution without bias on the training backend, as one autodiff op.
-fn tracked(x: Tensor<Train, 4>, weight: Tensor<Train, 4>, geometry: Geometry) -> Tensor<Train, 4> {
-    let [x, weight] = [x, weight].map(|t| t.into_primitive().tensor());
-    let inner = |t: &FloatTensor<Train>| {
-        Tensor::<Compute, 4>::from_primitive(TensorPrimitive::Float(t.primitive.clone()))
-    };
-    let y = geometry
-        .forward(inner(&x), inner(&weight))
-        .into_primitive()
-        .tensor();
-    let state = (x.primitive.clone(), weight.primitive.clone(), geometry);
-    let y = match MatmulConv
-        .prepare::<NoCheckpointing>([x.node, weight.node])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
-    Tensor::from_primitive(TensorPrimitive::Float(y))
-}
+/// The convolution without bias: one autodiff op on the training backend; any other backend
+/// (evaluation, or an autodiff backend levelset does not train on) derives the backward from
+/// the forward's tensor ops.
+#[cfg(any(
+    feature = "flex",
+    feature = "ndarray",
+    feature = "wgpu",
+    feature = "cuda"
+))]
+mod op {
+    use std::any::Any;
 
-#[derive(Debug)]
-struct MatmulConv;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::prelude::*;
+    use burn::tensor::TensorPrimitive;
+    use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
 
-impl Backward<Compute, 2> for MatmulConv {
-    type State = (FloatTensor<Compute>, FloatTensor<Compute>, Geometry);
+    use super::Geometry;
+    use crate::backend::{Compute, Train};
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_weight] = ops.parents;
-        let grad = grads.consume::<Compute>(&ops.node);
-        let (x, weight, geometry) = ops.state;
-        let tensor = |t: FloatTensor<Compute>| {
-            Tensor::<Compute, 4>::from_primitive(TensorPrimitive::Float(t))
-        };
-        let dims = tensor(weight.clone()).dims();
-        let [c_out, c_in_group, kh, kw] = dims;
-        if let Some(node) = node_weight {
-            // dW[g] = sum over images of dY[b, g] (c_out/g x L) times columns[b, g]^T
-            // (L x patch): one batched matmul and a sum over the batch.
-            let (columns, _, _) = geometry.columns(tensor(x.clone()), dims);
-            let [batch, groups, patch, positions] = columns.dims();
-            let dy = tensor(grad.clone()).reshape([batch, groups, c_out / groups, positions]);
-            let dw = dy
-                .matmul(columns.swap_dims(2, 3))
-                .sum_dim(0)
-                .reshape([c_out, c_in_group, kh, kw]);
-            debug_assert_eq!(patch, c_in_group * kh * kw);
-            grads.register::<Compute>(node.id, dw.into_primitive().tensor());
+    pub fn forward<B: Backend>(
+        x: Tensor<B, 4>,
+        weight: Tensor<B, 4>,
+        geometry: Geometry,
+    ) -> Tensor<B, 4> {
+        match cast::<_, (Tensor<Train, 4>, Tensor<Train, 4>)>((x, weight)) {
+            Ok((x, weight)) => {
+                cast(tracked(x, weight, geometry)).unwrap_or_else(|_| unreachable!())
+            }
+            Err((x, weight)) => geometry.forward(x, weight),
         }
-        if let Some(node) = node_x {
-            // Burn's rule, on the padded input without padding of its own, then the padding
-            // cut off: Burn's options pad both sides alike, the layers may not.
-            let x = tensor(x);
-            let [_, _, h, w] = x.dims();
-            let padded = geometry.pad(x);
-            let options = ConvOptions::new(geometry.stride, [0, 0], [1, 1], geometry.groups);
-            let dx =
-                Compute::conv2d_x_backward(padded.into_primitive().tensor(), weight, grad, options);
-            let (top, left) = (geometry.rows.0, geometry.columns.0);
-            let dx = tensor(dx);
-            let [batch, channels, _, _] = dx.dims();
-            let dx = dx.slice([0..batch, 0..channels, top..top + h, left..left + w]);
-            grads.register::<Compute>(node.id, dx.into_primitive().tensor());
+    }
+
+    /// The convolution without bias on the training backend, as one autodiff op.
+    fn tracked(
+        x: Tensor<Train, 4>,
+        weight: Tensor<Train, 4>,
+        geometry: Geometry,
+    ) -> Tensor<Train, 4> {
+        let [x, weight] = [x, weight].map(|t| t.into_primitive().tensor());
+        let inner = |t: &FloatTensor<Train>| {
+            Tensor::<Compute, 4>::from_primitive(TensorPrimitive::Float(t.primitive.clone()))
+        };
+        let y = geometry
+            .forward(inner(&x), inner(&weight))
+            .into_primitive()
+            .tensor();
+        let state = (x.primitive.clone(), weight.primitive.clone(), geometry);
+        let y = match MatmulConv
+            .prepare::<NoCheckpointing>([x.node, weight.node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(state, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(y))
+    }
+
+    #[derive(Debug)]
+    struct MatmulConv;
+
+    impl Backward<Compute, 2> for MatmulConv {
+        type State = (FloatTensor<Compute>, FloatTensor<Compute>, Geometry);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_weight] = ops.parents;
+            let grad = grads.consume::<Compute>(&ops.node);
+            let (x, weight, geometry) = ops.state;
+            let tensor = |t: FloatTensor<Compute>| {
+                Tensor::<Compute, 4>::from_primitive(TensorPrimitive::Float(t))
+            };
+            let dims = tensor(weight.clone()).dims();
+            let [c_out, c_in_group, kh, kw] = dims;
+            if let Some(node) = node_weight {
+                // dW[g] = sum over images of dY[b, g] (c_out/g x L) times columns[b, g]^T
+                // (L x patch): one batched matmul and a sum over the batch.
+                let (columns, _, _) = geometry.columns(tensor(x.clone()), dims);
+                let [batch, groups, patch, positions] = columns.dims();
+                let dy = tensor(grad.clone()).reshape([batch, groups, c_out / groups, positions]);
+                let dw = dy
+                    .matmul(columns.swap_dims(2, 3))
+                    .sum_dim(0)
+                    .reshape([c_out, c_in_group, kh, kw]);
+                debug_assert_eq!(patch, c_in_group * kh * kw);
+                grads.register::<Compute>(node.id, dw.into_primitive().tensor());
+            }
+            if let Some(node) = node_x {
+                // Burn's rule, on the padded input without padding of its own, then the padding
+                // cut off: Burn's options pad both sides alike, the layers may not.
+                let x = tensor(x);
+                let [_, _, h, w] = x.dims();
+                let padded = geometry.pad(x);
+                let options = ConvOptions::new(geometry.stride, [0, 0], [1, 1], geometry.groups);
+                let dx = Compute::conv2d_x_backward(
+                    padded.into_primitive().tensor(),
+                    weight,
+                    grad,
+                    options,
+                );
+                let (top, left) = (geometry.rows.0, geometry.columns.0);
+                let dx = tensor(dx);
+                let [batch, channels, _, _] = dx.dims();
+                let dx = dx.slice([0..batch, 0..channels, top..top + h, left..left + w]);
+                grads.register::<Compute>(node.id, dx.into_primitive().tensor());
+            }
+        }
+    }
+
+    /// `value` as type `U` when `T` is `U`, else `value` back.
+    fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+        let mut slot = Some(value);
+        match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+            Some(target) => Ok(target.take().expect("slot filled above")),
+            None => Err(slot.expect("slot untouched")),
         }
     }
 }
 
-/// `value` as type `U` when `T` is `U`, else `value` back.
-fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-        Some(target) => Ok(target.take().expect("slot filled above")),
-        None => Err(slot.expect("slot untouched")),
+/// Without a backend there is no training backend to give an op of its own.
+#[cfg(not(any(
+    feature = "flex",
+    feature = "ndarray",
+    feature = "wgpu",
+    feature = "cuda"
+)))]
+mod op {
+    use burn::prelude::*;
+
+    use super::Geometry;
+
+    pub fn forward<B: Backend>(
+        x: Tensor<B, 4>,
+        weight: Tensor<B, 4>,
+        geometry: Geometry,
+    ) -> Tensor<B, 4> {
+        geometry.forward(x, weight)
     }
 }
 

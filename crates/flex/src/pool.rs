@@ -44,7 +44,10 @@ pub(super) fn halves(pool: &MaxPool2d) -> bool {
     pool.kernel_size == [2, 2]
         && pool.stride == [2, 2]
         && pool.dilation == [1, 1]
-        && pool.padding == PaddingConfig2d::Valid
+        && matches!(
+            pool.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        )
         && !pool.ceil_mode
 }
 
@@ -344,14 +347,17 @@ mod tests {
 
     #[test]
     fn matches_burns_relu_then_pool_with_ties_and_odd_sizes() {
-        let pool = MaxPool2dConfig::new([2, 2]).init();
-        // Odd sizes drop the last row and column.
-        assert_same(
-            &tied(7, 5),
-            |x| try_relu_max_pool2d(&pool, x).expect("flex training"),
-            |x| try_relu_max_pool2d(&pool, x).expect("flex"),
-            |x| pool.forward(relu(x)),
-        );
+        // No padding, spelled either way (described nets spell it out as zero pixels).
+        for padding in [PaddingConfig2d::Valid, PaddingConfig2d::Explicit(0, 0, 0, 0)] {
+            let pool = MaxPool2dConfig::new([2, 2]).with_padding(padding).init();
+            // Odd sizes drop the last row and column.
+            assert_same(
+                &tied(7, 5),
+                |x| try_relu_max_pool2d(&pool, x).expect("flex training"),
+                |x| try_relu_max_pool2d(&pool, x).expect("flex"),
+                |x| pool.forward(relu(x)),
+            );
+        }
     }
 
     #[test]

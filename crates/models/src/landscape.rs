@@ -74,6 +74,21 @@ pub enum Architecture {
     Described(DescribedConfig),
 }
 
+impl Architecture {
+    /// The net as a layer-by-layer description, where it has one: the described nets and the
+    /// paper's MNIST convnet (whose description builds it bit for bit).
+    pub fn described(&self) -> Option<DescribedConfig> {
+        match self {
+            Architecture::MnistConv(config) => Some(
+                DescribedConfig::new(config.description(), [1, 28, 28], 10)
+                    .expect("the MNIST preset's description fits MNIST's images"),
+            ),
+            Architecture::Described(config) => Some(config.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// The inner (non-autodiff) module of a landscape's model.
 pub type EvalModel<B, L> = <<L as Landscape<B>>::Model as AutodiffModule<B>>::InnerModule;
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use burn::prelude::*;
 use common::{
     assert_close, flat_host, host, mnist_subset, random_input, small_mnist_config,
     stacked_and_pointwise, train_steps,
@@ -11,7 +12,7 @@ use common::{
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{flatten, unflatten_stacked};
 use levelset_models::landscape::StackedPass;
-use levelset_models::nets::{DescribedConfig, NetDescription};
+use levelset_models::nets::{Activations, DescribedConfig, NetDescription};
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::tasks::{ImageNet, ImageTask, Pipeline};
 use levelset_models::{Energy, Landscape};
@@ -62,6 +63,8 @@ fn task<N: ImageNet>(net: N) -> ImageTask<Train, N> {
 
 #[test]
 fn a_described_paper_net_is_the_paper_net_bit_for_bit() {
+    // The preset's own description is the one written out above.
+    assert_eq!(small_mnist_config().description(), description(SMALL_MNIST));
     let dev = device();
     let preset = small_mnist_config().init::<Compute>(7, &dev);
     let described = small_mnist().init::<Compute>(7, &dev);
@@ -141,6 +144,65 @@ fn every_layer_kind_builds_and_gives_logits() {
     let bound = 1.0 / 9f32.sqrt();
     assert!(conv1.iter().all(|v| v.abs() <= bound), "{conv1:?}");
     assert!(conv1.iter().any(|v| v.abs() > bound / 2.0));
+}
+
+/// The forward pass is its layer operations in turn (what `bench --breakdown` times one by
+/// one); cut from each other's graphs, they give the same logits and let each operation's
+/// backward run alone.
+#[test]
+fn a_net_runs_as_its_layer_operations() {
+    let dev = device();
+    let mnist = small_mnist().init::<Compute>(7, &dev);
+    let names: Vec<String> = mnist
+        .operations()
+        .into_iter()
+        .map(|ops| mnist.operation_name(ops))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "conv2d+relu+max_pool2d",
+            "conv2d+relu+max_pool2d",
+            "flatten",
+            "linear",
+            "relu",
+            "dropout",
+            "linear"
+        ]
+    );
+
+    let config = DescribedConfig::new(description(EVERY_KIND), [2, 12, 12], 10).unwrap();
+    let net = config.init::<Train>(1, &dev);
+    let operations = net.operations();
+    assert_eq!(
+        operations.iter().map(|r| r.len()).sum::<usize>(),
+        net.ops.len(),
+        "every op in exactly one operation"
+    );
+    let x = Tensor::<Train, 4>::from_inner(random_input([2, 2, 12, 12], 3));
+    let whole = host(net.forward(x.clone(), None));
+    let mut a = Activations::Image(x);
+    for (i, ops) in operations.into_iter().enumerate() {
+        let y = net.forward_operation(ops, a.clone(), None);
+        // The operation's backward alone gives its (tracked) input a gradient of its shape.
+        if i > 0 {
+            let grads = y.clone().sum().backward();
+            let (grad, dims) = match &a {
+                Activations::Image(x) => {
+                    (x.grad(&grads).map(|g| g.dims().to_vec()), x.dims().to_vec())
+                }
+                Activations::Flat(x) => {
+                    (x.grad(&grads).map(|g| g.dims().to_vec()), x.dims().to_vec())
+                }
+            };
+            assert_eq!(grad, Some(dims), "operation {i}");
+        }
+        a = y.leaf(true);
+    }
+    let Activations::Flat(logits) = a else {
+        panic!("the net ends in features")
+    };
+    assert_eq!(host(logits), whole);
 }
 
 #[test]

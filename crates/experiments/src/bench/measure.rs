@@ -32,7 +32,7 @@ pub enum Report {
 }
 
 impl Report {
-    fn unit(self) -> &'static str {
+    pub(super) fn unit(self) -> &'static str {
         match self {
             Report::Rate { unit, .. } | Report::PerWork { unit, .. } => unit,
             Report::Seconds => "s",

@@ -4,6 +4,7 @@
 //! `experiments/bench/torch_bench.py`, so `experiments/bench/compare.py` puts them side by side.
 
 mod cpu_share;
+mod layers;
 mod measure;
 pub mod warmup;
 mod workloads;
@@ -16,9 +17,11 @@ use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::landscape::StackedPass;
 use levelset_models::nets::rule::{LayerRule, layer_rule, override_layer_rule};
+use levelset_models::tasks::EVAL_BATCH;
 
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
+use layers::layer_breakdown;
 #[cfg(target_arch = "x86_64")]
 pub use measure::has_avx2_and_fma;
 pub use measure::{BenchReport, Machine, Measurement};
@@ -94,7 +97,10 @@ pub struct BenchArgs {
     #[arg(long)]
     pub layers: Option<String>,
     /// Also time the phases of a training step apart (forward, backward, optimizer update),
-    /// with a device synchronisation after each, in milliseconds per step.
+    /// with a device synchronisation after each, in milliseconds per step; and, for the nets
+    /// with a layer-by-layer description (the described nets and the paper's MNIST net),
+    /// every layer operation's forward and backward in a training step and its forward in an
+    /// evaluation batch, each between two synchronisations.
     #[arg(long)]
     pub breakdown: bool,
 }
@@ -199,6 +205,22 @@ impl WithLandscape for ModelBench<'_> {
                     self.plan,
                     phase,
                 ))?;
+            }
+            match landscape.architecture().described() {
+                Some(net) => {
+                    let batch = landscape
+                        .loader(self.plan.seed)
+                        .iter()
+                        .next()
+                        .map_or(0, |b| L::batch_examples(&b));
+                    let eval_batch = EVAL_BATCH.min(landscape.eval_examples());
+                    layer_breakdown(name, &net, batch, eval_batch, self.plan, record)?;
+                }
+                None => tracing::warn!(
+                    model = name,
+                    "no per-layer breakdown: only nets with a layer-by-layer description \
+                     (the described nets and the paper's MNIST net) have one"
+                ),
             }
         }
         let evaluated = eval(name, &landscape, self.plan);

@@ -8,6 +8,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use std::ops::Range;
+
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu, tanh};
 use rand_chacha::ChaCha8Rng;
@@ -574,24 +576,46 @@ pub struct Described<B: Backend> {
     pub ops: Vec<Op>,
 }
 
-/// An example batch between layers.
-enum Value<B: Backend> {
+impl Op {
+    /// The name of the layer kind in a description.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Linear => "linear",
+            Op::Conv2d => "conv2d",
+            Op::LayerNorm(_) => "layer_norm",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::AvgPool2d(_) => "avg_pool2d",
+            Op::Relu => "relu",
+            Op::Sigmoid => "sigmoid",
+            Op::Tanh => "tanh",
+            Op::Gelu => "gelu",
+            Op::Dropout(_) => "dropout",
+            Op::Flatten => "flatten",
+            Op::Lrn(_) => "lrn",
+        }
+    }
+}
+
+/// An example batch between layers: images [batch, c, h, w] before `flatten`, features
+/// [batch, d] after.
+#[derive(Debug, Clone)]
+pub enum Activations<B: Backend> {
     Image(Tensor<B, 4>),
     Flat(Tensor<B, 2>),
 }
 
-impl<B: Backend> Value<B> {
+impl<B: Backend> Activations<B> {
     fn image(self) -> Tensor<B, 4> {
         match self {
-            Value::Image(x) => x,
-            Value::Flat(_) => unreachable!("validated: an image layer gets an image"),
+            Activations::Image(x) => x,
+            Activations::Flat(_) => unreachable!("validated: an image layer gets an image"),
         }
     }
 
     fn flat(self) -> Tensor<B, 2> {
         match self {
-            Value::Flat(x) => x,
-            Value::Image(_) => unreachable!("validated: a feature layer gets features"),
+            Activations::Flat(x) => x,
+            Activations::Image(_) => unreachable!("validated: a feature layer gets features"),
         }
     }
 
@@ -601,8 +625,27 @@ impl<B: Backend> Value<B> {
         flat: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
     ) -> Self {
         match self {
-            Value::Image(x) => Value::Image(image(x)),
-            Value::Flat(x) => Value::Flat(flat(x)),
+            Activations::Image(x) => Activations::Image(image(x)),
+            Activations::Flat(x) => Activations::Flat(flat(x)),
+        }
+    }
+
+    /// The same values cut from the autodiff graph, as a leaf that tracks its gradient when
+    /// `tracked`.
+    pub fn leaf(self, tracked: bool) -> Self {
+        let leaf = |x: Self| x.map(Tensor::detach, Tensor::detach);
+        if tracked {
+            leaf(self).map(Tensor::require_grad, Tensor::require_grad)
+        } else {
+            leaf(self)
+        }
+    }
+
+    /// The sum of all values, [1].
+    pub fn sum(self) -> Tensor<B, 1> {
+        match self {
+            Activations::Image(x) => x.sum(),
+            Activations::Flat(x) => x.sum(),
         }
     }
 }
@@ -615,54 +658,89 @@ impl<B: Backend> Described<B> {
         }
     }
 
-    /// Logits [batch, classes] for images [batch, c, h, w]; dropout only when an RNG is given
-    /// (training). A convolution followed by ReLU and max pooling, a convolution followed by
-    /// ReLU, and ReLU followed by max pooling run as one fused layer operation where the
-    /// backend has one, as in the paper's nets, which they reproduce bit for bit.
-    pub fn forward(&self, x: Tensor<B, 4>, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
-        let mut x = Value::Image(x);
+    /// The layer operations the forward pass runs, in order, each a range of `ops`: a
+    /// convolution followed by ReLU and max pooling, a convolution followed by ReLU, and ReLU
+    /// followed by max pooling run as one fused layer operation where the backend has one, as
+    /// in the paper's nets, which they reproduce bit for bit; every other op alone.
+    pub fn operations(&self) -> Vec<Range<usize>> {
+        let mut operations = Vec::new();
         let mut i = 0;
         while i < self.ops.len() {
-            let next = |k: usize| self.ops.get(i + k);
-            let (y, taken) = match (&self.ops[i], next(1), next(2)) {
-                (Op::Conv2d, Some(Op::Relu), Some(Op::MaxPool2d(pool))) => (
-                    Value::Image(conv2d_relu_max_pool2d(self.conv(i), pool, x.image())),
-                    3,
-                ),
-                (Op::Conv2d, Some(Op::Relu), _) => {
-                    (Value::Image(conv2d_relu(self.conv(i), x.image())), 2)
-                }
-                (Op::Relu, Some(Op::MaxPool2d(pool)), _) => match x {
-                    Value::Image(x) => (Value::Image(relu_max_pool2d(pool, x)), 2),
-                    Value::Flat(_) => unreachable!("validated: pooling gets an image"),
-                },
-                (Op::Conv2d, _, _) => (Value::Image(conv2d(self.conv(i), x.image())), 1),
-                (Op::Linear, _, _) => match &self.layers[i] {
-                    Some(Layer::Linear(layer)) => (Value::Flat(linear(layer, x.flat())), 1),
-                    _ => unreachable!("a linear op has its layer"),
-                },
-                (Op::LayerNorm(_), _, _) => match &self.layers[i] {
-                    Some(Layer::LayerNorm(norm)) => (Value::Flat(norm.forward(x.flat())), 1),
-                    _ => unreachable!("a layer_norm op has its layer"),
-                },
-                (Op::MaxPool2d(pool), _, _) => (Value::Image(max_pool2d(pool, x.image())), 1),
-                (Op::AvgPool2d(pool), _, _) => (Value::Image(pool.forward(x.image())), 1),
-                (Op::Relu, _, _) => (x.map(relu, relu), 1),
-                (Op::Sigmoid, _, _) => (x.map(sigmoid, sigmoid), 1),
-                (Op::Tanh, _, _) => (x.map(tanh, tanh), 1),
-                (Op::Gelu, _, _) => (x.map(gelu, gelu), 1),
-                (Op::Dropout(p), _, _) => match (rng.as_deref_mut(), x) {
-                    (Some(rng), Value::Image(x)) => (Value::Image(dropout(x, *p, rng)), 1),
-                    (Some(rng), Value::Flat(x)) => (Value::Flat(dropout(x, *p, rng)), 1),
-                    (None, x) => (x, 1),
-                },
-                (Op::Flatten, _, _) => (Value::Flat(x.image().flatten(1, 3)), 1),
-                (Op::Lrn(lrn), _, _) => (Value::Image(lrn.forward(x.image())), 1),
+            let taken = match (&self.ops[i], self.ops.get(i + 1), self.ops.get(i + 2)) {
+                (Op::Conv2d, Some(Op::Relu), Some(Op::MaxPool2d(_))) => 3,
+                (Op::Conv2d, Some(Op::Relu), _) | (Op::Relu, Some(Op::MaxPool2d(_)), _) => 2,
+                _ => 1,
             };
-            x = y;
+            operations.push(i..i + taken);
             i += taken;
         }
-        x.flat()
+        operations
+    }
+
+    /// An operation's name: its ops' names joined by `+` (`conv2d+relu+max_pool2d`).
+    pub fn operation_name(&self, ops: Range<usize>) -> String {
+        self.ops[ops]
+            .iter()
+            .map(Op::name)
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// One of [`Described::operations`] on the activations before it; dropout only when an
+    /// RNG is given (training).
+    pub fn forward_operation(
+        &self,
+        ops: Range<usize>,
+        x: Activations<B>,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Activations<B> {
+        let i = ops.start;
+        match (&self.ops[i], ops.len()) {
+            (Op::Conv2d, 3) => match &self.ops[i + 2] {
+                Op::MaxPool2d(pool) => {
+                    Activations::Image(conv2d_relu_max_pool2d(self.conv(i), pool, x.image()))
+                }
+                _ => unreachable!("a fused convolution ends in its pool"),
+            },
+            (Op::Conv2d, 2) => Activations::Image(conv2d_relu(self.conv(i), x.image())),
+            (Op::Relu, 2) => match &self.ops[i + 1] {
+                Op::MaxPool2d(pool) => Activations::Image(relu_max_pool2d(pool, x.image())),
+                _ => unreachable!("a fused ReLU ends in its pool"),
+            },
+            (Op::Conv2d, _) => Activations::Image(conv2d(self.conv(i), x.image())),
+            (Op::Linear, _) => match &self.layers[i] {
+                Some(Layer::Linear(layer)) => Activations::Flat(linear(layer, x.flat())),
+                _ => unreachable!("a linear op has its layer"),
+            },
+            (Op::LayerNorm(_), _) => match &self.layers[i] {
+                Some(Layer::LayerNorm(norm)) => Activations::Flat(norm.forward(x.flat())),
+                _ => unreachable!("a layer_norm op has its layer"),
+            },
+            (Op::MaxPool2d(pool), _) => Activations::Image(max_pool2d(pool, x.image())),
+            (Op::AvgPool2d(pool), _) => Activations::Image(pool.forward(x.image())),
+            (Op::Relu, _) => x.map(relu, relu),
+            (Op::Sigmoid, _) => x.map(sigmoid, sigmoid),
+            (Op::Tanh, _) => x.map(tanh, tanh),
+            (Op::Gelu, _) => x.map(gelu, gelu),
+            (Op::Dropout(p), _) => match (rng, x) {
+                (Some(rng), Activations::Image(x)) => Activations::Image(dropout(x, *p, rng)),
+                (Some(rng), Activations::Flat(x)) => Activations::Flat(dropout(x, *p, rng)),
+                (None, x) => x,
+            },
+            (Op::Flatten, _) => Activations::Flat(x.image().flatten(1, 3)),
+            (Op::Lrn(lrn), _) => Activations::Image(lrn.forward(x.image())),
+        }
+    }
+
+    /// Logits [batch, classes] for images [batch, c, h, w]; dropout only when an RNG is given
+    /// (training).
+    pub fn forward(&self, x: Tensor<B, 4>, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        self.operations()
+            .into_iter()
+            .fold(Activations::Image(x), |x, ops| {
+                self.forward_operation(ops, x, rng.as_deref_mut())
+            })
+            .flat()
     }
 }
 

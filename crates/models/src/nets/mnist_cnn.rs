@@ -8,6 +8,7 @@ use burn::tensor::activation::relu;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::described::{LayerSpec, NamedPadding, NetDescription, Padding};
 use super::dropout::dropout;
 use super::layers::{conv2d_relu_max_pool2d, linear, relu_max_pool2d};
 use super::stacked;
@@ -43,6 +44,45 @@ impl MnistConvConfig {
             return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         Ok(())
+    }
+
+    /// The net as a layer-by-layer description: the described net it builds is this net,
+    /// bit for bit (parameters, logits, training).
+    pub fn description(&self) -> NetDescription {
+        let conv = |channels| LayerSpec::Conv2d {
+            channels,
+            kernel: 5,
+            stride: 1,
+            padding: Padding::Named(NamedPadding::Same),
+            groups: 1,
+            bias: true,
+        };
+        let pool = || LayerSpec::MaxPool2d {
+            kernel: 2,
+            stride: None,
+            padding: 0,
+        };
+        let linear = |features| LayerSpec::Linear {
+            features,
+            bias: true,
+        };
+        NetDescription {
+            layers: vec![
+                conv(self.conv1),
+                LayerSpec::Relu,
+                pool(),
+                conv(self.conv2),
+                LayerSpec::Relu,
+                pool(),
+                LayerSpec::Flatten,
+                linear(self.hidden),
+                LayerSpec::Relu,
+                LayerSpec::Dropout { p: self.dropout },
+                linear(10),
+            ],
+            weights: Some(Init::TruncatedNormal { std: 0.1 }),
+            biases: Some(Init::Constant { value: 0.1 }),
+        }
     }
 
     /// Weights truncated normal with std 0.1 and biases 0.1, as the authors' code.

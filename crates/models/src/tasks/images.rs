@@ -24,7 +24,7 @@ use crate::nets::{
 };
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
-const EVAL_BATCH: usize = 500;
+pub const EVAL_BATCH: usize = 500;
 
 /// A convnet config that can build its network.
 pub trait ImageNet: Send + Sync + 'static {

@@ -5,7 +5,7 @@ mod images;
 mod language;
 mod regression;
 
-pub use images::{ImageNet, ImageTask, Pipeline};
+pub use images::{EVAL_BATCH, ImageNet, ImageTask, Pipeline};
 pub use language::LanguageTask;
 pub use regression::{RegressionLoss, RegressionTask, TrainSample};
 

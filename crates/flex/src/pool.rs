@@ -348,7 +348,10 @@ mod tests {
     #[test]
     fn matches_burns_relu_then_pool_with_ties_and_odd_sizes() {
         // No padding, spelled either way (described nets spell it out as zero pixels).
-        for padding in [PaddingConfig2d::Valid, PaddingConfig2d::Explicit(0, 0, 0, 0)] {
+        for padding in [
+            PaddingConfig2d::Valid,
+            PaddingConfig2d::Explicit(0, 0, 0, 0),
+        ] {
             let pool = MaxPool2dConfig::new([2, 2]).with_padding(padding).init();
             // Odd sizes drop the last row and column.
             assert_same(

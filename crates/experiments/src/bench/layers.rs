@@ -1,18 +1,17 @@
-//! `bench --breakdown`'s per-layer part: each layer operation of a net with a description (the
-//! described nets and the paper's MNIST net) timed on its own, the forward and the backward of
-//! a training step and the forward of an evaluation batch, with the device synchronised before
-//! and after each, so that on asynchronous (GPU) backends an operation's kernels are charged to
-//! it. An operation is what the forward pass runs as one call (a fused convolution, ReLU and
-//! pooling counts as one; [`Described::operations`]).
+//! `bench --breakdown`'s per-layer part: each layer operation of a net timed on its own, the
+//! forward and the backward of a training step and the forward of an evaluation batch, with the
+//! device synchronised before and after each, so that on asynchronous (GPU) backends an
+//! operation's kernels are charged to it. For the nets with a description (the described nets
+//! and the paper's MNIST net) an operation is what the forward pass runs as one call (a fused
+//! convolution, ReLU and pooling counts as one; [`Described::operations`]); for the PTB model
+//! the embedding, each LSTM layer and the output layer.
 
-use std::ops::Range;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use levelset_models::backend::{Compute, Train, device};
-use levelset_models::nets::{Activations, Described, DescribedConfig};
+use levelset_models::nets::{Activations, Described, DescribedConfig, LstmLm, LstmLmConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -75,18 +74,107 @@ pub fn layer_breakdown(
     let eval_model = model.valid();
     let eval_inputs = inputs(&eval_model, images(net.input, eval_batch, plan.seed, &dev));
     for (index, ops) in model.operations().into_iter().enumerate() {
-        let op_name = model.operation_name(ops.clone());
-        for pass in Pass::ALL {
-            let run = || match pass {
-                Pass::EvalForward => time_eval(&eval_model, &ops, &eval_inputs[index], plan.steps),
-                Pass::TrainForward | Pass::TrainBackward => {
-                    time_train(&model, &ops, &train_inputs[index], plan, pass)
-                }
-            };
-            run(); // warm-up: first-use allocations and kernel compilation
-            let workload = workload(pass, index, &op_name);
-            record(measure(name, &workload, pass.report(), plan.repeats, run))?;
-        }
+        let (input, eval_input) = (&train_inputs[index], &eval_inputs[index]);
+        record_operation(
+            (name, index, &model.operation_name(ops.clone())),
+            plan,
+            record,
+            |rng| model.forward_operation(ops.clone(), input.clone(), Some(rng)),
+            || eval_model.forward_operation(ops.clone(), eval_input.clone(), None),
+        )?;
+    }
+    Ok(())
+}
+
+/// [`layer_breakdown`] for the PTB model: its embedding, each LSTM layer (from a zero state)
+/// and its output layer, on windows of random tokens [batch, steps], the shape of its training
+/// and evaluation windows alike.
+pub fn lm_layer_breakdown(
+    name: &str,
+    config: &LstmLmConfig,
+    [batch, steps]: [usize; 2],
+    plan: Plan,
+    record: &mut dyn FnMut(Measurement) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dev = device();
+    let model: LstmLm<Train> = config.init(plan.seed, &dev);
+    let eval_model = model.valid();
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let ids: Vec<i64> = (0..batch * steps)
+        .map(|_| rng.random_range(0..config.vocab as i64))
+        .collect();
+    let tokens = Tensor::<Train, 2, Int>::from_data(TensorData::new(ids, [batch, steps]), &dev);
+    let eval_tokens = tokens.clone().inner();
+    // Each layer's input: a leaf that tracks its gradient, as inside a training step.
+    let mut train_inputs = vec![model.embed(tokens.clone()).detach().require_grad()];
+    let mut eval_inputs = vec![eval_model.embed(eval_tokens.clone())];
+    for i in 0..config.layers {
+        let (y, _) = model.recur(i, train_inputs[i].clone(), None);
+        train_inputs.push(y.detach().require_grad());
+        eval_inputs.push(eval_model.recur(i, eval_inputs[i].clone(), None).0);
+    }
+    record_operation(
+        (name, 0, "embedding"),
+        plan,
+        record,
+        |_| model.embed(tokens.clone()),
+        || eval_model.embed(eval_tokens.clone()),
+    )?;
+    for i in 0..config.layers {
+        let (input, eval_input) = (&train_inputs[i], &eval_inputs[i]);
+        record_operation(
+            (name, i + 1, "lstm"),
+            plan,
+            record,
+            |_| model.recur(i, input.clone(), None).0,
+            || eval_model.recur(i, eval_input.clone(), None).0,
+        )?;
+    }
+    let (input, eval_input) = (&train_inputs[config.layers], &eval_inputs[config.layers]);
+    record_operation(
+        (name, config.layers + 1, "linear"),
+        plan,
+        record,
+        |_| model.decode(input.clone()),
+        || eval_model.decode(eval_input.clone()),
+    )
+}
+
+/// What an operation's training forward gives: outputs whose sum its backward starts from.
+trait Outputs<B: Backend> {
+    fn total(self) -> Tensor<B, 1>;
+}
+
+impl<B: Backend> Outputs<B> for Activations<B> {
+    fn total(self) -> Tensor<B, 1> {
+        self.sum()
+    }
+}
+
+impl<B: Backend> Outputs<B> for Tensor<B, 3> {
+    fn total(self) -> Tensor<B, 1> {
+        self.sum()
+    }
+}
+
+/// Times one operation, `(model, index, operation name)`, in every pass and records the
+/// measurements: `train` is its forward on the training backend (given the dropout RNG),
+/// `eval` its forward on the evaluation backend.
+fn record_operation<O: Outputs<Train>, E>(
+    (name, index, op_name): (&str, usize, &str),
+    plan: Plan,
+    record: &mut dyn FnMut(Measurement) -> anyhow::Result<()>,
+    train: impl Fn(&mut ChaCha8Rng) -> O,
+    eval: impl Fn() -> E,
+) -> anyhow::Result<()> {
+    for pass in Pass::ALL {
+        let run = || match pass {
+            Pass::EvalForward => time_eval(plan.steps, &eval),
+            Pass::TrainForward | Pass::TrainBackward => time_train(plan, pass, &train),
+        };
+        run(); // warm-up: first-use allocations and kernel compilation
+        let workload = workload(pass, index, op_name);
+        record(measure(name, &workload, pass.report(), plan.repeats, run))?;
     }
     Ok(())
 }
@@ -117,20 +205,15 @@ fn inputs<B: Backend>(net: &Described<B>, x: Tensor<B, 4>) -> Vec<Activations<B>
     inputs
 }
 
-/// Seconds spent in `steps` forwards of the operation `ops` on the evaluation backend, each
-/// between two synchronisations.
-fn time_eval(
-    net: &Described<Compute>,
-    ops: &Range<usize>,
-    input: &Activations<Compute>,
-    steps: usize,
-) -> Timed {
-    let dev = input_device(input);
+/// Seconds spent in `steps` calls of `forward` on the evaluation backend, each between two
+/// synchronisations.
+fn time_eval<E>(steps: usize, forward: &impl Fn() -> E) -> Timed {
+    let dev = device();
     let mut seconds = 0.0;
     for _ in 0..steps {
         Compute::sync(&dev).expect("the device synchronises");
         let start = Instant::now();
-        let y = net.forward_operation(ops.clone(), input.clone(), None);
+        let y = forward();
         Compute::sync(&dev).expect("the device synchronises");
         seconds += start.elapsed().as_secs_f64();
         drop(y);
@@ -142,48 +225,39 @@ fn time_eval(
 }
 
 /// Seconds spent in `plan.steps` forwards (`pass` [`Pass::TrainForward`]) or backwards
-/// ([`Pass::TrainBackward`]) of the operation `ops` on the training backend, each between two
+/// ([`Pass::TrainBackward`]) of an operation on the training backend, each between two
 /// synchronisations. Every forward is followed by its backward, as in a training step: the
 /// graph a forward records is released only by its backward, and forwards run back to back
 /// without one measured up to 5x slower on flex as their graphs piled up.
-fn time_train<B: AutodiffBackend>(
-    net: &Described<B>,
-    ops: &Range<usize>,
-    input: &Activations<B>,
+fn time_train<O: Outputs<Train>>(
     plan: Plan,
     pass: Pass,
+    forward: &impl Fn(&mut ChaCha8Rng) -> O,
 ) -> Timed {
-    let dev = input_device(input);
+    let dev = device();
+    let sync = || Train::sync(&dev).expect("the device synchronises");
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
-    let (mut forward, mut backward) = (0.0, 0.0);
+    let (mut forward_seconds, mut backward_seconds) = (0.0, 0.0);
     for _ in 0..plan.steps {
-        B::sync(&dev).expect("the device synchronises");
+        sync();
         let start = Instant::now();
-        let y = net.forward_operation(ops.clone(), input.clone(), Some(&mut rng));
-        B::sync(&dev).expect("the device synchronises");
-        forward += start.elapsed().as_secs_f64();
-        let loss = y.sum();
-        B::sync(&dev).expect("the device synchronises");
+        let y = forward(&mut rng);
+        sync();
+        forward_seconds += start.elapsed().as_secs_f64();
+        let loss = y.total();
+        sync();
         let start = Instant::now();
         let grads = loss.backward();
-        B::sync(&dev).expect("the device synchronises");
-        backward += start.elapsed().as_secs_f64();
+        sync();
+        backward_seconds += start.elapsed().as_secs_f64();
         drop(grads);
     }
     Timed {
-        seconds: if pass == Pass::TrainBackward {
-            backward
-        } else {
-            forward
+        seconds: match pass {
+            Pass::TrainBackward => backward_seconds,
+            _ => forward_seconds,
         },
         work: plan.steps as f64,
-    }
-}
-
-fn input_device<B: Backend>(input: &Activations<B>) -> B::Device {
-    match input {
-        Activations::Image(x) => x.device(),
-        Activations::Flat(x) => x.device(),
     }
 }
 
@@ -247,5 +321,40 @@ mod tests {
             assert_eq!(m.samples.len(), 1, "{m:?}");
             assert!(m.median.is_finite() && m.median >= 0.0, "{m:?}");
         }
+    }
+
+    #[test]
+    fn every_layer_of_the_language_model_is_timed_in_every_pass() {
+        let config = LstmLmConfig {
+            vocab: 12,
+            embed: 5,
+            hidden: 4,
+            layers: 2,
+            init_scale: 0.1,
+        };
+        let plan = Plan {
+            repeats: 1,
+            steps: 2,
+            seed: 0,
+        };
+        let mut measured = Vec::new();
+        lm_layer_breakdown("lm", &config, [3, 4], plan, &mut |m| {
+            measured.push(m);
+            Ok(())
+        })
+        .unwrap();
+        let names: Vec<&str> = measured.iter().map(|m| m.workload.as_str()).collect();
+        let expected: Vec<String> = ["embedding", "lstm", "lstm", "linear"]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, op)| Pass::ALL.map(|pass| workload(pass, i, op)))
+            .collect();
+        assert_eq!(names, expected);
+        assert!(
+            measured
+                .iter()
+                .all(|m| m.median.is_finite() && m.median >= 0.0),
+            "{measured:?}"
+        );
     }
 }

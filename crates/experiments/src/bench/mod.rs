@@ -12,16 +12,16 @@ mod workloads;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::landscape::StackedPass;
 use levelset_models::nets::rule::{LayerRule, layer_rule, override_layer_rule};
 use levelset_models::tasks::EVAL_BATCH;
+use levelset_models::{Architecture, Landscape};
 
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, TaskConfig};
 use crate::landscapes::{WithLandscape, with_landscape};
-use layers::layer_breakdown;
+use layers::{layer_breakdown, lm_layer_breakdown};
 #[cfg(target_arch = "x86_64")]
 pub use measure::has_avx2_and_fma;
 pub use measure::{BenchReport, Machine, Measurement};
@@ -98,9 +98,9 @@ pub struct BenchArgs {
     pub layers: Option<String>,
     /// Also time the phases of a training step apart (forward, backward, optimizer update),
     /// with a device synchronisation after each, in milliseconds per step; and, for the nets
-    /// with a layer-by-layer description (the described nets and the paper's MNIST net),
-    /// every layer operation's forward and backward in a training step and its forward in an
-    /// evaluation batch, each between two synchronisations.
+    /// with a layer-by-layer description (the described nets and the paper's MNIST net) and
+    /// the PTB model, every layer operation's forward and backward in a training step and its
+    /// forward in an evaluation batch, each between two synchronisations.
     #[arg(long)]
     pub breakdown: bool,
 }
@@ -206,8 +206,9 @@ impl WithLandscape for ModelBench<'_> {
                     phase,
                 ))?;
             }
-            match landscape.architecture().described() {
-                Some(net) => {
+            let architecture = landscape.architecture();
+            match (architecture.described(), &architecture, &self.config.task) {
+                (Some(net), _, _) => {
                     let batch = landscape
                         .loader(self.plan.seed)
                         .iter()
@@ -216,10 +217,17 @@ impl WithLandscape for ModelBench<'_> {
                     let eval_batch = EVAL_BATCH.min(landscape.eval_examples());
                     layer_breakdown(name, &net, batch, eval_batch, self.plan, record)?;
                 }
-                None => tracing::warn!(
+                (
+                    None,
+                    Architecture::LstmLm(lm),
+                    TaskConfig::Ptb {
+                        batch_size, steps, ..
+                    },
+                ) => lm_layer_breakdown(name, lm, [*batch_size, *steps], self.plan, record)?,
+                _ => tracing::warn!(
                     model = name,
-                    "no per-layer breakdown: only nets with a layer-by-layer description \
-                     (the described nets and the paper's MNIST net) have one"
+                    "no per-layer breakdown: only the PTB model and nets with a layer-by-layer \
+                     description (the described nets and the paper's MNIST net) have one"
                 ),
             }
         }

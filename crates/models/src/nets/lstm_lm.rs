@@ -78,14 +78,35 @@ impl<B: Backend> LstmLm<B> {
         tokens: Tensor<B, 2, Int>,
         state: Option<LmState<B>>,
     ) -> (Tensor<B, 3>, LmState<B>) {
-        let mut x = self.embedding.forward(tokens); // [b, s, embed]
+        let mut x = self.embed(tokens);
         let mut incoming = state.map(|s| s.into_iter());
         let mut outgoing = Vec::with_capacity(self.lstm.len());
-        for layer in &self.lstm {
-            let (y, st) = lstm(layer, x, incoming.as_mut().and_then(|s| s.next())); // [b, s, hidden]
+        for i in 0..self.lstm.len() {
+            let (y, st) = self.recur(i, x, incoming.as_mut().and_then(|s| s.next()));
             x = y;
             outgoing.push(st);
         }
-        (linear(&self.output, x), outgoing) // [b, s, vocab]
+        (self.decode(x), outgoing)
+    }
+
+    /// Embeddings [batch, steps, embed] of token ids [batch, steps].
+    pub fn embed(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embedding.forward(tokens)
+    }
+
+    /// LSTM layer `i` on its input [batch, steps, d]: its outputs [batch, steps, hidden] and
+    /// final state.
+    pub fn recur(
+        &self,
+        i: usize,
+        x: Tensor<B, 3>,
+        state: Option<LstmState<B, 2>>,
+    ) -> (Tensor<B, 3>, LstmState<B, 2>) {
+        lstm(&self.lstm[i], x, state)
+    }
+
+    /// Logits [batch, steps, vocab] of the last layer's outputs.
+    pub fn decode(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        linear(&self.output, x)
     }
 }

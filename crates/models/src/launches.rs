@@ -24,6 +24,13 @@ pub struct KernelUse {
     pub seconds: f64,
 }
 
+impl std::ops::AddAssign for KernelUse {
+    fn add_assign(&mut self, more: Self) {
+        self.launches += more.launches;
+        self.seconds += more.seconds;
+    }
+}
+
 /// Kernel use by kernel name.
 pub type Launches = BTreeMap<String, KernelUse>;
 
@@ -153,9 +160,10 @@ pub fn parse_launches(text: &str) -> Launches {
         } else {
             continue;
         };
-        let entry = launches.entry(name.trim().to_string()).or_default();
-        entry.launches += 1;
-        entry.seconds += seconds;
+        *launches.entry(name.trim().to_string()).or_default() += KernelUse {
+            launches: 1,
+            seconds,
+        };
     }
     launches
 }
@@ -177,20 +185,17 @@ fn parse_duration(text: &str) -> Option<f64> {
 
 /// Launches and seconds over all kernels.
 pub fn total(launches: &Launches) -> KernelUse {
-    launches
-        .values()
-        .fold(KernelUse::default(), |sum, k| KernelUse {
-            launches: sum.launches + k.launches,
-            seconds: sum.seconds + k.seconds,
-        })
+    let mut sum = KernelUse::default();
+    for &k in launches.values() {
+        sum += k;
+    }
+    sum
 }
 
 /// Adds `more` into `into`, kernel by kernel.
 pub fn add(into: &mut Launches, more: &Launches) {
-    for (name, k) in more {
-        let entry = into.entry(name.clone()).or_default();
-        entry.launches += k.launches;
-        entry.seconds += k.seconds;
+    for (name, &k) in more {
+        *into.entry(name.clone()).or_default() += k;
     }
 }
 

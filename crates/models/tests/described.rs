@@ -197,7 +197,7 @@ fn a_net_runs_as_its_layer_operations() {
             };
             assert_eq!(grad, Some(dims), "operation {i}");
         }
-        a = y.leaf(true);
+        a = y.leaf();
     }
     let Activations::Flat(logits) = a else {
         panic!("the net ends in features")

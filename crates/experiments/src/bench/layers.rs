@@ -199,7 +199,7 @@ fn inputs<B: Backend>(net: &Described<B>, x: Tensor<B, 4>) -> Vec<Activations<B>
     let mut inputs = vec![Activations::Image(x)];
     for ops in net.operations() {
         let last = inputs.last().expect("the images are there").clone();
-        inputs.push(net.forward_operation(ops, last, None).leaf(true));
+        inputs.push(net.forward_operation(ops, last, None).leaf());
     }
     inputs.pop(); // the logits are no operation's input
     inputs

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use super::apply_layer_rule;
 use super::workloads::{
-    Phase, Plan, eval_run, hooked_steps_run, segment_check_run, train_step_run,
+    Phase, Plan, eval_run, hooked_steps_run, segment_check_run, segment_check_workload,
+    train_step_run,
 };
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
@@ -181,6 +182,15 @@ fn sync() {
 }
 
 impl Counting {
+    /// The launches of one call of `run`, and of nothing before it.
+    fn once<T>(&mut self, run: impl Fn() -> T) -> Result<Launches> {
+        sync();
+        self.log.take()?;
+        run();
+        sync();
+        Ok(self.log.take()?)
+    }
+
     /// Counts the launches of each wanted phase on `landscape`, whose kernels are tuned, and
     /// writes the report.
     fn count<L: Landscape<Train>>(
@@ -229,30 +239,13 @@ impl Counting {
             }
         }
         if wants("eval") {
-            let run = eval_run(landscape, plan);
-            sync();
-            self.log.take()?;
-            run();
-            sync();
-            phases.push(PhaseLaunches::new(
-                "eval",
-                "evaluation",
-                &self.log.take()?,
-                1,
-            ));
+            let launches = self.once(eval_run(landscape, plan))?;
+            phases.push(PhaseLaunches::new("eval", "evaluation", &launches, 1));
         }
         if wants("check") {
-            let run = segment_check_run(landscape, plan, stacked);
-            sync();
-            self.log.take()?;
-            run();
-            sync();
-            let workload = if stacked {
-                "segment_check_stacked"
-            } else {
-                "segment_check_pointwise"
-            };
-            phases.push(PhaseLaunches::new(workload, "check", &self.log.take()?, 1));
+            let launches = self.once(segment_check_run(landscape, plan, stacked))?;
+            let workload = segment_check_workload(stacked);
+            phases.push(PhaseLaunches::new(workload, "check", &launches, 1));
         }
         for p in &phases {
             let seconds = if self.header.kernel_times {

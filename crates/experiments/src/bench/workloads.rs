@@ -233,14 +233,19 @@ pub fn segment_check<L: Landscape<Train>>(
     plan: Plan,
     stacked: bool,
 ) -> Measurement {
-    let workload = if stacked {
+    let run = segment_check_run(landscape, plan, stacked);
+    run();
+    let workload = segment_check_workload(stacked);
+    measure(name, workload, Report::Seconds, plan.repeats, run)
+}
+
+/// The workload name of a segment check, stacked or point by point.
+pub fn segment_check_workload(stacked: bool) -> &'static str {
+    if stacked {
         "segment_check_stacked"
     } else {
         "segment_check_pointwise"
-    };
-    let run = segment_check_run(landscape, plan, stacked);
-    run();
-    measure(name, workload, Report::Seconds, plan.repeats, run)
+    }
 }
 
 /// One repeat of [`segment_check`].

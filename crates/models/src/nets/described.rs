@@ -630,15 +630,10 @@ impl<B: Backend> Activations<B> {
         }
     }
 
-    /// The same values cut from the autodiff graph, as a leaf that tracks its gradient when
-    /// `tracked`.
-    pub fn leaf(self, tracked: bool) -> Self {
-        let leaf = |x: Self| x.map(Tensor::detach, Tensor::detach);
-        if tracked {
-            leaf(self).map(Tensor::require_grad, Tensor::require_grad)
-        } else {
-            leaf(self)
-        }
+    /// The same values cut from the autodiff graph, as a leaf that tracks its gradient.
+    pub fn leaf(self) -> Self {
+        self.map(Tensor::detach, Tensor::detach)
+            .map(Tensor::require_grad, Tensor::require_grad)
     }
 
     /// The sum of all values, [1].

@@ -102,8 +102,6 @@ impl Geometry {
     feature = "cuda"
 ))]
 mod op {
-    use std::any::Any;
-
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
     use burn::backend::autodiff::grads::Gradients;
@@ -114,6 +112,7 @@ mod op {
 
     use super::Geometry;
     use crate::backend::{Compute, Train};
+    use crate::nets::cast::cast;
 
     pub fn forward<B: Backend>(
         x: Tensor<B, 4>,
@@ -201,15 +200,6 @@ mod op {
                 let dx = dx.slice([0..batch, 0..channels, top..top + h, left..left + w]);
                 grads.register::<Compute>(node.id, dx.into_primitive().tensor());
             }
-        }
-    }
-
-    /// `value` as type `U` when `T` is `U`, else `value` back.
-    fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-        let mut slot = Some(value);
-        match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-            Some(target) => Ok(target.take().expect("slot filled above")),
-            None => Err(slot.expect("slot untouched")),
         }
     }
 }

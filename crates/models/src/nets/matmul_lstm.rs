@@ -162,8 +162,6 @@ impl<B: Backend> Window<B> {
     feature = "cuda"
 ))]
 mod op {
-    use std::any::Any;
-
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
     use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
     use burn::backend::autodiff::grads::Gradients;
@@ -175,6 +173,7 @@ mod op {
 
     use super::{Weights, Window};
     use crate::backend::{Compute, Train};
+    use crate::nets::cast::cast;
 
     pub fn forward<B: Backend>(
         x: Tensor<B, 3>,
@@ -356,15 +355,6 @@ mod op {
             if let Some(node) = node_hidden {
                 grads.register::<Compute>(node.id, primitive(d_hidden));
             }
-        }
-    }
-
-    /// `value` as type `U` when `T` is `U`, else `value` back.
-    fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
-        let mut slot = Some(value);
-        match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
-            Some(target) => Ok(target.take().expect("slot filled above")),
-            None => Err(slot.expect("slot untouched")),
         }
     }
 }

@@ -1,5 +1,12 @@
 //! The networks of the paper, each a plain Burn module built from a serde config.
 
+#[cfg(any(
+    feature = "flex",
+    feature = "ndarray",
+    feature = "wgpu",
+    feature = "cuda"
+))]
+mod cast;
 pub mod cifar_cnn;
 pub mod described;
 mod described_stacked;

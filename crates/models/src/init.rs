@@ -56,6 +56,28 @@ impl Init {
         }
     }
 
+    /// What makes the distribution undrawable, if anything: a uniform range that is empty or
+    /// not finite, a standard deviation that is negative or not finite, a value that is not
+    /// finite.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Init::Uniform { low, high } if !(low.is_finite() && high.is_finite() && low < high) => {
+                Err(format!(
+                    "uniform needs finite low < high, got low {low}, high {high}"
+                ))
+            }
+            Init::Normal { std } | Init::TruncatedNormal { std }
+                if !(std.is_finite() && std >= 0.0) =>
+            {
+                Err(format!("std must be a finite number >= 0, got {std}"))
+            }
+            Init::Constant { value } if !value.is_finite() => {
+                Err(format!("value must be finite, got {value}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
         match *self {
             Init::Uniform { low, high } => (0..n).map(|_| rng.random_range(low..high)).collect(),

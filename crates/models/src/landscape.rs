@@ -11,7 +11,9 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::flat::unflatten;
-use crate::nets::{CifarConvConfig, DescribedConfig, LstmLmConfig, MlpConfig, MnistConvConfig};
+use crate::nets::{
+    CIFAR_CROP, CifarConvConfig, DescribedConfig, LstmLmConfig, MlpConfig, MnistConvConfig,
+};
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,12 +78,16 @@ pub enum Architecture {
 
 impl Architecture {
     /// The net as a layer-by-layer description, where it has one: the described nets and the
-    /// paper's MNIST convnet (whose description builds it bit for bit).
+    /// paper's MNIST and CIFAR-10 convnets (whose descriptions build them bit for bit).
     pub fn described(&self) -> Option<DescribedConfig> {
         match self {
             Architecture::MnistConv(config) => Some(
                 DescribedConfig::new(config.description(), [1, 28, 28], 10)
                     .expect("the MNIST preset's description fits MNIST's images"),
+            ),
+            Architecture::CifarConv(config) => Some(
+                DescribedConfig::new(config.description(), [3, CIFAR_CROP, CIFAR_CROP], 10)
+                    .expect("the CIFAR-10 preset's description fits its crops"),
             ),
             Architecture::Described(config) => Some(config.clone()),
             _ => None,

@@ -6,13 +6,14 @@ mod common;
 
 use burn::prelude::*;
 use common::{
-    assert_close, flat_host, host, mnist_subset, random_input, small_mnist_config,
-    stacked_and_pointwise, train_steps,
+    assert_close, flat_host, host, mnist_subset, random_input, small_cifar_config,
+    small_mnist_config, stacked_and_pointwise, train_steps,
 };
+use levelset_data::{ChannelStats, LabeledImages};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{flatten, unflatten_stacked};
 use levelset_models::landscape::StackedPass;
-use levelset_models::nets::{Activations, DescribedConfig, NetDescription};
+use levelset_models::nets::{Activations, DescribedConfig, LayerSpec, NetDescription};
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::tasks::{ImageNet, ImageTask, Pipeline};
 use levelset_models::{Energy, Landscape};
@@ -99,6 +100,100 @@ fn a_described_paper_net_is_the_paper_net_bit_for_bit() {
     );
 }
 
+/// `small_cifar_config()` (conv 4, conv 4, fc 16, fc 8, the tutorial's LRN and weight decay),
+/// described.
+const SMALL_CIFAR: &str = r#"
+layers = [
+    { kind = "conv2d", channels = 4, kernel = 5, padding = "same", weights = { truncated_normal = { std = 0.05 } }, biases = { constant = { value = 0.0 } } },
+    { kind = "relu" },
+    { kind = "max_pool2d", kernel = 3, stride = 2, padding = "same" },
+    { kind = "lrn", depth_radius = 4, bias = 1.0, alpha = 0.00011111111111111112, beta = 0.75 },
+    { kind = "conv2d", channels = 4, kernel = 5, padding = "same", weights = { truncated_normal = { std = 0.05 } }, biases = { constant = { value = 0.1 } } },
+    { kind = "relu" },
+    { kind = "lrn", depth_radius = 4, bias = 1.0, alpha = 0.00011111111111111112, beta = 0.75 },
+    { kind = "max_pool2d", kernel = 3, stride = 2, padding = "same" },
+    { kind = "flatten" },
+    { kind = "linear", features = 16, weights = { truncated_normal = { std = 0.04 } }, biases = { constant = { value = 0.1 } }, weight_decay = 0.004 },
+    { kind = "relu" },
+    { kind = "linear", features = 8, weights = { truncated_normal = { std = 0.04 } }, biases = { constant = { value = 0.1 } }, weight_decay = 0.004 },
+    { kind = "relu" },
+    { kind = "linear", features = 10, weights = { truncated_normal = { std = 0.005208333333333333 } }, biases = { constant = { value = 0.0 } } },
+]
+"#;
+
+/// `n` random 32x32 RGB images with random labels (the bit-for-bit checks need no real data).
+fn random_images(n: usize, seed: u64) -> LabeledImages {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    LabeledImages {
+        images: (0..n * 3 * 32 * 32).map(|_| rng.random()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
+        channels: 3,
+        height: 32,
+        width: 32,
+    }
+}
+
+/// `net` on 60 random training and 20 random test images in 24x24 crops, its energy the test
+/// loss.
+fn cifar_task<N: ImageNet>(net: N) -> ImageTask<Train, N> {
+    let (train, test) = (random_images(60, 1), random_images(20, 2));
+    let stats = ChannelStats::from_images(&train);
+    ImageTask::<Train, _>::new(
+        net,
+        Pipeline::Crop { size: 24, stats },
+        train,
+        &test,
+        20,
+        Energy::TestLoss,
+        &device(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_described_cifar10_net_is_the_paper_net_bit_for_bit() {
+    // The preset's own description is the one written out above, and its pools pad as
+    // TensorFlow's SAME: 24 -> 12 -> 6.
+    assert_eq!(small_cifar_config().description(), description(SMALL_CIFAR));
+    let described = DescribedConfig::new(description(SMALL_CIFAR), [3, 24, 24], 10).unwrap();
+    let shapes = described.net.shapes([3, 24, 24], 10).unwrap();
+    assert_eq!(shapes[2].to_string(), "[4, 12, 12] image");
+    assert_eq!(shapes[7].to_string(), "[4, 6, 6] image");
+
+    let dev = device();
+    let preset = small_cifar_config().init::<Compute>(7, &dev);
+    let net = described.init::<Compute>(7, &dev);
+    assert_eq!(
+        flat_host(&preset),
+        flat_host(&net),
+        "same seed, same weights"
+    );
+    let x = random_input([3, 3, 24, 24], 11);
+    assert_eq!(host(preset.forward(x.clone())), host(net.forward(x, None)));
+    assert_eq!(
+        host(preset.weight_penalty()),
+        host(net.weight_penalty().expect("two layers with weight decay"))
+    );
+
+    // Trained as a task with its weight penalty: the same parameters after the same steps.
+    let (preset_task, described_task) = (cifar_task(small_cifar_config()), cifar_task(described));
+    let sgd: OptimizerConfig = toml::from_str("kind = \"sgd\"\nlr = 0.1").unwrap();
+    let a = train_steps(&preset_task, preset_task.init(3), &sgd, 3, 3);
+    let b = train_steps(&described_task, described_task.init(3), &sgd, 3, 3);
+    assert_eq!(flat_host(&a), flat_host(&b));
+    // The penalty took part: without it the described net trains elsewhere.
+    let mut plain = small_cifar_config().description();
+    for layer in &mut plain.layers {
+        if let LayerSpec::Linear { weight_decay, .. } = layer {
+            *weight_decay = 0.0;
+        }
+    }
+    let plain_task = cifar_task(DescribedConfig::new(plain, [3, 24, 24], 10).unwrap());
+    let c = train_steps(&plain_task, plain_task.init(3), &sgd, 3, 3);
+    assert_ne!(flat_host(&b), flat_host(&c));
+}
+
 /// Every layer kind with parameters or a window, and grouped convolutions both on the shared
 /// input and inside: the stacked pass's worst cases.
 const EVERY_KIND: &str = r#"
@@ -110,10 +205,10 @@ layers = [
     { kind = "max_pool2d", kernel = 2 },
     { kind = "gelu" },
     { kind = "avg_pool2d", kernel = 2, stride = 1 },
-    { kind = "max_pool2d", kernel = 3, stride = 2, padding = 1 },
+    { kind = "max_pool2d", kernel = 2, stride = 2, padding = "same" },
     { kind = "flatten" },
     { kind = "layer_norm" },
-    { kind = "linear", features = 12, bias = false },
+    { kind = "linear", features = 12, bias = false, weight_decay = 0.01 },
     { kind = "sigmoid" },
     { kind = "dropout", p = 0.1 },
     { kind = "linear", features = 10 },
@@ -126,8 +221,8 @@ fn every_layer_kind_builds_and_gives_logits() {
     let config = DescribedConfig::new(net, [2, 12, 12], 10).unwrap();
     let dev = device();
     let model = config.init::<Compute>(1, &dev);
-    // conv 12 -> 6, conv (padding 2) 6 -> 8, max 8 -> 4, avg 4 -> 3, max (3 + 2 - 3) / 2 + 1
-    // = 2: 4 * 2 * 2 features.
+    // conv 12 -> 6, conv (padding 2) 6 -> 8, max 8 -> 4, avg 4 -> 3, max with TensorFlow's
+    // SAME padding (none above, one below) ceil(3 / 2) = 2: 4 * 2 * 2 features.
     let weights: Vec<usize> = common::params(&model)
         .iter()
         .map(|(dims, _, _)| dims.iter().product())
@@ -270,6 +365,30 @@ fn descriptions_that_cannot_be_built_say_which_layer_and_why() {
         mnist,
         &["layers[1] (dropout)", "[0, 1)"],
     );
+    refused(
+        r#"{ kind = "avg_pool2d", kernel = 3, stride = 2, padding = "same" }"#,
+        mnist,
+        &["layers[0] (avg_pool2d)", "max_pool2d only"],
+    );
+    refused(
+        r#"{ kind = "flatten" }, { kind = "linear", features = 10, weight_decay = -1.0 }"#,
+        mnist,
+        &["layers[1] (linear)", "weight_decay", "-1"],
+    );
+    refused(
+        r#"{ kind = "conv2d", channels = 4, kernel = 3, weights = { uniform = { low = 1.0, high = 0.0 } } }"#,
+        mnist,
+        &[
+            "layers[0] (conv2d)",
+            "weights: uniform needs finite low < high",
+        ],
+    );
+    let net = description(
+        r#"biases = { normal = { std = -1.0 } }
+        layers = [{ kind = "flatten" }, { kind = "linear", features = 10 }]"#,
+    );
+    let error = net.shapes(mnist, 10).unwrap_err();
+    assert!(error.contains("biases: std must be"), "{error}");
     refused("", mnist, &["at least one layer"]);
     // Unknown kinds and keys are parse errors that name them.
     let unknown = toml::from_str::<NetDescription>(r#"layers = [{ kind = "conv3d" }]"#)

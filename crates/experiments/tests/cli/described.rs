@@ -309,3 +309,34 @@ fn a_config_net_is_checked_before_any_work() {
         &["task.model and task.net both describe the network"],
     );
 }
+
+/// The committed templates `configs/{mnist,cifar10}-described.toml` are the paper's nets
+/// written out: each config's `[task.net]` is its preset's description, and its task, training
+/// and energy are the quick config's.
+#[test]
+fn the_described_configs_are_the_paper_nets() {
+    use levelset_experiments::config::{ExperimentConfig, TaskConfig};
+    use levelset_models::nets::{CifarConvConfig, MnistConvConfig};
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    for (task, preset) in [
+        ("mnist", MnistConvConfig::default().description()),
+        ("cifar10", CifarConvConfig::default().description()),
+    ] {
+        let load = |name: String| ExperimentConfig::load(&configs.join(name)).unwrap();
+        let described = load(format!("{task}-described.toml"));
+        let mut quick = load(format!("{task}-quick.toml"));
+        let net = match &described.task {
+            TaskConfig::Mnist { net, .. } | TaskConfig::Cifar10 { net, .. } => net.clone(),
+            other => panic!("{task}-described.toml is not an image task: {other:?}"),
+        };
+        assert_eq!(net, Some(preset), "{task}-described.toml's net");
+        match &mut quick.task {
+            TaskConfig::Mnist { net: n, .. } | TaskConfig::Cifar10 { net: n, .. } => *n = net,
+            _ => unreachable!("an image task"),
+        }
+        let beside = format!("{task}-described.toml beside {task}-quick.toml");
+        assert_eq!(described.task, quick.task, "{beside}: task");
+        assert_eq!(described.train, quick.train, "{beside}: training");
+        assert_eq!(described.energy, quick.energy, "{beside}: energy");
+    }
+}

@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use super::described::{LayerSpec, NamedPadding, NetDescription, Padding};
 use super::layers::{conv2d_relu, linear, max_pool2d};
 use super::lrn::Lrn;
 use crate::init::{Init, reinit};
@@ -51,6 +52,62 @@ impl CifarConvConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The net as a layer-by-layer description: the described net it builds is this net,
+    /// bit for bit (parameters, logits, training with its weight penalty).
+    pub fn description(&self) -> NetDescription {
+        let draws = |std, bias| {
+            [
+                Init::TruncatedNormal { std },
+                Init::Constant { value: bias },
+            ]
+        };
+        let conv = |channels, bias| {
+            LayerSpec::conv2d(channels, 5, Padding::Named(NamedPadding::Same))
+                .with_params(draws(5e-2, bias), 0.0)
+        };
+        // TF's SAME pooling: 24 -> 12 -> 6, padding the bottom row and right column.
+        let pool = || LayerSpec::MaxPool2d {
+            kernel: 3,
+            stride: Some(2),
+            padding: Padding::Named(NamedPadding::Same),
+        };
+        let linear = |features, std, bias, decay| {
+            LayerSpec::linear(features).with_params(draws(std, bias), decay)
+        };
+        let Lrn {
+            depth_radius,
+            bias,
+            alpha,
+            beta,
+        } = self.lrn;
+        let lrn = || LayerSpec::Lrn {
+            depth_radius,
+            bias,
+            alpha,
+            beta,
+        };
+        NetDescription {
+            layers: vec![
+                conv(self.conv1, 0.0),
+                LayerSpec::Relu,
+                pool(),
+                lrn(),
+                conv(self.conv2, 0.1),
+                LayerSpec::Relu,
+                lrn(),
+                pool(),
+                LayerSpec::Flatten,
+                linear(self.fc1, 0.04, 0.1, self.weight_decay),
+                LayerSpec::Relu,
+                linear(self.fc2, 0.04, 0.1, self.weight_decay),
+                LayerSpec::Relu,
+                linear(10, 1.0 / 192.0, 0.0, 0.0),
+            ],
+            weights: None,
+            biases: None,
+        }
     }
 
     /// The tutorial's initialization, parameter by parameter (weights, then bias, per layer).

@@ -22,8 +22,8 @@ use super::layers::{
 use super::lrn::Lrn;
 use crate::init::{Init, reinit};
 
-/// A layer's padding: a number of pixels on every side, or `"same"` (output as large as the
-/// input, for stride 1 and an odd kernel).
+/// A layer's padding: a number of pixels on every side, or `"same"` (a convolution's output as
+/// large as its input, for stride 1 and an odd kernel; a max pool's as TensorFlow's SAME).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Padding {
@@ -67,6 +67,17 @@ pub enum LayerSpec {
         features: usize,
         #[serde(default = "yes")]
         bias: bool,
+        /// How this layer's weights are drawn; absent: the net's `weights`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Init>,
+        /// How this layer's bias is drawn; absent: the net's `biases`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        biases: Option<Init>,
+        /// An L2 penalty `weight_decay * sum(w^2) / 2` on this layer's weights (TensorFlow's
+        /// `l2_loss`; the gradient of PyTorch's SGD `weight_decay`), added to the training
+        /// loss and not to the energy.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        weight_decay: f64,
     },
     Conv2d {
         channels: usize,
@@ -79,14 +90,23 @@ pub enum LayerSpec {
         groups: usize,
         #[serde(default = "yes")]
         bias: bool,
+        /// As for `linear`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Init>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        biases: Option<Init>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        weight_decay: f64,
     },
     MaxPool2d {
         kernel: usize,
         /// Absent: the kernel size, as PyTorch's default.
         #[serde(default)]
         stride: Option<usize>,
+        /// Pixels on every side, or `"same"`: TensorFlow's SAME, an output of
+        /// ceil(input / stride) with the padding's odd pixel at the bottom and right.
         #[serde(default)]
-        padding: usize,
+        padding: Padding,
     },
     AvgPool2d {
         kernel: usize,
@@ -94,7 +114,7 @@ pub enum LayerSpec {
         stride: Option<usize>,
         /// Zero padding, counted in the average as PyTorch's default `count_include_pad`.
         #[serde(default)]
-        padding: usize,
+        padding: Padding,
     },
     Relu,
     Sigmoid,
@@ -130,6 +150,10 @@ fn one() -> usize {
     1
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 fn layer_norm_epsilon() -> f64 {
     1e-5
 }
@@ -153,6 +177,64 @@ impl LayerSpec {
             LayerSpec::BatchNorm2d => "batch_norm2d",
             LayerSpec::Lstm => "lstm",
             LayerSpec::Embedding => "embedding",
+        }
+    }
+
+    /// A `linear` layer with a bias, drawn as the net says, without weight decay.
+    pub fn linear(features: usize) -> Self {
+        LayerSpec::Linear {
+            features,
+            bias: true,
+            weights: None,
+            biases: None,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// A square `conv2d` layer of stride 1 with a bias, drawn as the net says, without weight
+    /// decay.
+    pub fn conv2d(channels: usize, kernel: usize, padding: Padding) -> Self {
+        LayerSpec::Conv2d {
+            channels,
+            kernel,
+            stride: 1,
+            padding,
+            groups: 1,
+            bias: true,
+            weights: None,
+            biases: None,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// This `linear` or `conv2d` layer with its own draws and weight decay (other layers are
+    /// returned as they are).
+    pub fn with_params(mut self, draws: [Init; 2], decay: f64) -> Self {
+        if let LayerSpec::Linear {
+            weights,
+            biases,
+            weight_decay,
+            ..
+        }
+        | LayerSpec::Conv2d {
+            weights,
+            biases,
+            weight_decay,
+            ..
+        } = &mut self
+        {
+            (*weights, *biases, *weight_decay) = (Some(draws[0]), Some(draws[1]), decay);
+        }
+        self
+    }
+
+    /// The layer's weight decay (0 for a layer without weights).
+    fn weight_decay(&self) -> f64 {
+        match *self {
+            LayerSpec::Linear { weight_decay, .. } | LayerSpec::Conv2d { weight_decay, .. } => {
+                weight_decay
+            }
+            _ => 0.0,
         }
     }
 
@@ -194,10 +276,36 @@ impl std::fmt::Display for Shape {
 /// Layer sizes and feature counts are capped: each sizes an allocation.
 const MAX_SIZE: usize = 1 << 20;
 
-/// The output side of a convolution or pooling window.
-fn window_out(side: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = side + 2 * padding;
+/// The pixels a window layer adds before and after each axis: ((top, bottom), (left, right)).
+type Pads = ((usize, usize), (usize, usize));
+
+/// The output side of a convolution or pooling window over `side` pixels padded with
+/// `before` and `after`.
+fn window_out(
+    side: usize,
+    kernel: usize,
+    stride: usize,
+    (before, after): (usize, usize),
+) -> Option<usize> {
+    let padded = side + before + after;
     (kernel <= padded).then(|| (padded - kernel) / stride + 1)
+}
+
+/// TensorFlow's SAME padding of one axis of `side` pixels: an output of ceil(side / stride),
+/// the odd pixel of the padding after.
+fn tf_same(side: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let total = ((side.div_ceil(stride) - 1) * stride + kernel).saturating_sub(side);
+    (total / 2, total - total / 2)
+}
+
+/// A pooling layer's padding of an `h` x `w` input (kernel and stride positive).
+fn pool_pads(padding: Padding, kernel: usize, stride: usize, [h, w]: [usize; 2]) -> Pads {
+    match padding {
+        Padding::Pixels(p) => ((p, p), (p, p)),
+        Padding::Named(NamedPadding::Same) => {
+            (tf_same(h, kernel, stride), tf_same(w, kernel, stride))
+        }
+    }
 }
 
 /// A net's layers and how its weights and biases are first drawn.
@@ -220,6 +328,11 @@ impl NetDescription {
     pub fn shapes(&self, input: [usize; 3], classes: usize) -> Result<Vec<Shape>, String> {
         if self.layers.is_empty() {
             return Err("layers: a net needs at least one layer".into());
+        }
+        for (key, init) in [("weights", self.weights), ("biases", self.biases)] {
+            if let Some(init) = init {
+                init.validate().map_err(|e| format!("{key}: {e}"))?;
+            }
         }
         let mut shape = Shape::Image(input);
         let mut shapes = Vec::with_capacity(self.layers.len());
@@ -277,13 +390,19 @@ impl NetDescription {
         };
         for spec in &self.layers {
             let (layer, op) = match *spec {
-                LayerSpec::Linear { features, bias } => {
+                LayerSpec::Linear {
+                    features,
+                    bias,
+                    weights,
+                    biases,
+                    ..
+                } => {
                     let Shape::Flat(d) = shape else {
                         unreachable!("validated")
                     };
-                    draws.push(self.weights.unwrap_or(pytorch(d)));
+                    draws.push(weights.or(self.weights).unwrap_or(pytorch(d)));
                     if bias {
-                        draws.push(self.biases.unwrap_or(pytorch(d)));
+                        draws.push(biases.or(self.biases).unwrap_or(pytorch(d)));
                     }
                     let layer = LinearConfig::new(d, features).with_bias(bias).init(device);
                     (Some(Layer::Linear(layer)), Op::Linear)
@@ -295,14 +414,17 @@ impl NetDescription {
                     padding,
                     groups,
                     bias,
+                    weights,
+                    biases,
+                    ..
                 } => {
                     let Shape::Image([c, _, _]) = shape else {
                         unreachable!("validated")
                     };
                     let fan_in = c / groups * kernel * kernel;
-                    draws.push(self.weights.unwrap_or(pytorch(fan_in)));
+                    draws.push(weights.or(self.weights).unwrap_or(pytorch(fan_in)));
                     if bias {
-                        draws.push(self.biases.unwrap_or(pytorch(fan_in)));
+                        draws.push(biases.or(self.biases).unwrap_or(pytorch(fan_in)));
                     }
                     let padding = match padding {
                         Padding::Pixels(p) => PaddingConfig2d::Explicit(p, p, p, p),
@@ -321,7 +443,7 @@ impl NetDescription {
                     stride,
                     padding,
                 } => {
-                    let (kernel, strides, padding) = pool_window(kernel, stride, padding);
+                    let (kernel, strides, padding) = pool_window(kernel, stride, padding, shape);
                     let pool = MaxPool2dConfig::new(kernel)
                         .with_strides(strides)
                         .with_padding(padding)
@@ -333,7 +455,7 @@ impl NetDescription {
                     stride,
                     padding,
                 } => {
-                    let (kernel, strides, padding) = pool_window(kernel, stride, padding);
+                    let (kernel, strides, padding) = pool_window(kernel, stride, padding, shape);
                     let pool = AvgPool2dConfig::new(kernel)
                         .with_strides(strides)
                         .with_padding(padding)
@@ -378,24 +500,53 @@ impl NetDescription {
             layers.push(layer);
             ops.push(op);
         }
-        let net = Described { layers, ops };
+        let weight_decay = self.layers.iter().map(LayerSpec::weight_decay).collect();
+        let net = Described {
+            layers,
+            ops,
+            weight_decay,
+        };
         reinit(net, seed, |index, _| draws[index])
     }
 }
 
 /// A pooling layer's square window, strides (the kernel's size when absent, as PyTorch) and
-/// padding, as Burn's pooling configs take them.
+/// padding of its `input`, as Burn's pooling configs take them.
 fn pool_window(
     kernel: usize,
     stride: Option<usize>,
-    padding: usize,
+    padding: Padding,
+    input: Shape,
 ) -> ([usize; 2], [usize; 2], PaddingConfig2d) {
+    let Shape::Image([_, h, w]) = input else {
+        unreachable!("validated: a pool gets images")
+    };
     let stride = stride.unwrap_or(kernel);
+    let ((top, bottom), (left, right)) = pool_pads(padding, kernel, stride, [h, w]);
     (
         [kernel, kernel],
         [stride, stride],
-        PaddingConfig2d::Explicit(padding, padding, padding, padding),
+        PaddingConfig2d::Explicit(top, left, bottom, right),
     )
+}
+
+/// What is wrong with a layer's parameter draws and weight decay, if anything.
+fn check_params(
+    weights: Option<Init>,
+    biases: Option<Init>,
+    weight_decay: f64,
+) -> Result<(), String> {
+    for (key, init) in [("weights", weights), ("biases", biases)] {
+        if let Some(init) = init {
+            init.validate().map_err(|e| format!("{key}: {e}"))?;
+        }
+    }
+    if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+        return Err(format!(
+            "weight_decay must be a finite number >= 0, got {weight_decay}"
+        ));
+    }
+    Ok(())
 }
 
 /// The shape after `layer` for an input of shape `shape`, or what is wrong.
@@ -424,9 +575,9 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
     };
     // PyTorch's pools take at most half the kernel as padding; a convolution's padding of a
     // kernel or more would only add outputs that see no input.
-    let window = |kernel: usize, stride: usize, padding: usize, [c, h, w]: [usize; 3], pool| {
-        size("kernel", kernel)?;
-        size("stride", stride)?;
+    let window = |kernel: usize, stride: usize, pads: Pads, [c, h, w]: [usize; 3], pool| {
+        let ((top, bottom), (left, right)) = pads;
+        let padding = top.max(bottom).max(left).max(right);
         if pool && padding > kernel / 2 {
             return Err(format!(
                 "padding {padding} is more than half the kernel ({kernel})"
@@ -438,8 +589,8 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             ));
         }
         match (
-            window_out(h, kernel, stride, padding),
-            window_out(w, kernel, stride, padding),
+            window_out(h, kernel, stride, (top, bottom)),
+            window_out(w, kernel, stride, (left, right)),
         ) {
             (Some(oh), Some(ow)) => Ok(Shape::Image([c, oh, ow])),
             _ => Err(format!(
@@ -448,8 +599,15 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
         }
     };
     match *layer {
-        LayerSpec::Linear { features, .. } => {
+        LayerSpec::Linear {
+            features,
+            weights,
+            biases,
+            weight_decay,
+            ..
+        } => {
             flat()?;
+            check_params(weights, biases, weight_decay)?;
             Ok(Shape::Flat(size("features", features)?))
         }
         LayerSpec::Conv2d {
@@ -458,10 +616,16 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             stride,
             padding,
             groups,
+            weights,
+            biases,
+            weight_decay,
             ..
         } => {
             let [c, h, w] = image()?;
+            check_params(weights, biases, weight_decay)?;
             size("channels", channels)?;
+            size("kernel", kernel)?;
+            size("stride", stride)?;
             size("groups", groups)?;
             if c % groups != 0 || channels % groups != 0 {
                 return Err(format!(
@@ -481,7 +645,8 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
                     kernel / 2
                 }
             };
-            match window(kernel, stride, pixels, [channels, h, w], false)? {
+            let pads = ((pixels, pixels), (pixels, pixels));
+            match window(kernel, stride, pads, [channels, h, w], false)? {
                 Shape::Image(dims) if dims.iter().product::<usize>() <= MAX_SIZE * 16 => {
                     Ok(Shape::Image(dims))
                 }
@@ -497,7 +662,22 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             kernel,
             stride,
             padding,
-        } => window(kernel, stride.unwrap_or(kernel), padding, image()?, true),
+        } => {
+            let [c, h, w] = image()?;
+            if matches!(layer, LayerSpec::AvgPool2d { .. })
+                && padding == Padding::Named(NamedPadding::Same)
+            {
+                return Err(
+                    "padding \"same\" (TensorFlow's) is taken by max_pool2d only: an \
+                            average pool would count the padding in its averages, which \
+                            TensorFlow's does not; give the padding in pixels"
+                        .into(),
+                );
+            }
+            let stride = size("stride", stride.unwrap_or(kernel))?;
+            let pads = pool_pads(padding, size("kernel", kernel)?, stride, [h, w]);
+            window(kernel, stride, pads, [c, h, w], true)
+        }
         LayerSpec::Relu | LayerSpec::Sigmoid | LayerSpec::Tanh | LayerSpec::Gelu => Ok(shape),
         LayerSpec::Dropout { p } => {
             if (0.0..1.0).contains(&p) {
@@ -568,12 +748,15 @@ pub enum Op {
 }
 
 /// A described net: `layers[i]` holds the parameters of the i-th described layer (none for
-/// activations, pools, dropout and flatten), `ops[i]` what it computes.
+/// activations, pools, dropout and flatten), `ops[i]` what it computes, `weight_decay[i]` the
+/// L2 penalty on its weights (0 for none).
 #[derive(Module, Debug)]
 pub struct Described<B: Backend> {
     pub layers: Vec<Option<Layer<B>>>,
     #[module(skip)]
     pub ops: Vec<Op>,
+    #[module(skip)]
+    pub weight_decay: Vec<f64>,
 }
 
 impl Op {
@@ -646,6 +829,32 @@ impl<B: Backend> Activations<B> {
 }
 
 impl<B: Backend> Described<B> {
+    /// The training loss's L2 penalty, `None` when no layer has a weight decay: each decay
+    /// times half the sum of the squares of its layers' weights. Layers sharing a decay are
+    /// summed before it multiplies them (one product per decay, in the order of the paper's
+    /// CIFAR-10 net).
+    pub fn weight_penalty(&self) -> Option<Tensor<B, 1>> {
+        let mut groups: Vec<(f64, Tensor<B, 1>)> = Vec::new();
+        for (layer, &decay) in self.layers.iter().zip(&self.weight_decay) {
+            if decay == 0.0 {
+                continue;
+            }
+            let half_squares = match layer {
+                Some(Layer::Linear(layer)) => half_sum_of_squares(layer.weight.val()),
+                Some(Layer::Conv2d(conv)) => half_sum_of_squares(conv.weight.val()),
+                _ => unreachable!("validated: only linear and conv2d layers take a weight decay"),
+            };
+            match groups.iter_mut().find(|(d, _)| *d == decay) {
+                Some((_, sum)) => *sum = sum.clone() + half_squares,
+                None => groups.push((decay, half_squares)),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(decay, sum)| sum.mul_scalar(decay))
+            .reduce(|a, b| a + b)
+    }
+
     fn conv(&self, i: usize) -> &Conv2d<B> {
         match &self.layers[i] {
             Some(Layer::Conv2d(conv)) => conv,
@@ -737,6 +946,11 @@ impl<B: Backend> Described<B> {
             })
             .flat()
     }
+}
+
+/// `sum(w^2) / 2`, TensorFlow's `l2_loss`: [1].
+fn half_sum_of_squares<B: Backend, const D: usize>(w: Tensor<B, D>) -> Tensor<B, 1> {
+    w.powi_scalar(2).sum().div_scalar(2.0)
 }
 
 /// A described net and the images it takes: what a checkpoint of it records.

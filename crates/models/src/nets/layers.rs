@@ -67,7 +67,7 @@ pub fn conv2d_relu_max_pool2d<B: Backend>(
         Ok(y) => return y,
         Err(x) => x,
     };
-    relu_max_pool2d(pool, conv2d(conv, x))
+    max_pool2d(pool, conv2d_relu(conv, x))
 }
 
 /// `layer.forward(x, state)`: the outputs [b, s, h] of an LSTM layer on x [b, s, d], and its

@@ -49,23 +49,13 @@ impl MnistConvConfig {
     /// The net as a layer-by-layer description: the described net it builds is this net,
     /// bit for bit (parameters, logits, training).
     pub fn description(&self) -> NetDescription {
-        let conv = |channels| LayerSpec::Conv2d {
-            channels,
-            kernel: 5,
-            stride: 1,
-            padding: Padding::Named(NamedPadding::Same),
-            groups: 1,
-            bias: true,
-        };
+        let conv = |channels| LayerSpec::conv2d(channels, 5, Padding::Named(NamedPadding::Same));
         let pool = || LayerSpec::MaxPool2d {
             kernel: 2,
             stride: None,
-            padding: 0,
+            padding: Padding::Pixels(0),
         };
-        let linear = |features| LayerSpec::Linear {
-            features,
-            bias: true,
-        };
+        let linear = LayerSpec::linear;
         NetDescription {
             layers: vec![
                 conv(self.conv1),

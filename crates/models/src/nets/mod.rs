@@ -22,7 +22,7 @@ pub mod rule;
 pub mod stacked;
 
 pub use cifar_cnn::{CIFAR_CROP, CifarConv, CifarConvConfig};
-pub use described::{Activations, Described, DescribedConfig, NetDescription};
+pub use described::{Activations, Described, DescribedConfig, LayerSpec, NetDescription};
 pub use lrn::Lrn;
 pub use lstm_lm::{LmState, LstmLm, LstmLmConfig};
 pub use mlp::{Activation, Mlp, MlpConfig};

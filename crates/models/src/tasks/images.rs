@@ -135,6 +135,9 @@ impl ImageNet for DescribedConfig {
     fn stacked_logits<B: Backend>(nets: &Stacked<Described<B>>, x: Tensor<B, 4>) -> Tensor<B, 3> {
         nets.forward(x)
     }
+    fn penalty<B: Backend>(net: &Described<B>) -> Option<Tensor<B, 1>> {
+        net.weight_penalty()
+    }
 }
 
 /// How raw u8 images become network inputs.

@@ -96,7 +96,7 @@ fn described(layers: &[LayerSpec]) -> Result<Vec<Group>, String> {
     let mut open: Option<Group> = None;
     for (i, layer) in layers.iter().enumerate() {
         let (size, bias, out_axis, in_axis) = match *layer {
-            LayerSpec::Linear { features, bias } => (features, bias, 1, 0),
+            LayerSpec::Linear { features, bias, .. } => (features, bias, 1, 0),
             LayerSpec::Conv2d {
                 channels,
                 bias,

@@ -98,9 +98,10 @@ pub struct BenchArgs {
     pub layers: Option<String>,
     /// Also time the phases of a training step apart (forward, backward, optimizer update),
     /// with a device synchronisation after each, in milliseconds per step; and, for the nets
-    /// with a layer-by-layer description (the described nets and the paper's MNIST net) and
-    /// the PTB model, every layer operation's forward and backward in a training step and its
-    /// forward in an evaluation batch, each between two synchronisations.
+    /// with a layer-by-layer description (the described nets and the paper's MNIST and
+    /// CIFAR-10 nets) and the PTB model, every layer operation's forward and backward in a
+    /// training step and its forward in an evaluation batch, each between two
+    /// synchronisations.
     #[arg(long)]
     pub breakdown: bool,
 }

@@ -5,6 +5,17 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use levelset_models::Landscape;
 
+/// Steps between reads of the training loss on the GPU backends.
+const LOSS_READ_EVERY: usize = 25;
+
+/// Whether step `step` of `steps` reads its loss back to the host. A read makes the host wait
+/// for the step's kernels: on the GPU backends the loss is read every [`LOSS_READ_EVERY`]
+/// steps and at the last one, so a non-finite loss is reported at the first read after it;
+/// the CPU backends, where a read costs nothing, read every step.
+pub(crate) fn reads_loss(on_cpu: bool, step: usize, steps: usize) -> bool {
+    on_cpu || (step + 1) % LOSS_READ_EVERY == 0 || step + 1 == steps
+}
+
 /// Calls `step(k, batch, carry)` for `k = 0..steps`, stopping at the first error.
 pub(crate) fn for_each_batch<B: AutodiffBackend, L: Landscape<B>>(
     landscape: &L,

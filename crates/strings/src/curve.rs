@@ -25,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::batches::{finite_losses, for_each_batch};
+use crate::batches::{finite_losses, for_each_batch, reads_loss};
 use crate::endpoints::{ConnectError, prepare, validate_slack};
 use crate::knots::Knots;
 use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
@@ -251,9 +251,6 @@ pub fn connect_curve<B: AutodiffBackend, L: Landscape<B>>(
     Ok((path, report))
 }
 
-/// Steps between reads of the training loss on the GPU backends.
-const LOSS_READ_EVERY: usize = 25;
-
 /// Runs the optimizer on the control points; returns the steps taken and, when it stopped
 /// early, why.
 fn train<B: AutodiffBackend, L: Landscape<B>>(
@@ -273,10 +270,6 @@ fn train<B: AutodiffBackend, L: Landscape<B>>(
     progress.set_position(0);
     let mut heartbeat = Heartbeat::default();
     let mut taken = 0;
-    // Reading the loss back makes the host wait for the step's kernels: on the GPU backends
-    // it is read every LOSS_READ_EVERY steps and at the last one, so a non-finite loss is
-    // reported at the first read after it; the CPU backends, where a read costs nothing,
-    // read every step.
     let on_cpu = cpu_backend::<B::InnerBackend>(&first.device());
     let outcome = for_each_batch(landscape, seed, config.steps, |step, batch, carry| {
         let curve = Curve {
@@ -292,8 +285,7 @@ fn train<B: AutodiffBackend, L: Landscape<B>>(
             })
             .collect();
         let loss = Tensor::cat(losses, 0).mean();
-        let read = on_cpu || (step + 1) % LOSS_READ_EVERY == 0 || step + 1 == config.steps;
-        let value = if read {
+        let value = if reads_loss(on_cpu, step, config.steps) {
             Some(finite_losses(loss.clone(), step)?[0])
         } else {
             None

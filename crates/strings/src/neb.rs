@@ -20,10 +20,11 @@ use indicatif::ProgressBar;
 use levelset_models::Landscape;
 use levelset_models::flat::{lerp, unflatten};
 use levelset_models::heartbeat::Heartbeat;
+use levelset_models::landscape::cpu_backend;
 use levelset_models::optim::OptimizerConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::batches::{finite_losses, for_each_batch};
+use crate::batches::{finite_losses, for_each_batch, reads_loss};
 use crate::endpoints::{ConnectError, Prepared, prepare, validate_slack};
 use crate::knots::{Knots, row};
 use crate::path::{LengthOver, ModelPath, PathReport, SegmentCheck, Status};
@@ -240,6 +241,9 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
         progress.set_position(0);
         let mut heartbeat = Heartbeat::default();
         let mut taken = 0;
+        // The forces are computed on the device from the step's energies; the host reads the
+        // energies only to check them and to log (every step on the CPU, every few on a GPU).
+        let on_cpu = cpu_backend::<B::InnerBackend>(&chain[0].device());
         let outcome = for_each_batch(landscape, seed, cycle.steps, |step, batch, carry| {
             let mut loss_at = |flat: Tensor<B, 1>| {
                 landscape.loss(&unflatten(template.clone(), flat), batch.clone(), carry)
@@ -252,7 +256,12 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
                 .chain(losses.into_iter().map(|l| l.detach()))
                 .chain([loss_at(ends[1].clone())])
                 .collect();
-            let energies = finite_losses(Tensor::cat(along_chain, 0), step)?;
+            let energies = Tensor::cat(along_chain, 0).inner();
+            let read = if reads_loss(on_cpu, step, cycle.steps) {
+                Some(finite_losses(energies.clone(), step)?)
+            } else {
+                None
+            };
             let gradient = knots
                 .points
                 .grad(&total.backward())
@@ -265,17 +274,26 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
                 ],
                 0,
             );
-            let climber = cycle.climbing.then(|| highest_pivot(&energies));
-            let forces = nudged(positions, &energies, gradient, self.config.spring, climber);
+            let forces = nudged(
+                positions,
+                energies.clone(),
+                gradient,
+                self.config.spring,
+                cycle.climbing,
+            );
             let mut grads = GradientsParams::new();
             grads.register(knots.points.id, forces);
             knots = optimizer.step(lr, knots.clone(), grads);
             if self.config.spring.is_infinite() {
-                let pinned = climber.map(|i| i - 1);
+                // The climbing pivot is pinned where it is, the others spread evenly.
+                let pinned = cycle.climbing.then(|| highest_pivot(energies.clone()));
                 knots = knots.clone().redistributed(&ends[0], &ends[1], pinned);
             }
             taken = step + 1;
             progress.set_position(taken as u64);
+            let Some(energies) = read else {
+                return Ok(());
+            };
             if heartbeat.due() {
                 let highest = energies.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 tracing::info!(
@@ -300,47 +318,26 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
 }
 
 /// What the optimizer minimises along for each pivot (minus the NEB force): the loss gradient
-/// without its component along the tangent, minus the spring force along it; the climbing
-/// pivot (an index into the chain) instead gets the gradient with its tangential component
-/// reversed.
+/// without its component along the tangent, minus the spring force along it; with `climbing`,
+/// the highest pivot (of equally high ones, the one the backend's `argmax` picks) instead gets
+/// the gradient with its tangential component reversed. Computed on the device, with no
+/// read-back.
 ///
 /// `positions` are the chain's points `[pivots + 2, n]`, `energies` their losses on this
-/// step's batch, `gradient` the pivots' loss gradients `[pivots, n]`.
+/// step's batch `[pivots + 2]`, `gradient` the pivots' loss gradients `[pivots, n]`.
 fn nudged<B: Backend>(
     positions: Tensor<B, 2>,
-    energies: &[f64],
+    energies: Tensor<B, 1>,
     gradient: Tensor<B, 2>,
     spring: f64,
-    climber: Option<usize>,
+    climbing: bool,
 ) -> Tensor<B, 2> {
     let [count, _] = gradient.dims();
-    let device = gradient.device();
     let steps = positions.clone().narrow(0, 1, count + 1) - positions.narrow(0, 0, count + 1);
-    let lengths: Vec<f64> = steps
-        .clone()
-        .powi_scalar(2)
-        .sum_dim(1)
-        .sqrt()
-        .into_data()
-        .iter::<f64>()
-        .collect();
-    let (mut ahead, mut behind, mut along, mut push) = (vec![], vec![], vec![], vec![]);
-    for i in 1..=count {
-        let (w_ahead, w_behind) = tangent_weights(energies[i - 1], energies[i], energies[i + 1]);
-        ahead.push(w_ahead as f32);
-        behind.push(w_behind as f32);
-        let climbs = climber == Some(i);
-        along.push(if climbs { 2.0 } else { 1.0 });
-        let spring_force = if climbs || spring.is_infinite() {
-            0.0
-        } else {
-            spring * (lengths[i] - lengths[i - 1])
-        };
-        push.push(spring_force as f32);
-    }
-    let column = |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [count, 1]), &device);
+    let [ahead, behind] = tangent_weights(energies.clone());
+    let column = |v: Tensor<B, 1>| v.unsqueeze_dim::<2>(1);
     let tangent = steps.clone().narrow(0, 1, count) * column(ahead)
-        + steps.narrow(0, 0, count) * column(behind);
+        + steps.clone().narrow(0, 0, count) * column(behind);
     let norm = tangent
         .clone()
         .powi_scalar(2)
@@ -348,36 +345,75 @@ fn nudged<B: Backend>(
         .sqrt()
         .clamp_min(1e-30);
     let tangent = tangent / norm;
-    let parallel = (gradient.clone() * tangent.clone()).sum_dim(1);
-    gradient - tangent * (parallel * column(along) + column(push))
-}
-
-/// The chain index of the pivot with the highest energy (endpoints excluded).
-fn highest_pivot(energies: &[f64]) -> usize {
-    (1..energies.len() - 1)
-        .max_by(|&i, &j| energies[i].total_cmp(&energies[j]))
-        .unwrap_or(1)
-}
-
-/// Weights of the step ahead and the step behind in a pivot's tangent (Henkelman & Jónsson
-/// 2000): the uphill neighbour's step alone on a slope, an energy-weighted mix at an extremum
-/// so the tangent turns smoothly.
-fn tangent_weights(behind: f64, here: f64, ahead: f64) -> (f64, f64) {
-    if ahead > here && here > behind {
-        (1.0, 0.0)
-    } else if ahead < here && here < behind {
-        (0.0, 1.0)
+    let parallel = (gradient.clone() * tangent.clone()).sum_dim(1); // [count, 1]
+    let lengths = steps.powi_scalar(2).sum_dim(1).sqrt(); // [count + 1, 1]
+    let stretch = lengths.clone().narrow(0, 1, count) - lengths.narrow(0, 0, count);
+    let climber = if climbing {
+        let pivots = energies.narrow(0, 1, count);
+        let highest = pivots.clone().argmax(0).expand([count]);
+        let index = Tensor::<B, 1, Int>::arange(0..count as i64, &pivots.device());
+        column(index.equal(highest).float())
     } else {
-        let (up, down) = ((ahead - here).abs(), (behind - here).abs());
-        let (large, small) = (up.max(down), up.min(down));
-        if large == 0.0 {
-            (1.0, 1.0)
-        } else if ahead > behind {
-            (large, small)
-        } else {
-            (small, large)
-        }
-    }
+        parallel.zeros_like()
+    };
+    // The climber's tangential component is reversed (counted twice) and feels no spring.
+    let along = parallel * (climber.clone() + 1.0);
+    let push = if spring.is_infinite() {
+        along.zeros_like()
+    } else {
+        stretch * (climber.neg() + 1.0) * spring
+    };
+    gradient - tangent * (along + push)
+}
+
+/// The index among the pivots (endpoints excluded) of the highest of the chain's `energies`,
+/// as [`nudged`] picks its climber.
+fn highest_pivot<B: Backend>(energies: Tensor<B, 1>) -> usize {
+    let [len] = energies.dims();
+    energies
+        .narrow(0, 1, len - 2)
+        .argmax(0)
+        .into_scalar()
+        .elem::<i64>() as usize
+}
+
+/// Weights `[ahead, behind]` of the step ahead and the step behind in each pivot's tangent
+/// (Henkelman & Jónsson 2000), from the chain's `energies` `[pivots + 2]`: the uphill
+/// neighbour's step alone on a slope, an energy-weighted mix at an extremum so the tangent
+/// turns smoothly (the larger energy difference on the higher neighbour's step; both steps
+/// alike when the three energies are equal).
+fn tangent_weights<B: Backend>(energies: Tensor<B, 1>) -> [Tensor<B, 1>; 2] {
+    let [len] = energies.dims();
+    let count = len - 2;
+    let behind = energies.clone().narrow(0, 0, count);
+    let here = energies.clone().narrow(0, 1, count);
+    let ahead = energies.narrow(0, 2, count);
+    let up = (ahead.clone() - here.clone()).abs();
+    let down = (behind.clone() - here.clone()).abs();
+    let (large, small) = (up.clone().max_pair(down.clone()), up.min_pair(down));
+    let ahead_higher = ahead.clone().greater(behind.clone());
+    let level = large.clone().equal_elem(0.0);
+    let rising = ahead
+        .clone()
+        .greater(here.clone())
+        .bool_and(here.clone().greater(behind.clone()));
+    let falling = ahead
+        .lower(here.clone())
+        .bool_and(here.clone().lower(behind));
+    let (ones, zeros) = (here.ones_like(), here.zeros_like());
+    let at_extremum = |if_ahead_higher: Tensor<B, 1>, otherwise: Tensor<B, 1>| {
+        otherwise
+            .mask_where(ahead_higher.clone(), if_ahead_higher)
+            .mask_where(level.clone(), ones.clone())
+    };
+    [
+        at_extremum(large.clone(), small.clone())
+            .mask_where(rising.clone(), ones.clone())
+            .mask_where(falling.clone(), zeros.clone()),
+        at_extremum(small, large)
+            .mask_where(rising, zeros)
+            .mask_where(falling, ones.clone()),
+    ]
 }
 
 /// Inserts up to `count` pivots, one per segment, at the energy maximum of the segments that
@@ -436,6 +472,133 @@ mod spring_constant {
             Spring::Text(t) => Err(D::Error::custom(format!(
                 "neb.spring must be a number or inf, got \"{t}\""
             ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use levelset_models::backend::{Compute, device};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// [`nudged`] as written on the host, pivot by pivot (Henkelman & Jónsson 2000), the
+    /// reference for the device version.
+    fn reference(
+        positions: &[Vec<f32>],
+        energies: &[f32],
+        gradient: &[Vec<f32>],
+        spring: f64,
+        climbing: bool,
+    ) -> Vec<Vec<f32>> {
+        let count = gradient.len();
+        let step = |i: usize| -> Vec<f32> {
+            positions[i + 1]
+                .iter()
+                .zip(&positions[i])
+                .map(|(a, b)| a - b)
+                .collect()
+        };
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let e = |i: usize| energies[i] as f64;
+        // The first of equally high pivots, as argmax on the CPU backends.
+        let climber = (1..=count).fold(1, |best, i| if e(i) > e(best) { i } else { best });
+        (1..=count)
+            .map(|i| {
+                let (behind, here, ahead) = (e(i - 1), e(i), e(i + 1));
+                let (w_ahead, w_behind) = if ahead > here && here > behind {
+                    (1.0, 0.0)
+                } else if ahead < here && here < behind {
+                    (0.0, 1.0)
+                } else {
+                    let (up, down) = ((ahead - here).abs(), (behind - here).abs());
+                    let (large, small) = (up.max(down), up.min(down));
+                    if large == 0.0 {
+                        (1.0, 1.0)
+                    } else if ahead > behind {
+                        (large, small)
+                    } else {
+                        (small, large)
+                    }
+                };
+                let (s_ahead, s_behind) = (step(i), step(i - 1));
+                let tangent: Vec<f32> = s_ahead
+                    .iter()
+                    .zip(&s_behind)
+                    .map(|(a, b)| a * w_ahead as f32 + b * w_behind as f32)
+                    .collect();
+                let n = norm(&tangent).max(1e-30);
+                let tangent: Vec<f32> = tangent.iter().map(|t| t / n).collect();
+                let climbs = climbing && climber == i;
+                let parallel: f32 = gradient[i - 1]
+                    .iter()
+                    .zip(&tangent)
+                    .map(|(g, t)| g * t)
+                    .sum();
+                let along = if climbs { 2.0 } else { 1.0 };
+                let push = if climbs || spring.is_infinite() {
+                    0.0
+                } else {
+                    spring as f32 * (norm(&s_ahead) - norm(&s_behind))
+                };
+                gradient[i - 1]
+                    .iter()
+                    .zip(&tangent)
+                    .map(|(g, t)| g - t * (parallel * along + push))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn matrix(rows: &[Vec<f32>]) -> Tensor<Compute, 2> {
+        let n = rows[0].len();
+        let flat: Vec<f32> = rows.concat();
+        Tensor::from_data(TensorData::new(flat, [rows.len(), n]), &device())
+    }
+
+    /// The device forces equal the host reference on slopes, peaks, valleys, level stretches
+    /// and ties, with and without a climber, with a finite and an infinite spring.
+    #[test]
+    fn the_device_forces_are_the_host_forces() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for case in 0..60 {
+            let (count, n) = (1 + case % 5, 3 + case % 4);
+            let mut random =
+                |k| -> Vec<f32> { (0..k).map(|_| rng.random_range(-1.0..1.0)).collect() };
+            let positions: Vec<Vec<f32>> = (0..count + 2).map(|_| random(n)).collect();
+            let gradient: Vec<Vec<f32>> = (0..count).map(|_| random(n)).collect();
+            // Energies from a few levels, so that ties and level stretches occur.
+            let energies: Vec<f32> = random(count + 2)
+                .iter()
+                .map(|e| if case % 3 == 0 { (e * 2.0).round() } else { *e })
+                .collect();
+            for (spring, climbing) in [(0.5, false), (0.5, true), (f64::INFINITY, true)] {
+                let expected = reference(&positions, &energies, &gradient, spring, climbing);
+                let forces = nudged(
+                    matrix(&positions),
+                    Tensor::from_floats(energies.as_slice(), &device()),
+                    matrix(&gradient),
+                    spring,
+                    climbing,
+                );
+                let got: Vec<f32> = forces.into_data().to_vec().unwrap();
+                for (g, e) in got.iter().zip(expected.concat()) {
+                    assert!(
+                        (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "case {case}, spring {spring}, climbing {climbing}: {got:?} vs {expected:?}"
+                    );
+                }
+                if climbing {
+                    let chosen = highest_pivot(Tensor::<Compute, 1>::from_floats(
+                        energies.as_slice(),
+                        &device(),
+                    ));
+                    let top = energies[1..=count].iter().copied().fold(f32::MIN, f32::max);
+                    assert_eq!(energies[chosen + 1], top, "case {case}");
+                }
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod launches;
 pub mod nets;
 pub mod optim;
 pub mod outdir;
+pub mod prefetch;
 pub mod tasks;
 pub mod train;
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::heartbeat::Heartbeat;
 use crate::landscape::{Energy, Landscape};
 use crate::optim::OptimizerConfig;
+use crate::prefetch::Epoch;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,7 +244,7 @@ pub fn train_to_levels_observed<B: AutodiffBackend, L: Landscape<B>>(
             let lr = settings.optimizer.learning_rate(epoch);
             let mut carry = landscape.carry(seed, epoch);
             let mut batches = 0;
-            for batch in loader.iter() {
+            for batch in Epoch::of(&loader, landscape.device()) {
                 batches += 1;
                 let loss = landscape.loss(&model, batch, &mut carry);
                 if !settings.stop.is_energy() {

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use levelset_models::Landscape;
+use levelset_models::prefetch::Epoch;
 
 /// Steps between reads of the training loss on the GPU backends.
 const LOSS_READ_EVERY: usize = 25;
@@ -13,7 +14,7 @@ const LOSS_READ_EVERY: usize = 25;
 /// steps and at the last one, so a non-finite loss is reported at the first read after it;
 /// the CPU backends, where a read costs nothing, read every step.
 pub(crate) fn reads_loss(on_cpu: bool, step: usize, steps: usize) -> bool {
-    on_cpu || (step + 1) % LOSS_READ_EVERY == 0 || step + 1 == steps
+    on_cpu || (step + 1).is_multiple_of(LOSS_READ_EVERY) || step + 1 == steps
 }
 
 /// Calls `step(k, batch, carry)` for `k = 0..steps`, stopping at the first error.
@@ -31,7 +32,7 @@ pub(crate) fn for_each_batch<B: AutodiffBackend, L: Landscape<B>>(
     for epoch in 0.. {
         let mut carry = landscape.carry(seed, epoch);
         let mut batches = 0;
-        for batch in loader.iter() {
+        for batch in Epoch::of(&loader, landscape.device()) {
             batches += 1;
             step(done, batch, &mut carry)?;
             done += 1;

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use levelset_models::Energy;
-use levelset_models::nets::{CIFAR_CROP, CifarConvConfig, MnistConvConfig, NetDescription};
+use levelset_models::nets::{
+    CIFAR_CROP, CifarConvConfig, MNIST_INPUT, MnistConvConfig, NetDescription,
+};
 use levelset_models::train::TrainSettings;
 use levelset_strings::sizes::at_most;
 use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
@@ -278,8 +280,6 @@ pub enum TaskConfig {
     },
 }
 
-/// MNIST images: one channel, 28x28.
-pub const MNIST_INPUT: [usize; 3] = [1, 28, 28];
 /// The side of CIFAR-10's images, the largest crop.
 const CIFAR_SIDE: usize = 32;
 /// Both image tasks classify into ten classes.

@@ -12,13 +12,13 @@ use levelset_data::{
 };
 use levelset_models::backend::Train;
 use levelset_models::init::Init;
-use levelset_models::nets::{Activation, DescribedConfig, LstmLmConfig, MlpConfig};
+use levelset_models::nets::{Activation, DescribedConfig, LstmLmConfig, MNIST_INPUT, MlpConfig};
 use levelset_models::tasks::{
     ImageNet, ImageTask, LanguageTask, Pipeline, RegressionLoss, RegressionTask, TrainSample,
 };
 use levelset_models::{Energy, Landscape};
 
-use crate::config::{ExperimentConfig, IMAGE_CLASSES, MNIST_INPUT, PolynomialKind, TaskConfig};
+use crate::config::{ExperimentConfig, IMAGE_CLASSES, PolynomialKind, TaskConfig};
 
 /// Reads `dataset` from its folder in the data directory (`data_dir` as resolved by
 /// [`TaskConfig::resolve_data_dir`]; unresolved, by the same order without a flag). A missing

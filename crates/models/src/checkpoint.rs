@@ -9,6 +9,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRec
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_atomic;
+use crate::checkpoint_fields;
 use crate::landscape::{Architecture, Energy};
 
 const PARAMS: &str = "model.mpk";
@@ -136,12 +137,23 @@ pub fn load<B: Backend, M: Module<B>>(
         });
     }
     let path = dir.join(PARAMS);
-    let model = template
+    let model = match template
+        .clone()
         .load_file(path.clone(), &recorder(), device)
-        .map_err(|e| CheckpointError::Record {
-            path,
-            message: e.to_string(),
-        })?;
+    {
+        Ok(model) => model,
+        // The paper's convnets named their parameters after their fields until they were
+        // built from their descriptions: a checkpoint of that time loads by those names.
+        Err(error) => match checkpoint_fields::load(template, expected, &path, device) {
+            Some(Ok(model)) => model,
+            _ => {
+                return Err(CheckpointError::Record {
+                    path,
+                    message: error.to_string(),
+                });
+            }
+        },
+    };
     Ok((model, meta))
 }
 

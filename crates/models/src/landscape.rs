@@ -11,9 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::flat::unflatten;
-use crate::nets::{
-    CIFAR_CROP, CifarConvConfig, DescribedConfig, LstmLmConfig, MlpConfig, MnistConvConfig,
-};
+use crate::nets::{CifarConvConfig, DescribedConfig, LstmLmConfig, MlpConfig, MnistConvConfig};
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,19 +76,26 @@ pub enum Architecture {
 
 impl Architecture {
     /// The net as a layer-by-layer description, where it has one: the described nets and the
-    /// paper's MNIST and CIFAR-10 convnets (whose descriptions build them bit for bit).
+    /// paper's MNIST and CIFAR-10 convnets (which are built from theirs).
     pub fn described(&self) -> Option<DescribedConfig> {
         match self {
-            Architecture::MnistConv(config) => Some(
-                DescribedConfig::new(config.description(), [1, 28, 28], 10)
-                    .expect("the MNIST preset's description fits MNIST's images"),
-            ),
-            Architecture::CifarConv(config) => Some(
-                DescribedConfig::new(config.description(), [3, CIFAR_CROP, CIFAR_CROP], 10)
-                    .expect("the CIFAR-10 preset's description fits its crops"),
-            ),
+            Architecture::MnistConv(config) => Some(config.described()),
+            Architecture::CifarConv(config) => Some(config.described()),
             Architecture::Described(config) => Some(config.clone()),
             _ => None,
+        }
+    }
+}
+
+impl Architecture {
+    /// The names the paper's convnets gave their parameter layers before they were built from
+    /// their descriptions (`conv1`, ..., `fc2`), in the order of their parameter layers; none
+    /// for other nets.
+    pub fn field_names(&self) -> &'static [&'static str] {
+        match self {
+            Architecture::MnistConv(config) => config.field_names(),
+            Architecture::CifarConv(config) => config.field_names(),
+            _ => &[],
         }
     }
 }

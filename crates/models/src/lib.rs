@@ -17,6 +17,7 @@ pub use levelset_data::atomic;
 ))]
 pub mod backend;
 pub mod checkpoint;
+mod checkpoint_fields;
 pub mod flat;
 pub mod heartbeat;
 pub mod init;

@@ -10,7 +10,8 @@ use common::{flat_host, host, random_input, small_lstm_config, small_mnist_confi
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::checkpoint::{CheckpointError, CheckpointMeta, load, read_meta, save};
-use levelset_models::nets::MlpConfig;
+use levelset_models::nets::described::Op;
+use levelset_models::nets::{CifarConvConfig, MlpConfig, MnistConvConfig};
 use levelset_models::{Architecture, Energy};
 
 fn meta(architecture: Architecture, num_params: usize) -> CheckpointMeta {
@@ -68,7 +69,11 @@ fn save_then_load_restores_parameters_and_metadata() {
         host(model.forward(x, None))
     );
     // The non-parameter field comes from the template, which matches the architecture.
-    assert_eq!(loaded.dropout, config.dropout);
+    assert!(
+        matches!(loaded.ops[9], Op::Dropout(p) if p == config.dropout),
+        "{:?}",
+        loaded.ops
+    );
 
     // Saving again over an existing checkpoint replaces it.
     let other = config.init::<Compute>(7, &dev);
@@ -285,4 +290,47 @@ fn write_atomic_on_a_full_disk_names_the_error_and_keeps_the_old_file() {
     assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"old");
     assert_eq!(listing(tmp.path()), ["results.json"]);
+}
+
+/// Checkpoints written before the paper's convnets were built from their descriptions name
+/// their parameters after the nets' fields (`conv1.weight`, made by the binary of c72bf83,
+/// `tests/fixtures/README.md`); they load into today's nets, parameter for parameter. Each
+/// holds its net's draws from seed 0, untrained.
+#[test]
+fn checkpoints_naming_the_convnets_fields_load_into_the_described_presets() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dev = device();
+    let mnist = MnistConvConfig {
+        conv1: 4,
+        conv2: 8,
+        hidden: 16,
+        dropout: 0.5,
+    };
+    let cifar = CifarConvConfig {
+        conv1: 4,
+        conv2: 4,
+        fc1: 16,
+        fc2: 8,
+        ..CifarConvConfig::default()
+    };
+    let cases = [
+        (
+            "fields-mnist",
+            Architecture::MnistConv(mnist.clone()),
+            mnist.init::<Compute>(0, &dev),
+            mnist.init::<Compute>(9, &dev),
+        ),
+        (
+            "fields-cifar10",
+            Architecture::CifarConv(cifar.clone()),
+            cifar.init::<Compute>(0, &dev),
+            cifar.init::<Compute>(9, &dev),
+        ),
+    ];
+    for (name, architecture, seed_0, template) in cases {
+        let (model, meta) = load(template, &architecture, &fixtures.join(name), &dev)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(meta.steps, 0, "{name}");
+        assert_eq!(flat_host(&model), flat_host(&seed_0), "{name}");
+    }
 }

@@ -10,7 +10,7 @@ use burn::prelude::*;
 use common::{assert_close, flat_host, host, params, random_input};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten, lerp, load_flat, num_params, unflatten};
-use levelset_models::nets::{CifarConvConfig, LstmLmConfig, MlpConfig, MnistConv, MnistConvConfig};
+use levelset_models::nets::{CifarConvConfig, Described, LstmLmConfig, MlpConfig, MnistConvConfig};
 
 /// Checks the flat-vector contract on one architecture: `build(seed)` makes a model,
 /// `forward` runs it on a fixed input.
@@ -77,7 +77,7 @@ fn cifar_conv_round_trip() {
     let config = common::small_cifar_config();
     check_round_trip(
         |seed| config.init::<Compute>(seed, &device()),
-        |m| host(m.forward(random_input([2, 3, 24, 24], 7))),
+        |m| host(m.forward(random_input([2, 3, 24, 24], 7), None)),
     );
 }
 
@@ -164,7 +164,7 @@ fn unflatten_rejects_a_vector_of_another_model() {
         ..small.clone()
     };
     let flat = flatten(&small.init::<Compute>(0, &dev));
-    let _: MnistConv<Compute> = unflatten(large.init::<Compute>(0, &dev), flat);
+    let _: Described<Compute> = unflatten(large.init::<Compute>(0, &dev), flat);
 }
 
 #[test]

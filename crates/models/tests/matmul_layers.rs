@@ -160,7 +160,7 @@ fn the_papers_nets_train_the_same_under_either_rule() {
     .init::<Train>(3, &device());
     let crops = Tensor::<Train, 4>::from_inner(random_input([4, 3, 24, 24], 2));
     both_rules("CIFAR-10 convnet", cifar, |net| {
-        net.forward(crops.clone()).powi_scalar(2).mean()
+        net.forward(crops.clone(), None).powi_scalar(2).mean()
     });
     let lm = LstmLmConfig {
         vocab: 20,

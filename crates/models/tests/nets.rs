@@ -141,23 +141,22 @@ fn mnist_conv_biases_are_0_1_and_weights_are_truncated_normal() {
 #[test]
 fn cifar_conv_follows_the_tutorial_init_table() {
     let model = small_cifar_config().init::<Compute>(2, &device());
-    let bias = |b: &Option<burn::module::Param<Tensor<Compute, 1>>>| {
-        host(b.as_ref().expect("layer has a bias").val())
-    };
-    let constant = |values: Vec<f32>, c: f32| values.iter().all(|&v| v == c);
-    assert!(constant(bias(&model.conv1.bias), 0.0));
-    assert!(constant(bias(&model.conv2.bias), 0.1));
-    assert!(constant(bias(&model.fc1.bias), 0.1));
-    assert!(constant(bias(&model.fc2.bias), 0.1));
-    assert!(constant(bias(&model.fc3.bias), 0.0));
-    let within = |values: Vec<f32>, std: f32| {
-        values.iter().all(|v| v.abs() <= 2.0 * std) && values.iter().any(|&v| v != 0.0)
-    };
-    assert!(within(host(model.conv1.weight.val()), 5e-2));
-    assert!(within(host(model.conv2.weight.val()), 5e-2));
-    assert!(within(host(model.fc1.weight.val()), 0.04));
-    assert!(within(host(model.fc2.weight.val()), 0.04));
-    assert!(within(host(model.fc3.weight.val()), 1.0 / 192.0));
+    // Weight and bias of conv1, conv2, fc1, fc2, fc3, in order.
+    let params: Vec<Vec<f32>> = common::params(&model)
+        .into_iter()
+        .map(|(_, values, _)| values)
+        .collect();
+    assert_eq!(params.len(), 10);
+    for (bias, value) in [(1, 0.0), (3, 0.1), (5, 0.1), (7, 0.1), (9, 0.0)] {
+        assert!(params[bias].iter().all(|&v| v == value), "parameter {bias}");
+    }
+    for (weight, std) in [(0, 5e-2), (2, 5e-2), (4, 0.04), (6, 0.04), (8, 1.0 / 192.0)] {
+        let values = &params[weight];
+        assert!(
+            values.iter().all(|v| v.abs() <= 2.0 * std) && values.iter().any(|&v| v != 0.0),
+            "parameter {weight}"
+        );
+    }
 }
 
 #[test]
@@ -191,8 +190,8 @@ fn mnist_conv_maps_images_to_ten_logits() {
 fn default_cifar_conv_maps_24x24_crops_to_ten_logits() {
     let model = CifarConvConfig::default().init::<Compute>(0, &device());
     // fc1 sees 64 channels of 6x6 after the two stride-2 pools (24 -> 12 -> 6).
-    assert_eq!(model.fc1.weight.val().dims(), [6 * 6 * 64, 384]);
-    let out = model.forward(random_input([2, 3, 24, 24], 1));
+    assert_eq!(common::params(&model)[4].0, vec![6 * 6 * 64, 384]);
+    let out = model.forward(random_input([2, 3, 24, 24], 1), None);
     assert_eq!(out.dims(), [2, 10]);
     assert!(host(out).iter().all(|v| v.is_finite()));
 }
@@ -200,10 +199,14 @@ fn default_cifar_conv_maps_24x24_crops_to_ten_logits() {
 #[test]
 fn cifar_weight_penalty_is_decay_times_half_squared_norm_of_hidden_fc_weights() {
     let model = small_cifar_config().init::<Compute>(0, &device());
-    let sq = |values: Vec<f32>| values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
-    let expected =
-        0.004 * (sq(host(model.fc1.weight.val())) + sq(host(model.fc2.weight.val()))) / 2.0;
-    let got = model.weight_penalty().into_scalar().elem::<f64>();
+    let params = common::params(&model);
+    let sq = |values: &[f32]| values.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+    let expected = 0.004 * (sq(&params[4].1) + sq(&params[6].1)) / 2.0;
+    let got = model
+        .weight_penalty()
+        .expect("the hidden layers are decayed")
+        .into_scalar()
+        .elem::<f64>();
     assert!(
         (got - expected).abs() < 1e-4 * expected,
         "{got} vs {expected}"

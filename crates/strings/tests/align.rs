@@ -6,8 +6,9 @@ use levelset_data::{LabeledImages, linear_regression};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten, unflatten};
 use levelset_models::init::Init;
+use levelset_models::nets::described::Layer;
 use levelset_models::nets::{
-    Activation, DescribedConfig, Mlp, MlpConfig, MnistConv, MnistConvConfig, NetDescription,
+    Activation, Described, DescribedConfig, Mlp, MlpConfig, MnistConvConfig, NetDescription,
 };
 use levelset_models::tasks::{ImageNet, ImageTask, Pipeline, RegressionLoss};
 use levelset_models::{Energy, Landscape};
@@ -143,18 +144,37 @@ fn noise_task<N: ImageNet>(net: N) -> ImageTask<Train, N> {
     .expect("valid task")
 }
 
-/// The convnet with its conv1 channels, conv2 channels and hidden units reordered.
-fn permute_convnet(net: MnistConv<Compute>, orders: &[Vec<usize>; 3]) -> MnistConv<Compute> {
+/// The paper's MNIST convnet (or a net described as it) with its conv1 channels, conv2
+/// channels and hidden units reordered: its parameter layers are layers 0, 3, 7 and 10.
+fn permute_convnet(net: Described<Compute>, orders: &[Vec<usize>; 3]) -> Described<Compute> {
     let [c1, c2, h] = orders;
     let mut net = net;
-    net.conv1.weight = reorder(net.conv1.weight, 0, c1);
-    net.conv1.bias = net.conv1.bias.map(|b| reorder(b, 0, c1));
-    net.conv2.weight = reorder(reorder(net.conv2.weight, 1, c1), 0, c2);
-    net.conv2.bias = net.conv2.bias.map(|b| reorder(b, 0, c2));
+    let mut take = |i: usize| net.layers[i].take().expect("a parameter layer");
+    let (
+        Layer::Conv2d(mut conv1),
+        Layer::Conv2d(mut conv2),
+        Layer::Linear(mut fc1),
+        Layer::Linear(mut fc2),
+    ) = (take(0), take(3), take(7), take(10))
+    else {
+        panic!("the MNIST convnet's layers")
+    };
+    conv1.weight = reorder(conv1.weight, 0, c1);
+    conv1.bias = conv1.bias.map(|b| reorder(b, 0, c1));
+    conv2.weight = reorder(reorder(conv2.weight, 1, c1), 0, c2);
+    conv2.bias = conv2.bias.map(|b| reorder(b, 0, c2));
     // fc1's rows come in blocks of 7 x 7, one per conv2 channel.
-    net.fc1.weight = reorder(reorder(net.fc1.weight, 0, c2), 1, h);
-    net.fc1.bias = net.fc1.bias.map(|b| reorder(b, 0, h));
-    net.fc2.weight = reorder(net.fc2.weight, 0, h);
+    fc1.weight = reorder(reorder(fc1.weight, 0, c2), 1, h);
+    fc1.bias = fc1.bias.map(|b| reorder(b, 0, h));
+    fc2.weight = reorder(fc2.weight, 0, h);
+    for (i, layer) in [
+        (0, Layer::Conv2d(conv1)),
+        (3, Layer::Conv2d(conv2)),
+        (7, Layer::Linear(fc1)),
+        (10, Layer::Linear(fc2)),
+    ] {
+        net.layers[i] = Some(layer);
+    }
     net
 }
 

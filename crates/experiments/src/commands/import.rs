@@ -11,11 +11,11 @@ use burn_store::{
     KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 use levelset_data::fetch::sha256_file;
+use levelset_models::Landscape;
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::checkpoint::{self, CheckpointMeta, ImportedFrom};
 use levelset_models::flat::num_params;
 use levelset_models::outdir::OutputLock;
-use levelset_models::{Architecture, Landscape};
 
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
@@ -104,20 +104,26 @@ impl WithLandscape for (Format, ImportArgs) {
         let (format, args) = self;
         let digest = sha256_file(&args.from)?;
         let architecture = landscape.architecture();
-        // A described net keeps PyTorch's Sequential positions (`3.weight` is the fourth
-        // layer's, `layers.3.Linear.weight` here). The paper's nets count only the layers with
-        // parameters, where PyTorch's Sequential numbers with gaps (0, 2, 4 around
+        // A described net (the paper's convnets included) keeps PyTorch's Sequential
+        // positions (`3.weight` is the fourth layer's, `layers.3.Linear.weight` here); the
+        // paper's convnets also take their layers' old names (`conv1.weight`, `fc2.bias`), as a
+        // module with those attributes names them. The paper's other nets count only the
+        // layers with parameters, where PyTorch's Sequential numbers with gaps (0, 2, 4 around
         // activations): there the indices are made contiguous. Linear weights are transposed
         // from PyTorch's [out, in].
         let mut rules = remapper(&args.map)?;
-        if let Architecture::Described(config) = &architecture {
-            for (i, name) in config.net.parameter_layers() {
+        let described = architecture.described();
+        if let Some(config) = &described {
+            let layers = config.net.parameter_layers();
+            let positions = layers.iter().map(|(i, _)| i.to_string());
+            let fields = architecture.field_names().iter().map(|f| f.to_string());
+            for (from, (i, name)) in positions.zip(&layers).chain(fields.zip(&layers)) {
                 rules = rules
-                    .add_pattern(format!(r"^{i}\.(.+)$"), format!("layers.{i}.{name}.$1"))
+                    .add_pattern(format!(r"^{from}\.(.+)$"), format!("layers.{i}.{name}.$1"))
                     .expect("a fixed pattern");
             }
         }
-        let described = matches!(architecture, Architecture::Described(_));
+        let described = described.is_some();
         let mut model = landscape.init(0);
         let loaded = match format {
             Format::Safetensors => {
@@ -165,7 +171,8 @@ impl WithLandscape for (Format, ImportArgs) {
         if !problems.is_empty() {
             let naming = if described {
                 "with the i-th described layer's tensors named `i.weight`, `i.bias`, as \
-                 PyTorch's Sequential names them"
+                 PyTorch's Sequential names them (the paper's convnets also by their layers' \
+                 names, `conv1.weight`, ...)"
             } else {
                 "with layer indices made contiguous"
             };

@@ -340,3 +340,79 @@ fn the_described_configs_are_the_paper_nets() {
         assert_eq!(described.energy, quick.energy, "{beside}: energy");
     }
 }
+
+/// The paper's convnets import by their layers' names too: a PyTorch module with attributes
+/// `conv1`, `conv2`, `fc1`, `fc2` (here, a preset's parameters saved by burn-store as PyTorch
+/// names and lays them out: Linear weights [out, in]) imports into the MNIST preset, parameter
+/// for parameter.
+#[test]
+fn the_paper_convnets_import_by_their_layer_names() {
+    use burn_store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, SafetensorsStore};
+    use levelset_models::nets::MnistConvConfig;
+
+    let dir = TempDir::new().unwrap();
+    let net = MnistConvConfig {
+        conv1: 4,
+        conv2: 8,
+        hidden: 16,
+        dropout: 0.5,
+    };
+    let model = net.init::<Compute>(3, &device());
+    let from = dir.path().join("fields.safetensors");
+    let mut rename = KeyRemapper::new();
+    for (layer, field) in [(0, "conv1"), (3, "conv2"), (7, "fc1"), (10, "fc2")] {
+        rename = rename
+            .add_pattern(
+                format!(r"^layers\.{layer}\.[A-Za-z0-9]+\."),
+                format!("{field}."),
+            )
+            .unwrap();
+    }
+    let mut store = SafetensorsStore::from_file(&from)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(rename);
+    model.save_into(&mut store).unwrap();
+
+    let config = write(
+        dir.path(),
+        "preset.toml",
+        r#"
+name = "preset"
+energy = "test_loss"
+
+[task]
+kind = "mnist"
+train_limit = 100
+test_limit = 50
+batch_size = 50
+
+[task.model]
+conv1 = 4
+conv2 = 8
+hidden = 16
+
+[train]
+check_every = 10
+max_steps = 10
+
+[train.optimizer]
+kind = "adam"
+lr = 1e-3
+"#,
+    );
+    let out = dir.path().join("imported");
+    succeed(import_args(
+        &config,
+        &from,
+        &out,
+        &real_or_fixture_data_dir(),
+    ));
+    let architecture = Architecture::MnistConv(net.clone());
+    let dev = device();
+    let (imported, _) =
+        checkpoint::load(net.init::<Compute>(0, &dev), &architecture, &out, &dev).unwrap();
+    assert_eq!(
+        flatten(&imported).into_data().to_vec::<f32>().unwrap(),
+        flatten(&model).into_data().to_vec::<f32>().unwrap()
+    );
+}

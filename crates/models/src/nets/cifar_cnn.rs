@@ -1,16 +1,14 @@
-//! The TensorFlow CIFAR-10 tutorial convnet the paper used (24x24 crops, LRN).
+//! The TensorFlow CIFAR-10 tutorial convnet the paper used (24x24 crops, LRN): a named preset
+//! of a layer-by-layer description, built as every described net is.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::described::{LayerSpec, NamedPadding, NetDescription, Padding};
-use super::layers::{conv2d_relu, linear, max_pool2d};
+use super::described::{
+    Described, DescribedConfig, LayerSpec, NamedPadding, NetDescription, Padding,
+};
 use super::lrn::Lrn;
-use crate::init::{Init, reinit};
+use crate::init::Init;
 
 /// Side of the crops the network sees.
 pub const CIFAR_CROP: usize = 24;
@@ -54,8 +52,9 @@ impl CifarConvConfig {
         Ok(())
     }
 
-    /// The net as a layer-by-layer description: the described net it builds is this net,
-    /// bit for bit (parameters, logits, training with its weight penalty).
+    /// The net layer by layer, with the tutorial's initialization table (weights truncated
+    /// normal, biases constant, per layer), its SAME pooling and its weight decay on the two
+    /// hidden fully connected layers.
     pub fn description(&self) -> NetDescription {
         let draws = |std, bias| {
             [
@@ -110,77 +109,20 @@ impl CifarConvConfig {
         }
     }
 
-    /// The tutorial's initialization, parameter by parameter (weights, then bias, per layer).
-    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> CifarConv<B> {
-        let conv = |c_in, c_out| {
-            Conv2dConfig::new([c_in, c_out], [5, 5])
-                .with_padding(PaddingConfig2d::Same)
-                .init(device)
-        };
-        // TF's SAME pooling of 24 (then 12) with window 3, stride 2 pads one row/column at
-        // the bottom/right only.
-        let pool = MaxPool2dConfig::new([3, 3])
-            .with_strides([2, 2])
-            .with_padding(PaddingConfig2d::Explicit(0, 0, 1, 1))
-            .init();
-        let side = CIFAR_CROP / 4;
-        let net = CifarConv {
-            conv1: conv(3, self.conv1),
-            conv2: conv(self.conv1, self.conv2),
-            pool,
-            fc1: LinearConfig::new(side * side * self.conv2, self.fc1).init(device),
-            fc2: LinearConfig::new(self.fc1, self.fc2).init(device),
-            fc3: LinearConfig::new(self.fc2, 10).init(device),
-            lrn: self.lrn,
-            weight_decay: self.weight_decay,
-        };
-        let tn = |std| Init::TruncatedNormal { std };
-        let c = |value| Init::Constant { value };
-        let table = [
-            tn(5e-2),
-            c(0.0),
-            tn(5e-2),
-            c(0.1),
-            tn(0.04),
-            c(0.1),
-            tn(0.04),
-            c(0.1),
-            tn(1.0 / 192.0),
-            c(0.0),
-        ];
-        reinit(net, seed, |i, _| table[i])
-    }
-}
-
-#[derive(Module, Debug)]
-pub struct CifarConv<B: Backend> {
-    pub conv1: Conv2d<B>,
-    pub conv2: Conv2d<B>,
-    pub pool: MaxPool2d,
-    pub fc1: Linear<B>,
-    pub fc2: Linear<B>,
-    pub fc3: Linear<B>,
-    #[module(skip)]
-    pub lrn: Lrn,
-    #[module(skip)]
-    pub weight_decay: f64,
-}
-
-impl<B: Backend> CifarConv<B> {
-    /// Logits for crops [batch, 3, 24, 24].
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self
-            .lrn
-            .forward(max_pool2d(&self.pool, conv2d_relu(&self.conv1, x))); // [b, 64, 12, 12]
-        let x = max_pool2d(&self.pool, self.lrn.forward(conv2d_relu(&self.conv2, x))); // [b, 64, 6, 6]
-        let x = relu(linear(&self.fc1, x.flatten(1, 3))); // [b, 384]
-        let x = relu(linear(&self.fc2, x)); // [b, 192]
-        linear(&self.fc3, x) // [b, 10]
+    /// The description for 24x24 crops and ten classes.
+    pub fn described(&self) -> DescribedConfig {
+        DescribedConfig::new(self.description(), [3, CIFAR_CROP, CIFAR_CROP], 10)
+            .expect("the CIFAR-10 preset's description fits its crops")
     }
 
-    /// `weight_decay * l2_loss` of the hidden fc weights, added to the training loss.
-    pub fn weight_penalty(&self) -> Tensor<B, 1> {
-        let l2 = |w: Tensor<B, 2>| w.powi_scalar(2).sum().div_scalar(2.0);
-        (l2(self.fc1.weight.val()) + l2(self.fc2.weight.val())).mul_scalar(self.weight_decay)
+    /// The net, its parameters drawn from `seed`.
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+        self.described().init(seed, device)
+    }
+
+    /// The names the net's parameter layers had before it was built from its description,
+    /// in the order of its parameter layers (see `MnistConvConfig::field_names`).
+    pub fn field_names(&self) -> &'static [&'static str] {
+        &["conv1", "conv2", "fc1", "fc2", "fc3"]
     }
 }

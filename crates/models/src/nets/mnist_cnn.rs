@@ -1,19 +1,16 @@
-//! The paper's MNIST convnet (the TensorFlow "Deep MNIST for experts" model).
+//! The paper's MNIST convnet (the TensorFlow "Deep MNIST for experts" model): a named preset
+//! of a layer-by-layer description, built as every described net is.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::described::{LayerSpec, NamedPadding, NetDescription, Padding};
-use super::dropout::dropout;
-use super::layers::{conv2d_relu_max_pool2d, linear, relu_max_pool2d};
-use super::stacked;
-use crate::flat::Stacked;
-use crate::init::{Init, reinit};
+use super::described::{
+    Described, DescribedConfig, LayerSpec, NamedPadding, NetDescription, Padding,
+};
+use crate::init::Init;
+
+/// MNIST's images: one channel, 28x28.
+pub const MNIST_INPUT: [usize; 3] = [1, 28, 28];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -46,8 +43,9 @@ impl MnistConvConfig {
         Ok(())
     }
 
-    /// The net as a layer-by-layer description: the described net it builds is this net,
-    /// bit for bit (parameters, logits, training).
+    /// The net layer by layer: two 5x5 convolutions with ReLU and 2x2 max-pooling, a hidden
+    /// layer with dropout, ten logits; weights truncated normal with std 0.1 and biases 0.1,
+    /// as the authors' code.
     pub fn description(&self) -> NetDescription {
         let conv = |channels| LayerSpec::conv2d(channels, 5, Padding::Named(NamedPadding::Same));
         let pool = || LayerSpec::MaxPool2d {
@@ -75,70 +73,21 @@ impl MnistConvConfig {
         }
     }
 
-    /// Weights truncated normal with std 0.1 and biases 0.1, as the authors' code.
-    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> MnistConv<B> {
-        let conv = |c_in, c_out| {
-            Conv2dConfig::new([c_in, c_out], [5, 5])
-                .with_padding(PaddingConfig2d::Same)
-                .init(device)
-        };
-        let net = MnistConv {
-            conv1: conv(1, self.conv1),
-            conv2: conv(self.conv1, self.conv2),
-            pool: MaxPool2dConfig::new([2, 2]).init(),
-            fc1: LinearConfig::new(7 * 7 * self.conv2, self.hidden).init(device),
-            fc2: LinearConfig::new(self.hidden, 10).init(device),
-            dropout: self.dropout,
-        };
-        reinit(net, seed, |_, dims| {
-            if dims.len() == 1 {
-                Init::Constant { value: 0.1 }
-            } else {
-                Init::TruncatedNormal { std: 0.1 }
-            }
-        })
+    /// The description for MNIST's images and ten classes.
+    pub fn described(&self) -> DescribedConfig {
+        DescribedConfig::new(self.description(), MNIST_INPUT, 10)
+            .expect("the MNIST preset's description fits MNIST's images")
     }
-}
 
-#[derive(Module, Debug)]
-pub struct MnistConv<B: Backend> {
-    pub conv1: Conv2d<B>,
-    pub conv2: Conv2d<B>,
-    pub pool: MaxPool2d,
-    pub fc1: Linear<B>,
-    pub fc2: Linear<B>,
-    #[module(skip)]
-    pub dropout: f64,
-}
-
-impl<B: Backend> MnistConv<B> {
-    /// Logits for images [batch, 1, 28, 28]; dropout only when an RNG is given (training).
-    pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
-        let x = conv2d_relu_max_pool2d(&self.conv1, &self.pool, x); // [b, c1, 14, 14]
-        let x = conv2d_relu_max_pool2d(&self.conv2, &self.pool, x); // [b, c2, 7, 7]
-        let x = relu(linear(&self.fc1, x.flatten(1, 3))); // [b, hidden]
-        let x = match rng {
-            Some(rng) => dropout(x, self.dropout, rng),
-            None => x,
-        };
-        linear(&self.fc2, x) // [b, 10]
+    /// The net, its parameters drawn from `seed`.
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+        self.described().init(seed, device)
     }
-}
 
-impl<B: Backend> Stacked<MnistConv<B>> {
-    /// Evaluation logits of all `k` models on the same images [batch, 1, 28, 28]:
-    /// [k, batch, 10]
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        let (net, k) = (&self.module, self.k);
-        // The input is shared, so the first convolution needs no groups: its k * c1 filters
-        // all read the same channel.
-        let x = conv2d_relu_max_pool2d(&net.conv1, &net.pool, x); // [b, k*c1, 14, 14]
-        let x = relu_max_pool2d(&net.pool, stacked::conv2d(&net.conv2, x, k)); // [b, k*c2, 7, 7]
-        let [b, _, h, w] = x.dims();
-        let x = x
-            .reshape([b, k, net.conv2.weight.dims()[0] / k * h * w])
-            .swap_dims(0, 1); // [k, b, c2*7*7]
-        let x = relu(stacked::linear(&net.fc1, x, k)); // [k, b, hidden]
-        stacked::linear(&net.fc2, x, k) // [k, b, 10]
+    /// The names the net's parameter layers had before it was built from its description
+    /// (`conv1.weight`, ...), in the order of its parameter layers; checkpoints of that time
+    /// and PyTorch modules with these attributes load by them.
+    pub fn field_names(&self) -> &'static [&'static str] {
+        &["conv1", "conv2", "fc1", "fc2"]
     }
 }

@@ -1,4 +1,5 @@
-//! The networks of the paper, each a plain Burn module built from a serde config.
+//! The networks of the paper, each a plain Burn module built from a serde config; the paper's
+//! convnets are named presets of layer-by-layer descriptions (`described`).
 
 #[cfg(any(
     feature = "flex",
@@ -18,12 +19,14 @@ pub mod matmul_conv;
 pub mod matmul_lstm;
 pub mod mlp;
 pub mod mnist_cnn;
+#[cfg(test)]
+mod reference;
 pub mod rule;
 pub mod stacked;
 
-pub use cifar_cnn::{CIFAR_CROP, CifarConv, CifarConvConfig};
+pub use cifar_cnn::{CIFAR_CROP, CifarConvConfig};
 pub use described::{Activations, Described, DescribedConfig, LayerSpec, NetDescription};
 pub use lrn::Lrn;
 pub use lstm_lm::{LmState, LstmLm, LstmLmConfig};
 pub use mlp::{Activation, Mlp, MlpConfig};
-pub use mnist_cnn::{MnistConv, MnistConvConfig};
+pub use mnist_cnn::{MNIST_INPUT, MnistConvConfig};

@@ -19,9 +19,7 @@ use crate::flat::{Stacked, unflatten_stacked};
 use crate::landscape::{
     Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
-use crate::nets::{
-    CIFAR_CROP, CifarConv, CifarConvConfig, Described, DescribedConfig, MnistConv, MnistConvConfig,
-};
+use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
 pub const EVAL_BATCH: usize = 500;
@@ -56,57 +54,46 @@ pub trait ImageNet: Send + Sync + 'static {
     }
 }
 
-impl ImageNet for MnistConvConfig {
-    type Net<B: Backend> = MnistConv<B>;
-    fn architecture(&self) -> Architecture {
-        Architecture::MnistConv(self.clone())
-    }
-    fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> MnistConv<B> {
-        self.init(seed, device)
-    }
-    fn input_dims(&self) -> [usize; 3] {
-        [1, 28, 28]
-    }
-    fn logits<B: Backend>(
-        net: &MnistConv<B>,
-        x: Tensor<B, 4>,
-        rng: Option<&mut ChaCha8Rng>,
-    ) -> Tensor<B, 2> {
-        net.forward(x, rng)
-    }
-    /// Slower than one by one on every build levelset ships (flex, and an H200 with fusion
-    /// and autotuning, where CubeCL's grouped convolution is far slower than its plain one;
-    /// figures in `experiments/bench/README.md`).
-    fn stacked_pass<B: Backend>(_device: &B::Device) -> StackedPass {
-        StackedPass::Slower
-    }
-    fn stacked_logits<B: Backend>(nets: &Stacked<MnistConv<B>>, x: Tensor<B, 4>) -> Tensor<B, 3> {
-        nets.forward(x)
-    }
+/// The paper's convnets are built from their descriptions: each runs as the described net it
+/// is, with the preset's name in checkpoints.
+macro_rules! preset_net {
+    ($config:ty, $variant:ident) => {
+        impl ImageNet for $config {
+            type Net<B: Backend> = Described<B>;
+            fn architecture(&self) -> Architecture {
+                Architecture::$variant(self.clone())
+            }
+            fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+                self.init(seed, device)
+            }
+            fn input_dims(&self) -> [usize; 3] {
+                self.described().input
+            }
+            fn logits<B: Backend>(
+                net: &Described<B>,
+                x: Tensor<B, 4>,
+                rng: Option<&mut ChaCha8Rng>,
+            ) -> Tensor<B, 2> {
+                DescribedConfig::logits(net, x, rng)
+            }
+            fn stacked_pass<B: Backend>(device: &B::Device) -> StackedPass {
+                DescribedConfig::stacked_pass::<B>(device)
+            }
+            fn stacked_logits<B: Backend>(
+                nets: &Stacked<Described<B>>,
+                x: Tensor<B, 4>,
+            ) -> Tensor<B, 3> {
+                DescribedConfig::stacked_logits(nets, x)
+            }
+            fn penalty<B: Backend>(net: &Described<B>) -> Option<Tensor<B, 1>> {
+                DescribedConfig::penalty(net)
+            }
+        }
+    };
 }
 
-impl ImageNet for CifarConvConfig {
-    type Net<B: Backend> = CifarConv<B>;
-    fn architecture(&self) -> Architecture {
-        Architecture::CifarConv(self.clone())
-    }
-    fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> CifarConv<B> {
-        self.init(seed, device)
-    }
-    fn input_dims(&self) -> [usize; 3] {
-        [3, CIFAR_CROP, CIFAR_CROP]
-    }
-    fn logits<B: Backend>(
-        net: &CifarConv<B>,
-        x: Tensor<B, 4>,
-        _rng: Option<&mut ChaCha8Rng>,
-    ) -> Tensor<B, 2> {
-        net.forward(x)
-    }
-    fn penalty<B: Backend>(net: &CifarConv<B>) -> Option<Tensor<B, 1>> {
-        (net.weight_decay > 0.0).then(|| net.weight_penalty())
-    }
-}
+preset_net!(MnistConvConfig, MnistConv);
+preset_net!(CifarConvConfig, CifarConv);
 
 impl ImageNet for DescribedConfig {
     type Net<B: Backend> = Described<B>;
@@ -126,9 +113,10 @@ impl ImageNet for DescribedConfig {
     ) -> Tensor<B, 2> {
         net.forward(x, rng)
     }
-    /// Present for every described net and, like the MNIST net's, not yet measured faster
-    /// than one point at a time, so DSS evaluates points one by one; `levelset bench` times
-    /// both.
+    /// Present for every described net and not yet measured faster than one point at a time
+    /// (the paper's MNIST net: slower on flex and on an H200, where CubeCL's grouped
+    /// convolution is far slower than its plain one; figures in `experiments/bench/README.md`),
+    /// so DSS evaluates points one by one; `levelset bench` times both.
     fn stacked_pass<B: Backend>(_device: &B::Device) -> StackedPass {
         StackedPass::Slower
     }

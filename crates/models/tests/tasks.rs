@@ -232,11 +232,17 @@ fn cifar_task_with_crops_evaluates_and_trains() {
     );
     // Evaluation uses center crops without randomness.
     assert_eq!(task.energy(&stepped.valid()), after);
-    // The CIFAR convnet has no stacked forward (LRN mixes neighbouring channels): its
-    // energies are the one-by-one ones.
-    assert_eq!(task.stacked_pass(&device()), StackedPass::Absent);
+    // As a described net the CIFAR convnet has a stacked forward (LRN and the pools run per
+    // net), kept as the MNIST net's, not the default; its energies are the one-by-one ones up
+    // to summation order.
+    assert_eq!(task.stacked_pass(&device()), StackedPass::Slower);
     let (stacked, pointwise) = stacked_and_pointwise(&task);
-    assert_eq!(stacked, pointwise);
+    for (s, p) in stacked.iter().zip(&pointwise) {
+        assert!(
+            (s - p).abs() <= 1e-5 * p.abs(),
+            "{stacked:?} vs {pointwise:?}"
+        );
+    }
 }
 
 fn lm_task(energy: Energy, tokens: usize) -> LanguageTask<Train> {

@@ -85,9 +85,7 @@ impl Architecture {
             _ => None,
         }
     }
-}
 
-impl Architecture {
     /// The names the paper's convnets gave their parameter layers before they were built from
     /// their descriptions (`conv1`, ..., `fc2`), in the order of their parameter layers; none
     /// for other nets.

@@ -346,8 +346,6 @@ fn nudged<B: Backend>(
         .clamp_min(1e-30);
     let tangent = tangent / norm;
     let parallel = (gradient.clone() * tangent.clone()).sum_dim(1); // [count, 1]
-    let lengths = steps.powi_scalar(2).sum_dim(1).sqrt(); // [count + 1, 1]
-    let stretch = lengths.clone().narrow(0, 1, count) - lengths.narrow(0, 0, count);
     let climber = if climbing {
         let pivots = energies.narrow(0, 1, count);
         let highest = pivots.clone().argmax(0).expand([count]);
@@ -361,6 +359,8 @@ fn nudged<B: Backend>(
     let push = if spring.is_infinite() {
         along.zeros_like()
     } else {
+        let lengths = steps.powi_scalar(2).sum_dim(1).sqrt(); // [count + 1, 1]
+        let stretch = lengths.clone().narrow(0, 1, count) - lengths.narrow(0, 0, count);
         stretch * (climber.neg() + 1.0) * spring
     };
     gradient - tangent * (along + push)

@@ -228,7 +228,8 @@ impl WithLandscape for ModelBench<'_> {
                 _ => tracing::warn!(
                     model = name,
                     "no per-layer breakdown: only the PTB model and nets with a layer-by-layer \
-                     description (the described nets and the paper's MNIST and CIFAR-10 nets) have one"
+                     description (the described nets and the paper's MNIST and CIFAR-10 nets) \
+                     have one"
                 ),
             }
         }

@@ -329,11 +329,7 @@ impl NetDescription {
         if self.layers.is_empty() {
             return Err("layers: a net needs at least one layer".into());
         }
-        for (key, init) in [("weights", self.weights), ("biases", self.biases)] {
-            if let Some(init) = init {
-                init.validate().map_err(|e| format!("{key}: {e}"))?;
-            }
-        }
+        check_draws(self.weights, self.biases)?;
         let mut shape = Shape::Image(input);
         let mut shapes = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
@@ -530,17 +526,23 @@ fn pool_window(
     )
 }
 
+/// What is wrong with a net's or a layer's weight and bias draws, if anything.
+fn check_draws(weights: Option<Init>, biases: Option<Init>) -> Result<(), String> {
+    for (key, init) in [("weights", weights), ("biases", biases)] {
+        if let Some(init) = init {
+            init.validate().map_err(|e| format!("{key}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// What is wrong with a layer's parameter draws and weight decay, if anything.
 fn check_params(
     weights: Option<Init>,
     biases: Option<Init>,
     weight_decay: f64,
 ) -> Result<(), String> {
-    for (key, init) in [("weights", weights), ("biases", biases)] {
-        if let Some(init) = init {
-            init.validate().map_err(|e| format!("{key}: {e}"))?;
-        }
-    }
+    check_draws(weights, biases)?;
     if !(weight_decay.is_finite() && weight_decay >= 0.0) {
         return Err(format!(
             "weight_decay must be a finite number >= 0, got {weight_decay}"

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use levelset_models::Energy;
+use levelset_models::nets::described_lm::check_language_model;
 use levelset_models::nets::{
     CIFAR_CROP, CifarConvConfig, MNIST_INPUT, MnistConvConfig, NetDescription,
 };
@@ -273,10 +274,18 @@ pub enum TaskConfig {
         train_limit: Option<usize>,
         #[serde(default)]
         heldout_limit: Option<usize>,
-        embed: usize,
-        hidden: usize,
-        layers: usize,
-        init_scale: f32,
+        /// The paper's net: its sizes and initial scale (all four, or `net` instead).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        embed: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hidden: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layers: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init_scale: Option<f32>,
+        /// A language model described layer by layer, in place of the paper's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        net: Option<NetDescription>,
     },
 }
 
@@ -435,12 +444,46 @@ impl TaskConfig {
                 hidden,
                 layers,
                 init_scale,
+                net,
                 ..
             } => {
                 positive("batch_size", *batch_size)?;
                 positive("steps", *steps)?;
                 optional("train_limit", *train_limit)?;
                 optional("heldout_limit", *heldout_limit)?;
+                let paper = [
+                    ("embed", embed.is_some()),
+                    ("hidden", hidden.is_some()),
+                    ("layers", layers.is_some()),
+                    ("init_scale", init_scale.is_some()),
+                ];
+                let keys = |given: bool| {
+                    paper
+                        .iter()
+                        .filter(|(_, is)| *is == given)
+                        .map(|(key, _)| format!("task.{key}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if let Some(net) = net {
+                    if paper.iter().any(|(_, given)| *given) {
+                        return Err(format!(
+                            "task.net and {} both describe the network; keep one",
+                            keys(true)
+                        ));
+                    }
+                    // The vocabulary is known once the training text is read.
+                    return check_language_model(net, None).map_err(|e| format!("task.net.{e}"));
+                }
+                let (Some(embed), Some(hidden), Some(layers), Some(init_scale)) =
+                    (embed, hidden, layers, init_scale)
+                else {
+                    return Err(format!(
+                        "{} missing: the paper's language model takes task.embed, task.hidden, \
+                         task.layers and task.init_scale (or describe a net in [task.net])",
+                        keys(false)
+                    ));
+                };
                 positive("embed", *embed)?;
                 positive("hidden", *hidden)?;
                 positive("layers", *layers)?;

@@ -12,11 +12,13 @@ use levelset_data::{
 };
 use levelset_models::backend::Train;
 use levelset_models::init::Init;
-use levelset_models::nets::{Activation, DescribedConfig, LstmLmConfig, MNIST_INPUT, MlpConfig};
+use levelset_models::nets::{
+    Activation, DescribedConfig, DescribedLmConfig, LstmLmConfig, MNIST_INPUT, MlpConfig,
+};
 use levelset_models::tasks::{
     ImageNet, ImageTask, LanguageTask, Pipeline, RegressionLoss, RegressionTask, TrainSample,
 };
-use levelset_models::{Energy, Landscape};
+use levelset_models::{Architecture, Energy, Landscape};
 
 use crate::config::{ExperimentConfig, IMAGE_CLASSES, PolynomialKind, TaskConfig};
 
@@ -283,6 +285,7 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             hidden,
             layers,
             init_scale,
+            net,
         } => {
             let corpus = load_data(Dataset::Ptb, data_dir, |dir| {
                 load_ptb(&dir.join(train_file), &dir.join(heldout_file))
@@ -290,12 +293,22 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             let take = |ids: &[u32], n: Option<usize>| {
                 ids[..n.unwrap_or(ids.len()).min(ids.len())].to_vec()
             };
-            let net = LstmLmConfig {
-                vocab: corpus.vocab.len(),
-                embed: *embed,
-                hidden: *hidden,
-                layers: *layers,
-                init_scale: *init_scale,
+            let vocab = corpus.vocab.len();
+            let net = match (net, embed, hidden, layers, init_scale) {
+                (Some(net), ..) => Architecture::DescribedLm(
+                    DescribedLmConfig::new(net.clone(), vocab)
+                        .map_err(|e| invalid(format!("net.{e}")))?,
+                ),
+                (None, Some(embed), Some(hidden), Some(layers), Some(init_scale)) => {
+                    Architecture::LstmLm(LstmLmConfig {
+                        vocab,
+                        embed: *embed,
+                        hidden: *hidden,
+                        layers: *layers,
+                        init_scale: *init_scale,
+                    })
+                }
+                _ => unreachable!("validated: the paper's net or a described one"),
             };
             let task = LanguageTask::<Train>::new(
                 net,

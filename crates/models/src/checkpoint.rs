@@ -121,7 +121,7 @@ pub fn read_meta(dir: &Path) -> Result<CheckpointMeta, CheckpointError> {
 }
 
 /// Loads a checkpoint into a model shaped like `template`, after checking that it was saved
-/// from the same architecture.
+/// from the same network ([`Architecture::same_net`]).
 pub fn load<B: Backend, M: Module<B>>(
     template: M,
     expected: &Architecture,
@@ -129,7 +129,7 @@ pub fn load<B: Backend, M: Module<B>>(
     device: &B::Device,
 ) -> Result<(M, CheckpointMeta), CheckpointError> {
     let meta = read_meta(dir)?;
-    if &meta.architecture != expected {
+    if !meta.architecture.same_net(expected) {
         return Err(CheckpointError::Architecture {
             path: dir.join(SIDECAR),
             expected: describe(expected),

@@ -11,7 +11,9 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::flat::unflatten;
-use crate::nets::{CifarConvConfig, DescribedConfig, LstmLmConfig, MlpConfig, MnistConvConfig};
+use crate::nets::{
+    CifarConvConfig, DescribedConfig, DescribedLmConfig, LstmLmConfig, MlpConfig, MnistConvConfig,
+};
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +74,8 @@ pub enum Architecture {
     LstmLm(LstmLmConfig),
     /// A feed-forward image classifier described layer by layer (`[task.net]`).
     Described(DescribedConfig),
+    /// A language model described layer by layer (`[task.net]` of a `ptb` task).
+    DescribedLm(DescribedLmConfig),
 }
 
 impl Architecture {
@@ -84,6 +88,29 @@ impl Architecture {
             Architecture::Described(config) => Some(config.clone()),
             _ => None,
         }
+    }
+
+    /// The net as a described language model, where it is one: the described ones and the
+    /// paper's PTB net (built from its description).
+    pub fn language_model(&self) -> Option<DescribedLmConfig> {
+        match self {
+            Architecture::LstmLm(config) => config.described().ok(),
+            Architecture::DescribedLm(config) => Some(config.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether two architectures build the same network: equal, or one a preset and the
+    /// other its description (a checkpoint of the paper's net loads into the config that
+    /// writes it out layer by layer, and back).
+    pub fn same_net(&self, other: &Architecture) -> bool {
+        self == other
+            || self
+                .described()
+                .is_some_and(|net| other.described() == Some(net))
+            || self
+                .language_model()
+                .is_some_and(|net| other.language_model() == Some(net))
     }
 
     /// The names the paper's convnets gave their parameter layers before they were built from

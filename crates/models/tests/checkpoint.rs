@@ -81,6 +81,16 @@ fn save_then_load_restores_parameters_and_metadata() {
     let (reloaded, _) = load(config.init::<Compute>(0, &dev), &arch, &dir, &dev).unwrap();
     assert_eq!(flat_host(&reloaded), flat_host(&other));
     assert_eq!(listing(&dir), ["model.json", "model.mpk"]);
+    // The preset written out layer by layer takes its checkpoint.
+    let described = config.described();
+    let (loaded, _) = load(
+        described.init::<Compute>(0, &dev),
+        &Architecture::Described(described),
+        &dir,
+        &dev,
+    )
+    .unwrap();
+    assert_eq!(flat_host(&loaded), flat_host(&other));
 }
 
 #[test]
@@ -98,6 +108,26 @@ fn lstm_checkpoint_round_trips() {
     .unwrap();
     let (loaded, _) = load(config.init::<Compute>(2, &dev), &arch, tmp.path(), &dev).unwrap();
     assert_eq!(flat_host(&loaded), flat_host(&model));
+    // The same net written out layer by layer takes the preset's checkpoint; another does not.
+    let described = config.described().unwrap();
+    let (loaded, _) = load(
+        described.init::<Compute>(2, &dev),
+        &Architecture::DescribedLm(described.clone()),
+        tmp.path(),
+        &dev,
+    )
+    .unwrap();
+    assert_eq!(flat_host(&loaded), flat_host(&model));
+    let mut other = described;
+    other.net.weights = None;
+    let err = load(
+        other.init::<Compute>(2, &dev),
+        &Architecture::DescribedLm(other),
+        tmp.path(),
+        &dev,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
 }
 
 #[test]

@@ -365,9 +365,13 @@ fn descriptions_that_cannot_be_built_say_which_layer_and_why() {
         &["layers[0] (batch_norm2d)", "running statistics", "Garipov"],
     );
     refused(
-        r#"{ kind = "lstm" }"#,
+        r#"{ kind = "lstm", hidden = 8 }"#,
         mnist,
-        &["layers[0] (lstm)", "task.kind = \"ptb\""],
+        &[
+            "layers[0] (lstm)",
+            "make language models",
+            "task.kind = \"ptb\"",
+        ],
     );
     refused(
         r#"{ kind = "flatten" }, { kind = "dropout", p = 1.0 }"#,

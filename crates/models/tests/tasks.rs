@@ -248,7 +248,7 @@ fn cifar_task_with_crops_evaluates_and_trains() {
 fn lm_task(energy: Energy, tokens: usize) -> LanguageTask<Train> {
     let corpus = ptb_slice(tokens);
     LanguageTask::<Train>::new(
-        small_lstm_config(corpus.vocab.len()),
+        Architecture::LstmLm(small_lstm_config(corpus.vocab.len())),
         &corpus.train,
         &corpus.heldout,
         4,
@@ -314,7 +314,7 @@ fn lm_perplexity_is_the_exponential_of_the_loss() {
 #[test]
 fn language_task_rejects_short_text_and_classification_energies() {
     let corpus = ptb_slice(2_000);
-    let config = small_lstm_config(corpus.vocab.len());
+    let config = Architecture::LstmLm(small_lstm_config(corpus.vocab.len()));
     let build = |train: &[u32], heldout: &[u32], energy| {
         LanguageTask::<Train>::new(config.clone(), train, heldout, 4, 10, energy, &device()).err()
     };

@@ -11,7 +11,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use levelset_models::backend::{Compute, Train, device};
-use levelset_models::nets::{Activations, Described, DescribedConfig, LstmLm, LstmLmConfig};
+use levelset_models::nets::{Activations, Described, DescribedConfig, DescribedLmConfig, LstmLm};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -86,12 +86,12 @@ pub fn layer_breakdown(
     Ok(())
 }
 
-/// [`layer_breakdown`] for the PTB model: its embedding, each LSTM layer (from a zero state)
+/// [`layer_breakdown`] for a language model (the paper's PTB net or a described one): its embedding, each LSTM layer (from a zero state)
 /// and its output layer, on windows of random tokens [batch, steps], the shape of its training
 /// and evaluation windows alike.
 pub fn lm_layer_breakdown(
     name: &str,
-    config: &LstmLmConfig,
+    config: &DescribedLmConfig,
     [batch, steps]: [usize; 2],
     plan: Plan,
     record: &mut dyn FnMut(Measurement) -> anyhow::Result<()>,
@@ -99,6 +99,7 @@ pub fn lm_layer_breakdown(
     let dev = device();
     let model: LstmLm<Train> = config.init(plan.seed, &dev);
     let eval_model = model.valid();
+    let layers = model.lstm.len();
     let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
     let ids: Vec<i64> = (0..batch * steps)
         .map(|_| rng.random_range(0..config.vocab as i64))
@@ -108,7 +109,7 @@ pub fn lm_layer_breakdown(
     // Each layer's input: a leaf that tracks its gradient, as inside a training step.
     let mut train_inputs = vec![model.embed(tokens.clone()).detach().require_grad()];
     let mut eval_inputs = vec![eval_model.embed(eval_tokens.clone())];
-    for i in 0..config.layers {
+    for i in 0..layers {
         let (y, _) = model.recur(i, train_inputs[i].clone(), None);
         train_inputs.push(y.detach().require_grad());
         eval_inputs.push(eval_model.recur(i, eval_inputs[i].clone(), None).0);
@@ -120,7 +121,7 @@ pub fn lm_layer_breakdown(
         |_| model.embed(tokens.clone()),
         || eval_model.embed(eval_tokens.clone()),
     )?;
-    for i in 0..config.layers {
+    for i in 0..layers {
         let (input, eval_input) = (&train_inputs[i], &eval_inputs[i]);
         record_operation(
             (name, i + 1, "lstm"),
@@ -130,9 +131,9 @@ pub fn lm_layer_breakdown(
             || eval_model.recur(i, eval_input.clone(), None).0,
         )?;
     }
-    let (input, eval_input) = (&train_inputs[config.layers], &eval_inputs[config.layers]);
+    let (input, eval_input) = (&train_inputs[layers], &eval_inputs[layers]);
     record_operation(
-        (name, config.layers + 1, "linear"),
+        (name, layers + 1, "linear"),
         plan,
         record,
         |_| model.decode(input.clone()),
@@ -325,13 +326,15 @@ mod tests {
 
     #[test]
     fn every_layer_of_the_language_model_is_timed_in_every_pass() {
-        let config = LstmLmConfig {
+        let config = levelset_models::nets::LstmLmConfig {
             vocab: 12,
             embed: 5,
             hidden: 4,
             layers: 2,
             init_scale: 0.1,
-        };
+        }
+        .described()
+        .unwrap();
         let plan = Plan {
             repeats: 1,
             steps: 2,

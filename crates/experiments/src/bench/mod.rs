@@ -12,12 +12,12 @@ mod workloads;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::landscape::StackedPass;
 use levelset_models::nets::rule::{LayerRule, layer_rule, override_layer_rule};
 use levelset_models::tasks::EVAL_BATCH;
-use levelset_models::{Architecture, Landscape};
 
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::landscapes::{WithLandscape, with_landscape};
@@ -208,7 +208,11 @@ impl WithLandscape for ModelBench<'_> {
                 ))?;
             }
             let architecture = landscape.architecture();
-            match (architecture.described(), &architecture, &self.config.task) {
+            match (
+                architecture.described(),
+                architecture.language_model(),
+                &self.config.task,
+            ) {
                 (Some(net), _, _) => {
                     let batch = landscape
                         .loader(self.plan.seed)
@@ -220,16 +224,15 @@ impl WithLandscape for ModelBench<'_> {
                 }
                 (
                     None,
-                    Architecture::LstmLm(lm),
+                    Some(lm),
                     TaskConfig::Ptb {
                         batch_size, steps, ..
                     },
-                ) => lm_layer_breakdown(name, lm, [*batch_size, *steps], self.plan, record)?,
+                ) => lm_layer_breakdown(name, &lm, [*batch_size, *steps], self.plan, record)?,
                 _ => tracing::warn!(
                     model = name,
-                    "no per-layer breakdown: only the PTB model and nets with a layer-by-layer \
-                     description (the described nets and the paper's MNIST and CIFAR-10 nets) \
-                     have one"
+                    "no per-layer breakdown: only nets with a layer-by-layer description (the \
+                     described nets and the paper's MNIST, CIFAR-10 and PTB nets) have one"
                 ),
             }
         }

@@ -27,9 +27,9 @@ pub struct Plan {
 }
 
 fn throughput(architecture: &Architecture) -> Report {
-    let unit = match architecture {
-        Architecture::LstmLm(_) => "tokens/s",
-        _ => "examples/s",
+    let unit = match architecture.language_model() {
+        Some(_) => "tokens/s",
+        None => "examples/s",
     };
     Report::Rate { unit, scale: 1.0 }
 }

@@ -8,7 +8,8 @@ use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn_store::pytorch::PytorchReader;
 use burn_store::{
-    KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+    TensorSnapshot,
 };
 use levelset_data::fetch::sha256_file;
 use levelset_models::Landscape;
@@ -17,6 +18,7 @@ use levelset_models::checkpoint::{self, CheckpointMeta, ImportedFrom};
 use levelset_models::flat::num_params;
 use levelset_models::outdir::OutputLock;
 
+use super::pytorch_lstm;
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
 
@@ -38,6 +40,14 @@ enum Format {
     /// `torch.save`'s zip archive of a pickle.
     Pytorch,
 }
+
+/// The names a language model's parts are also read under (PyTorch's word_language_model
+/// example's), and levelset's.
+const LANGUAGE_MODEL_ALIASES: [(&str, &str); 3] = [
+    ("encoder", "embedding"),
+    ("rnn", "lstm"),
+    ("decoder", "output"),
+];
 
 /// The keys under which training checkpoints conventionally keep the state_dict.
 const CONVENTIONAL_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model"];
@@ -123,32 +133,53 @@ impl WithLandscape for (Format, ImportArgs) {
                     .expect("a fixed pattern");
             }
         }
-        let described = described.is_some();
-        let mut model = landscape.init(0);
-        let loaded = match format {
-            Format::Safetensors => {
-                let mut store = SafetensorsStore::from_file(&args.from)
-                    .with_from_adapter(PyTorchToBurnAdapter)
-                    .remap(rules)
-                    .map_indices_contiguous(!described)
-                    .allow_partial(true);
-                model.load_from(&mut store).map_err(|e| e.to_string())
+        // A language model takes a module's `embedding`, `lstm` and `output` (or, as PyTorch's
+        // word_language_model example names them, `encoder`, `rnn` and `decoder`); its LSTM's
+        // packed gate tensors are split into Burn's gates below.
+        let language_model = architecture.language_model().is_some();
+        if language_model {
+            for (from, to) in LANGUAGE_MODEL_ALIASES {
+                rules = rules
+                    .add_pattern(format!(r"^{from}\.(.+)$"), format!("{to}.$1"))
+                    .expect("a fixed pattern");
             }
-            // The PyTorch store applies PyTorch's conventions (the adapter) itself; the rules
-            // above already name enum variants, so none are skipped.
+        }
+        let described = described.is_some();
+        let contiguous = !(described || language_model);
+        let read = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", args.from.display());
+        let snapshots: Vec<TensorSnapshot> = match format {
+            Format::Safetensors => SafetensorsStore::from_file(&args.from)
+                .remap(rules)
+                .map_indices_contiguous(contiguous)
+                .get_all_snapshots()
+                .map_err(|e| read(&e))?
+                .values()
+                .cloned()
+                .collect(),
             Format::Pytorch => {
                 let mut store = PytorchStore::from_file(&args.from)
                     .remap(rules)
-                    .map_indices_contiguous(!described)
-                    .skip_enum_variants(false)
-                    .allow_partial(true);
+                    .map_indices_contiguous(contiguous);
                 if let Some(key) = &args.key {
                     store = store.with_top_level_key(key.clone());
                 }
-                model.load_from(&mut store).map_err(|e| e.to_string())
+                store
+                    .get_all_snapshots()
+                    .map_err(|e| read(&e))?
+                    .values()
+                    .cloned()
+                    .collect()
             }
         };
-        let result = loaded.map_err(|e| anyhow::anyhow!("{}: {e}", args.from.display()))?;
+        let snapshots = if language_model {
+            pytorch_lstm::unpack(snapshots, "lstm")?
+        } else {
+            snapshots
+        };
+        let mut model = landscape.init(0);
+        // PyTorch's conventions (Linear weights transposed) by the module's layer types; the
+        // rules above already name enum variants, so none are skipped.
+        let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), false);
         let mut problems = Vec::new();
         if !result.missing.is_empty() {
             let names: Vec<&str> = result
@@ -173,6 +204,11 @@ impl WithLandscape for (Format, ImportArgs) {
                 "with the i-th described layer's tensors named `i.weight`, `i.bias`, as \
                  PyTorch's Sequential names them (the paper's convnets also by their layers' \
                  names, `conv1.weight`, ...)"
+            } else if language_model {
+                "as PyTorch names a module's nn.Embedding `embedding` (or `encoder`), nn.LSTM \
+                 `lstm` (or `rnn`; the i-th lstm layer is its layer i, `weight_ih_l{i}`, ...) \
+                 and nn.Linear `output` (or `decoder`); a bidirectional LSTM or one with a \
+                 projection has no levelset counterpart"
             } else {
                 "with layer indices made contiguous"
             };

@@ -5,6 +5,7 @@ pub mod connect_resume;
 pub mod data;
 pub mod eval;
 pub mod import;
+mod pytorch_lstm;
 pub mod reproduce;
 pub mod slurm;
 pub mod train;

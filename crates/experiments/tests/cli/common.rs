@@ -193,6 +193,75 @@ pub fn quadratic_params(dir: &Path) -> Vec<f32> {
     flatten(&model).into_data().to_vec::<f32>().unwrap()
 }
 
+/// A checkpoint's model, built by `build` for the architecture its sidecar records, and its
+/// parameters, flattened.
+pub fn load_checkpoint<M: burn::module::Module<Compute>>(
+    dir: &Path,
+    build: impl FnOnce(&Architecture) -> M,
+) -> (M, Vec<f32>) {
+    let meta = read_json(&dir.join("model.json"));
+    let architecture: Architecture = serde_json::from_value(meta["architecture"].clone()).unwrap();
+    let template = build(&architecture);
+    let (model, _) = checkpoint::load(template, &architecture, dir, &device())
+        .unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()));
+    let flat = flatten(&model).into_data().to_vec::<f32>().unwrap();
+    (model, flat)
+}
+
+/// The committed `levelset import` fixtures (`tests/fixtures/import/make_fixtures.py`).
+pub fn import_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import")
+}
+
+/// Command-line words.
+pub fn args(words: &[&dyn AsRef<OsStr>]) -> Vec<std::ffi::OsString> {
+    words.iter().map(|w| w.as_ref().to_os_string()).collect()
+}
+
+/// `import --config CONFIG --from FROM --out OUT --data-dir DATA`.
+pub fn import_args(config: &Path, from: &Path, out: &Path, data: &Path) -> Vec<std::ffi::OsString> {
+    args(&[
+        &"import",
+        &"--config",
+        &config,
+        &"--from",
+        &from,
+        &"--out",
+        &out,
+        &"--data-dir",
+        &data,
+    ])
+}
+
+/// `connect --config CONFIG --a A --b B --level LEVEL --method METHOD --out OUT --data-dir
+/// DATA`.
+pub fn connect_args(
+    config: &Path,
+    [a, b]: [&Path; 2],
+    level: &str,
+    method: &str,
+    out: &Path,
+    data: &Path,
+) -> Vec<std::ffi::OsString> {
+    args(&[
+        &"connect",
+        &"--config",
+        &config,
+        &"--a",
+        &a,
+        &"--b",
+        &b,
+        &"--level",
+        &level,
+        &"--method",
+        &method,
+        &"--out",
+        &out,
+        &"--data-dir",
+        &data,
+    ])
+}
+
 /// `sweep --config CONFIG --out OUT` followed by `extra` arguments.
 pub fn sweep_args(config: &Path, out: &Path, extra: &[&OsStr]) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec![

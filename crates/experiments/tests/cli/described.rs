@@ -4,7 +4,7 @@
 //! and two of them are connected by DSS, a Bezier curve and weight matching.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use levelset_data::testing::real_or_fixture_data_dir;
 use levelset_models::Architecture;
@@ -69,41 +69,14 @@ slack = 1.02
 length_over = "weights"
 "#;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/import")
-}
-
 /// A described net's checkpoint and its parameters, flattened.
 fn load(dir: &Path) -> (Described<Compute>, Vec<f32>) {
-    let meta = read_json(&dir.join("model.json"));
-    let architecture: Architecture = serde_json::from_value(meta["architecture"].clone()).unwrap();
-    let Architecture::Described(net) = &architecture else {
-        panic!("a described net, got {architecture:?}")
-    };
-    let dev = device();
-    let (model, _) =
-        checkpoint::load(net.init::<Compute>(0, &dev), &architecture, dir, &dev).unwrap();
-    let flat = flatten(&model).into_data().to_vec::<f32>().unwrap();
-    (model, flat)
-}
-
-/// `import --config CONFIG --from FROM --out OUT --data-dir DATA`.
-fn import_args(config: &Path, from: &Path, out: &Path, data: &Path) -> Vec<OsString> {
-    args(&[
-        &"import",
-        &"--config",
-        &config,
-        &"--from",
-        &from,
-        &"--out",
-        &out,
-        &"--data-dir",
-        &data,
-    ])
-}
-
-fn args(words: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
-    words.iter().map(|w| w.as_ref().to_os_string()).collect()
+    load_checkpoint(dir, |architecture| {
+        let Architecture::Described(net) = architecture else {
+            panic!("a described net, got {architecture:?}")
+        };
+        net.init::<Compute>(0, &device())
+    })
 }
 
 #[test]
@@ -113,7 +86,7 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     let data = real_or_fixture_data_dir();
     let import = |net: &str| {
         let out = dir.path().join(net);
-        let from = fixtures().join(format!("mnist_convnet_{net}.safetensors"));
+        let from = import_fixtures().join(format!("mnist_convnet_{net}.safetensors"));
         succeed(import_args(&config, &from, &out, &data));
         out
     };
@@ -124,7 +97,7 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     let from_pt = dir.path().join("a-pt");
     succeed(import_args(
         &config,
-        &fixtures().join("mnist_convnet_a.pt"),
+        &import_fixtures().join("mnist_convnet_a.pt"),
         &from_pt,
         &data,
     ));
@@ -138,7 +111,7 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     // Net a's logits are PyTorch's (as the fixture script computed them).
     let dev = device();
     let (model, _) = load(&a);
-    let expected = read_json(&fixtures().join("mnist_convnet.json"));
+    let expected = read_json(&import_fixtures().join("mnist_convnet.json"));
     let images: Vec<f32> = expected["images"]
         .as_array()
         .unwrap()
@@ -173,23 +146,7 @@ fn a_pytorch_sequential_convnet_imports_by_position_and_connects() {
     let level = format!("{level}");
     let connect = |method: &str, extra: &[&str], out: &str| {
         let out = dir.path().join(out);
-        let mut words = args(&[
-            &"connect",
-            &"--config",
-            &config,
-            &"--a",
-            &a,
-            &"--b",
-            &b,
-            &"--level",
-            &level,
-            &"--method",
-            &method,
-            &"--out",
-            &out,
-            &"--data-dir",
-            &data,
-        ]);
+        let mut words = connect_args(&config, [&a, &b], &level, method, &out, &data);
         words.extend(extra.iter().map(OsString::from));
         succeed(words);
         out
@@ -262,7 +219,7 @@ fn a_file_that_does_not_fit_the_description_lists_the_names() {
     { kind = "linear", features = 10 },"#,
     );
     let config = write(dir.path(), "shifted.toml", &shifted);
-    let from = fixtures().join("mnist_convnet_a.safetensors");
+    let from = import_fixtures().join("mnist_convnet_a.safetensors");
     let data = real_or_fixture_data_dir();
     fail_with(
         import_args(&config, &from, &dir.path().join("x"), &data),
@@ -316,7 +273,7 @@ fn a_config_net_is_checked_before_any_work() {
 #[test]
 fn the_described_configs_are_the_paper_nets() {
     use levelset_experiments::config::{ExperimentConfig, TaskConfig};
-    use levelset_models::nets::{CifarConvConfig, MnistConvConfig};
+    use levelset_models::nets::{CifarConvConfig, LayerSpec, LstmLmConfig, MnistConvConfig};
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     for (task, preset) in [
         ("mnist", MnistConvConfig::default().description()),
@@ -339,6 +296,46 @@ fn the_described_configs_are_the_paper_nets() {
         assert_eq!(described.train, quick.train, "{beside}: training");
         assert_eq!(described.energy, quick.energy, "{beside}: energy");
     }
+
+    // The PTB net: the preset's description for the vocabulary its last layer names.
+    let load = |name: &str| ExperimentConfig::load(&configs.join(name)).unwrap();
+    let described = load("ptb-described.toml");
+    let mut quick = load("ptb-quick.toml");
+    let TaskConfig::Ptb { net: Some(net), .. } = &described.task else {
+        panic!(
+            "ptb-described.toml describes a ptb net: {:?}",
+            described.task
+        )
+    };
+    let Some(LayerSpec::Linear { features, .. }) = net.layers.last() else {
+        panic!("a language model ends in a linear layer: {net:?}")
+    };
+    let TaskConfig::Ptb {
+        embed,
+        hidden,
+        layers,
+        init_scale,
+        net: quick_net,
+        ..
+    } = &mut quick.task
+    else {
+        unreachable!("a ptb task")
+    };
+    let preset = LstmLmConfig {
+        vocab: *features,
+        embed: embed.take().unwrap(),
+        hidden: hidden.take().unwrap(),
+        layers: layers.take().unwrap(),
+        init_scale: init_scale.take().unwrap(),
+    };
+    assert_eq!(net, &preset.description(), "ptb-described.toml's net");
+    *quick_net = Some(net.clone());
+    assert_eq!(
+        described.task, quick.task,
+        "ptb-described.toml beside ptb-quick: task"
+    );
+    assert_eq!(described.train, quick.train, "ptb: training");
+    assert_eq!(described.energy, quick.energy, "ptb: energy");
 }
 
 /// The paper's convnets import by their layers' names too: a PyTorch module with attributes

@@ -9,6 +9,7 @@ mod connect;
 mod data;
 mod described;
 mod floor;
+mod imported_lm;
 mod info;
 mod methods;
 mod output_safety;

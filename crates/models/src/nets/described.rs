@@ -43,7 +43,7 @@ impl Default for Padding {
     }
 }
 
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 
@@ -139,11 +139,29 @@ pub enum LayerSpec {
         #[serde(default = "layer_norm_epsilon")]
         epsilon: f64,
     },
+    /// A token's learned vector of `features` numbers: the first layer of a language model
+    /// (`nets::described_lm`).
+    Embedding {
+        features: usize,
+        /// How the table is drawn; absent: the net's `weights`, else PyTorch's N(0, 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Init>,
+    },
+    /// An LSTM layer of `hidden` units over a language model's sequence (PyTorch's `nn.LSTM`,
+    /// one layer of it).
+    Lstm {
+        hidden: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+        /// Absent: the net's `weights` and `biases`, else PyTorch's U(±1/sqrt(hidden)).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Init>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        biases: Option<Init>,
+    },
     /// Rejected with the reason (see [`LayerSpec::unsupported`]).
     BatchNorm,
     BatchNorm2d,
-    Lstm,
-    Embedding,
 }
 
 fn one() -> usize {
@@ -159,7 +177,7 @@ fn layer_norm_epsilon() -> f64 {
 }
 
 impl LayerSpec {
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             LayerSpec::Linear { .. } => "linear",
             LayerSpec::Conv2d { .. } => "conv2d",
@@ -175,8 +193,8 @@ impl LayerSpec {
             LayerSpec::LayerNorm { .. } => "layer_norm",
             LayerSpec::BatchNorm => "batch_norm",
             LayerSpec::BatchNorm2d => "batch_norm2d",
-            LayerSpec::Lstm => "lstm",
-            LayerSpec::Embedding => "embedding",
+            LayerSpec::Lstm { .. } => "lstm",
+            LayerSpec::Embedding { .. } => "embedding",
         }
     }
 
@@ -239,16 +257,16 @@ impl LayerSpec {
     }
 
     /// Why a layer kind that parses is not built.
-    fn unsupported(&self) -> Option<&'static str> {
+    pub(super) fn unsupported(&self) -> Option<&'static str> {
         match self {
             LayerSpec::BatchNorm | LayerSpec::BatchNorm2d => Some(
                 "BatchNorm is not supported: its running statistics are not parameters of the \
                  landscape, so a point between two nets has no statistics of its own (Garipov \
                  et al. recompute them at every point of a curve); describe the net without it",
             ),
-            LayerSpec::Lstm | LayerSpec::Embedding => Some(
-                "described nets are feed-forward image classifiers; the language model is the \
-                 `ptb` task's LSTM (task.kind = \"ptb\")",
+            LayerSpec::Lstm { .. } | LayerSpec::Embedding { .. } => Some(
+                "embedding and lstm layers make language models, described in a ptb task's \
+                 [task.net] (task.kind = \"ptb\"); an image task's net is feed-forward",
             ),
             _ => None,
         }
@@ -489,8 +507,8 @@ impl NetDescription {
                 }
                 LayerSpec::BatchNorm
                 | LayerSpec::BatchNorm2d
-                | LayerSpec::Lstm
-                | LayerSpec::Embedding => unreachable!("validated"),
+                | LayerSpec::Lstm { .. }
+                | LayerSpec::Embedding { .. } => unreachable!("validated"),
             };
             shape = next_shape(spec, shape).expect("validated");
             layers.push(layer);
@@ -527,7 +545,7 @@ fn pool_window(
 }
 
 /// What is wrong with a net's or a layer's weight and bias draws, if anything.
-fn check_draws(weights: Option<Init>, biases: Option<Init>) -> Result<(), String> {
+pub(super) fn check_draws(weights: Option<Init>, biases: Option<Init>) -> Result<(), String> {
     for (key, init) in [("weights", weights), ("biases", biases)] {
         if let Some(init) = init {
             init.validate().map_err(|e| format!("{key}: {e}"))?;
@@ -537,7 +555,7 @@ fn check_draws(weights: Option<Init>, biases: Option<Init>) -> Result<(), String
 }
 
 /// What is wrong with a layer's parameter draws and weight decay, if anything.
-fn check_params(
+pub(super) fn check_params(
     weights: Option<Init>,
     biases: Option<Init>,
     weight_decay: f64,
@@ -549,6 +567,16 @@ fn check_params(
         ));
     }
     Ok(())
+}
+
+/// `v`, if it is a usable size for `key` (a layer size or feature count; each sizes an
+/// allocation).
+pub(super) fn check_size(key: &str, v: usize) -> Result<usize, String> {
+    if v == 0 || v > MAX_SIZE {
+        Err(format!("{key} must be in 1..={MAX_SIZE}, got {v}"))
+    } else {
+        Ok(v)
+    }
 }
 
 /// The shape after `layer` for an input of shape `shape`, or what is wrong.
@@ -568,13 +596,7 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             "takes features, but its input is a {shape} (add a `flatten` layer before it)"
         )),
     };
-    let size = |key: &str, v: usize| {
-        if v == 0 || v > MAX_SIZE {
-            Err(format!("{key} must be in 1..={MAX_SIZE}, got {v}"))
-        } else {
-            Ok(v)
-        }
-    };
+    let size = check_size;
     // PyTorch's pools take at most half the kernel as padding; a convolution's padding of a
     // kernel or more would only add outputs that see no input.
     let window = |kernel: usize, stride: usize, pads: Pads, [c, h, w]: [usize; 3], pool| {
@@ -715,9 +737,10 @@ fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, String> {
             }
             Ok(shape)
         }
-        LayerSpec::BatchNorm | LayerSpec::BatchNorm2d | LayerSpec::Lstm | LayerSpec::Embedding => {
-            unreachable!("rejected above")
-        }
+        LayerSpec::BatchNorm
+        | LayerSpec::BatchNorm2d
+        | LayerSpec::Lstm { .. }
+        | LayerSpec::Embedding { .. } => unreachable!("rejected above"),
     }
 }
 

@@ -1,11 +1,12 @@
-//! The PTB language model: Zaremba et al.'s "small" config (2 x 200 LSTM, no dropout).
+//! The PTB language model: Zaremba et al.'s "small" config (2 x 200 LSTM, no dropout), the
+//! preset of a described language model (`described_lm`).
 
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfig, LstmState};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{linear, lstm};
-use crate::init::{Init, reinit};
+use super::described::{LayerSpec, NetDescription};
+use super::described_lm::{DescribedLmConfig, LstmLm};
+use crate::init::Init;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,69 +45,45 @@ impl LstmLmConfig {
         Ok(())
     }
 
-    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> LstmLm<B> {
-        let lstm = (0..self.layers)
-            .map(|i| {
-                let d_in = if i == 0 { self.embed } else { self.hidden };
-                LstmConfig::new(d_in, self.hidden, true).init(device)
-            })
-            .collect();
-        let net = LstmLm {
-            embedding: EmbeddingConfig::new(self.vocab, self.embed).init(device),
-            lstm,
-            output: LinearConfig::new(self.hidden, self.vocab).init(device),
+    /// The net written out layer by layer: an embedding of `embed` features, `layers` LSTM
+    /// layers of `hidden` units, a linear layer to the vocabulary, every parameter drawn from
+    /// U(-init_scale, init_scale).
+    pub fn description(&self) -> NetDescription {
+        let draw = Init::Uniform {
+            low: -self.init_scale,
+            high: self.init_scale,
         };
-        let s = self.init_scale;
-        reinit(net, seed, |_, _| Init::Uniform { low: -s, high: s })
-    }
-}
-
-/// Hidden and cell state of every layer, carried between truncated-BPTT windows.
-pub type LmState<B> = Vec<LstmState<B, 2>>;
-
-#[derive(Module, Debug)]
-pub struct LstmLm<B: Backend> {
-    pub embedding: Embedding<B>,
-    pub lstm: Vec<Lstm<B>>,
-    pub output: Linear<B>,
-}
-
-impl<B: Backend> LstmLm<B> {
-    /// Logits [batch, steps, vocab] for token ids [batch, steps], and the final state.
-    pub fn forward(
-        &self,
-        tokens: Tensor<B, 2, Int>,
-        state: Option<LmState<B>>,
-    ) -> (Tensor<B, 3>, LmState<B>) {
-        let mut x = self.embed(tokens);
-        let mut incoming = state.map(|s| s.into_iter());
-        let mut outgoing = Vec::with_capacity(self.lstm.len());
-        for i in 0..self.lstm.len() {
-            let (y, st) = self.recur(i, x, incoming.as_mut().and_then(|s| s.next()));
-            x = y;
-            outgoing.push(st);
+        let lstm = LayerSpec::Lstm {
+            hidden: self.hidden,
+            bias: true,
+            weights: None,
+            biases: None,
+        };
+        let embedding = LayerSpec::Embedding {
+            features: self.embed,
+            weights: None,
+        };
+        let layers = std::iter::once(embedding)
+            .chain(std::iter::repeat_n(lstm, self.layers))
+            .chain(std::iter::once(LayerSpec::linear(self.vocab)))
+            .collect();
+        NetDescription {
+            layers,
+            weights: Some(draw),
+            biases: Some(draw),
         }
-        (self.decode(x), outgoing)
     }
 
-    /// Embeddings [batch, steps, embed] of token ids [batch, steps].
-    pub fn embed(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        self.embedding.forward(tokens)
+    /// The net as the described language model it is built as, once its fields check out.
+    pub fn described(&self) -> Result<DescribedLmConfig, String> {
+        self.validate()?;
+        DescribedLmConfig::new(self.description(), self.vocab)
     }
 
-    /// LSTM layer `i` on its input [batch, steps, d]: its outputs [batch, steps, hidden] and
-    /// final state.
-    pub fn recur(
-        &self,
-        i: usize,
-        x: Tensor<B, 3>,
-        state: Option<LstmState<B, 2>>,
-    ) -> (Tensor<B, 3>, LstmState<B, 2>) {
-        lstm(&self.lstm[i], x, state)
-    }
-
-    /// Logits [batch, steps, vocab] of the last layer's outputs.
-    pub fn decode(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        linear(&self.output, x)
+    /// The net; the config must have passed [`LstmLmConfig::validate`].
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> LstmLm<B> {
+        self.described()
+            .expect("a validated config")
+            .init(seed, device)
     }
 }

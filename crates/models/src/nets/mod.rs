@@ -10,6 +10,7 @@
 mod cast;
 pub mod cifar_cnn;
 pub mod described;
+pub mod described_lm;
 mod described_stacked;
 mod dropout;
 mod layers;
@@ -26,7 +27,8 @@ pub mod stacked;
 
 pub use cifar_cnn::{CIFAR_CROP, CifarConvConfig};
 pub use described::{Activations, Described, DescribedConfig, LayerSpec, NetDescription};
+pub use described_lm::{DescribedLmConfig, LmState, LstmLm};
 pub use lrn::Lrn;
-pub use lstm_lm::{LmState, LstmLm, LstmLmConfig};
+pub use lstm_lm::LstmLmConfig;
 pub use mlp::{Activation, Mlp, MlpConfig};
 pub use mnist_cnn::{MNIST_INPUT, MnistConvConfig};

@@ -1,18 +1,21 @@
-//! The paper's convnets as they were written before they were built from their descriptions:
-//! each field, draw and forward pass spelled out from the TensorFlow tutorials. The tests hold
-//! the described presets to them bit for bit (initialization, logits, gradients).
+//! The paper's convnets and PTB net as they were written before they were built from their
+//! descriptions: each field, draw and forward pass spelled out from the TensorFlow tutorials
+//! (and Zaremba et al.'s code). The tests hold the described presets to them bit for bit
+//! (initialization, logits, gradients).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{EmbeddingConfig, Linear, LinearConfig, LstmConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use rand_chacha::ChaCha8Rng;
 
 use super::cifar_cnn::{CIFAR_CROP, CifarConvConfig};
+use super::described_lm::LstmLm;
 use super::dropout::dropout;
 use super::layers::{conv2d_relu, conv2d_relu_max_pool2d, linear, max_pool2d};
 use super::lrn::Lrn;
+use super::lstm_lm::LstmLmConfig;
 use super::mnist_cnn::MnistConvConfig;
 use crate::init::{Init, reinit};
 
@@ -20,6 +23,24 @@ fn same_conv<B: Backend>(c_in: usize, c_out: usize, device: &B::Device) -> Conv2
     Conv2dConfig::new([c_in, c_out], [5, 5])
         .with_padding(PaddingConfig2d::Same)
         .init(device)
+}
+
+/// Zaremba et al.'s LSTM language model: an embedding, `layers` LSTM layers, a linear layer
+/// to the vocabulary, every parameter uniform in ±init_scale.
+pub fn ptb<B: Backend>(config: &LstmLmConfig, seed: u64, device: &B::Device) -> LstmLm<B> {
+    let lstm = (0..config.layers)
+        .map(|i| {
+            let d_in = if i == 0 { config.embed } else { config.hidden };
+            LstmConfig::new(d_in, config.hidden, true).init(device)
+        })
+        .collect();
+    let net = LstmLm {
+        embedding: EmbeddingConfig::new(config.vocab, config.embed).init(device),
+        lstm,
+        output: LinearConfig::new(config.hidden, config.vocab).init(device),
+    };
+    let s = config.init_scale;
+    reinit(net, seed, |_, _| Init::Uniform { low: -s, high: s })
 }
 
 #[derive(Module, Debug)]
@@ -230,6 +251,31 @@ mod tests {
         let loss_a = (written.forward(x.clone(), Some(&mut rng_a)) * weights.clone()).sum();
         let loss_b = (described.forward(x, Some(&mut rng_b)) * weights).sum();
         assert_eq!(gradients(&written, loss_a), gradients(&described, loss_b));
+    }
+
+    #[test]
+    fn the_ptb_preset_is_zarembas_net_bit_for_bit() {
+        // Embedding and hidden sizes differ, so that every layer's input width is checked.
+        let config = LstmLmConfig {
+            vocab: 23,
+            embed: 6,
+            hidden: 5,
+            layers: 3,
+            init_scale: 0.1,
+        };
+        let dev = device();
+        let written = ptb::<Train>(&config, 7, &dev);
+        let described: LstmLm<Train> = config.init(7, &dev);
+        assert_eq!(
+            host(flatten(&written)),
+            host(flatten(&described)),
+            "same draws"
+        );
+        let ids: Vec<i64> = (0..12).map(|i| (i * 5 % 23) as i64).collect();
+        let tokens = Tensor::<Train, 2, Int>::from_data(TensorData::new(ids, [3, 4]), &dev);
+        let (a, _) = written.forward(tokens.clone(), None);
+        let (b, _) = described.forward(tokens, None);
+        assert_eq!(host(a), host(b));
     }
 
     #[test]

@@ -13,13 +13,16 @@ use levelset_data::{Streams, batchify};
 
 use super::{cross_entropy, device_sum, unsupported};
 use crate::landscape::{Architecture, Energy, EvalModel, Landscape};
-use crate::nets::{LmState, LstmLm, LstmLmConfig};
+use crate::nets::{DescribedLmConfig, LmState, LstmLm};
 
 /// Input tokens [batch, steps] and the next tokens as targets.
 type Window<B> = (Tensor<B, 2, Int>, Tensor<B, 2, Int>);
 
 pub struct LanguageTask<B: AutodiffBackend> {
-    config: LstmLmConfig,
+    /// The paper's net (`Architecture::LstmLm`) or a described one.
+    architecture: Architecture,
+    /// What builds the net: its description.
+    net: DescribedLmConfig,
     train: Arc<Streams>,
     /// Unrolled steps per window.
     steps: usize,
@@ -30,9 +33,10 @@ pub struct LanguageTask<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> LanguageTask<B> {
-    /// `train` and `heldout` are token ids of one vocabulary of `config.vocab` words.
+    /// `net` is a language model (the paper's or a described one); `train` and `heldout` are
+    /// token ids of its vocabulary.
     pub fn new(
-        config: LstmLmConfig,
+        net: Architecture,
         train: &[u32],
         heldout: &[u32],
         batch_size: usize,
@@ -40,7 +44,15 @@ impl<B: AutodiffBackend> LanguageTask<B> {
         energy: Energy,
         device: &B::Device,
     ) -> Result<Self, String> {
-        config.validate()?;
+        let described = match &net {
+            Architecture::LstmLm(config) => config.described()?,
+            Architecture::DescribedLm(config) => config.clone(),
+            other => {
+                return Err(format!(
+                    "the ptb task takes a language model, not {other:?}"
+                ));
+            }
+        };
         let text = match energy {
             Energy::TestLoss | Energy::TestPerplexity => heldout,
             Energy::TrainLoss | Energy::TrainPerplexity => train,
@@ -76,7 +88,8 @@ impl<B: AutodiffBackend> LanguageTask<B> {
             .collect();
         Ok(Self {
             train: Arc::new(streams(train, "training")?),
-            config,
+            architecture: net,
+            net: described,
             steps,
             energy,
             eval,
@@ -149,7 +162,7 @@ impl<B: AutodiffBackend> Landscape<B> for LanguageTask<B> {
     type Carry = Option<LmState<B>>;
 
     fn architecture(&self) -> Architecture {
-        Architecture::LstmLm(self.config.clone())
+        self.architecture.clone()
     }
 
     fn energy_kind(&self) -> Energy {
@@ -161,7 +174,7 @@ impl<B: AutodiffBackend> Landscape<B> for LanguageTask<B> {
     }
 
     fn init(&self, seed: u64) -> LstmLm<B> {
-        self.config.init(seed, &self.device)
+        self.net.init(seed, &self.device)
     }
 
     fn loader(&self, _seed: u64) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {

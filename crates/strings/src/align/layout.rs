@@ -62,9 +62,10 @@ pub(crate) fn groups(
                     .into(),
             );
         }
-        Architecture::LstmLm(_) => {
+        Architecture::LstmLm(_) | Architecture::DescribedLm(_) => {
             return Err(
-                "weight matching supports mlp, mnist_conv and described networks, not lstm_lm"
+                "weight matching supports mlp, mnist_conv and described feed-forward networks, \
+                 not language models (an LSTM's units are not yet matched)"
                     .into(),
             );
         }

@@ -286,7 +286,9 @@ impl<B: AutodiffBackend, L: Landscape<B>> Band<'_, B, L> {
             knots = optimizer.step(lr, knots.clone(), grads);
             if self.config.spring.is_infinite() {
                 // The climbing pivot is pinned where it is, the others spread evenly.
-                let pinned = cycle.climbing.then(|| highest_pivot(energies.clone()));
+                let pinned = cycle
+                    .climbing
+                    .then(|| Tensor::from_inner(highest_pivot(energies.clone())));
                 knots = knots.clone().redistributed(&ends[0], &ends[1], pinned);
             }
             taken = step + 1;
@@ -368,13 +370,9 @@ fn nudged<B: Backend>(
 
 /// The index among the pivots (endpoints excluded) of the highest of the chain's `energies`,
 /// as [`nudged`] picks its climber.
-fn highest_pivot<B: Backend>(energies: Tensor<B, 1>) -> usize {
+fn highest_pivot<B: Backend>(energies: Tensor<B, 1>) -> Tensor<B, 1, Int> {
     let [len] = energies.dims();
-    energies
-        .narrow(0, 1, len - 2)
-        .argmax(0)
-        .into_scalar()
-        .elem::<i64>() as usize
+    energies.narrow(0, 1, len - 2).argmax(0)
 }
 
 /// Weights `[ahead, behind]` of the step ahead and the step behind in each pivot's tangent
@@ -594,7 +592,9 @@ mod tests {
                     let chosen = highest_pivot(Tensor::<Compute, 1>::from_floats(
                         energies.as_slice(),
                         &device(),
-                    ));
+                    ))
+                    .into_scalar()
+                    .elem::<i64>() as usize;
                     let top = energies[1..=count].iter().copied().fold(f32::MIN, f32::max);
                     assert_eq!(energies[chosen + 1], top, "case {case}");
                 }

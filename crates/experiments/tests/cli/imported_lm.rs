@@ -74,6 +74,27 @@ fn load(dir: &Path) -> (LstmLm<Compute>, Vec<f32>) {
     })
 }
 
+/// A copy of the safetensors file `from` at `to` with every tensor renamed by `rename` (the
+/// header's names change; offsets are relative to the data, which is copied as it is).
+fn rename_safetensors(from: &Path, to: &Path, rename: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(from).unwrap();
+    let length = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + length]).unwrap();
+    let renamed: serde_json::Map<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(name, entry)| match name.as_str() {
+            "__metadata__" => (name, entry),
+            _ => (rename(&name), entry),
+        })
+        .collect();
+    let text = serde_json::to_vec(&renamed).unwrap();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text);
+    out.extend(&bytes[8 + length..]);
+    std::fs::write(to, out).unwrap();
+}
+
 fn floats(value: &serde_json::Value) -> Vec<f64> {
     match value {
         serde_json::Value::Array(items) => items.iter().flat_map(floats).collect(),
@@ -109,6 +130,34 @@ fn a_pytorch_lstm_language_model_imports_and_connects() {
     assert!(
         load(&a_pt).1 == load(&a).1,
         "the .pt and .safetensors differ"
+    );
+
+    // Net b held as two one-layer LSTMs, `lstm1` and `lstm2`, imports with the README's --map
+    // rules as the same parameters.
+    let split = dir.path().join("split.safetensors");
+    rename_safetensors(
+        &import_fixtures().join("ptb_lstm_b.safetensors"),
+        &split,
+        |name| {
+            let (first, rest) = name.split_once('.').unwrap();
+            match (first, rest.strip_suffix("_l1")) {
+                ("lstm", Some(stem)) => format!("lstm2.{stem}_l0"),
+                ("lstm", None) => format!("lstm1.{rest}"),
+                _ => name.to_string(),
+            }
+        },
+    );
+    let mut words = import_args(&config, &split, &dir.path().join("split"), &data);
+    for rule in [
+        r"^lstm1\.(\w+)_l0$=lstm.${1}_l0",
+        r"^lstm2\.(\w+)_l0$=lstm.${1}_l1",
+    ] {
+        words.extend(["--map".into(), rule.into()]);
+    }
+    succeed(words);
+    assert!(
+        load(&dir.path().join("split")).1 == load(&b).1,
+        "the split LSTMs' import differs from the stacked one's"
     );
 
     // Net a's logits are PyTorch's, at every step (first 16 logits) and over the whole

@@ -86,9 +86,9 @@ pub fn layer_breakdown(
     Ok(())
 }
 
-/// [`layer_breakdown`] for a language model (the paper's PTB net or a described one): its embedding, each LSTM layer (from a zero state)
-/// and its output layer, on windows of random tokens [batch, steps], the shape of its training
-/// and evaluation windows alike.
+/// [`layer_breakdown`] for a language model (the paper's PTB net or a described one): its
+/// embedding, each LSTM layer (from a zero state) and its output layer, on windows of random
+/// tokens [batch, steps], the shape of its training and evaluation windows alike.
 pub fn lm_layer_breakdown(
     name: &str,
     config: &DescribedLmConfig,

@@ -395,13 +395,6 @@ impl NetDescription {
         let mut ops = Vec::with_capacity(self.layers.len());
         // One rule per parameter tensor, in the module's traversal order.
         let mut draws = Vec::new();
-        let pytorch = |fan_in: usize| {
-            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
-            Init::Uniform {
-                low: -bound,
-                high: bound,
-            }
-        };
         for spec in &self.layers {
             let (layer, op) = match *spec {
                 LayerSpec::Linear {
@@ -414,9 +407,9 @@ impl NetDescription {
                     let Shape::Flat(d) = shape else {
                         unreachable!("validated")
                     };
-                    draws.push(weights.or(self.weights).unwrap_or(pytorch(d)));
+                    draws.push(weights.or(self.weights).unwrap_or(pytorch_uniform(d)));
                     if bias {
-                        draws.push(biases.or(self.biases).unwrap_or(pytorch(d)));
+                        draws.push(biases.or(self.biases).unwrap_or(pytorch_uniform(d)));
                     }
                     let layer = LinearConfig::new(d, features).with_bias(bias).init(device);
                     (Some(Layer::Linear(layer)), Op::Linear)
@@ -436,9 +429,9 @@ impl NetDescription {
                         unreachable!("validated")
                     };
                     let fan_in = c / groups * kernel * kernel;
-                    draws.push(weights.or(self.weights).unwrap_or(pytorch(fan_in)));
+                    draws.push(weights.or(self.weights).unwrap_or(pytorch_uniform(fan_in)));
                     if bias {
-                        draws.push(biases.or(self.biases).unwrap_or(pytorch(fan_in)));
+                        draws.push(biases.or(self.biases).unwrap_or(pytorch_uniform(fan_in)));
                     }
                     let padding = match padding {
                         Padding::Pixels(p) => PaddingConfig2d::Explicit(p, p, p, p),
@@ -567,6 +560,16 @@ pub(super) fn check_params(
         ));
     }
     Ok(())
+}
+
+/// PyTorch's default draw of a linear or convolution layer's parameters (and of an LSTM's):
+/// uniform in ±1/sqrt(n), n the fan-in (the hidden size).
+pub(super) fn pytorch_uniform(n: usize) -> Init {
+    let bound = 1.0 / (n.max(1) as f32).sqrt();
+    Init::Uniform {
+        low: -bound,
+        high: bound,
+    }
 }
 
 /// `v`, if it is a usable size for `key` (a layer size or feature count; each sizes an

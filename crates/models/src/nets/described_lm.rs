@@ -8,19 +8,9 @@ use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfi
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::described::{LayerSpec, NetDescription, check_draws, check_size};
+use super::described::{LayerSpec, NetDescription, check_draws, check_size, pytorch_uniform};
 use super::layers::{linear, lstm};
 use crate::init::{Init, reinit};
-
-/// PyTorch's default draw of an LSTM's parameters and a linear layer's: uniform in
-/// ±1/sqrt(n), n the hidden size or the fan-in.
-fn pytorch_uniform(n: usize) -> Init {
-    let bound = 1.0 / (n.max(1) as f32).sqrt();
-    Init::Uniform {
-        low: -bound,
-        high: bound,
-    }
-}
 
 /// PyTorch's default draw of an embedding table.
 const PYTORCH_EMBEDDING: Init = Init::Normal { std: 1.0 };
@@ -110,18 +100,6 @@ impl DescribedLmConfig {
         check_size("the vocabulary", vocab)?;
         check_language_model(&net, Some(vocab))?;
         Ok(Self { vocab, net })
-    }
-
-    /// The LSTM layers' hidden sizes, in order.
-    pub fn hidden_sizes(&self) -> Vec<usize> {
-        self.net
-            .layers
-            .iter()
-            .filter_map(|layer| match *layer {
-                LayerSpec::Lstm { hidden, .. } => Some(hidden),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The model, its parameters drawn from `seed` in the module's order (the embedding, each
@@ -256,8 +234,9 @@ mod tests {
     #[test]
     fn a_described_language_model_has_pytorchs_layers_and_draws() {
         let config = DescribedLmConfig::new(lm(GOOD), 11).unwrap();
-        assert_eq!(config.hidden_sizes(), vec![5, 3]);
         let net: LstmLm<Compute> = config.init(3, &device());
+        let hidden: Vec<usize> = net.lstm.iter().map(|layer| layer.d_hidden).collect();
+        assert_eq!(hidden, vec![5, 3]);
         // The embedding table; an LSTM with biases on both transforms, one without; the output.
         let lstm_5 = 4 * (6 * 5 + 5 + 5 * 5 + 5);
         let lstm_3 = 4 * (5 * 3 + 3 * 3);

@@ -4,12 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use levelset_models::Energy;
+use levelset_models::nets::described::Shape;
 use levelset_models::nets::described_lm::check_language_model;
 use levelset_models::nets::{
-    CIFAR_CROP, CifarConvConfig, MNIST_INPUT, MnistConvConfig, NetDescription,
+    CIFAR_CROP, CifarConvConfig, DescribedConfig, MNIST_INPUT, MnistConvConfig, NetDescription,
 };
+use levelset_models::tasks::regression_net;
 use levelset_models::train::TrainSettings;
+use levelset_models::{Architecture, Energy};
 use levelset_strings::sizes::at_most;
 use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
 use serde::{Deserialize, Serialize};
@@ -204,6 +206,10 @@ pub enum TaskConfig {
         /// quadratic net, every layer in the cubic one).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         biases: Option<bool>,
+        /// A net described layer by layer, in place of the paper's: one input feature, one
+        /// output.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        net: Option<NetDescription>,
         train_samples: usize,
         test_samples: usize,
         test_seed: u64,
@@ -310,6 +316,15 @@ fn described<M: PartialEq>(
         .map_err(|e| format!("task.net.{e}"))
 }
 
+/// A polynomial task's described net (`task.net`), checked: one input feature, one output, no
+/// dropout.
+pub fn polynomial_net(net: &NetDescription) -> Result<DescribedConfig, String> {
+    let config = DescribedConfig::new(net.clone(), Shape::Flat(1), 1)
+        .map_err(|e| format!("task.net.{e}"))?;
+    regression_net(&Architecture::Described(config.clone())).map_err(|e| format!("task.{e}"))?;
+    Ok(config)
+}
+
 impl TaskConfig {
     /// Fixes the data directory by levelset's one resolution order (`--data-dir` as `flag` >
     /// `$LEVELSET_DATA_DIR` > this config's `data_dir` > the per-user default), so that what
@@ -349,11 +364,20 @@ impl TaskConfig {
                 train_samples,
                 test_samples,
                 batch_size,
+                biases,
+                net,
                 ..
             } => {
                 positive("train_samples", *train_samples)?;
                 positive("test_samples", *test_samples)?;
-                optional("batch_size", *batch_size)
+                optional("batch_size", *batch_size)?;
+                match (net, biases) {
+                    (Some(_), Some(_)) => Err("task.net and task.biases both describe the \
+                                               network; keep one"
+                        .into()),
+                    (Some(net), None) => polynomial_net(net).map(|_| ()),
+                    (None, _) => Ok(()),
+                }
             }
             TaskConfig::LinearRegression {
                 widths,

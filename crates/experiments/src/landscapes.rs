@@ -20,7 +20,7 @@ use levelset_models::tasks::{
 };
 use levelset_models::{Architecture, Energy, Landscape};
 
-use crate::config::{ExperimentConfig, IMAGE_CLASSES, PolynomialKind, TaskConfig};
+use crate::config::{ExperimentConfig, IMAGE_CLASSES, PolynomialKind, TaskConfig, polynomial_net};
 
 /// Reads `dataset` from its folder in the data directory (`data_dir` as resolved by
 /// [`TaskConfig::resolve_data_dir`]; unresolved, by the same order without a flag). A missing
@@ -46,9 +46,10 @@ pub trait WithLandscape {
     fn run<L: Landscape<Train>>(self, landscape: L) -> Self::Output;
 }
 
-/// An MLP regression landscape before it is put on the device.
+/// A regression landscape before it is put on the device.
 struct RegressionSpec {
-    net: MlpConfig,
+    /// One of the paper's MLPs, or a described net with flat inputs.
+    net: Architecture,
     loss: RegressionLoss,
     sample: TrainSample,
     test: Regression,
@@ -73,7 +74,7 @@ fn plain_mlp(widths: Vec<usize>, hidden: Activation, bias: bool, weight_init: In
 /// The regression tasks' data and networks; `None` for the tasks with files.
 fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
     let fixed = |net, train: Regression, test| RegressionSpec {
-        net,
+        net: Architecture::Mlp(net),
         loss: RegressionLoss::Mse,
         sample: TrainSample::Fixed(Arc::new(train)),
         test,
@@ -84,6 +85,7 @@ fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
         TaskConfig::Polynomial {
             polynomial: kind,
             biases,
+            net: described,
             train_samples,
             test_samples,
             test_seed,
@@ -94,6 +96,12 @@ fn regression_spec(task: &TaskConfig) -> Result<Option<RegressionSpec>> {
                 PolynomialKind::Cubic => (Polynomial::Cubic, MlpConfig::cubic()),
             };
             net.bias = biases.unwrap_or(net.bias);
+            let net = match described {
+                Some(described) => Architecture::Described(
+                    polynomial_net(described).map_err(|e| anyhow!("config: {e}"))?,
+                ),
+                None => Architecture::Mlp(net),
+            };
             let n = *train_samples;
             RegressionSpec {
                 net,

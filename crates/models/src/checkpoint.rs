@@ -142,7 +142,7 @@ pub fn load<B: Backend, M: Module<B>>(
         .load_file(path.clone(), &recorder(), device)
     {
         Ok(model) => model,
-        // The paper's convnets named their parameters after their fields until they were
+        // The paper's nets named their parameters after their fields until they were
         // built from their descriptions: a checkpoint of that time loads by those names.
         Err(error) => match checkpoint_fields::load(template, expected, &path, device) {
             Some(Ok(model)) => model,

@@ -1,6 +1,7 @@
-//! Checkpoints of the paper's convnets written before the nets were built from their
+//! Checkpoints of the paper's convnets and MLPs written before the nets were built from their
 //! descriptions: their parameters are named after the nets' fields (`conv1.weight`,
-//! `fc2.bias`), where a described net names them by layer position (`layers.0.Conv2d.weight`).
+//! `fc2.bias`; an MLP's `layers.1.weight` for its second linear layer), where a described net
+//! names them by layer position (`layers.0.Conv2d.weight`, `layers.2.Linear.weight`).
 //! The parameters are the same and in the same order, so such a checkpoint loads through a
 //! module with those fields and is copied over, parameter by parameter.
 
@@ -36,6 +37,12 @@ struct CifarFields<B: Backend> {
     fc3: Linear<B>,
 }
 
+/// An MLP's linear layers, as it named them.
+#[derive(Module, Debug)]
+struct MlpFields<B: Backend> {
+    layers: Vec<Linear<B>>,
+}
+
 /// The parameter layers of `config`'s net, in order (their values are overwritten).
 fn parameter_layers<B: Backend>(config: &DescribedConfig, device: &B::Device) -> Vec<Layer<B>> {
     let mut net = config.init::<B>(0, device);
@@ -61,7 +68,7 @@ fn linear<B: Backend>(layer: Layer<B>) -> Linear<B> {
     }
 }
 
-/// Loads the parameter file `path`, written with the paper's convnets' field names, into
+/// Loads the parameter file `path`, written with the paper's nets' field names, into
 /// `template`; `None` when `architecture` is not one of those nets.
 pub(crate) fn load<B: Backend, M: Module<B>>(
     template: M,
@@ -92,6 +99,15 @@ pub(crate) fn load<B: Backend, M: Module<B>>(
                 fc1: linear(layers.next()?),
                 fc2: linear(layers.next()?),
                 fc3: linear(layers.next()?),
+            };
+            fields
+                .load_file(path, &recorder, device)
+                .map(|f| flatten(&f))
+        }
+        Architecture::Mlp(config) => {
+            let layers = parameter_layers::<B>(&config.described().ok()?, device);
+            let fields = MlpFields {
+                layers: layers.into_iter().map(linear).collect(),
             };
             fields
                 .load_file(path, &recorder, device)

@@ -80,9 +80,10 @@ pub enum Architecture {
 
 impl Architecture {
     /// The net as a layer-by-layer description, where it has one: the described nets and the
-    /// paper's MNIST and CIFAR-10 convnets (which are built from theirs).
+    /// paper's MLPs, MNIST and CIFAR-10 convnets (which are built from theirs).
     pub fn described(&self) -> Option<DescribedConfig> {
         match self {
+            Architecture::Mlp(config) => config.described().ok(),
             Architecture::MnistConv(config) => Some(config.described()),
             Architecture::CifarConv(config) => Some(config.described()),
             Architecture::Described(config) => Some(config.clone()),

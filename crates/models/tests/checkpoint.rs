@@ -10,6 +10,7 @@ use common::{flat_host, host, random_input, small_lstm_config, small_mnist_confi
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::checkpoint::{CheckpointError, CheckpointMeta, load, read_meta, save};
+use levelset_models::nets::described::Layer;
 use levelset_models::nets::described::Op;
 use levelset_models::nets::{CifarConvConfig, MlpConfig, MnistConvConfig};
 use levelset_models::{Architecture, Energy};
@@ -263,11 +264,16 @@ fn a_checkpoint_loaded_for_training_is_trainable() {
     let (loaded, _) = load(config.init::<Train>(0, &dev), &arch, tmp.path(), &dev).unwrap();
     assert_eq!(flat_host(&loaded), flat_host(&saved));
     let grads = loaded
-        .forward(Tensor::ones([4, 1], &dev))
+        .forward_flat(Tensor::ones([4, 1], &dev), None)
         .powi_scalar(2)
         .sum()
         .backward();
-    for layer in &loaded.layers {
+    let linears: Vec<_> = loaded.layers.iter().flatten().collect();
+    assert_eq!(linears.len(), 3);
+    for layer in linears {
+        let Layer::Linear(layer) = layer else {
+            panic!("an MLP's parameter layers are linear")
+        };
         assert!(
             layer.weight.val().grad(&grads).is_some(),
             "loaded weight is tracked"
@@ -322,12 +328,12 @@ fn write_atomic_on_a_full_disk_names_the_error_and_keeps_the_old_file() {
     assert_eq!(listing(tmp.path()), ["results.json"]);
 }
 
-/// Checkpoints written before the paper's convnets were built from their descriptions name
-/// their parameters after the nets' fields (`conv1.weight`, made by the binary of c72bf83,
-/// `tests/fixtures/README.md`); they load into today's nets, parameter for parameter. Each
-/// holds its net's draws from seed 0, untrained.
+/// Checkpoints written before the paper's convnets and MLPs were built from their descriptions
+/// name their parameters after the nets' fields (`conv1.weight`, an MLP's `layers.1.weight`;
+/// made by the binaries of c72bf83 and f3cd795, `tests/fixtures/README.md`); they load into
+/// today's nets, parameter for parameter. Each holds its net's draws from seed 0, untrained.
 #[test]
-fn checkpoints_naming_the_convnets_fields_load_into_the_described_presets() {
+fn checkpoints_naming_the_nets_fields_load_into_the_described_presets() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let dev = device();
     let mnist = MnistConvConfig {
@@ -343,7 +349,14 @@ fn checkpoints_naming_the_convnets_fields_load_into_the_described_presets() {
         fc2: 8,
         ..CifarConvConfig::default()
     };
+    let cubic = MlpConfig::cubic();
     let cases = [
+        (
+            "fields-cubic",
+            Architecture::Mlp(cubic.clone()),
+            cubic.init::<Compute>(0, &dev),
+            cubic.init::<Compute>(9, &dev),
+        ),
         (
             "fields-mnist",
             Architecture::MnistConv(mnist.clone()),

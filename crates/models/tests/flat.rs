@@ -10,6 +10,7 @@ use burn::prelude::*;
 use common::{assert_close, flat_host, host, params, random_input};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten, lerp, load_flat, num_params, unflatten};
+use levelset_models::nets::described::Layer;
 use levelset_models::nets::{CifarConvConfig, Described, LstmLmConfig, MlpConfig, MnistConvConfig};
 
 /// Checks the flat-vector contract on one architecture: `build(seed)` makes a model,
@@ -52,7 +53,7 @@ fn mlp_quadratic_and_cubic_round_trip() {
     for (config, params) in configs {
         check_round_trip(
             |seed| config.init::<Compute>(seed, &device()),
-            |m| host(m.forward(random_input([5, 1], 7))),
+            |m| host(m.forward_flat(random_input([5, 1], 7), None)),
         );
         assert_eq!(config.init::<Compute>(0, &device()).num_params(), params);
     }
@@ -206,10 +207,14 @@ fn load_flat_gives_fresh_trainable_leaves() {
     );
 
     // Being leaves, their gradients exist on their own and do not reach the source graph.
-    let out = loaded.forward(Tensor::ones([3, 1], &dev)).sum();
+    let out = loaded.forward_flat(Tensor::ones([3, 1], &dev), None).sum();
     let grads = out.backward();
-    assert!(loaded.layers[0].weight.val().grad(&grads).is_some());
-    assert!(template.layers[0].weight.val().grad(&grads).is_none());
+    let first_weight = |net: &Described<Train>| match &net.layers[0] {
+        Some(Layer::Linear(linear)) => linear.weight.val(),
+        _ => panic!("an MLP begins with a linear layer"),
+    };
+    assert!(first_weight(&loaded).grad(&grads).is_some());
+    assert!(first_weight(&template).grad(&grads).is_none());
 }
 
 #[test]

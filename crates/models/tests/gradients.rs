@@ -9,7 +9,7 @@ use burn::prelude::*;
 use common::{assert_close, host, param_grads_flat};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{flatten, lerp, unflatten};
-use levelset_models::nets::{Mlp, MlpConfig};
+use levelset_models::nets::{Described, MlpConfig};
 
 fn batch() -> (Tensor<Train, 2>, Tensor<Train, 2>) {
     let dev = device();
@@ -21,8 +21,8 @@ fn batch() -> (Tensor<Train, 2>, Tensor<Train, 2>) {
     )
 }
 
-fn mse<B: Backend>(model: &Mlp<B>, x: Tensor<B, 2>, y: Tensor<B, 2>) -> Tensor<B, 1> {
-    (model.forward(x) - y).powi_scalar(2).mean()
+fn mse<B: Backend>(model: &Described<B>, x: Tensor<B, 2>, y: Tensor<B, 2>) -> Tensor<B, 1> {
+    (model.forward_flat(x, None) - y).powi_scalar(2).mean()
 }
 
 #[test]

@@ -13,17 +13,18 @@ use levelset_data::{Polynomial, linear_regression, polynomial};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten};
 use levelset_models::landscape::{StackedPass, cpu_backend};
-use levelset_models::nets::{Activation, Mlp, MlpConfig};
+use levelset_models::nets::described::Shape;
+use levelset_models::nets::{Activation, Described, DescribedConfig, MlpConfig, NetDescription};
 use levelset_models::optim::{LrDecay, OptimizerConfig};
 use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
 use levelset_models::train::{
     StopRule, TrainError, TrainSettings, train_to_level, train_to_levels,
 };
-use levelset_models::{Energy, Landscape};
+use levelset_models::{Architecture, Energy, Landscape};
 
 fn quadratic_task(energy: Energy, sample: TrainSample) -> Result<RegressionTask<Train>, String> {
     RegressionTask::<Train>::new(
-        MlpConfig::quadratic(),
+        Architecture::Mlp(MlpConfig::quadratic()),
         RegressionLoss::Mae,
         energy,
         sample,
@@ -151,7 +152,7 @@ fn train_loss_mean_stops_where_the_window_mean_first_reaches_the_level() {
 
     // The same steps by hand, keeping every loss.
     let loader = task.loader(seed);
-    let mut optimizer = settings.optimizer.init::<Train, Mlp<Train>>();
+    let mut optimizer = settings.optimizer.init::<Train, Described<Train>>();
     let mut model = task.init(seed);
     let mut losses = Vec::new();
     'epochs: for epoch in 0.. {
@@ -211,7 +212,7 @@ fn train_loss_mean_also_stops_on_the_energy() {
 fn fixed_sample_minibatches_reach_a_level() {
     let train = Arc::new(polynomial(Polynomial::Quadratic, 400, 5));
     let task = RegressionTask::<Train>::new(
-        MlpConfig::quadratic(),
+        Architecture::Mlp(MlpConfig::quadratic()),
         RegressionLoss::Mae,
         Energy::TrainLoss,
         TrainSample::Fixed(train),
@@ -322,7 +323,7 @@ fn diverging_training_is_reported_as_not_finite() {
         fan_in_scaled: false,
     };
     let task = RegressionTask::<Train>::new(
-        config,
+        Architecture::Mlp(config),
         RegressionLoss::Mse,
         Energy::TrainLoss,
         TrainSample::Fixed(data),
@@ -397,7 +398,7 @@ fn deep_linear_net_reaches_a_level_with_mse() {
         fan_in_scaled: false,
     };
     let task = RegressionTask::<Train>::new(
-        config,
+        Architecture::Mlp(config),
         RegressionLoss::Mse,
         Energy::TestLoss,
         TrainSample::Fixed(Arc::new(linear_regression(4, 2, 256, 0.05, 11))),
@@ -438,7 +439,7 @@ fn stacked_regression_energies_match_one_by_one() {
     let tasks = [
         quadratic_task(Energy::TestLoss, fresh_quadratic()).unwrap(),
         RegressionTask::<Train>::new(
-            relu_no_bias,
+            Architecture::Mlp(relu_no_bias),
             RegressionLoss::Mse,
             Energy::TrainLoss,
             TrainSample::Fixed(Arc::new(linear.clone())),
@@ -486,7 +487,7 @@ fn regression_rejects_energies_it_cannot_compute() {
 #[test]
 fn regression_rejects_data_of_the_wrong_width() {
     let err = RegressionTask::<Train>::new(
-        MlpConfig::quadratic(),
+        Architecture::Mlp(MlpConfig::quadratic()),
         RegressionLoss::Mae,
         Energy::TestLoss,
         fresh_quadratic(),
@@ -500,11 +501,69 @@ fn regression_rejects_data_of_the_wrong_width() {
     assert!(err.contains("3 inputs"), "{err}");
 }
 
+/// A net described layer by layer with flat inputs is a regression net: the quadratic preset
+/// written out gives the preset's energies; image inputs and dropout are refused with the
+/// reason.
+#[test]
+fn regression_takes_described_nets_with_flat_inputs() {
+    let task = |architecture| {
+        RegressionTask::<Train>::new(
+            architecture,
+            RegressionLoss::Mae,
+            Energy::TestLoss,
+            fresh_quadratic(),
+            &polynomial(Polynomial::Quadratic, 50, 0),
+            0,
+            None,
+            &device(),
+        )
+    };
+    let preset = MlpConfig::quadratic();
+    let written = Architecture::Described(preset.described().unwrap());
+    let (a, b) = (
+        task(Architecture::Mlp(preset)).unwrap(),
+        task(written).unwrap(),
+    );
+    for seed in [0, 5] {
+        let (net_a, net_b) = (a.init(seed), b.init(seed));
+        assert_eq!(
+            a.energy(&net_a.valid()).to_bits(),
+            b.energy(&net_b.valid()).to_bits()
+        );
+    }
+    let described = |layers: &str, input: Shape| {
+        let net: NetDescription = toml::from_str(&format!("layers = [{layers}]")).unwrap();
+        Architecture::Described(DescribedConfig::new(net, input, 1).unwrap())
+    };
+    let tanh = described(
+        r#"{ kind = "linear", features = 8 }, { kind = "tanh" }, { kind = "layer_norm" },
+           { kind = "linear", features = 1 }"#,
+        Shape::Flat(1),
+    );
+    let task_tanh = task(tanh).unwrap();
+    assert!(task_tanh.energy(&task_tanh.init(1).valid()).is_finite());
+    let err = task(described(
+        r#"{ kind = "linear", features = 8 }, { kind = "dropout", p = 0.5 },
+           { kind = "linear", features = 1 }"#,
+        Shape::Flat(1),
+    ))
+    .err()
+    .unwrap();
+    assert!(err.contains("layers[1] (dropout)"), "{err}");
+    let err = task(described(
+        r#"{ kind = "flatten" }, { kind = "linear", features = 1 }"#,
+        Shape::Image([1, 2, 2]),
+    ))
+    .err()
+    .unwrap();
+    assert!(err.contains("rows of features"), "{err}");
+}
+
 #[test]
 fn train_loss_with_fresh_samples_uses_the_reference_sample() {
     let make = |reference| {
         RegressionTask::<Train>::new(
-            MlpConfig::quadratic(),
+            Architecture::Mlp(MlpConfig::quadratic()),
             RegressionLoss::Mae,
             Energy::TrainLoss,
             fresh_quadratic(),
@@ -518,10 +577,10 @@ fn train_loss_with_fresh_samples_uses_the_reference_sample() {
     let model = MlpConfig::quadratic().init::<Compute>(4, &device());
     let by_hand = |seed| {
         let data = polynomial(Polynomial::Quadratic, 500, seed);
-        let out = host(model.forward(Tensor::from_data(
-            TensorData::new(data.x.clone(), [500, 1]),
-            &device(),
-        )));
+        let out = host(model.forward_flat(
+            Tensor::from_data(TensorData::new(data.x.clone(), [500, 1]), &device()),
+            None,
+        ));
         out.iter()
             .zip(&data.y)
             .map(|(p, y)| f64::from((p - y).abs()))
@@ -641,11 +700,11 @@ fn optimizer_config_parses_the_documented_json() {
 /// One SGD step's displacement and the gradient's global norm for the cubic net.
 fn sgd_step(lr: f64, clip: Option<f64>) -> (f64, f64, Vec<f32>, Vec<f32>) {
     let dev = device();
-    let model: Mlp<Train> = MlpConfig::cubic().init(8, &dev);
+    let model: Described<Train> = MlpConfig::cubic().init(8, &dev);
     let data = polynomial(Polynomial::Cubic, 64, 2);
     let x = Tensor::<Train, 2>::from_data(TensorData::new(data.x, [64, 1]), &dev);
     let y = Tensor::<Train, 2>::from_data(TensorData::new(data.y, [64, 1]), &dev);
-    let loss = (model.forward(x) - y).powi_scalar(2).mean();
+    let loss = (model.forward_flat(x, None) - y).powi_scalar(2).mean();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     let g = param_grads_flat(&model, &grads);
     let norm = g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt();
@@ -655,7 +714,7 @@ fn sgd_step(lr: f64, clip: Option<f64>) -> (f64, f64, Vec<f32>, Vec<f32>) {
         clip_global_norm: clip,
         decay: None,
     };
-    let mut opt = config.init::<Train, Mlp<Train>>();
+    let mut opt = config.init::<Train, Described<Train>>();
     let before = flatten(&model).inner();
     let after = opt.step(lr, model, grads);
     let after_flat = flatten(&after).inner();

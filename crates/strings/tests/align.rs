@@ -8,7 +8,7 @@ use levelset_models::flat::{distance, flatten, unflatten};
 use levelset_models::init::Init;
 use levelset_models::nets::described::Layer;
 use levelset_models::nets::{
-    Activation, Described, DescribedConfig, Mlp, MlpConfig, MnistConvConfig, NetDescription,
+    Activation, Described, DescribedConfig, MlpConfig, MnistConvConfig, NetDescription,
 };
 use levelset_models::tasks::{ImageNet, ImageTask, Pipeline, RegressionLoss};
 use levelset_models::{Energy, Landscape};
@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::{adam, regression, trained};
+use common::{adam, linears, regression, trained};
 
 /// Reorders `param` along `axis` seen in blocks: entry block `i` becomes block `order[i]`.
 fn reorder<const D: usize>(
@@ -104,17 +104,14 @@ fn weight_matching_undoes_a_random_permutation_of_an_mlp() {
     let task = regression(config, RegressionLoss::Mse, data.clone(), &data);
     let net = trained(&task, 0.05, 1, &adam(0.01, 20_000));
     let orders = random_orders([12, 10], 9);
-    let mut layers = net.layers.clone();
+    let mut permuted = net.clone();
+    let mut layers = linears(&mut permuted);
     for (h, order) in orders.iter().enumerate() {
         layers[h].weight = reorder(layers[h].weight.clone(), 1, order);
         layers[h].bias = layers[h].bias.take().map(|b| reorder(b, 0, order));
         layers[h + 1].weight = reorder(layers[h + 1].weight.clone(), 0, order);
     }
-    let b = flatten(&Mlp {
-        layers,
-        ..net.clone()
-    });
-    aligns_exactly(&task, &flatten(&net), &b, &orders);
+    aligns_exactly(&task, &flatten(&net), &flatten(&permuted), &orders);
 }
 
 /// Random 28x28 images with random labels: enough for a convnet to memorize.

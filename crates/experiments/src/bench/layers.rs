@@ -11,6 +11,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use levelset_models::backend::{Compute, Train, device};
+use levelset_models::nets::described::Shape;
 use levelset_models::nets::{Activations, Described, DescribedConfig, DescribedLmConfig, LstmLm};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,9 +57,9 @@ fn workload(pass: Pass, index: usize, name: &str) -> String {
     format!("{}/{index}/{name}", pass.workload())
 }
 
-/// Milliseconds per call of every operation of `net`, in each pass: training on images of
+/// Milliseconds per call of every operation of `net`, in each pass: training on batches of
 /// `batch` examples, evaluation on `eval_batch`; `plan.steps` calls per run. The inputs are
-/// random images (the time of these layers does not depend on the values), the parameters
+/// random images or features (the time of these layers does not depend on the values), the parameters
 /// drawn from `plan.seed`.
 pub fn layer_breakdown(
     name: &str,
@@ -70,9 +71,12 @@ pub fn layer_breakdown(
 ) -> anyhow::Result<()> {
     let dev = device();
     let model: Described<Train> = net.init(plan.seed, &dev);
-    let train_inputs = inputs(&model, images(net.input, batch, plan.seed, &dev));
+    let train_inputs = inputs(&model, random_inputs(net.input, batch, plan.seed, &dev));
     let eval_model = model.valid();
-    let eval_inputs = inputs(&eval_model, images(net.input, eval_batch, plan.seed, &dev));
+    let eval_inputs = inputs(
+        &eval_model,
+        random_inputs(net.input, eval_batch, plan.seed, &dev),
+    );
     for (index, ops) in model.operations().into_iter().enumerate() {
         let (input, eval_input) = (&train_inputs[index], &eval_inputs[index]);
         record_operation(
@@ -180,24 +184,33 @@ fn record_operation<O: Outputs<Train>, E>(
     Ok(())
 }
 
-/// Uniform random images [n, c, h, w] in [-1, 1), from `seed`.
-fn images<B: Backend>(
-    [c, h, w]: [usize; 3],
+/// `n` uniform random inputs of `shape` in [-1, 1), from `seed`: images [n, c, h, w] or
+/// features [n, d].
+fn random_inputs<B: Backend>(
+    shape: Shape,
     n: usize,
     seed: u64,
     device: &B::Device,
-) -> Tensor<B, 4> {
+) -> Activations<B> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let values: Vec<f32> = (0..n * c * h * w)
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    Tensor::from_data(TensorData::new(values, [n, c, h, w]), device)
+    let mut draw =
+        |count: usize| -> Vec<f32> { (0..count).map(|_| rng.random_range(-1.0..1.0)).collect() };
+    match shape {
+        Shape::Image([c, h, w]) => Activations::Image(Tensor::from_data(
+            TensorData::new(draw(n * c * h * w), [n, c, h, w]),
+            device,
+        )),
+        Shape::Flat(d) => Activations::Flat(Tensor::from_data(
+            TensorData::new(draw(n * d), [n, d]),
+            device,
+        )),
+    }
 }
 
 /// The input of every operation of `net` on `x` (the first is `x`), each a leaf of its own
-/// graph that tracks its gradient, as inside a training step, except the images.
-fn inputs<B: Backend>(net: &Described<B>, x: Tensor<B, 4>) -> Vec<Activations<B>> {
-    let mut inputs = vec![Activations::Image(x)];
+/// graph that tracks its gradient, as inside a training step, except the net's inputs.
+fn inputs<B: Backend>(net: &Described<B>, x: Activations<B>) -> Vec<Activations<B>> {
+    let mut inputs = vec![x];
     for ops in net.operations() {
         let last = inputs.last().expect("the images are there").clone();
         inputs.push(net.forward_operation(ops, last, None).leaf());
@@ -268,6 +281,38 @@ mod tests {
 
     use super::*;
 
+    /// `net`'s breakdown times its operations `ops`, in order, in every pass.
+    fn times_every_operation(net: &DescribedConfig, ops: &[&str]) {
+        let plan = Plan {
+            repeats: 1,
+            steps: 2,
+            seed: 0,
+        };
+        let mut measured = Vec::new();
+        layer_breakdown("small", net, 4, 8, plan, &mut |m| {
+            measured.push(m);
+            Ok(())
+        })
+        .unwrap();
+        let names: Vec<(&str, &str)> = measured
+            .iter()
+            .map(|m| (m.workload.as_str(), m.unit.as_str()))
+            .collect();
+        let mut expected = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            for pass in Pass::ALL {
+                expected.push((workload(pass, i, op), pass.report().unit()));
+            }
+        }
+        let expected: Vec<(&str, &str)> = expected.iter().map(|(w, u)| (w.as_str(), *u)).collect();
+        assert_eq!(names, expected);
+        for m in &measured {
+            assert_eq!(m.model, "small");
+            assert_eq!(m.samples.len(), 1, "{m:?}");
+            assert!(m.median.is_finite() && m.median >= 0.0, "{m:?}");
+        }
+    }
+
     #[test]
     fn every_operation_is_timed_in_every_pass() {
         let description: NetDescription = toml::from_str(
@@ -285,43 +330,20 @@ mod tests {
         )
         .unwrap();
         let net = DescribedConfig::new(description, [1, 6, 6], 3).unwrap();
-        let plan = Plan {
-            repeats: 1,
-            steps: 2,
-            seed: 0,
-        };
-        let mut measured = Vec::new();
-        layer_breakdown("small", &net, 4, 8, plan, &mut |m| {
-            measured.push(m);
-            Ok(())
-        })
-        .unwrap();
-        let names: Vec<(&str, &str)> = measured
-            .iter()
-            .map(|m| (m.workload.as_str(), m.unit.as_str()))
-            .collect();
-        let mut expected = Vec::new();
-        for (i, op) in [
+        let ops = [
             "conv2d+relu+max_pool2d",
             "flatten",
             "linear",
             "dropout",
             "linear",
-        ]
-        .iter()
-        .enumerate()
-        {
-            for pass in Pass::ALL {
-                expected.push((workload(pass, i, op), pass.report().unit()));
-            }
-        }
-        let expected: Vec<(&str, &str)> = expected.iter().map(|(w, u)| (w.as_str(), *u)).collect();
-        assert_eq!(names, expected);
-        for m in &measured {
-            assert_eq!(m.model, "small");
-            assert_eq!(m.samples.len(), 1, "{m:?}");
-            assert!(m.median.is_finite() && m.median >= 0.0, "{m:?}");
-        }
+        ];
+        times_every_operation(&net, &ops);
+        // A net with flat inputs: the paper's cubic-task MLP.
+        let cubic = levelset_models::nets::MlpConfig::cubic()
+            .described()
+            .unwrap();
+        let ops = ["linear", "sigmoid", "linear", "sigmoid", "linear"];
+        times_every_operation(&cubic, &ops);
     }
 
     #[test]

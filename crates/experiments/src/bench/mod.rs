@@ -98,7 +98,7 @@ pub struct BenchArgs {
     pub layers: Option<String>,
     /// Also time the phases of a training step apart (forward, backward, optimizer update),
     /// with a device synchronisation after each, in milliseconds per step; and, for the nets
-    /// with a layer-by-layer description (the described nets and the paper's MNIST and
+    /// with a layer-by-layer description (the described nets and the paper's MLPs, MNIST and
     /// CIFAR-10 nets) and the PTB model, every layer operation's forward and backward in a
     /// training step and its forward in an evaluation batch, each between two
     /// synchronisations.

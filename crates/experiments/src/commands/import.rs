@@ -114,16 +114,14 @@ impl WithLandscape for (Format, ImportArgs) {
         let (format, args) = self;
         let digest = sha256_file(&args.from)?;
         let architecture = landscape.architecture();
-        // A described net (the paper's convnets included) keeps PyTorch's Sequential
-        // positions (`3.weight` is the fourth layer's, `layers.3.Linear.weight` here); the
-        // paper's convnets also take their layers' old names (`conv1.weight`, `fc2.bias`), as a
-        // module with those attributes names them. The paper's other nets count only the
-        // layers with parameters, where PyTorch's Sequential numbers with gaps (0, 2, 4 around
-        // activations): there the indices are made contiguous. Linear weights are transposed
-        // from PyTorch's [out, in].
+        // A feed-forward net (described, or one of the paper's MLPs and convnets, which are
+        // built from their descriptions) keeps PyTorch's Sequential positions (`3.weight` is
+        // the fourth layer's, `layers.3.Linear.weight` here, gaps around activations
+        // included); the paper's convnets also take their layers' old names (`conv1.weight`,
+        // `fc2.bias`), as a module with those attributes names them. Linear weights are
+        // transposed from PyTorch's [out, in].
         let mut rules = remapper(&args.map)?;
-        let described = architecture.described();
-        if let Some(config) = &described {
+        if let Some(config) = architecture.described() {
             let layers = config.net.parameter_layers();
             let positions = layers.iter().map(|(i, _)| i.to_string());
             let fields = architecture.field_names().iter().map(|f| f.to_string());
@@ -144,22 +142,20 @@ impl WithLandscape for (Format, ImportArgs) {
                     .expect("a fixed pattern");
             }
         }
-        let described = described.is_some();
-        let contiguous = !(described || language_model);
         let read = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", args.from.display());
         let snapshots: Vec<TensorSnapshot> = match format {
             Format::Safetensors => SafetensorsStore::from_file(&args.from)
                 .remap(rules)
-                .map_indices_contiguous(contiguous)
                 .get_all_snapshots()
                 .map_err(|e| read(&e))?
                 .values()
                 .cloned()
                 .collect(),
             Format::Pytorch => {
+                // Its default renumbers indices contiguously, which would lose the positions.
                 let mut store = PytorchStore::from_file(&args.from)
                     .remap(rules)
-                    .map_indices_contiguous(contiguous);
+                    .map_indices_contiguous(false);
                 if let Some(key) = &args.key {
                     store = store.with_top_level_key(key.clone());
                 }
@@ -200,17 +196,15 @@ impl WithLandscape for (Format, ImportArgs) {
             problems.push(format!("not applied: {}", errors.join("; ")));
         }
         if !problems.is_empty() {
-            let naming = if described {
-                "with the i-th described layer's tensors named `i.weight`, `i.bias`, as \
-                 PyTorch's Sequential names them (the paper's convnets also by their layers' \
-                 names, `conv1.weight`, ...)"
-            } else if language_model {
+            let naming = if language_model {
                 "as PyTorch names a module's nn.Embedding `embedding` (or `encoder`), nn.LSTM \
                  `lstm` (or `rnn`; the i-th lstm layer is its layer i, `weight_ih_l{i}`, ...) \
                  and nn.Linear `output` (or `decoder`); a bidirectional LSTM or one with a \
                  projection has no levelset counterpart"
             } else {
-                "with layer indices made contiguous"
+                "with the i-th described layer's tensors named `i.weight`, `i.bias`, as \
+                 PyTorch's Sequential names them (the paper's convnets also by their layers' \
+                 names, `conv1.weight`, ...)"
             };
             bail!(
                 "{} does not fit config '{}' (its tensor names after --map, {naming}, against \

@@ -230,6 +230,19 @@ fn a_file_that_does_not_fit_the_description_lists_the_names() {
     );
 }
 
+/// `train --config CONFIG --level 1 --out OUT`.
+fn train_to_one(config: &Path, out: &Path) -> Vec<OsString> {
+    args(&[
+        &"train",
+        &"--config",
+        &config,
+        &"--level",
+        &"1",
+        &"--out",
+        &out,
+    ])
+}
+
 #[test]
 fn a_config_net_is_checked_before_any_work() {
     let dir = TempDir::new().unwrap();
@@ -238,17 +251,7 @@ fn a_config_net_is_checked_before_any_work() {
         r#"{ kind = "linear", features = 10 },"#,
         r#"{ kind = "linear", features = 12 },"#,
     );
-    let train = |config: &Path, out: &str| {
-        args(&[
-            &"train",
-            &"--config",
-            &config,
-            &"--level",
-            &"1",
-            &"--out",
-            &dir.path().join(out),
-        ])
-    };
+    let train = |config: &Path, out: &str| train_to_one(config, &dir.path().join(out));
     fail_with(
         train(&write(dir.path(), "bad.toml", &bad), "x"),
         &[
@@ -267,13 +270,70 @@ fn a_config_net_is_checked_before_any_work() {
     );
 }
 
-/// The committed templates `configs/{mnist,cifar10}-described.toml` are the paper's nets
-/// written out: each config's `[task.net]` is its preset's description, and its task, training
-/// and energy are the quick config's.
+/// A polynomial task's `[task.net]` is checked as an image task's, against one input feature
+/// and one output, before any work; dropout, and `biases` beside it, are refused.
+#[test]
+fn a_polynomial_config_net_is_checked_before_any_work() {
+    let dir = TempDir::new().unwrap();
+    let with_net = |layers: &str, extra: &str| {
+        let net = format!("{extra}\n[task.net]\nlayers = [{layers}]\n\n[train]");
+        let config = edit(&tiny(), "\n[train]", &net);
+        write(dir.path(), "net.toml", &config)
+    };
+    let train = |config: &Path| train_to_one(config, &dir.path().join("out"));
+    let cases = [
+        (
+            r#"{ kind = "linear", features = 3 }"#,
+            "",
+            vec!["task.net.layers: the net ends in a 3 features", "1 outputs"],
+        ),
+        (
+            r#"{ kind = "conv2d", channels = 2, kernel = 1 }"#,
+            "",
+            vec!["task.net.layers[0] (conv2d): takes an image, but its input is 1 features"],
+        ),
+        (
+            r#"{ kind = "linear", features = 4 }, { kind = "dropout", p = 0.5 },
+               { kind = "linear", features = 1 }"#,
+            "",
+            vec!["task.net.layers[1] (dropout)", "trains without dropout"],
+        ),
+        (
+            r#"{ kind = "linear", features = 1 }"#,
+            "biases = true",
+            vec!["task.net and task.biases both describe the network"],
+        ),
+    ];
+    for (layers, extra, expected) in cases {
+        fail_with(train(&with_net(layers, extra)), &expected);
+    }
+    // A described net of its own trains and its checkpoint evaluates.
+    let config = with_net(
+        r#"{ kind = "linear", features = 6 }, { kind = "tanh" }, { kind = "layer_norm" },
+           { kind = "linear", features = 1 }"#,
+        "",
+    );
+    succeed(train(&config));
+    let eval = succeed([
+        "eval".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--checkpoint".as_ref(),
+        dir.path().join("out").as_os_str(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&eval.stdout).unwrap();
+    assert!(report["energy"].as_f64().unwrap() <= 1.0, "{report}");
+}
+
+/// The committed templates `configs/{mnist,cifar10,ptb,quadratic}-described.toml` are the
+/// paper's nets written out: each config's `[task.net]` is its preset's description, and its
+/// task, training and energy are the quick config's.
 #[test]
 fn the_described_configs_are_the_paper_nets() {
     use levelset_experiments::config::{ExperimentConfig, TaskConfig};
-    use levelset_models::nets::{CifarConvConfig, LayerSpec, LstmLmConfig, MnistConvConfig};
+    use levelset_models::nets::{
+        CifarConvConfig, LayerSpec, LstmLmConfig, MlpConfig, MnistConvConfig,
+    };
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     for (task, preset) in [
         ("mnist", MnistConvConfig::default().description()),
@@ -336,6 +396,31 @@ fn the_described_configs_are_the_paper_nets() {
     );
     assert_eq!(described.train, quick.train, "ptb: training");
     assert_eq!(described.energy, quick.energy, "ptb: energy");
+
+    // The quadratic net: the authors' bias-free MLP.
+    let described = load("quadratic-described.toml");
+    let mut quick = load("quadratic-quick.toml");
+    let TaskConfig::Polynomial { net: Some(net), .. } = &described.task else {
+        panic!("quadratic-described.toml describes a polynomial net")
+    };
+    assert_eq!(
+        net,
+        &MlpConfig::quadratic().description(),
+        "quadratic-described.toml's net"
+    );
+    let TaskConfig::Polynomial { biases, net: n, .. } = &mut quick.task else {
+        unreachable!("a polynomial task")
+    };
+    assert_eq!(
+        biases.take(),
+        Some(false),
+        "quadratic-quick: the authors' net"
+    );
+    *n = Some(net.clone());
+    assert_eq!(described.task, quick.task, "quadratic: task");
+    assert_eq!(described.train, quick.train, "quadratic: training");
+    assert_eq!(described.dss, quick.dss, "quadratic: dss");
+    assert_eq!(described.energy, quick.energy, "quadratic: energy");
 }
 
 /// The paper's convnets import by their layers' names too: a PyTorch module with attributes

@@ -273,13 +273,31 @@ impl LayerSpec {
     }
 }
 
-/// The shape of one example between layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The shape of one example between layers, and of a net's input: written `[c, h, w]` for
+/// images and as a number of features for flat inputs (a regression net's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
 pub enum Shape {
     /// [channels, height, width]
     Image([usize; 3]),
     /// features
     Flat(usize),
+}
+
+impl Shape {
+    /// The image dimensions, for an image shape.
+    pub fn image(self) -> Option<[usize; 3]> {
+        match self {
+            Shape::Image(dims) => Some(dims),
+            Shape::Flat(_) => None,
+        }
+    }
+}
+
+impl From<[usize; 3]> for Shape {
+    fn from(dims: [usize; 3]) -> Self {
+        Shape::Image(dims)
+    }
 }
 
 impl std::fmt::Display for Shape {
@@ -341,14 +359,19 @@ pub struct NetDescription {
 }
 
 impl NetDescription {
-    /// The shape after every layer, for inputs of `input` shape; the net must end in
-    /// `classes` features. Errors name the layer (`layers[3] (linear): ...`).
-    pub fn shapes(&self, input: [usize; 3], classes: usize) -> Result<Vec<Shape>, String> {
+    /// The shape after every layer, for inputs of `input` shape (images, or features); the
+    /// net must end in `classes` features (a regression net's outputs). Errors name the layer
+    /// (`layers[3] (linear): ...`).
+    pub fn shapes(&self, input: impl Into<Shape>, classes: usize) -> Result<Vec<Shape>, String> {
         if self.layers.is_empty() {
             return Err("layers: a net needs at least one layer".into());
         }
         check_draws(self.weights, self.biases)?;
-        let mut shape = Shape::Image(input);
+        let input = input.into();
+        if let Shape::Flat(n) = input {
+            check_size("the input's features", n)?;
+        }
+        let mut shape = input;
         let mut shapes = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
             shape = next_shape(layer, shape)
@@ -356,9 +379,13 @@ impl NetDescription {
             shapes.push(shape);
         }
         if shape != Shape::Flat(classes) {
+            let outputs = match input {
+                Shape::Image(_) => "classes",
+                Shape::Flat(_) => "outputs",
+            };
             return Err(format!(
-                "layers: the net ends in a {shape}, but the task has {classes} classes: the last \
-                 layer must give {classes} features"
+                "layers: the net ends in a {shape}, but the task has {classes} {outputs}: the \
+                 last layer must give {classes} features"
             ));
         }
         Ok(shapes)
@@ -386,11 +413,11 @@ impl NetDescription {
     /// must have passed [`NetDescription::shapes`].
     pub fn init<B: Backend>(
         &self,
-        input: [usize; 3],
+        input: impl Into<Shape>,
         seed: u64,
         device: &B::Device,
     ) -> Described<B> {
-        let mut shape = Shape::Image(input);
+        let mut shape = input.into();
         let mut layers = Vec::with_capacity(self.layers.len());
         let mut ops = Vec::with_capacity(self.layers.len());
         // One rule per parameter tensor, in the module's traversal order.
@@ -966,10 +993,24 @@ impl<B: Backend> Described<B> {
 
     /// Logits [batch, classes] for images [batch, c, h, w]; dropout only when an RNG is given
     /// (training).
-    pub fn forward(&self, x: Tensor<B, 4>, mut rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+    pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        self.forward_activations(Activations::Image(x), rng)
+    }
+
+    /// Outputs [batch, outputs] of a net with flat inputs [batch, features] (a regression
+    /// net); dropout only when an RNG is given (training).
+    pub fn forward_flat(&self, x: Tensor<B, 2>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        self.forward_activations(Activations::Flat(x), rng)
+    }
+
+    fn forward_activations(
+        &self,
+        x: Activations<B>,
+        mut rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2> {
         self.operations()
             .into_iter()
-            .fold(Activations::Image(x), |x, ops| {
+            .fold(x, |x, ops| {
                 self.forward_operation(ops, x, rng.as_deref_mut())
             })
             .flat()
@@ -981,19 +1022,27 @@ fn half_sum_of_squares<B: Backend, const D: usize>(w: Tensor<B, D>) -> Tensor<B,
     w.powi_scalar(2).sum().div_scalar(2.0)
 }
 
-/// A described net and the images it takes: what a checkpoint of it records.
+/// A described net and the inputs it takes: what a checkpoint of it records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DescribedConfig {
-    /// [channels, height, width]
-    pub input: [usize; 3],
+    /// `[channels, height, width]` images, or a number of features.
+    pub input: Shape,
+    /// The features the net ends in: an image classifier's classes, a regression net's
+    /// outputs.
     pub classes: usize,
     pub net: NetDescription,
 }
 
 impl DescribedConfig {
-    /// `net` for `input` images and `classes` classes, once its shapes check out.
-    pub fn new(net: NetDescription, input: [usize; 3], classes: usize) -> Result<Self, String> {
+    /// `net` for `input` (images or features) and `classes` outputs, once its shapes check
+    /// out.
+    pub fn new(
+        net: NetDescription,
+        input: impl Into<Shape>,
+        classes: usize,
+    ) -> Result<Self, String> {
+        let input = input.into();
         net.shapes(input, classes)?;
         Ok(Self {
             input,

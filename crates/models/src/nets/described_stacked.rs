@@ -56,8 +56,17 @@ impl<B: Backend> Stacked<Described<B>> {
     /// Evaluation logits of all `k` nets on the same images [batch, c, h, w]:
     /// [k, batch, classes]. Dropout is off, as in evaluation.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 3> {
+        self.forward_batch(Batch::Shared(x))
+    }
+
+    /// Outputs of all `k` nets with flat inputs on the same rows [batch, features]:
+    /// [k, batch, outputs].
+    pub fn forward_flat(&self, x: Tensor<B, 2>) -> Tensor<B, 3> {
+        self.forward_batch(Batch::Features(x.unsqueeze()))
+    }
+
+    fn forward_batch(&self, mut x: Batch<B>) -> Tensor<B, 3> {
         let (net, k) = (&self.module, self.k);
-        let mut x = Batch::Shared(x);
         for (op, layer) in net.ops.iter().zip(&net.layers) {
             x = match (op, layer) {
                 (Op::Conv2d, Some(Layer::Conv2d(conv))) => match x {

@@ -1,16 +1,13 @@
 //! Fully connected networks: the paper's 1-4-4-1 polynomial nets, deep linear nets,
-//! one-hidden-layer ReLU nets and Appendix E's bias-free 2-3-2 net are all this one module
-//! with different widths, activations and bias settings.
+//! one-hidden-layer ReLU nets and Appendix E's bias-free 2-3-2 net are all this one config with
+//! different widths, activations and bias settings, each a named preset of a layer-by-layer
+//! description with flat inputs, built as every described net is.
 
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{linear, sigmoid};
-use super::stacked;
-use crate::flat::Stacked;
-use crate::init::{Init, reinit};
+use super::described::{Described, DescribedConfig, LayerSpec, NetDescription, Shape};
+use crate::init::Init;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -21,11 +18,12 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply<B: Backend, const D: usize>(self, x: Tensor<B, D>) -> Tensor<B, D> {
+    /// The activation as a described layer; none for the identity.
+    fn layer(self) -> Option<LayerSpec> {
         match self {
-            Activation::Identity => x,
-            Activation::Relu => relu(x),
-            Activation::Sigmoid => sigmoid(x),
+            Activation::Identity => None,
+            Activation::Relu => Some(LayerSpec::Relu),
+            Activation::Sigmoid => Some(LayerSpec::Sigmoid),
         }
     }
 }
@@ -97,63 +95,49 @@ impl MlpConfig {
         Ok(())
     }
 
-    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Mlp<B> {
+    /// The net layer by layer: a `linear` layer per pair of widths, each followed by the
+    /// hidden activation (the output activation after the last). The net's `weights` and
+    /// `biases` draw every layer's, except that with `fan_in_scaled` each layer draws its own
+    /// weights, divided by sqrt(its fan-in).
+    pub fn description(&self) -> NetDescription {
+        let last = self.widths.len().saturating_sub(2);
         let layers = self
             .widths
             .windows(2)
-            .map(|w| {
-                LinearConfig::new(w[0], w[1])
-                    .with_bias(self.bias)
-                    .init(device)
+            .enumerate()
+            .flat_map(|(i, w)| {
+                let linear = LayerSpec::Linear {
+                    features: w[1],
+                    bias: self.bias,
+                    weights: self
+                        .fan_in_scaled
+                        .then(|| self.weight_init.scaled(1.0 / (w[0] as f32).sqrt())),
+                    biases: None,
+                    weight_decay: 0.0,
+                };
+                let activation = if i == last { self.output } else { self.hidden };
+                std::iter::once(linear).chain(activation.layer())
             })
             .collect();
-        let mlp = Mlp {
+        NetDescription {
             layers,
-            hidden: self.hidden,
-            output: self.output,
-        };
-        reinit(mlp, seed, |_, dims| match dims {
-            [_] => self.bias_init,
-            // Burn's Linear weight is [d_in, d_out].
-            [fan_in, _] if self.fan_in_scaled => {
-                self.weight_init.scaled(1.0 / (*fan_in as f32).sqrt())
-            }
-            _ => self.weight_init,
-        })
-    }
-}
-
-#[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    pub layers: Vec<Linear<B>>,
-    #[module(skip)]
-    pub hidden: Activation,
-    #[module(skip)]
-    pub output: Activation,
-}
-
-impl<B: Backend> Mlp<B> {
-    /// [batch, d_in] -> [batch, d_out]
-    pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let last = self.layers.len() - 1;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let act = if i == last { self.output } else { self.hidden };
-            x = act.apply(linear(layer, x));
+            weights: (!self.fan_in_scaled).then_some(self.weight_init),
+            biases: self.bias.then_some(self.bias_init),
         }
-        x
     }
-}
 
-impl<B: Backend> Stacked<Mlp<B>> {
-    /// All `k` models on the same inputs: [batch, d_in] -> [k, batch, d_out]
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 3> {
-        let net = &self.module;
-        let last = net.layers.len() - 1;
-        let mut x = x.unsqueeze::<3>(); // [1, batch, d_in], shared
-        for (i, layer) in net.layers.iter().enumerate() {
-            let act = if i == last { net.output } else { net.hidden };
-            x = act.apply(stacked::linear(layer, x, self.k));
-        }
-        x
+    /// The description for inputs of `widths[0]` features and `widths[last]` outputs.
+    pub fn described(&self) -> Result<DescribedConfig, String> {
+        self.validate()?;
+        let outputs = *self.widths.last().expect("validated: two widths at least");
+        DescribedConfig::new(self.description(), Shape::Flat(self.widths[0]), outputs)
+    }
+
+    /// The net, its parameters drawn from `seed`; the config must have passed
+    /// [`MlpConfig::validate`].
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+        self.described()
+            .expect("validated: the MLP's description fits its widths")
+            .init(seed, device)
     }
 }

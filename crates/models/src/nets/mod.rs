@@ -1,5 +1,6 @@
 //! The networks of the paper, each a plain Burn module built from a serde config; the paper's
-//! convnets are named presets of layer-by-layer descriptions (`described`).
+//! MLPs and convnets are named presets of layer-by-layer descriptions (`described`), its
+//! language model of a described language model (`described_lm`).
 
 #[cfg(any(
     feature = "flex",
@@ -30,5 +31,5 @@ pub use described::{Activations, Described, DescribedConfig, LayerSpec, NetDescr
 pub use described_lm::{DescribedLmConfig, LmState, LstmLm};
 pub use lrn::Lrn;
 pub use lstm_lm::LstmLmConfig;
-pub use mlp::{Activation, Mlp, MlpConfig};
+pub use mlp::{Activation, MlpConfig};
 pub use mnist_cnn::{MNIST_INPUT, MnistConvConfig};

@@ -1,7 +1,7 @@
-//! The paper's convnets and PTB net as they were written before they were built from their
-//! descriptions: each field, draw and forward pass spelled out from the TensorFlow tutorials
-//! (and Zaremba et al.'s code). The tests hold the described presets to them bit for bit
-//! (initialization, logits, gradients).
+//! The paper's MLPs, convnets and PTB net as they were written before they were built from
+//! their descriptions: each field, draw and forward pass spelled out from the authors' scripts,
+//! the TensorFlow tutorials and Zaremba et al.'s code. The tests hold the described presets to
+//! them bit for bit (initialization, outputs, gradients, and the MLPs' stacked pass).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -13,11 +13,85 @@ use rand_chacha::ChaCha8Rng;
 use super::cifar_cnn::{CIFAR_CROP, CifarConvConfig};
 use super::described_lm::LstmLm;
 use super::dropout::dropout;
-use super::layers::{conv2d_relu, conv2d_relu_max_pool2d, linear, max_pool2d};
+use super::layers::{conv2d_relu, conv2d_relu_max_pool2d, linear, max_pool2d, sigmoid};
 use super::lrn::Lrn;
 use super::lstm_lm::LstmLmConfig;
+use super::mlp::{Activation, MlpConfig};
 use super::mnist_cnn::MnistConvConfig;
+use crate::flat::Stacked;
 use crate::init::{Init, reinit};
+
+/// A fully connected net: `layers` linear layers, the hidden activation after each but the
+/// last, the output activation after the last.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub layers: Vec<Linear<B>>,
+    #[module(skip)]
+    pub hidden: Activation,
+    #[module(skip)]
+    pub output: Activation,
+}
+
+fn activate<B: Backend, const D: usize>(activation: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+    match activation {
+        Activation::Identity => x,
+        Activation::Relu => relu(x),
+        Activation::Sigmoid => sigmoid(x),
+    }
+}
+
+/// Weights and biases as the config says, the weights divided by sqrt(fan-in) when
+/// `fan_in_scaled`.
+pub fn mlp<B: Backend>(config: &MlpConfig, seed: u64, device: &B::Device) -> Mlp<B> {
+    let layers = config
+        .widths
+        .windows(2)
+        .map(|w| {
+            LinearConfig::new(w[0], w[1])
+                .with_bias(config.bias)
+                .init(device)
+        })
+        .collect();
+    let net = Mlp {
+        layers,
+        hidden: config.hidden,
+        output: config.output,
+    };
+    reinit(net, seed, |_, dims| match dims {
+        [_] => config.bias_init,
+        // Burn's Linear weight is [d_in, d_out].
+        [fan_in, _] if config.fan_in_scaled => {
+            config.weight_init.scaled(1.0 / (*fan_in as f32).sqrt())
+        }
+        _ => config.weight_init,
+    })
+}
+
+impl<B: Backend> Mlp<B> {
+    /// [batch, d_in] -> [batch, d_out]
+    pub fn forward(&self, mut x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let last = self.layers.len() - 1;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let activation = if i == last { self.output } else { self.hidden };
+            x = activate(activation, linear(layer, x));
+        }
+        x
+    }
+}
+
+impl<B: Backend> Stacked<Mlp<B>> {
+    /// All `k` models on the same inputs: [batch, d_in] -> [k, batch, d_out]
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 3> {
+        let net = &self.module;
+        let last = net.layers.len() - 1;
+        let mut x = x.unsqueeze::<3>();
+        for (i, layer) in net.layers.iter().enumerate() {
+            let activation = if i == last { net.output } else { net.hidden };
+            x = activate(activation, super::stacked::linear(layer, x, self.k));
+        }
+        x
+    }
+}
 
 fn same_conv<B: Backend>(c_in: usize, c_out: usize, device: &B::Device) -> Conv2d<B> {
     Conv2dConfig::new([c_in, c_out], [5, 5])
@@ -163,7 +237,7 @@ mod tests {
 
     use super::*;
     use crate::backend::{Compute, Train, device};
-    use crate::flat::flatten;
+    use crate::flat::{flatten, unflatten_stacked};
     use crate::nets::Described;
 
     fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -251,6 +325,75 @@ mod tests {
         let loss_a = (written.forward(x.clone(), Some(&mut rng_a)) * weights.clone()).sum();
         let loss_b = (described.forward(x, Some(&mut rng_b)) * weights).sum();
         assert_eq!(gradients(&written, loss_a), gradients(&described, loss_b));
+    }
+
+    /// The paper's MLPs (polynomial, deep linear, ReLU width, Appendix E's): the same draws,
+    /// outputs, gradients and stacked outputs as the net written out.
+    #[test]
+    fn the_mlp_presets_are_the_nets_written_out_bit_for_bit() {
+        let linear = MlpConfig {
+            widths: vec![3, 5, 4, 2],
+            hidden: Activation::Identity,
+            output: Activation::Identity,
+            bias: false,
+            weight_init: Init::Normal { std: 0.6 },
+            bias_init: Init::Constant { value: 0.0 },
+            fan_in_scaled: false,
+        };
+        let relu_width = MlpConfig {
+            widths: vec![3, 7, 2],
+            hidden: Activation::Relu,
+            bias: true,
+            fan_in_scaled: true,
+            ..linear.clone()
+        };
+        let dev = device();
+        for config in [
+            MlpConfig::quadratic(),
+            MlpConfig::quadratic_biased(),
+            MlpConfig::cubic(),
+            linear,
+            relu_width,
+        ] {
+            let written = mlp::<Train>(&config, 7, &dev);
+            let described: Described<Train> = config.init(7, &dev);
+            let d_in = config.widths[0];
+            let d_out = *config.widths.last().unwrap();
+            let what = format!("{config:?}");
+            assert_eq!(
+                host(flatten(&written)),
+                host(flatten(&described)),
+                "same draws: {what}"
+            );
+            let x = uniform([6, d_in], 11);
+            assert_eq!(
+                host(written.valid().forward(x.clone())),
+                host(described.valid().forward_flat(x.clone(), None)),
+                "{what}"
+            );
+            let points = Tensor::cat(
+                (0..3)
+                    .map(|seed| flatten(&config.init::<Compute>(seed, &dev)).unsqueeze())
+                    .collect(),
+                0,
+            );
+            let stacked_written = unflatten_stacked(written.valid(), points.clone());
+            let stacked_described = unflatten_stacked(described.valid(), points);
+            assert_eq!(
+                host(stacked_written.forward(x.clone())),
+                host(stacked_described.forward_flat(x)),
+                "stacked: {what}"
+            );
+            let x = tracked([6, d_in], 12);
+            let weights = tracked([6, d_out], 13);
+            let loss_a = (written.forward(x.clone()) * weights.clone()).sum();
+            let loss_b = (described.forward_flat(x, None) * weights).sum();
+            assert_eq!(
+                gradients(&written, loss_a),
+                gradients(&described, loss_b),
+                "{what}"
+            );
+        }
     }
 
     #[test]

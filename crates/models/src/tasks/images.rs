@@ -19,6 +19,7 @@ use crate::flat::{Stacked, unflatten_stacked};
 use crate::landscape::{
     Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
+use crate::nets::described::Shape;
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
@@ -29,9 +30,9 @@ pub trait ImageNet: Send + Sync + 'static {
     type Net<B: Backend>: Module<B>;
     fn architecture(&self) -> Architecture;
     fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Self::Net<B>;
-    /// The [channels, height, width] of the images the net takes; its dense layers are sized
-    /// for them.
-    fn input_dims(&self) -> [usize; 3];
+    /// The [channels, height, width] images the net takes (its dense layers are sized for
+    /// them), or the features of a net with flat inputs, which no image task feeds.
+    fn input_dims(&self) -> Shape;
     /// Logits [batch, 10]; `rng` is given in training only (dropout).
     fn logits<B: Backend>(
         net: &Self::Net<B>,
@@ -66,7 +67,7 @@ macro_rules! preset_net {
             fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
                 self.init(seed, device)
             }
-            fn input_dims(&self) -> [usize; 3] {
+            fn input_dims(&self) -> Shape {
                 self.described().input
             }
             fn logits<B: Backend>(
@@ -103,7 +104,7 @@ impl ImageNet for DescribedConfig {
     fn build<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
         self.init(seed, device)
     }
-    fn input_dims(&self) -> [usize; 3] {
+    fn input_dims(&self) -> Shape {
         self.input
     }
     fn logits<B: Backend>(
@@ -251,11 +252,14 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
         let expected = net.input_dims();
         for (name, set) in [("training", &train), ("held-out", eval_set)] {
             let found = pipeline.dims(set);
-            if found != expected {
+            if Shape::Image(found) != expected {
+                let takes = match expected {
+                    Shape::Image(dims) => dims_text(dims),
+                    flat => format!("{flat}, not images"),
+                };
                 return Err(format!(
-                    "the {name} images are {} after preprocessing, but the network takes {}",
+                    "the {name} images are {} after preprocessing, but the network takes {takes}",
                     dims_text(found),
-                    dims_text(expected)
                 ));
             }
         }

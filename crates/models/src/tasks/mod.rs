@@ -7,7 +7,7 @@ mod regression;
 
 pub use images::{EVAL_BATCH, ImageNet, ImageTask, Pipeline};
 pub use language::LanguageTask;
-pub use regression::{RegressionLoss, RegressionTask, TrainSample};
+pub use regression::{RegressionLoss, RegressionTask, TrainSample, regression_net};
 
 use burn::prelude::*;
 

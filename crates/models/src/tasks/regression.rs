@@ -1,5 +1,6 @@
-//! Regression landscapes: an MLP fitted to real-valued targets (the polynomial tasks, deep
-//! linear nets, ReLU width studies, Appendix E's three-point cycle).
+//! Regression landscapes: an MLP (or a net described layer by layer with flat inputs) fitted to
+//! real-valued targets (the polynomial tasks, deep linear nets, ReLU width studies, Appendix
+//! E's three-point cycle).
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::{host_values, unsupported};
 use crate::flat::unflatten_stacked;
 use crate::landscape::{Architecture, Energy, EvalModel, Landscape, StackedPass, cpu_backend};
-use crate::nets::{Mlp, MlpConfig};
+use crate::nets::described::Shape;
+use crate::nets::{Described, DescribedConfig, LayerSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +47,10 @@ impl TrainSample {
 }
 
 pub struct RegressionTask<B: AutodiffBackend> {
-    config: MlpConfig,
+    /// One of the paper's MLPs, or a net described layer by layer with flat inputs.
+    architecture: Architecture,
+    /// The net layer by layer, as it is built.
+    described: DescribedConfig,
     loss: RegressionLoss,
     energy: Energy,
     sample: TrainSample,
@@ -61,7 +66,7 @@ impl<B: AutodiffBackend> RegressionTask<B> {
     /// samples are fresh per model.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        config: MlpConfig,
+        architecture: Architecture,
         loss: RegressionLoss,
         energy: Energy,
         sample: TrainSample,
@@ -70,8 +75,11 @@ impl<B: AutodiffBackend> RegressionTask<B> {
         batch_size: Option<usize>,
         device: &B::Device,
     ) -> Result<Self, String> {
-        config.validate()?;
-        let (d_in, d_out) = (config.widths[0], *config.widths.last().unwrap());
+        let described = regression_net(&architecture)?;
+        let Shape::Flat(d_in) = described.input else {
+            unreachable!("regression_net: flat inputs")
+        };
+        let d_out = described.classes;
         let eval_data = match energy {
             Energy::TestLoss => test.clone(),
             Energy::TrainLoss => (*sample.draw(reference_seed)).clone(),
@@ -85,8 +93,9 @@ impl<B: AutodiffBackend> RegressionTask<B> {
         };
         if eval_data.d_in != d_in || eval_data.d_out != d_out {
             return Err(format!(
-                "the data has {} inputs and {} outputs but the network's widths are {:?}",
-                eval_data.d_in, eval_data.d_out, config.widths
+                "the data has {} inputs and {} outputs but the network takes {d_in} and gives \
+                 {d_out}",
+                eval_data.d_in, eval_data.d_out
             ));
         }
         if batch_size == Some(0) {
@@ -94,7 +103,8 @@ impl<B: AutodiffBackend> RegressionTask<B> {
         }
         let eval = rows_to_tensors(&eval_data, 0..eval_data.n, device);
         Ok(Self {
-            config,
+            architecture,
+            described,
             loss,
             energy,
             sample,
@@ -120,6 +130,35 @@ impl<B: AutodiffBackend> RegressionTask<B> {
             RegressionLoss::Mse => diff.powi_scalar(2),
         }
     }
+}
+
+/// The net of a regression task, layer by layer: one of the paper's MLPs, or a described net
+/// whose input is a row of features. Dropout is refused: the task trains without it.
+pub fn regression_net(architecture: &Architecture) -> Result<DescribedConfig, String> {
+    let described = match architecture {
+        Architecture::Mlp(config) => config.described()?,
+        Architecture::Described(config) => config.clone(),
+        other => {
+            return Err(format!(
+                "a regression task takes an MLP or a described feed-forward net, not {other:?}"
+            ));
+        }
+    };
+    if let Shape::Image(_) = described.input {
+        return Err(format!(
+            "a regression net takes rows of features, but this one takes {}s",
+            described.input
+        ));
+    }
+    let dropout =
+        (described.net.layers.iter()).position(|l| matches!(l, LayerSpec::Dropout { .. }));
+    if let Some(i) = dropout {
+        return Err(format!(
+            "net.layers[{i}] (dropout): a regression task trains without dropout; remove the \
+             layer"
+        ));
+    }
+    Ok(described)
 }
 
 fn rows_to_tensors<B: Backend>(
@@ -174,12 +213,12 @@ impl<B: Backend> Batcher<B, std::ops::Range<usize>, RowBatch<B>> for RowBatcher 
 }
 
 impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
-    type Model = Mlp<B>;
+    type Model = Described<B>;
     type Batch = RowBatch<B>;
     type Carry = ();
 
     fn architecture(&self) -> Architecture {
-        Architecture::Mlp(self.config.clone())
+        self.architecture.clone()
     }
 
     fn energy_kind(&self) -> Energy {
@@ -190,8 +229,8 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
         &self.device
     }
 
-    fn init(&self, seed: u64) -> Mlp<B> {
-        self.config.init(seed, &self.device)
+    fn init(&self, seed: u64) -> Described<B> {
+        self.described.init(seed, &self.device)
     }
 
     fn loader(&self, seed: u64) -> Arc<dyn DataLoader<B, RowBatch<B>>> {
@@ -210,25 +249,25 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
 
     fn carry(&self, _seed: u64, _epoch: usize) {}
 
-    fn loss(&self, model: &Mlp<B>, batch: RowBatch<B>, _carry: &mut ()) -> Tensor<B, 1> {
-        self.objective(model.forward(batch.x), batch.y)
+    fn loss(&self, model: &Described<B>, batch: RowBatch<B>, _carry: &mut ()) -> Tensor<B, 1> {
+        self.objective(model.forward_flat(batch.x, None), batch.y)
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {
         let (x, y) = self.eval.clone();
-        self.objective(model.forward(x), y)
+        self.objective(model.forward_flat(x, None), y)
             .into_scalar()
             .elem::<f64>()
     }
 
     fn energies(
         &self,
-        template: &Mlp<B::InnerBackend>,
+        template: &Described<B::InnerBackend>,
         points: Tensor<B::InnerBackend, 2>,
     ) -> Vec<f64> {
         let nets = unflatten_stacked(template.clone(), points);
         let (x, y) = self.eval.clone();
-        let errors = self.errors(nets.forward(x), y.unsqueeze::<3>()); // [k, n, d_out]
+        let errors = self.errors(nets.forward_flat(x), y.unsqueeze::<3>()); // [k, n, d_out]
         host_values(errors.flatten::<2>(1, 2).mean_dim(1))
     }
 

@@ -29,47 +29,17 @@ pub(crate) fn groups(
     architecture: &Architecture,
     shapes: &[Vec<usize>],
 ) -> Result<Vec<Group>, String> {
-    let groups = match architecture {
-        Architecture::Mlp(config) => {
-            // Per layer: weight [d_in, d_out], then its bias [d_out] when there is one.
-            let per_layer = if config.bias { 2 } else { 1 };
-            let weight = |l: usize| l * per_layer;
-            (1..config.widths.len() - 1)
-                .map(|h| {
-                    let (incoming, outgoing) = (weight(h - 1), weight(h));
-                    let uses: &[(usize, usize)] = if config.bias {
-                        &[(incoming, 1), (incoming + 1, 0), (outgoing, 0)]
-                    } else {
-                        &[(incoming, 1), (outgoing, 0)]
-                    };
-                    group(config.widths[h], uses)
-                })
-                .collect()
-        }
-        // conv1 weight [c1, 1, k, k] and bias, conv2 weight [c2, c1, k, k] and bias, fc1
-        // weight [c2 * 7 * 7, hidden] (rows channel-major, as the feature map is flattened)
-        // and bias, fc2 weight [hidden, 10] and bias.
-        Architecture::MnistConv(config) => vec![
-            group(config.conv1, &[(0, 0), (1, 0), (2, 1)]),
-            group(config.conv2, &[(2, 0), (3, 0), (4, 0)]),
-            group(config.hidden, &[(4, 1), (5, 0), (6, 0)]),
-        ],
-        Architecture::CifarConv(_) => {
+    // The paper's MLPs and convnets are built from their descriptions, so one walk over the
+    // layers finds every feed-forward net's groups.
+    let groups = match architecture.described() {
+        Some(config) => described(&config.net.layers)?,
+        None => {
             return Err(
-                "weight matching does not support cifar_conv: its local response \
-                        normalization mixes neighbouring channels, so channels cannot be \
-                        permuted freely"
+                "weight matching supports feed-forward networks (the paper's MLPs and convnets, \
+                 described nets), not language models (an LSTM's units are not yet matched)"
                     .into(),
             );
         }
-        Architecture::LstmLm(_) | Architecture::DescribedLm(_) => {
-            return Err(
-                "weight matching supports mlp, mnist_conv and described feed-forward networks, \
-                 not language models (an LSTM's units are not yet matched)"
-                    .into(),
-            );
-        }
-        Architecture::Described(config) => described(&config.net.layers)?,
     };
     for group in &groups {
         for u in &group.uses {
@@ -152,17 +122,6 @@ fn described(layers: &[LayerSpec]) -> Result<Vec<Group>, String> {
     }
     // The last layer's units are the classes, which keep their order.
     Ok(groups)
-}
-
-/// A group of `size` units found along the `(parameter, axis)` pairs of `uses`.
-fn group(size: usize, uses: &[(usize, usize)]) -> Group {
-    Group {
-        size,
-        uses: uses
-            .iter()
-            .map(|&(param, axis)| Use { param, axis })
-            .collect(),
-    }
 }
 
 /// The shape of every float parameter of `module`, in flat-vector order.

@@ -6,17 +6,19 @@
 use std::sync::Arc;
 
 use burn::module::AutodiffModule;
+use burn::nn::Linear;
 use burn::prelude::*;
 use indicatif::ProgressBar;
 use levelset_data::{Polynomial, Regression, polynomial, three_point_cycle};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten};
 use levelset_models::init::Init;
-use levelset_models::nets::{Activation, Mlp, MlpConfig};
+use levelset_models::nets::described::Layer;
+use levelset_models::nets::{Activation, Described, MlpConfig};
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
 use levelset_models::train::{TrainSettings, train_to_level};
-use levelset_models::{Energy, EvalModel, Landscape};
+use levelset_models::{Architecture, Energy, EvalModel, Landscape};
 use levelset_strings::ConnectError;
 
 pub fn adam(lr: f64, max_steps: usize) -> TrainSettings {
@@ -36,7 +38,7 @@ pub fn regression(
     test: &Regression,
 ) -> RegressionTask<Train> {
     RegressionTask::new(
-        config,
+        Architecture::Mlp(config),
         loss,
         Energy::TestLoss,
         TrainSample::Fixed(Arc::new(train)),
@@ -54,7 +56,7 @@ pub fn regression(
 pub fn quadratic_task() -> RegressionTask<Train> {
     let test = polynomial(Polynomial::Quadratic, 400, 99);
     RegressionTask::new(
-        MlpConfig::quadratic_biased(),
+        Architecture::Mlp(MlpConfig::quadratic_biased()),
         RegressionLoss::Mae,
         Energy::TestLoss,
         TrainSample::Fresh(Arc::new(|seed| {
@@ -141,17 +143,28 @@ pub fn appendix_e_pair() -> (
     (task, a, b)
 }
 
+/// The linear layers of an MLP built from its description, in order.
+pub fn linears(net: &mut Described<Compute>) -> Vec<&mut Linear<Compute>> {
+    net.layers
+        .iter_mut()
+        .filter_map(|layer| match layer {
+            Some(Layer::Linear(linear)) => Some(linear),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The 2-3-2 net with hidden units `i` and `j` exchanged: the same function, another point.
-fn swap_hidden(net: Mlp<Compute>, i: usize, j: usize) -> Mlp<Compute> {
+fn swap_hidden(mut net: Described<Compute>, i: usize, j: usize) -> Described<Compute> {
     let mut order: Vec<i64> = (0..3).collect();
     order.swap(i, j);
     let idx = Tensor::<Compute, 1, Int>::from_data(TensorData::new(order, [3]), &device());
-    let mut layers = net.layers;
+    let mut layers = linears(&mut net);
     let w0 = layers[0].weight.val().select(1, idx.clone());
     let w1 = layers[1].weight.val().select(0, idx);
     layers[0].weight = layers[0].weight.clone().map(|_| w0);
     layers[1].weight = layers[1].weight.clone().map(|_| w1);
-    Mlp { layers, ..net }
+    net
 }
 
 /// A way to break a config, and the key its error message must start with.

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The before/after table of this folder's runs (run.sh): each workload's medians per run and
-the after / before speed ratio of the means of the two runs (> 1: after is faster).
+"""The before/after table of a bench folder whose run.sh alternates two binaries twice
+(`before-1.json`, `after-1.json`, `before-2.json`, `after-2.json`): each workload's medians per
+run and the after / before speed ratio of the means of the two runs (> 1: after is faster).
 
-    python3 experiments/bench/described-2026-12-05/table.py > experiments/bench/described-2026-12-05/table.md
+    python3 experiments/bench/before_after.py experiments/bench/FOLDER > experiments/bench/FOLDER/table.md
 """
 import json
 import os
+import sys
 
-here = os.path.dirname(os.path.abspath(__file__))
+here = sys.argv[1]
 
 
 def medians(side):

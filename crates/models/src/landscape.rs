@@ -82,22 +82,34 @@ impl Architecture {
     /// The net as a layer-by-layer description, where it has one: the described nets and the
     /// paper's MLPs, MNIST and CIFAR-10 convnets (which are built from theirs).
     pub fn described(&self) -> Option<DescribedConfig> {
+        self.try_described().ok()
+    }
+
+    /// [`Architecture::described`], or why there is none: a language model, or an MLP config
+    /// that does not validate.
+    pub fn try_described(&self) -> Result<DescribedConfig, String> {
         match self {
-            Architecture::Mlp(config) => config.described().ok(),
-            Architecture::MnistConv(config) => Some(config.described()),
-            Architecture::CifarConv(config) => Some(config.described()),
-            Architecture::Described(config) => Some(config.clone()),
-            _ => None,
+            Architecture::Mlp(config) => config.described(),
+            Architecture::MnistConv(config) => Ok(config.described()),
+            Architecture::CifarConv(config) => Ok(config.described()),
+            Architecture::Described(config) => Ok(config.clone()),
+            other => Err(format!("not a feed-forward net: {other:?}")),
         }
     }
 
     /// The net as a described language model, where it is one: the described ones and the
     /// paper's PTB net (built from its description).
     pub fn language_model(&self) -> Option<DescribedLmConfig> {
+        self.try_language_model().ok()
+    }
+
+    /// [`Architecture::language_model`], or why there is none: not a language model, or a
+    /// paper config that does not validate.
+    pub fn try_language_model(&self) -> Result<DescribedLmConfig, String> {
         match self {
-            Architecture::LstmLm(config) => config.described().ok(),
-            Architecture::DescribedLm(config) => Some(config.clone()),
-            _ => None,
+            Architecture::LstmLm(config) => config.described(),
+            Architecture::DescribedLm(config) => Ok(config.clone()),
+            other => Err(format!("not a language model: {other:?}")),
         }
     }
 

@@ -44,15 +44,7 @@ impl<B: AutodiffBackend> LanguageTask<B> {
         energy: Energy,
         device: &B::Device,
     ) -> Result<Self, String> {
-        let described = match &net {
-            Architecture::LstmLm(config) => config.described()?,
-            Architecture::DescribedLm(config) => config.clone(),
-            other => {
-                return Err(format!(
-                    "the ptb task takes a language model, not {other:?}"
-                ));
-            }
-        };
+        let described = net.try_language_model()?;
         let text = match energy {
             Energy::TestLoss | Energy::TestPerplexity => heldout,
             Energy::TrainLoss | Energy::TrainPerplexity => train,

@@ -135,15 +135,7 @@ impl<B: AutodiffBackend> RegressionTask<B> {
 /// The net of a regression task, layer by layer: one of the paper's MLPs, or a described net
 /// whose input is a row of features. Dropout is refused: the task trains without it.
 pub fn regression_net(architecture: &Architecture) -> Result<DescribedConfig, String> {
-    let described = match architecture {
-        Architecture::Mlp(config) => config.described()?,
-        Architecture::Described(config) => config.clone(),
-        other => {
-            return Err(format!(
-                "a regression task takes an MLP or a described feed-forward net, not {other:?}"
-            ));
-        }
-    };
+    let described = architecture.try_described()?;
     if let Shape::Image(_) = described.input {
         return Err(format!(
             "a regression net takes rows of features, but this one takes {}s",

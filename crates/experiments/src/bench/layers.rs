@@ -59,8 +59,8 @@ fn workload(pass: Pass, index: usize, name: &str) -> String {
 
 /// Milliseconds per call of every operation of `net`, in each pass: training on batches of
 /// `batch` examples, evaluation on `eval_batch`; `plan.steps` calls per run. The inputs are
-/// random images or features (the time of these layers does not depend on the values), the parameters
-/// drawn from `plan.seed`.
+/// random images or features (the time of these layers does not depend on the values), the
+/// parameters drawn from `plan.seed`.
 pub fn layer_breakdown(
     name: &str,
     net: &DescribedConfig,
@@ -212,7 +212,7 @@ fn random_inputs<B: Backend>(
 fn inputs<B: Backend>(net: &Described<B>, x: Activations<B>) -> Vec<Activations<B>> {
     let mut inputs = vec![x];
     for ops in net.operations() {
-        let last = inputs.last().expect("the images are there").clone();
+        let last = inputs.last().expect("the net's inputs are there").clone();
         inputs.push(net.forward_operation(ops, last, None).leaf());
     }
     inputs.pop(); // the logits are no operation's input

@@ -284,16 +284,6 @@ pub enum Shape {
     Flat(usize),
 }
 
-impl Shape {
-    /// The image dimensions, for an image shape.
-    pub fn image(self) -> Option<[usize; 3]> {
-        match self {
-            Shape::Image(dims) => Some(dims),
-            Shape::Flat(_) => None,
-        }
-    }
-}
-
 impl From<[usize; 3]> for Shape {
     fn from(dims: [usize; 3]) -> Self {
         Shape::Image(dims)

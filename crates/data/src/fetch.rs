@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
-use crate::atomic::{sync_parent, temp_beside};
+use crate::atomic::{create_new, sync_parent, temp_beside, write_atomic};
 use crate::catalog::{Dataset, Digest, Install, RemoteFile, Source, base_name};
 
 /// Why a data set could not be fetched. Every variant names the file it concerns.
@@ -117,10 +117,8 @@ fn fetch_source(
                 return Ok(FileOutcome::Present);
             }
             let (temp, url) = download(&source.file, dir, options)?;
-            let result = unpack(&temp, members, dir).and_then(|hashes| {
-                write_manifest(source, dir, &hashes)?;
-                sync_parent(&manifest_path(source, dir)).map_err(io_error(dir))
-            });
+            let result =
+                unpack(&temp, members, dir).and_then(|hashes| write_manifest(source, dir, &hashes));
             let _ = std::fs::remove_file(&temp);
             result.map(|()| FileOutcome::Downloaded { url })
         }
@@ -191,8 +189,7 @@ fn download_one(
         .and_then(|v| v.parse().ok());
     let bar = progress_bar(progress, file.name, announced.or(file.size));
     let mut reader = bar.wrap_read(response.into_reader());
-    let mut out =
-        File::create(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
+    let mut out = create_new(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     let mut hasher = Hasher::new(file.digest);
     let received = copy_hashed(&mut reader, &mut out, &mut hasher).map_err(|e| match e {
         CopyError::Read { after, source } => {
@@ -345,7 +342,7 @@ fn unpack(archive: &Path, members: &[&str], dir: &Path) -> Result<Vec<String>, F
         let dest = dir.join(base_name(members[index]));
         let temp = temp_beside(&dest);
         let mut hasher = Hasher::new(Digest::Sha256(""));
-        let copied = File::create(&temp)
+        let copied = create_new(&temp)
             .and_then(|mut out| {
                 copy_hashed(&mut entry, &mut out, &mut hasher).map_err(|e| match e {
                     CopyError::Read { source, .. } | CopyError::Write(source) => source,
@@ -408,17 +405,7 @@ fn write_manifest(source: &Source, dir: &Path, hashes: &[String]) -> Result<(), 
         text.push_str(&format!("{hash}  {}\n", base_name(member)));
     }
     let path = manifest_path(source, dir);
-    let temp = temp_beside(&path);
-    let written = File::create(&temp).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync_all()
-    });
-    written
-        .and_then(|()| std::fs::rename(&temp, &path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            io_error(&path)(e)
-        })
+    write_atomic(&path, text.as_bytes()).map_err(io_error(&path))
 }
 
 /// Whether every member of an unpacked archive is present with the SHA-256 its manifest

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use levelset_data::atomic::temp_beside;
 use levelset_data::catalog::{Digest, Install, RemoteFile, Source};
 use levelset_data::fetch::{FetchOptions, FileOutcome, fetch_sources, sha256_file};
 use sha2::{Digest as _, Sha256};
@@ -371,4 +372,64 @@ fn an_archive_lacking_a_member_installs_nothing() {
     .to_string();
     assert!(err.contains("lacks") && err.contains(MEMBERS[1]), "{err}");
     assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+}
+
+/// A file outside the data folder, and a link to it planted at `link`; the file's content.
+#[cfg(unix)]
+fn plant_link(outside: &Path, link: &Path) -> Vec<u8> {
+    let victim = outside.join("victim");
+    let content = b"a file of the user's, outside the data folder".to_vec();
+    std::fs::write(&victim, &content).unwrap();
+    std::os::unix::fs::symlink(&victim, link).unwrap();
+    content
+}
+
+/// Links planted at the temporary paths of a download, of an unpacked member and of the
+/// manifest are replaced, never followed: the files they point at, outside the data folder,
+/// keep their content, and the installed files are the right ones.
+#[cfg(unix)]
+#[test]
+fn links_at_temporary_paths_are_not_followed() {
+    let body = payload(9, 5_000);
+    let batch = payload(10, 3_073);
+    let archive = tar_gz(&[(MEMBERS[0], &batch), (MEMBERS[1], b"airplane\n")]);
+    let server = serve(HashMap::from([
+        ("a.gz".into(), Reply::Body(body.clone())),
+        ("set.tar.gz".into(), Reply::Body(archive.clone())),
+    ]));
+    for installed in [
+        "a.gz",
+        "set.tar.gz",
+        "data_batch_1.bin",
+        ".set.tar.gz.sha256",
+    ] {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let temp = temp_beside(&dir.path().join(installed));
+        let victim = plant_link(outside.path(), &temp);
+        fetch_sources(
+            &[source("a.gz", &body), archive_source(&archive)],
+            dir.path(),
+            &options(&[&server]),
+        )
+        .unwrap();
+        assert!(
+            std::fs::read(outside.path().join("victim")).unwrap() == victim,
+            "written through a link at {}",
+            temp.display()
+        );
+        assert!(std::fs::read(dir.path().join("a.gz")).unwrap() == body);
+        assert!(std::fs::read(dir.path().join("data_batch_1.bin")).unwrap() == batch);
+        assert_eq!(
+            entries(dir.path()),
+            [
+                ".set.tar.gz.sha256",
+                "a.gz",
+                "batches.meta.txt",
+                "data_batch_1.bin"
+            ],
+            "link at {} left behind",
+            temp.display()
+        );
+    }
 }

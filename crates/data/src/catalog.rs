@@ -27,13 +27,14 @@ impl Digest {
     }
 }
 
-/// One file as published: its name, checksum, size when known, and the mirrors that serve it
-/// (each a base URL to which the name is appended), tried in order.
+/// One file as published: its name, checksum, size in bytes, and the mirrors that serve it
+/// (each a base URL to which the name is appended), tried in order. A download stops reading
+/// one byte past `size`, so a mirror that streams without end cannot fill the disk.
 #[derive(Debug, Clone, Copy)]
 pub struct RemoteFile {
     pub name: &'static str,
     pub digest: Digest,
-    pub size: Option<u64>,
+    pub size: u64,
     pub mirrors: &'static [&'static str],
 }
 
@@ -98,7 +99,7 @@ impl Dataset {
 
     /// Bytes downloaded when nothing is present yet (as published).
     pub fn download_size(self) -> u64 {
-        self.sources().iter().filter_map(|s| s.file.size).sum()
+        self.sources().iter().map(|s| s.file.size).sum()
     }
 }
 
@@ -124,7 +125,7 @@ const fn mnist(name: &'static str, sha256: &'static str, size: u64) -> Source {
         file: RemoteFile {
             name,
             digest: Digest::Sha256(sha256),
-            size: Some(size),
+            size,
             mirrors: MNIST_MIRRORS,
         },
         install: Install::AsIs,
@@ -159,7 +160,7 @@ const CIFAR10: [Source; 1] = [Source {
     file: RemoteFile {
         name: "cifar-10-binary.tar.gz",
         digest: Digest::Sha256("c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),
-        size: Some(170_052_171),
+        size: 170_052_171,
         mirrors: &["https://www.cs.toronto.edu/~kriz/"],
     },
     install: Install::Unpack {
@@ -189,7 +190,7 @@ const fn ptb(name: &'static str, md5: &'static str, size: u64) -> Source {
         file: RemoteFile {
             name,
             digest: Digest::Md5(md5),
-            size: Some(size),
+            size,
             mirrors: PTB_MIRRORS,
         },
         install: Install::AsIs,

@@ -1,10 +1,11 @@
 //! `levelset data fetch`: downloads a data set's official files into the data directory.
 //!
-//! Each file is streamed to a temporary file beside its destination while it is hashed, checked
-//! against the checksum pinned in [`crate::catalog`], and only then renamed into place (or
-//! unpacked, each member again through a temporary file). A failed or interrupted download
-//! therefore never leaves a file under a name a loader reads. Mirrors are tried in order; a
-//! user's own mirrors (`--mirror`) come first.
+//! Each file is streamed to a temporary file beside its destination while it is hashed, read no
+//! further than one byte past the size pinned in [`crate::catalog`], checked against that size
+//! and the pinned checksum, and only then renamed into place (or unpacked, each member again
+//! through a temporary file). A failed or interrupted download therefore never leaves a file
+//! under a name a loader reads. Mirrors are tried in order; a user's own mirrors (`--mirror`)
+//! come first.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -100,8 +101,7 @@ fn fetch_source(
     match source.install {
         Install::AsIs => {
             let dest = dir.join(source.file.name);
-            if dest.is_file() && file_digest(&dest, source.file.digest)? == source.file.digest.hex()
-            {
+            if holds_pinned(&dest, &source.file)? {
                 return Ok(FileOutcome::Present);
             }
             let (temp, url) = download(&source.file, dir, options)?;
@@ -123,6 +123,13 @@ fn fetch_source(
             result.map(|()| FileOutcome::Downloaded { url })
         }
     }
+}
+
+/// Whether `path` is a file of `file`'s pinned size and checksum. The size is compared first,
+/// so that a huge file under the name is not read through to find it is the wrong one.
+fn holds_pinned(path: &Path, file: &RemoteFile) -> Result<bool, FetchError> {
+    let pinned_size = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == file.size);
+    Ok(pinned_size && file_digest(path, file.digest)? == file.digest.hex())
 }
 
 /// Downloads `file` from the first mirror that serves it with the right checksum, into a
@@ -184,11 +191,20 @@ fn download_one(
             None => format!("cannot connect ({})", t.kind()),
         },
     })?;
-    let announced: Option<u64> = response
-        .header("Content-Length")
-        .and_then(|v| v.parse().ok());
-    let bar = progress_bar(progress, file.name, announced.or(file.size));
-    let mut reader = bar.wrap_read(response.into_reader());
+    // The pinned size bounds what is read: a length announced otherwise is refused before the
+    // body, and the body is read to one byte past the pinned size at most, so that a mirror
+    // streaming without end is cut off there instead of filling the disk.
+    let pinned = file.size;
+    if let Some(announced) = response.header("Content-Length")
+        && announced.trim().parse::<u64>().ok() != Some(pinned)
+    {
+        return Err(format!(
+            "announces {announced} bytes, but {} is pinned at {pinned} bytes",
+            file.name
+        ));
+    }
+    let bar = progress_bar(progress, file.name, pinned);
+    let mut reader = bar.wrap_read(response.into_reader().take(pinned + 1));
     let mut out = create_new(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
     let mut hasher = Hasher::new(file.digest);
     let received = copy_hashed(&mut reader, &mut out, &mut hasher).map_err(|e| match e {
@@ -198,11 +214,16 @@ fn download_one(
         CopyError::Write(e) => format!("writing {}: {e}", temp.display()),
     })?;
     bar.finish_and_clear();
-    if let Some(expected) = announced
-        && received != expected
-    {
+    if received > pinned {
         return Err(format!(
-            "truncated: received {received} of {expected} announced bytes"
+            "serves more than the {pinned} bytes pinned for {}; stopped reading there",
+            file.name
+        ));
+    }
+    if received < pinned {
+        return Err(format!(
+            "size mismatch: received {received} of the {pinned} bytes pinned for {}",
+            file.name
         ));
     }
     out.sync_all()
@@ -219,14 +240,11 @@ fn download_one(
     Ok(())
 }
 
-fn progress_bar(show: bool, name: &str, len: Option<u64>) -> ProgressBar {
+fn progress_bar(show: bool, name: &str, len: u64) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let bar = match len {
-        Some(len) => ProgressBar::new(len),
-        None => ProgressBar::no_length(),
-    };
+    let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template("{msg:28} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
             .expect("a valid template"),

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use levelset_data::atomic::temp_beside;
 use levelset_data::catalog::{Digest, Install, RemoteFile, Source};
@@ -29,13 +30,53 @@ enum Reply {
         body: Vec<u8>,
         sent: usize,
     },
+    /// Sends `body`, then zeros up to `total` bytes in all, without announcing a length: a
+    /// mirror that streams far more than the file (cut at `total` so that a client that reads
+    /// it all still ends).
+    Overlong {
+        body: Vec<u8>,
+        total: u64,
+    },
     NotFound,
 }
 
-/// A one-thread HTTP/1.1 server; its base URL and the number of requests it answered.
+/// A one-thread HTTP/1.1 server; its base URL, the number of requests it answered, the number
+/// of replies it finished (sent whole or cut off by the client) and the body bytes it sent.
 struct Server {
     base: String,
     requests: Arc<AtomicUsize>,
+    finished: Arc<AtomicUsize>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Server {
+    /// Waits until `n` replies are finished, so that `sent` is final.
+    fn wait_for_replies(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.finished.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "the server never finished");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Writes `body` then zeros to `stream` up to `total` bytes, adding what it sent to `sent`;
+/// stops at the first failed write (the client has gone).
+fn write_overlong(stream: &mut impl Write, body: &[u8], total: u64, sent: &AtomicU64) {
+    let zeros = vec![0u8; 1 << 16];
+    let mut left = total;
+    let mut chunks = body
+        .chunks(1 << 16)
+        .chain(std::iter::repeat(zeros.as_slice()));
+    while left > 0 {
+        let chunk = chunks.next().expect("endless");
+        let chunk = &chunk[..chunk.len().min(left as usize)];
+        if stream.write_all(chunk).is_err() {
+            return;
+        }
+        sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        left -= chunk.len() as u64;
+    }
 }
 
 fn serve(routes: HashMap<String, Reply>) -> Server {
@@ -43,6 +84,10 @@ fn serve(routes: HashMap<String, Reply>) -> Server {
     let base = format!("http://{}/", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let count = requests.clone();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = finished.clone();
+    let sent = Arc::new(AtomicU64::new(0));
+    let sent_total = sent.clone();
     let routes = Arc::new(Mutex::new(routes));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -91,15 +136,27 @@ fn serve(routes: HashMap<String, Reply>) -> Server {
                     write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
                         .and_then(|()| stream.write_all(&body[..sent]))
                 }
+                Reply::Overlong { body, total } => {
+                    write!(stream, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").map(|()| {
+                        write_overlong(&mut stream, &body, total, &sent_total);
+                    })
+                }
                 Reply::NotFound => write!(
                     stream,
                     "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 ),
             };
             let _ = stream.flush();
+            drop(stream);
+            done.fetch_add(1, Ordering::SeqCst);
         }
     });
-    Server { base, requests }
+    Server {
+        base,
+        requests,
+        finished,
+        sent,
+    }
 }
 
 fn sha256(bytes: &[u8]) -> &'static str {
@@ -118,7 +175,7 @@ fn source(name: &'static str, bytes: &[u8]) -> Source {
         file: RemoteFile {
             name,
             digest: Digest::Sha256(sha256(bytes)),
-            size: Some(bytes.len() as u64),
+            size: bytes.len() as u64,
             mirrors: &[],
         },
         install: Install::AsIs,
@@ -432,4 +489,103 @@ fn links_at_temporary_paths_are_not_followed() {
             temp.display()
         );
     }
+}
+
+/// A mirror that streams without end (here 64 MiB for a 1,000-byte file) is cut off just past
+/// the pinned size, with an error naming the URL, the file and that size; the rest is never
+/// read (the server manages to send only what the sockets buffer), so the disk never fills.
+#[test]
+fn a_mirror_streaming_past_the_pinned_size_is_cut_off() {
+    let body = payload(11, 1_000);
+    let total = 64 << 20;
+    let server = serve(HashMap::from([(
+        "big.gz".into(),
+        Reply::Overlong {
+            body: body.clone(),
+            total,
+        },
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch_sources(&[source("big.gz", &body)], dir.path(), &options(&[&server]))
+        .unwrap_err()
+        .to_string();
+    let url = format!("{}big.gz", server.base);
+    assert!(
+        err.contains(&url) && err.contains("more than the 1000 bytes pinned for big.gz"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("checksum"),
+        "stopped before the checksum: {err}"
+    );
+    assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    server.wait_for_replies(1);
+    let sent = server.sent.load(Ordering::SeqCst);
+    assert!(sent < total / 2, "the client read on: {sent} bytes sent");
+}
+
+/// A length announced otherwise than the pinned size is refused before the body is read.
+#[test]
+fn an_announced_length_other_than_the_pinned_size_is_refused() {
+    let body = payload(12, 1_000);
+    let longer = [body.as_slice(), &payload(13, 5_000)].concat();
+    let server = serve(HashMap::from([("c.gz".into(), Reply::Body(longer))]));
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch_sources(&[source("c.gz", &body)], dir.path(), &options(&[&server]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{}c.gz", server.base))
+            && err.contains("announces 6000 bytes")
+            && err.contains("pinned at 1000 bytes"),
+        "{err}"
+    );
+    assert!(entries(dir.path()).is_empty());
+}
+
+/// A file shorter than its pinned size is a size mismatch, reported as such rather than as a
+/// checksum mismatch.
+#[test]
+fn a_short_file_is_a_size_mismatch() {
+    let body = payload(14, 20_000);
+    let server = serve(HashMap::from([(
+        "s.gz".into(),
+        Reply::ClosedMidFile {
+            body: body.clone(),
+            sent: 12_000,
+        },
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let err = fetch_sources(&[source("s.gz", &body)], dir.path(), &options(&[&server]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("size mismatch")
+            && err.contains("12000")
+            && err.contains("20000 bytes pinned for s.gz"),
+        "{err}"
+    );
+    assert!(!err.contains("checksum"), "{err}");
+    assert!(entries(dir.path()).is_empty());
+}
+
+/// A huge file under a data file's name (here a sparse 1 TiB one) is recognised as the wrong
+/// file by its size and replaced, without being read through to hash it.
+#[test]
+fn a_huge_file_under_the_name_is_replaced_without_being_read() {
+    let body = payload(15, 2_000);
+    let server = serve(HashMap::from([("h.gz".into(), Reply::Body(body.clone()))]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::File::create(dir.path().join("h.gz"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let start = Instant::now();
+    let outcomes =
+        fetch_sources(&[source("h.gz", &body)], dir.path(), &options(&[&server])).unwrap();
+    assert!(matches!(outcomes[0].1, FileOutcome::Downloaded { .. }));
+    assert!(std::fs::read(dir.path().join("h.gz")).unwrap() == body);
+    // Hashing 1 TiB takes many minutes; comparing sizes takes nothing.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(30), "took {took:?}");
 }

@@ -409,16 +409,21 @@ fn manifest_path(source: &Source, dir: &Path) -> PathBuf {
     dir.join(format!(".{}.sha256", source.file.name))
 }
 
+/// The first line of a manifest: which archive, by its pinned checksum, the members came from.
+fn manifest_header(source: &Source) -> String {
+    format!(
+        "# {} {} {}",
+        source.file.name,
+        source.file.digest.algorithm(),
+        source.file.digest.hex()
+    )
+}
+
 fn write_manifest(source: &Source, dir: &Path, hashes: &[String]) -> Result<(), FetchError> {
     let Install::Unpack { members } = source.install else {
         return Ok(());
     };
-    let mut text = format!(
-        "# {} {} {}\n",
-        source.file.name,
-        source.file.digest.algorithm(),
-        source.file.digest.hex()
-    );
+    let mut text = manifest_header(source) + "\n";
     for (member, hash) in members.iter().zip(hashes) {
         text.push_str(&format!("{hash}  {}\n", base_name(member)));
     }
@@ -426,27 +431,107 @@ fn write_manifest(source: &Source, dir: &Path, hashes: &[String]) -> Result<(), 
     write_atomic(&path, text.as_bytes()).map_err(io_error(&path))
 }
 
+/// More than any manifest needs (one line per member); a longer file is not read.
+const MANIFEST_LIMIT: u64 = 64 * 1024;
+
+/// Whether an unpacked archive is installed intact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unpacked {
+    /// Every member the catalog lists is listed in the manifest of this archive's checksum and
+    /// present with the SHA-256 recorded there.
+    Intact,
+    /// Why not, naming the manifest, member or line concerned.
+    NotIntact(String),
+}
+
 /// Whether every member of an unpacked archive is present with the SHA-256 its manifest
 /// recorded (false when there is no manifest for this archive's checksum).
 pub fn unpacked_intact(source: &Source, dir: &Path) -> Result<bool, FetchError> {
-    let Ok(text) = std::fs::read_to_string(manifest_path(source, dir)) else {
-        return Ok(false);
+    Ok(unpacked_state(source, dir)? == Unpacked::Intact)
+}
+
+/// Checks an unpacked archive against its manifest. The catalog, not the manifest, says which
+/// members there are: each must be listed once and be present and unchanged, and a manifest
+/// listing anything else is not one `fetch` wrote, so no name in it is ever opened.
+pub fn unpacked_state(source: &Source, dir: &Path) -> Result<Unpacked, FetchError> {
+    let not_intact = |why: String| Ok(Unpacked::NotIntact(why));
+    let Install::Unpack { members } = source.install else {
+        return not_intact(format!("{} is not an archive to unpack", source.file.name));
+    };
+    let path = manifest_path(source, dir);
+    let shown = path.display();
+    let text = match read_manifest(&path) {
+        Ok(Some(text)) => text,
+        Ok(None) => return not_intact(format!("{shown} is longer than a manifest")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return not_intact(format!("no manifest {shown}"));
+        }
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return not_intact(format!("{shown} is not a manifest: {e}"));
+        }
+        Err(e) => return Err(io_error(&path)(e)),
     };
     let mut lines = text.lines();
-    if !lines
-        .next()
-        .is_some_and(|header| header.ends_with(source.file.digest.hex()))
-    {
-        return Ok(false);
+    if lines.next() != Some(manifest_header(source).as_str()) {
+        return not_intact(format!(
+            "{shown} records another archive than {}",
+            manifest_header(source).trim_start_matches("# ")
+        ));
     }
+    let mut listed: Vec<(&str, &str)> = Vec::with_capacity(members.len());
     for line in lines {
         let Some((hash, name)) = line.split_once("  ") else {
-            return Ok(false);
+            return not_intact(format!("{shown}: unreadable line {line:?}"));
         };
-        let path = dir.join(name);
-        if !path.is_file() || sha256_file(&path)? != hash {
-            return Ok(false);
+        if !members.iter().any(|m| base_name(m) == name) {
+            return not_intact(format!(
+                "{shown} lists {name}, which is not a member of {}",
+                source.file.name
+            ));
+        }
+        if listed.iter().any(|&(_, n)| n == name) {
+            return not_intact(format!("{shown} lists {name} twice"));
+        }
+        listed.push((hash, name));
+    }
+    for member in members {
+        let name = base_name(member);
+        let Some(&(hash, _)) = listed.iter().find(|&&(_, n)| n == name) else {
+            return not_intact(format!("{shown} does not list {name}"));
+        };
+        let file = dir.join(name);
+        if !file.is_file() {
+            return not_intact(format!("{} is missing", file.display()));
+        }
+        if sha256_file(&file)? != hash {
+            return not_intact(format!(
+                "{} differs from the SHA-256 its manifest records",
+                file.display()
+            ));
         }
     }
-    Ok(true)
+    Ok(Unpacked::Intact)
+}
+
+/// A manifest's text; `None` when the file is longer than [`MANIFEST_LIMIT`], which is then
+/// not read. Something other than a file under the name is `InvalidData`, as is text that is
+/// not UTF-8.
+fn read_manifest(path: &Path) -> io::Result<Option<String>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a file"));
+    }
+    if meta.len() > MANIFEST_LIMIT {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(MANIFEST_LIMIT + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MANIFEST_LIMIT {
+        return Ok(None);
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }

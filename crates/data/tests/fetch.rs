@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 
 use levelset_data::atomic::temp_beside;
 use levelset_data::catalog::{Digest, Install, RemoteFile, Source};
-use levelset_data::fetch::{FetchOptions, FileOutcome, fetch_sources, sha256_file};
+use levelset_data::fetch::{
+    FetchOptions, FileOutcome, Unpacked, fetch_sources, sha256_file, unpacked_intact,
+    unpacked_state,
+};
 use sha2::{Digest as _, Sha256};
 
 /// What the server does for one path.
@@ -588,4 +591,120 @@ fn a_huge_file_under_the_name_is_replaced_without_being_read() {
     // Hashing 1 TiB takes many minutes; comparing sizes takes nothing.
     let took = start.elapsed();
     assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+/// An archive fetched into a fresh folder: the server (still serving it), the folder and the
+/// catalog entry.
+fn installed_archive() -> (Server, tempfile::TempDir, Source) {
+    let batch = payload(16, 3_073);
+    let archive = tar_gz(&[(MEMBERS[0], &batch), (MEMBERS[1], b"airplane\n")]);
+    let server = serve(HashMap::from([(
+        "set.tar.gz".into(),
+        Reply::Body(archive.clone()),
+    )]));
+    let dir = tempfile::tempdir().unwrap();
+    let src = archive_source(&archive);
+    fetch_sources(&[src], dir.path(), &options(&[&server])).unwrap();
+    assert_eq!(unpacked_state(&src, dir.path()).unwrap(), Unpacked::Intact);
+    (server, dir, src)
+}
+
+/// Why `dir`'s installation of `src` is not intact; panics when it is.
+fn not_intact(src: &Source, dir: &Path) -> String {
+    assert!(!unpacked_intact(src, dir).unwrap());
+    match unpacked_state(src, dir).unwrap() {
+        Unpacked::Intact => panic!("reported intact"),
+        Unpacked::NotIntact(why) => why,
+    }
+}
+
+/// A manifest with its header line only (no member listed, no member present) is not an intact
+/// installation: the first member it lacks is named, and a fetch downloads the archive again
+/// instead of reporting it present.
+#[test]
+fn a_manifest_listing_no_member_is_not_intact() {
+    let (server, dir, src) = installed_archive();
+    let manifest = dir.path().join(".set.tar.gz.sha256");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let header = text.lines().next().unwrap();
+    for name in ["data_batch_1.bin", "batches.meta.txt"] {
+        std::fs::remove_file(dir.path().join(name)).unwrap();
+    }
+    std::fs::write(&manifest, format!("{header}\n")).unwrap();
+
+    let why = not_intact(&src, dir.path());
+    assert!(why.contains("does not list data_batch_1.bin"), "{why}");
+    let outcomes = fetch_sources(&[src], dir.path(), &options(&[&server])).unwrap();
+    assert!(matches!(outcomes[0].1, FileOutcome::Downloaded { .. }));
+    assert_eq!(unpacked_state(&src, dir.path()).unwrap(), Unpacked::Intact);
+}
+
+/// Every member the catalog lists must be listed, present and unchanged; the manifest may list
+/// nothing else (a name outside the catalog, such as a path out of the folder, is never
+/// hashed) and no member twice. Each problem names the member or line concerned.
+#[test]
+fn each_member_must_be_listed_present_and_intact() {
+    let (_server, dir, src) = installed_archive();
+    let manifest = dir.path().join(".set.tar.gz.sha256");
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    let outside = tempfile::tempdir().unwrap();
+    let stranger = outside.path().join("stranger");
+    std::fs::write(&stranger, b"not a member").unwrap();
+    let stranger_line = format!("{}  {}", sha256(b"not a member"), stranger.display());
+    for (text, expected) in [
+        (
+            format!("{}\n{}\n", lines[0], lines[2]),
+            "does not list data_batch_1.bin".to_string(),
+        ),
+        (
+            format!("{good}{stranger_line}\n"),
+            format!("lists {}, which is not a member", stranger.display()),
+        ),
+        (
+            format!("{good}{}\n", lines[1]),
+            "lists data_batch_1.bin twice".to_string(),
+        ),
+        (
+            format!("{good}no hash here\n"),
+            "unreadable line".to_string(),
+        ),
+        (
+            good.replacen(&lines[0][2..8], "xxxxxx", 1),
+            "records another archive".to_string(),
+        ),
+    ] {
+        std::fs::write(&manifest, &text).unwrap();
+        let why = not_intact(&src, dir.path());
+        assert!(why.contains(&expected), "{text:?}: {why}");
+    }
+
+    std::fs::write(&manifest, &good).unwrap();
+    std::fs::remove_file(dir.path().join("batches.meta.txt")).unwrap();
+    let why = not_intact(&src, dir.path());
+    assert!(
+        why.contains("batches.meta.txt") && why.contains("missing"),
+        "{why}"
+    );
+    std::fs::write(dir.path().join("batches.meta.txt"), b"airplane\nbird\n").unwrap();
+    let why = not_intact(&src, dir.path());
+    assert!(
+        why.contains("batches.meta.txt") && why.contains("differs"),
+        "{why}"
+    );
+}
+
+/// A manifest far longer than any manifest (here a sparse 1 TiB file) is refused by its size,
+/// not read into memory.
+#[test]
+fn a_huge_manifest_is_not_read() {
+    let (_server, dir, src) = installed_archive();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(".set.tar.gz.sha256"))
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let why = not_intact(&src, dir.path());
+    assert!(why.contains("longer than a manifest"), "{why}");
 }

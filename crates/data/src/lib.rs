@@ -18,11 +18,11 @@ mod synthetic;
 pub mod testing;
 
 pub use augment::{ChannelStats, center_crop, random_crop_flip};
-pub use cifar::{CIFAR_CLASSES, load_cifar10};
+pub use cifar::{CIFAR_CLASSES, count_cifar10, load_cifar10};
 pub use error::{DataError, Result};
 pub use images::{LabeledImages, NUM_CLASSES, Split};
-pub use mnist::{IdxImages, load_mnist, read_idx_images, read_idx_labels};
-pub use ptb::{Corpus, EOS, UNK, Vocab, load_ptb};
+pub use mnist::{IdxImages, count_mnist, load_mnist, read_idx_images, read_idx_labels};
+pub use ptb::{Corpus, EOS, MAX_TEXT_BYTES, UNK, Vocab, load_ptb};
 pub use streams::{Streams, batchify};
 pub use synthetic::{
     MIXTURE_SPREAD, Polynomial, Regression, gaussian_mixture, linear_regression, polynomial,

@@ -8,6 +8,10 @@ use std::path::Path;
 use crate::error::{DataError, Result};
 use crate::files::read_bytes;
 
+/// The longest text read, 12 times Penn Treebank's largest file (ptb.train.txt, 5.1 MB). A
+/// text has no header to say how long it is, so a gzipped one is inflated no further than this.
+pub const MAX_TEXT_BYTES: u64 = 64 << 20;
+
 pub const EOS: &str = "<eos>";
 pub const UNK: &str = "<unk>";
 
@@ -101,9 +105,9 @@ pub struct Corpus {
 /// Reads a training and a held-out text (plain or gzipped); the vocabulary comes from the
 /// training text only, so held-out perplexities are not flattered by unseen words.
 pub fn load_ptb(train: &Path, heldout: &Path) -> Result<Corpus> {
-    let train_bytes = read_bytes(train)?;
+    let train_bytes = read_bytes(train, MAX_TEXT_BYTES)?;
     let train_tokens = tokenize(train, &train_bytes)?;
-    let heldout_bytes = read_bytes(heldout)?;
+    let heldout_bytes = read_bytes(heldout, MAX_TEXT_BYTES)?;
     let heldout_tokens = tokenize(heldout, &heldout_bytes)?;
 
     let vocab = Vocab::from_tokens(train_tokens.iter().copied());

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use levelset_data::{
-    DataError, load_cifar10, load_mnist, load_ptb, read_idx_images, read_idx_labels,
+    DataError, count_cifar10, count_mnist, load_cifar10, load_mnist, load_ptb, read_idx_images,
+    read_idx_labels,
 };
 use tempfile::TempDir;
 
@@ -116,7 +117,11 @@ fn truncated_and_overlong_payloads_are_rejected() {
     let full = idx_images(3);
     for (name, bytes, found) in [
         ("short", &full[..full.len() - 1], "17 bytes"),
-        ("long", &[full.as_slice(), &[0]].concat()[..], "19 bytes"),
+        (
+            "long",
+            &[full.as_slice(), &[0]].concat()[..],
+            "longer than its header declares",
+        ),
     ] {
         let path = write(dir.path(), name, bytes);
         let err = read_idx_images(&path).unwrap_err();
@@ -370,4 +375,38 @@ fn a_directory_where_a_data_file_should_be_says_so() {
     let err = load_mnist(dir.path()).unwrap_err();
     assert!(err.to_string().contains("a directory"), "{err}");
     assert_names(&err, &path);
+}
+
+/// The streaming counts `data check` reports agree with the loaders on valid folders, and
+/// refuse what the loaders refuse, with the same error.
+#[test]
+fn counts_agree_with_the_loaders() {
+    assert_eq!(count_mnist(mnist_dir().path()).unwrap(), (3, 2));
+    assert_eq!(count_cifar10(cifar_dir().path()).unwrap(), (3, 1));
+
+    let damages: [fn(&Path); 3] = [
+        |d| {
+            write(d, TRAIN_LABELS, &idx_labels(&[0, 10, 4]));
+        },
+        |d| {
+            write(
+                d,
+                &format!("{TEST_LABELS}.gz"),
+                &gz(&idx_labels(&[1, 2, 3])),
+            );
+        },
+        |d| {
+            write(d, &format!("{TEST_IMAGES}.gz"), &gz(&idx_images(2))[..20]);
+        },
+    ];
+    for damage in damages {
+        let dir = mnist_dir();
+        damage(dir.path());
+        let loaded = load_mnist(dir.path()).unwrap_err().to_string();
+        assert_eq!(count_mnist(dir.path()).unwrap_err().to_string(), loaded);
+    }
+    let dir = cifar_dir();
+    write(dir.path(), "data_batch_3.bin", &cifar_record(9, 2)[..3000]);
+    let loaded = load_cifar10(dir.path()).unwrap_err().to_string();
+    assert_eq!(count_cifar10(dir.path()).unwrap_err().to_string(), loaded);
 }

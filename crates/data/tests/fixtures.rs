@@ -3,12 +3,16 @@
 //! the same records as the offline copies where those are present.
 
 use levelset_data::testing::{fixture_data_dir, real_data_dir};
-use levelset_data::{NUM_CLASSES, load_mnist, load_ptb};
+use levelset_data::{NUM_CLASSES, count_mnist, load_mnist, load_ptb};
 
 #[test]
 fn the_mnist_extract_loads_with_the_official_loader() {
     let split = load_mnist(&fixture_data_dir().join("mnist")).unwrap();
     assert_eq!((split.train.len(), split.test.len()), (1000, 700));
+    assert_eq!(
+        count_mnist(&fixture_data_dir().join("mnist")).unwrap(),
+        (1000, 700)
+    );
     for set in [&split.train, &split.test] {
         assert_eq!((set.channels, set.height, set.width), (1, 28, 28));
         assert!(set.labels.iter().all(|&l| (l as usize) < NUM_CLASSES));

@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 
 use levelset_data::testing::{real_data_dir, real_data_or_skip};
 use levelset_data::{
-    ChannelStats, Corpus, Split, batchify, center_crop, load_cifar10, load_mnist, load_ptb,
-    random_crop_flip,
+    ChannelStats, Corpus, Split, batchify, center_crop, count_cifar10, count_mnist, load_cifar10,
+    load_mnist, load_ptb, random_crop_flip,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -69,6 +69,7 @@ fn mnist_counts_histograms_and_first_images() {
         assert_eq!(set.images.len(), set.len() * 784);
     }
     assert_eq!((train.len(), test.len()), (8000, 2000));
+    assert_eq!(count_mnist(&data_dir("mnist")).unwrap(), (8000, 2000));
     assert_eq!(
         train.label_histogram(),
         [812, 907, 771, 832, 774, 703, 820, 841, 759, 781]
@@ -107,6 +108,7 @@ fn cifar_counts_histograms_and_first_records() {
     }
     assert_eq!(train.label_histogram(), [1000; 10]);
     assert_eq!(test.label_histogram(), [200; 10]);
+    assert_eq!(count_cifar10(&data_dir("cifar10")).unwrap(), (10_000, 2000));
     assert_eq!(
         (
             train.labels[0],

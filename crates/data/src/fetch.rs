@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use md5::Md5;
 use sha2::{Digest as _, Sha256};
 
 use crate::atomic::{create_new, sync_parent, temp_beside, write_atomic};
@@ -206,7 +205,7 @@ fn download_one(
     let bar = progress_bar(progress, file.name, pinned);
     let mut reader = bar.wrap_read(response.into_reader().take(pinned + 1));
     let mut out = create_new(temp).map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
-    let mut hasher = Hasher::new(file.digest);
+    let mut hasher = Sha256::new();
     let received = copy_hashed(&mut reader, &mut out, &mut hasher).map_err(|e| match e {
         CopyError::Read { after, source } => {
             format!("download broke off after {after} bytes: {source}")
@@ -228,7 +227,7 @@ fn download_one(
     }
     out.sync_all()
         .map_err(|e| format!("writing {}: {e}", temp.display()))?;
-    let found = hasher.hex();
+    let found = hex(hasher);
     if found != file.digest.hex() {
         return Err(format!(
             "checksum mismatch for {}: expected {} {}, found {found}",
@@ -253,35 +252,6 @@ fn progress_bar(show: bool, name: &str, len: u64) -> ProgressBar {
     bar
 }
 
-/// SHA-256 or MD5, as the catalog asks.
-enum Hasher {
-    Sha256(Sha256),
-    Md5(Md5),
-}
-
-impl Hasher {
-    fn new(digest: Digest) -> Self {
-        match digest {
-            Digest::Sha256(_) => Hasher::Sha256(Sha256::new()),
-            Digest::Md5(_) => Hasher::Md5(Md5::new()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Md5(h) => h.update(bytes),
-        }
-    }
-
-    fn hex(self) -> String {
-        match self {
-            Hasher::Sha256(h) => format!("{:x}", h.finalize()),
-            Hasher::Md5(h) => format!("{:x}", h.finalize()),
-        }
-    }
-}
-
 /// Why [`copy_hashed`] stopped: reading the source (after this many bytes) or writing.
 enum CopyError {
     Read { after: u64, source: io::Error },
@@ -292,7 +262,7 @@ enum CopyError {
 fn copy_hashed(
     reader: &mut impl Read,
     out: &mut impl Write,
-    hasher: &mut Hasher,
+    hasher: &mut Sha256,
 ) -> Result<u64, CopyError> {
     let mut buf = vec![0u8; 1 << 16];
     let mut copied: u64 = 0;
@@ -316,17 +286,24 @@ fn copy_hashed(
 
 /// The hex digest of a file on disk, by the algorithm of `digest`.
 pub fn file_digest(path: &Path, digest: Digest) -> Result<String, FetchError> {
-    let mut reader = BufReader::new(File::open(path).map_err(io_error(path))?);
-    let mut hasher = Hasher::new(digest);
-    copy_hashed(&mut reader, &mut io::sink(), &mut hasher).map_err(|e| match e {
-        CopyError::Read { source, .. } | CopyError::Write(source) => io_error(path)(source),
-    })?;
-    Ok(hasher.hex())
+    match digest {
+        Digest::Sha256(_) => sha256_file(path),
+    }
 }
 
 /// The SHA-256 of a file on disk.
 pub fn sha256_file(path: &Path) -> Result<String, FetchError> {
-    file_digest(path, Digest::Sha256(""))
+    let mut reader = BufReader::new(File::open(path).map_err(io_error(path))?);
+    let mut hasher = Sha256::new();
+    copy_hashed(&mut reader, &mut io::sink(), &mut hasher).map_err(|e| match e {
+        CopyError::Read { source, .. } | CopyError::Write(source) => io_error(path)(source),
+    })?;
+    Ok(hex(hasher))
+}
+
+/// A finished SHA-256 as lowercase hex, the form the catalog pins.
+fn hex(hasher: Sha256) -> String {
+    format!("{:x}", hasher.finalize())
 }
 
 /// Unpacks the archive's `members` into `dir`, each through a temporary file; their SHA-256s.
@@ -359,7 +336,7 @@ fn unpack(archive: &Path, members: &[&str], dir: &Path) -> Result<Vec<String>, F
         };
         let dest = dir.join(base_name(members[index]));
         let temp = temp_beside(&dest);
-        let mut hasher = Hasher::new(Digest::Sha256(""));
+        let mut hasher = Sha256::new();
         let copied = create_new(&temp)
             .and_then(|mut out| {
                 copy_hashed(&mut entry, &mut out, &mut hasher).map_err(|e| match e {
@@ -367,7 +344,7 @@ fn unpack(archive: &Path, members: &[&str], dir: &Path) -> Result<Vec<String>, F
                 })?;
                 out.sync_all()
             })
-            .map(|()| hasher.hex());
+            .map(|()| hex(hasher));
         match copied {
             Ok(hash) => found[index] = Some((temp, hash)),
             Err(e) => {

@@ -334,6 +334,24 @@ fn unpack(archive: &Path, members: &[&str], dir: &Path) -> Result<Vec<String>, F
         let Some(index) = members.iter().position(|m| *m == name) else {
             continue;
         };
+        // Only the bytes of a regular file are installed: a link (whose content would be read
+        // as empty), a sparse file (whose holes inflate to zeros) or a second copy of a member
+        // is not what the catalog's members are.
+        let kind = entry.header().entry_type();
+        if kind != tar::EntryType::Regular {
+            let what = match kind {
+                tar::EntryType::Symlink => "a symbolic link".to_string(),
+                tar::EntryType::Link => "a hard link".to_string(),
+                tar::EntryType::Directory => "a directory".to_string(),
+                other => format!("a {other:?} entry"),
+            };
+            result = Err(bad(format!("{name} is {what}, not a regular file")));
+            break;
+        }
+        if found[index].is_some() {
+            result = Err(bad(format!("holds {name} twice")));
+            break;
+        }
         let dest = dir.join(base_name(members[index]));
         let temp = temp_beside(&dest);
         let mut hasher = Sha256::new();

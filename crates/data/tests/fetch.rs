@@ -708,3 +708,72 @@ fn a_huge_manifest_is_not_read() {
     let why = not_intact(&src, dir.path());
     assert!(why.contains("longer than a manifest"), "{why}");
 }
+
+/// A tar.gz built entry by entry: (path, entry type, link target, bytes).
+fn tar_gz_entries(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, kind, link, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        if !link.is_empty() {
+            header.set_link_name(link).unwrap();
+        }
+        header.set_cksum();
+        tar.append_data(&mut header, path, *bytes).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// A member that is a symbolic or hard link, or a member the archive holds twice, is refused
+/// by name and nothing is installed: the catalog's members are regular files, once each.
+#[test]
+fn links_and_duplicates_among_members_are_refused() {
+    use tar::EntryType::{Link, Regular, Symlink};
+    let meta: &[u8] = b"airplane\n";
+    for (members, expected) in [
+        (
+            vec![
+                (MEMBERS[0], Symlink, "/etc/passwd", &[][..]),
+                (MEMBERS[1], Regular, "", meta),
+            ],
+            format!("{} is a symbolic link, not a regular file", MEMBERS[0]),
+        ),
+        (
+            vec![
+                (MEMBERS[1], Regular, "", meta),
+                (MEMBERS[0], Link, MEMBERS[1], &[][..]),
+            ],
+            format!("{} is a hard link, not a regular file", MEMBERS[0]),
+        ),
+        (
+            vec![
+                (MEMBERS[0], Regular, "", &b"first"[..]),
+                (MEMBERS[1], Regular, "", meta),
+                (MEMBERS[0], Regular, "", &b"second"[..]),
+            ],
+            format!("holds {} twice", MEMBERS[0]),
+        ),
+    ] {
+        let archive = tar_gz_entries(&members);
+        let server = serve(HashMap::from([(
+            "set.tar.gz".into(),
+            Reply::Body(archive.clone()),
+        )]));
+        let dir = tempfile::tempdir().unwrap();
+        let err = fetch_sources(
+            &[archive_source(&archive)],
+            dir.path(),
+            &options(&[&server]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&expected) && err.contains("set.tar.gz"),
+            "{err}"
+        );
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    }
+}

@@ -49,15 +49,25 @@ impl Read for Disk {
 }
 
 impl DataStream {
-    /// Opens `path`; gzip is detected from the magic bytes.
+    /// Opens `path`; gzip is detected from the magic bytes. Anything but a regular file (after
+    /// links) is refused before it is opened: a device such as `/dev/zero` reads without end,
+    /// and opening a FIFO blocks until it has a writer.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        if path.is_dir() {
-            return Err(DataError::format(path, "a data file", "a directory"));
-        }
         let io_error = |source| DataError::Io {
             path: path.to_path_buf(),
             source,
         };
+        let kind = std::fs::metadata(path).map_err(io_error)?.file_type();
+        if kind.is_dir() {
+            return Err(DataError::format(path, "a data file", "a directory"));
+        }
+        if !kind.is_file() {
+            return Err(DataError::format(
+                path,
+                "a data file",
+                "a device, FIFO or socket: not a regular file",
+            ));
+        }
         let file = File::open(path).map_err(io_error)?;
         let mut disk = BufReader::new(Disk {
             file,

@@ -410,3 +410,18 @@ fn counts_agree_with_the_loaders() {
     let loaded = load_cifar10(dir.path()).unwrap_err().to_string();
     assert_eq!(count_cifar10(dir.path()).unwrap_err().to_string(), loaded);
 }
+
+/// A device (or FIFO, or socket) under a data file's name is refused before it is opened:
+/// `/dev/zero` would otherwise read as an endless file of zeros, and a FIFO would block the
+/// open until someone writes to it.
+#[cfg(unix)]
+#[test]
+fn a_device_where_a_data_file_should_be_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("ptb.train.txt");
+    std::os::unix::fs::symlink("/dev/zero", &text).unwrap();
+    let err = load_ptb(&text, &text).unwrap_err();
+    assert!(matches!(err, DataError::Format { .. }), "{err:?}");
+    assert_names(&err, &text);
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}

@@ -5,9 +5,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to a new temporary file beside `path` (made by [`create_new`]), checks every write, syncs the file,
-/// renames it over `path` and syncs the folder, so that the rename itself survives a crash.
-/// On any failure the temporary file is removed and `path` keeps its old content.
+/// Writes `bytes` to a new temporary file beside `path` (made by [`create_new`]), checks every
+/// write, syncs the file, renames it over `path` and syncs the folder, so that the rename
+/// itself survives a crash. On any failure the temporary file is removed and `path` keeps its
+/// old content.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temp_beside(path);
     let result = (|| {

@@ -131,8 +131,8 @@ fn holds_pinned(path: &Path, file: &RemoteFile) -> Result<bool, FetchError> {
     Ok(pinned_size && file_digest(path, file.digest)? == file.digest.hex())
 }
 
-/// Downloads `file` from the first mirror that serves it with the right checksum, into a
-/// temporary file in `dir`; that file's path and the URL.
+/// Downloads `file` from the first mirror that serves it with the pinned size and checksum,
+/// into a temporary file in `dir`; that file's path and the URL.
 fn download(
     file: &RemoteFile,
     dir: &Path,

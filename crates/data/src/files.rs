@@ -26,8 +26,9 @@ pub(crate) struct DataStream {
 
 enum Content {
     Plain(BufReader<Disk>),
-    /// The multi-member decoder accepts concatenated gzip files too.
-    Gzip(MultiGzDecoder<BufReader<Disk>>),
+    /// The multi-member decoder accepts concatenated gzip files too. Boxed: its inflate state
+    /// is several times the size of a plain reader.
+    Gzip(Box<MultiGzDecoder<BufReader<Disk>>>),
 }
 
 /// The file on disk, remembering whether reading it failed, so that an error coming out of the
@@ -74,7 +75,7 @@ impl DataStream {
             failed: false,
         });
         let content = if disk.fill_buf().map_err(io_error)?.starts_with(&GZIP_MAGIC) {
-            Content::Gzip(MultiGzDecoder::new(disk))
+            Content::Gzip(Box::new(MultiGzDecoder::new(disk)))
         } else {
             Content::Plain(disk)
         };

@@ -281,30 +281,60 @@ fn a_checkpoint_loaded_for_training_is_trainable() {
     }
 }
 
-/// A real ENOSPC without a small file system: the temporary file's name is a link to
-/// `/dev/full`, where every write fails with "No space left on device".
-#[cfg(target_os = "linux")]
-fn fill_disk_at(path: &Path) {
-    std::os::unix::fs::symlink("/dev/full", levelset_models::atomic::temp_beside(path)).unwrap();
+/// The variable through which a test hands its child process, whose writes fail, the folder to
+/// write in.
+#[cfg(unix)]
+const WRITES_FAIL_IN: &str = "LEVELSET_TEST_WRITES_FAIL_IN";
+
+/// Runs the test named `test` again in a child process where every write to a file fails with
+/// EFBIG ("File too large"): the child's file-size limit is 0 and SIGXFSZ is ignored (which
+/// `exec` keeps), so a write returns the error instead of killing the process. A file is still
+/// created and only its write fails, as on a full disk. The limit holds for a whole process,
+/// which is why it is a child's: in this one it would fail the writes of the tests running
+/// beside. The child finds `dir` in [`WRITES_FAIL_IN`], and only that test runs in it.
+#[cfg(unix)]
+fn in_a_child_whose_writes_fail(test: &str, dir: &Path) {
+    let output = std::process::Command::new("sh")
+        .args(["-c", "trap '' XFSZ; ulimit -f 0; exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact"])
+        .env(WRITES_FAIL_IN, dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // "1 passed": a name that matches no test passes too, having run nothing.
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} in a child whose writes fail: {:?}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
-fn a_checkpoint_write_on_a_full_disk_fails_and_keeps_the_old_checkpoint() {
+fn a_checkpoint_write_that_fails_keeps_the_old_checkpoint() {
     let dev = device();
-    let tmp = tempfile::tempdir().unwrap();
     let quadratic = MlpConfig::quadratic();
     let arch = Architecture::Mlp(quadratic.clone());
+    if let Some(dir) = std::env::var_os(WRITES_FAIL_IN) {
+        // The child, where the write fails: the error names the file.
+        let other = quadratic.init::<Compute>(2, &dev);
+        let err = save(other, &meta(arch, 33), Path::new(&dir)).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("model.mpk") && message.contains("File too large"),
+            "{message}"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
     let good = quadratic.init::<Compute>(1, &dev);
     save(good.clone(), &meta(arch.clone(), 33), tmp.path()).unwrap();
 
-    fill_disk_at(&tmp.path().join("model.mpk"));
-    let other = quadratic.init::<Compute>(2, &dev);
-    let err = save(other, &meta(arch.clone(), 33), tmp.path()).unwrap_err();
-    let message = err.to_string();
-    assert!(
-        message.contains("model.mpk") && message.contains("No space left"),
-        "{message}"
+    in_a_child_whose_writes_fail(
+        "a_checkpoint_write_that_fails_keeps_the_old_checkpoint",
+        tmp.path(),
     );
     assert_eq!(
         listing(tmp.path()),
@@ -315,15 +345,22 @@ fn a_checkpoint_write_on_a_full_disk_fails_and_keeps_the_old_checkpoint() {
     assert_eq!(flat_host(&kept), flat_host(&good), "old checkpoint intact");
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
-fn write_atomic_on_a_full_disk_names_the_error_and_keeps_the_old_file() {
+fn write_atomic_reports_a_failed_write_and_keeps_the_old_file() {
+    if let Some(dir) = std::env::var_os(WRITES_FAIL_IN) {
+        // The child, where the write fails: its own error comes back, not a later one.
+        let err = write_atomic(&Path::new(&dir).join("results.json"), b"new").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge, "{err}");
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("results.json");
     write_atomic(&path, b"old").unwrap();
-    fill_disk_at(&path);
-    let err = write_atomic(&path, b"new").unwrap_err();
-    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+    in_a_child_whose_writes_fail(
+        "write_atomic_reports_a_failed_write_and_keeps_the_old_file",
+        tmp.path(),
+    );
     assert_eq!(std::fs::read(&path).unwrap(), b"old");
     assert_eq!(listing(tmp.path()), ["results.json"]);
 }

@@ -3,10 +3,12 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::path::Path;
 
+use levelset_data::catalog::{Dataset, RemoteFile};
 use tempfile::TempDir;
 
-use crate::common::{fail_with, succeed};
+use crate::common::{Run, fail_with, succeed};
 
 /// A server on the loopback address that answers every request with `body`; its base URL.
 fn serve_everything(body: Vec<u8>) -> String {
@@ -31,27 +33,53 @@ fn serve_everything(body: Vec<u8>) -> String {
     base
 }
 
-#[test]
-fn a_tampered_mnist_file_is_refused_with_both_hashes_and_nothing_left() {
-    let tampered = b"not the MNIST training images".to_vec();
-    let mirror = serve_everything(tampered.clone());
-    let dir = TempDir::new().unwrap();
-    let run = fail_with(
+/// MNIST's training images as the catalog pins them.
+fn mnist_train_images() -> RemoteFile {
+    Dataset::Mnist
+        .sources()
+        .iter()
+        .map(|source| source.file)
+        .find(|file| file.name == "train-images-idx3-ubyte.gz")
+        .expect("the catalog pins MNIST's training images")
+}
+
+/// `data fetch mnist` into `dir` from `mirror` alone, which must fail naming each of `needles`.
+fn fetch_mnist_fails(dir: &Path, mirror: &str, needles: &[&str]) -> Run {
+    fail_with(
         [
             "data",
             "fetch",
             "mnist",
             "--dir",
-            dir.path().to_str().unwrap(),
+            dir.to_str().unwrap(),
             "--mirror",
-            &mirror,
+            mirror,
             "--no-default-mirrors",
         ],
-        &[
-            "train-images-idx3-ubyte.gz",
-            "checksum mismatch",
-            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        ],
+        needles,
+    )
+}
+
+/// Asserts that a failed fetch left nothing in `dir/mnist`, not even a temporary file.
+fn assert_nothing_left(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir.join("mnist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind in mnist/: {left:?}");
+}
+
+/// A file of the pinned size passes the size checks, so its content reaches the checksum.
+#[test]
+fn a_tampered_mnist_file_is_refused_with_both_hashes_and_nothing_left() {
+    let pinned = mnist_train_images();
+    let tampered = vec![0x5a; pinned.size as usize];
+    let mirror = serve_everything(tampered.clone());
+    let dir = TempDir::new().unwrap();
+    let run = fetch_mnist_fails(
+        dir.path(),
+        &mirror,
+        &[pinned.name, "checksum mismatch", pinned.digest.hex()],
     );
     let elsewhere = TempDir::new().unwrap();
     let served = elsewhere.path().join("served");
@@ -62,11 +90,25 @@ fn a_tampered_mnist_file_is_refused_with_both_hashes_and_nothing_left() {
         "found hash {sha} in: {}",
         run.stderr
     );
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("mnist"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left behind in mnist/: {left:?}");
+    assert_nothing_left(dir.path());
+}
+
+/// A length other than the pinned size is refused as soon as the mirror announces it.
+#[test]
+fn an_mnist_file_of_another_size_is_refused_naming_both_sizes_and_nothing_left() {
+    let pinned = mnist_train_images();
+    let mirror = serve_everything(b"not the MNIST training images".to_vec());
+    let dir = TempDir::new().unwrap();
+    fetch_mnist_fails(
+        dir.path(),
+        &mirror,
+        &[
+            pinned.name,
+            "announces 29 bytes",
+            &format!("pinned at {} bytes", pinned.size),
+        ],
+    );
+    assert_nothing_left(dir.path());
 }
 
 #[test]

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use levelset_data::catalog::{Dataset, Install};
-use levelset_data::fetch::{FetchOptions, FileOutcome, fetch, file_digest, unpacked_intact};
+use levelset_data::fetch::{
+    FetchOptions, FileOutcome, Unpacked, fetch, file_digest, unpacked_state,
+};
 use levelset_data::locate::{fetch_hint, resolve_data_dir};
-use levelset_data::{DataError, Split, load_cifar10, load_mnist, load_ptb};
+use levelset_data::{DataError, count_cifar10, count_mnist, load_ptb};
 use levelset_models::outdir::OutputLock;
 
 #[derive(clap::Subcommand, Debug)]
@@ -138,14 +140,12 @@ pub fn check(dataset: Dataset, dir: &Path) -> Result<String> {
                 out.push_str(&format!("  {name}: {state}\n"));
             }
             Install::Unpack { .. } => {
-                let state = if unpacked_intact(source, &folder)? {
-                    format!(
+                let state = match unpacked_state(source, &folder)? {
+                    Unpacked::Intact => format!(
                         "unpacked from {} with the official checksum, members intact",
                         source.file.name
-                    )
-                } else {
-                    "not installed by `levelset data fetch` (no intact manifest): checksums unknown"
-                        .into()
+                    ),
+                    Unpacked::NotIntact(why) => format!("not intact ({why}): checksums unknown"),
                 };
                 out.push_str(&format!("  files: {state}\n"));
             }
@@ -155,26 +155,24 @@ pub fn check(dataset: Dataset, dir: &Path) -> Result<String> {
     Ok(out)
 }
 
-/// Record counts as the loaders read them, and whether they are the full official set.
+/// Record counts as the loaders would read them, and whether they are the full official set.
+/// Image sets are counted as streams, so that checking a data directory holds no data set in
+/// memory.
 fn counts(dataset: Dataset, folder: &Path) -> String {
     let verdict = |full: bool| if full { "full" } else { "subset" };
-    let images = |split: Result<Split, DataError>, official: (usize, usize)| match split {
-        Ok(split) => {
-            let found = (split.train.len(), split.test.len());
-            format!(
-                "{} train + {} test images: {} (official: {} + {})",
+    let images =
+        |counted: Result<(usize, usize), DataError>, (train, test): (usize, usize)| match counted {
+            Ok(found) => format!(
+                "{} train + {} test images: {} (official: {train} + {test})",
                 found.0,
                 found.1,
-                verdict(found == official),
-                official.0,
-                official.1
-            )
-        }
-        Err(e) => format!("unreadable: {e}"),
-    };
+                verdict(found == (train, test)),
+            ),
+            Err(e) => format!("unreadable: {e}"),
+        };
     match dataset {
-        Dataset::Mnist => images(load_mnist(folder), (60_000, 10_000)),
-        Dataset::Cifar10 => images(load_cifar10(folder), (50_000, 10_000)),
+        Dataset::Mnist => images(count_mnist(folder), (60_000, 10_000)),
+        Dataset::Cifar10 => images(count_cifar10(folder), (50_000, 10_000)),
         Dataset::Ptb => {
             let parts: Vec<String> = ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"]
                 .iter()

@@ -138,6 +138,42 @@ fn check_reports_files_counts_and_checksums() {
     }
 }
 
+/// A CIFAR-10 folder holding batches and a manifest of the official archive that lists no
+/// member: `data check` counts the batches but does not call them intact, and says which
+/// member the manifest lacks.
+#[test]
+fn check_names_the_member_an_unpacked_archive_manifest_lacks() {
+    let dir = TempDir::new().unwrap();
+    let folder = dir.path().join("cifar10");
+    std::fs::create_dir(&folder).unwrap();
+    // One record each: a label and 32 x 32 x 3 pixels.
+    let record = [vec![3u8], vec![128u8; 32 * 32 * 3]].concat();
+    for batch in ["data_batch_1.bin", "test_batch.bin"] {
+        std::fs::write(folder.join(batch), &record).unwrap();
+    }
+    let archive = Dataset::Cifar10.sources()[0].file;
+    std::fs::write(
+        folder.join(format!(".{}.sha256", archive.name)),
+        format!(
+            "# {} {} {}\n",
+            archive.name,
+            archive.digest.algorithm(),
+            archive.digest.hex()
+        ),
+    )
+    .unwrap();
+    let run = succeed(["data", "check", "--dir", dir.path().to_str().unwrap()]);
+    for needle in [
+        "files: not intact",
+        "does not list data_batch_1.bin",
+        "checksums unknown",
+        "1 train + 1 test images: subset",
+    ] {
+        assert!(run.stdout.contains(needle), "{needle:?} in: {}", run.stdout);
+    }
+    assert!(!run.stdout.contains("members intact"), "{}", run.stdout);
+}
+
 #[test]
 fn a_missing_data_set_names_the_files_and_the_fetch_command() {
     let empty = TempDir::new().unwrap();

@@ -3,7 +3,7 @@
 //!
 //! Modules depend downwards only: `config` at the bottom, then `landscapes` (a config's
 //! task, built on the chosen backend) and `pair` (endpoints and one connection), then
-//! `studies`, `output` and `bench`, then `commands`; `main.rs` holds the command line alone.
+//! `studies`, `output` and `bench`, then `commands`; `weights` (foreign weight files) depends on nothing of ours; `main.rs` holds the command line alone.
 
 pub mod bench;
 pub mod commands;
@@ -14,3 +14,4 @@ pub mod landscapes;
 pub mod output;
 pub mod pair;
 pub mod studies;
+pub mod weights;

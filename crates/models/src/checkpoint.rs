@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, NamedMpkFileRecorder, Recorder};
 use serde::{Deserialize, Serialize};
@@ -137,11 +137,15 @@ pub fn load<B: Backend, M: Module<B>>(
         });
     }
     let path = dir.join(PARAMS);
-    let model = match template
-        .clone()
-        .load_file(path.clone(), &recorder(), device)
-    {
-        Ok(model) => model,
+    let record: Result<M::Record, _> = recorder().load(path.clone(), device);
+    let model = match record {
+        Ok(record) => fit(template, record).map_err(|message| CheckpointError::Record {
+            path: path.clone(),
+            message: format!(
+                "holds the parameters of another network than its sidecar's {}: {message}",
+                describe(expected)
+            ),
+        })?,
         // The paper's nets named their parameters after their fields until they were
         // built from their descriptions: a checkpoint of that time loads by those names.
         Err(error) => match checkpoint_fields::load(template, expected, &path, device) {
@@ -155,6 +159,50 @@ pub fn load<B: Backend, M: Module<B>>(
         },
     };
     Ok((model, meta))
+}
+
+/// `template` with `record` loaded, if the record fits it. Burn's `load_record` asserts
+/// (panics) when a record holds another number of layers: that becomes an error here, and
+/// the loaded tensors' shapes are compared with the template's, so that a record of the
+/// same structure but other sizes is an error too.
+fn fit<B: Backend, M: Module<B>>(template: M, record: M::Record) -> Result<M, String> {
+    let expected = shapes(&template);
+    let hook = std::panic::take_hook();
+    // The panic is the error reported below; its default message would only repeat it.
+    std::panic::set_hook(Box::new(|_| {}));
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        template.load_record(record)
+    }));
+    std::panic::set_hook(hook);
+    let loaded = loaded.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the record does not fit the network");
+        // Burn's message spans lines of advice; its first line says what did not fit.
+        message.lines().next().unwrap_or(message).trim().to_string()
+    })?;
+    let found = shapes(&loaded);
+    if found != expected {
+        return Err(format!(
+            "its tensors have shapes {found:?}, the network's have {expected:?}"
+        ));
+    }
+    Ok(loaded)
+}
+
+/// The shape of every float tensor of `module`, in traversal order.
+fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.shape().iter().copied().collect());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    module.visit(&mut visitor);
+    visitor.0
 }
 
 fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {

@@ -36,6 +36,15 @@ impl Method {
             Method::Curve(_) | Method::Neb(_) => "path",
         }
     }
+
+    /// The path stays within `slack * level`: the limit its every point is checked against.
+    pub fn slack(&self) -> f64 {
+        match self {
+            Method::Dss { config, .. } => config.slack,
+            Method::Curve(config) => config.slack,
+            Method::Neb(config) => config.slack,
+        }
+    }
 }
 
 /// Connects `a` and `b` inside the level set `{energy <= level}` with `method`. Every

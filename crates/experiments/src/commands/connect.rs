@@ -95,9 +95,18 @@ impl WithLandscape for ConnectArgs {
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
         let saved = if self.resume && connect_resume::exists(&self.out) {
-            let saved = SavedString::load(&self.out, &self.settings())?;
+            let saves_beads = !self.method.samples_a_curve();
+            let template = landscape.init(0).valid();
+            let saved = SavedString::load(
+                &self.out,
+                &self.settings(),
+                num_params(&template),
+                saves_beads,
+            )?;
+            self.recertify(&landscape, &saved)?;
             println!(
-                "resuming in {}: its path was computed by an earlier run; writing what remains",
+                "resuming in {}: its path was computed by an earlier run and measured again; \
+                 writing what remains",
                 self.out.display()
             );
             saved
@@ -170,6 +179,31 @@ impl WithLandscape for ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// Measures a saved path again before a resumed run reports it: its beads' energies and
+    /// segments, its status and lengths (for a curve, whose control points are not saved,
+    /// that its status follows from its own energies).
+    fn recertify<L: Landscape<Train>>(&self, landscape: &L, saved: &SavedString) -> Result<()> {
+        let limit = self.method.method(&self.config)?.slack() * saved.level;
+        let result = if self.method.samples_a_curve() {
+            levelset_strings::consistent(&saved.report, limit)
+        } else {
+            let beads = saved
+                .beads
+                .iter()
+                .map(|b| Tensor::<Compute, 1>::from_data(b.as_slice(), &device()))
+                .collect();
+            levelset_strings::recertify::<Train, L>(landscape, beads, &saved.report, limit)
+        };
+        result.map_err(|reason| {
+            anyhow::anyhow!(
+                "cannot resume in {}: the saved path does not hold up when measured again \
+                 ({reason}); remove {} and string.f32 to compute the path again",
+                self.out.display(),
+                connect_resume::json_path(&self.out).display()
+            )
+        })
+    }
+
     /// Trains or loads the endpoints, aligns them if asked, and computes the path.
     fn compute<L: Landscape<Train>>(&self, landscape: &L) -> Result<SavedString> {
         let (a, b, level) = match &self.endpoints {

@@ -67,17 +67,24 @@ impl SavedString {
             .with_context(|| format!("writing {}", json.display()))
     }
 
-    /// The path saved in `out`, after checking that it was computed with `settings`.
-    pub fn load(out: &Path, settings: &RunSettings) -> Result<Self> {
+    /// The path saved in `out`, after checking that it was computed with `settings` and
+    /// that its files hold what a run of this config writes: `num_params` parameters per bead
+    /// (none when the method saves no beads), every value finite. Its energies are measured
+    /// again by the caller ([`levelset_strings::recertify`]) before anything is reported.
+    pub fn load(
+        out: &Path,
+        settings: &RunSettings,
+        num_params: usize,
+        saves_beads: bool,
+    ) -> Result<Self> {
         let json = json_path(out);
         let text = std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?;
-        let mut saved: SavedString = serde_json::from_slice(&text).with_context(|| {
-            format!(
-                "{} is damaged; remove {} and its string.f32 to compute the path again",
-                json.display(),
-                json.display()
-            )
-        })?;
+        let again = format!(
+            "remove {} and string.f32 to compute the path again",
+            json.display()
+        );
+        let mut saved: SavedString = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is damaged; {again}", json.display()))?;
         let differs = saved.settings.differences(settings);
         if !differs.is_empty() {
             bail!(
@@ -87,27 +94,79 @@ impl SavedString {
                 differs.join(", ")
             );
         }
-        let params = params_path(out);
-        let bytes =
-            std::fs::read(&params).with_context(|| format!("reading {}", params.display()))?;
         let rows = saved.bead_energies.len();
-        if bytes.len() != rows * saved.num_params * 4 {
+        let expected = if saves_beads { num_params } else { 0 };
+        if saved.num_params != expected {
             bail!(
-                "{} holds {} bytes, expected {rows} beads of {} parameters: remove it and \
-                 string.json to compute the path again",
+                "{}: num_params is {}, but config '{}' has {num_params} parameters per bead{}; \
+                 {again}",
+                json.display(),
+                saved.num_params,
+                settings.config.name,
+                if saves_beads {
+                    ""
+                } else {
+                    " and this method saves none"
+                }
+            );
+        }
+        if !saves_beads && rows != 0 {
+            bail!(
+                "{}: {rows} bead energies, but this method saves no beads; {again}",
+                json.display()
+            );
+        }
+        if let Some((k, e)) = saved
+            .bead_energies
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.is_nan())
+        {
+            bail!("{}: bead {k}'s energy is {e}; {again}", json.display());
+        }
+        let params = params_path(out);
+        let expected_bytes = rows
+            .checked_mul(saved.num_params)
+            .and_then(|n| n.checked_mul(4))
+            .with_context(|| {
+                format!(
+                    "{}: {rows} beads of {} parameters",
+                    json.display(),
+                    saved.num_params
+                )
+            })?;
+        // The size is checked before the file is read: it is the file's claim to check.
+        let len = std::fs::metadata(&params)
+            .with_context(|| format!("reading {}", params.display()))?
+            .len();
+        if len != expected_bytes as u64 {
+            bail!(
+                "{} holds {len} bytes, expected {rows} beads of {} parameters ({expected_bytes} \
+                 bytes); {again}",
                 params.display(),
-                bytes.len(),
                 saved.num_params
             );
         }
+        let bytes =
+            std::fs::read(&params).with_context(|| format!("reading {}", params.display()))?;
         saved.beads = bytes
             .chunks_exact(saved.num_params.max(1) * 4)
+            .take(rows)
             .map(|row| {
                 row.chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect()
             })
             .collect();
+        for (k, bead) in saved.beads.iter().enumerate() {
+            if let Some(i) = bead.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "{}: bead {k}'s parameter {i} is {}; {again}",
+                    params.display(),
+                    bead[i]
+                );
+            }
+        }
         Ok(saved)
     }
 

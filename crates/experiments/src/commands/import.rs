@@ -6,11 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
-use burn_store::pytorch::PytorchReader;
-use burn_store::{
-    KeyRemapper, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
-    TensorSnapshot,
-};
+use burn::tensor::DType;
+use burn_store::{ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
 use levelset_data::fetch::sha256_file;
 use levelset_models::Landscape;
 use levelset_models::backend::{BACKEND_NAME, Train};
@@ -21,6 +18,7 @@ use levelset_models::outdir::OutputLock;
 use super::pytorch_lstm;
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
+use crate::weights::{self, Format, Named, ReadErrors, Tree};
 
 pub struct ImportArgs {
     pub config: ExperimentConfig,
@@ -31,14 +29,6 @@ pub struct ImportArgs {
     /// `OLD=NEW` regex rules applied, in order, to the file's tensor names.
     pub map: Vec<String>,
     pub force: bool,
-}
-
-/// The file formats `import` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Safetensors,
-    /// `torch.save`'s zip archive of a pickle.
-    Pytorch,
 }
 
 /// The names a language model's parts are also read under (PyTorch's word_language_model
@@ -52,22 +42,10 @@ const LANGUAGE_MODEL_ALIASES: [(&str, &str); 3] = [
 /// The keys under which training checkpoints conventionally keep the state_dict.
 const CONVENTIONAL_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model"];
 
-pub fn run(mut args: ImportArgs) -> Result<()> {
-    let extension = args.from.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let format = match extension {
-        "safetensors" => Format::Safetensors,
-        "pt" | "pth" => Format::Pytorch,
-        _ => bail!(
-            "{}: expected a PyTorch state_dict saved with torch.save (.pt, .pth) or as \
-             .safetensors",
-            args.from.display()
-        ),
-    };
+pub fn run(args: ImportArgs) -> Result<()> {
+    let format = weights::format_of(&args.from)?;
     if format == Format::Safetensors && args.key.is_some() {
-        bail!("--key applies to .pt files; a .safetensors file holds one flat state_dict");
-    }
-    if format == Format::Pytorch && args.key.is_none() {
-        args.key = conventional_key(&args.from)?;
+        bail!("--key applies to torch.save files; a .safetensors file holds one flat state_dict");
     }
     // Checked before any work, as `train` does: nothing is overwritten by accident.
     let _lock = OutputLock::acquire(&args.out)?;
@@ -77,20 +55,55 @@ pub fn run(mut args: ImportArgs) -> Result<()> {
             args.out.display()
         );
     }
-    with_landscape(&args.config.clone(), (format, args))?
+    let tree = weights::read_tree(&args.from, format)?;
+    let (key, tensors) = state_dict(&tree, args.key.as_deref(), &args.from)?;
+    let converted: Vec<String> = tensors
+        .iter()
+        .filter(|(_, t)| weights::is_float(t.dtype) && t.dtype != DType::F32)
+        .map(|(name, t)| format!("{name} ({:?})", t.dtype))
+        .collect();
+    if !converted.is_empty() {
+        println!(
+            "{}: converting {} tensors to float32: {}",
+            args.from.display(),
+            converted.len(),
+            converted.join(", ")
+        );
+    }
+    with_landscape(&args.config.clone(), (tensors, ImportArgs { key, ..args }))?
 }
 
-/// The conventional key every tensor of the `.pt` file at `path` sits under, if there is one.
-fn conventional_key(path: &std::path::Path) -> Result<Option<String>> {
-    let reader =
-        PytorchReader::new(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let keys = reader.keys();
-    Ok(CONVENTIONAL_KEYS
-        .iter()
-        .find(|key| {
-            !keys.is_empty() && keys.iter().all(|name| name.starts_with(&format!("{key}.")))
-        })
-        .map(|key| key.to_string()))
+/// The state_dict's tensors in `tree`: those under `key`, or, when every tensor of the file
+/// sits under one of the conventional keys, under it; also the key used.
+fn state_dict(
+    tree: &Tree,
+    key: Option<&str>,
+    path: &std::path::Path,
+) -> Result<(Option<String>, Named)> {
+    if let Some(key) = key {
+        let Some(sub) = tree.get(key) else {
+            bail!(
+                "{}: --key {key}: the file's top-level dict has no entry {key:?} (its keys: {})",
+                path.display(),
+                tree.keys().join(", ")
+            );
+        };
+        return Ok((Some(key.to_string()), sub.tensors()?));
+    }
+    let all = tree.tensors()?;
+    let conventional = CONVENTIONAL_KEYS.iter().find(|key| {
+        !all.is_empty()
+            && all
+                .iter()
+                .all(|(name, _)| name.starts_with(&format!("{key}.")))
+    });
+    match conventional {
+        Some(key) => Ok((
+            Some(key.to_string()),
+            tree.get(key).expect("tensors under it").tensors()?,
+        )),
+        None => Ok((None, all)),
+    }
 }
 
 /// The `--map` rules as a remapper, each `OLD=NEW` a regex and its replacement.
@@ -107,11 +120,11 @@ fn remapper(map: &[String]) -> Result<KeyRemapper> {
     Ok(remapper)
 }
 
-impl WithLandscape for (Format, ImportArgs) {
+impl WithLandscape for (Named, ImportArgs) {
     type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
-        let (format, args) = self;
+        let (tensors, args) = self;
         let digest = sha256_file(&args.from)?;
         let architecture = landscape.architecture();
         // A feed-forward net (described, or one of the paper's MLPs and convnets, which are
@@ -142,39 +155,29 @@ impl WithLandscape for (Format, ImportArgs) {
                     .expect("a fixed pattern");
             }
         }
-        let read = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", args.from.display());
-        let snapshots: Vec<TensorSnapshot> = match format {
-            Format::Safetensors => SafetensorsStore::from_file(&args.from)
-                .remap(rules)
-                .get_all_snapshots()
-                .map_err(|e| read(&e))?
-                .values()
-                .cloned()
-                .collect(),
-            Format::Pytorch => {
-                // Its default renumbers indices contiguously, which would lose the positions.
-                let mut store = PytorchStore::from_file(&args.from)
-                    .remap(rules)
-                    .map_indices_contiguous(false);
-                if let Some(key) = &args.key {
-                    store = store.with_top_level_key(key.clone());
-                }
-                store
-                    .get_all_snapshots()
-                    .map_err(|e| read(&e))?
-                    .values()
-                    .cloned()
-                    .collect()
-            }
-        };
+        let mut model = landscape.init(0);
+        // No tensor of the file is read that is larger than the network's largest: a small
+        // file can declare a huge tensor (a deflated storage) under a parameter's name.
+        let largest = largest_tensor(&model);
+        let errors = ReadErrors::default();
+        let snapshots: Vec<TensorSnapshot> = tensors
+            .iter()
+            .map(|(name, tensor)| weights::snapshot(name, tensor, largest, &errors))
+            .collect();
+        let (snapshots, _) = rules.remap(snapshots);
         let snapshots = if language_model {
             pytorch_lstm::unpack(snapshots, "lstm")?
         } else {
             snapshots
         };
-        let mut model = landscape.init(0);
         // PyTorch's conventions (Linear weights transposed) by the module's layer types; the
-        // rules above already name enum variants, so none are skipped.
+        // rules above already name enum variants, so none are skipped. burn-store's `apply`
+        // moves the module out of `model` in unsafe code while it maps it, so a panic inside
+        // (Burn's `from_data` panics on an integer tensor for a float parameter) drops the
+        // module twice: what once ended an integer safetensors import in a segmentation
+        // fault. Every snapshot here is float32 and reports a tensor it cannot give as an
+        // error, never a panic.
+        debug_assert!(snapshots.iter().all(|s| s.dtype == DType::F32));
         let result = model.apply(snapshots, None, Some(Box::new(PyTorchToBurnAdapter)), false);
         let mut problems = Vec::new();
         if !result.missing.is_empty() {
@@ -191,9 +194,18 @@ impl WithLandscape for (Format, ImportArgs) {
                 result.unused.join(", ")
             ));
         }
-        if !result.errors.is_empty() {
-            let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-            problems.push(format!("not applied: {}", errors.join("; ")));
+        // A tensor that could not be read is named by the reader's own message; Burn's
+        // applier keeps only a debug string of it.
+        let mut not_applied: Vec<String> = errors.borrow().clone();
+        not_applied.extend(
+            result
+                .errors
+                .iter()
+                .filter(|e| !matches!(e, ApplyError::LoadError { .. }))
+                .map(|e| e.to_string()),
+        );
+        if !not_applied.is_empty() {
+            problems.push(format!("not applied: {}", not_applied.join("; ")));
         }
         if !problems.is_empty() {
             let naming = if language_model {
@@ -245,4 +257,14 @@ impl WithLandscape for (Format, ImportArgs) {
         );
         Ok(())
     }
+}
+
+/// The most elements any tensor of `model` holds (parameters and buffers alike).
+fn largest_tensor<M: ModuleSnapshot<Train>>(model: &M) -> usize {
+    model
+        .collect(None, None, false)
+        .iter()
+        .map(|s| s.shape.num_elements())
+        .max()
+        .unwrap_or(0)
 }

@@ -498,3 +498,27 @@ lr = 1e-3
         flatten(&model).into_data().to_vec::<f32>().unwrap()
     );
 }
+
+/// Net a as PyTorch itself saves it with non-contiguous tensors (channels_last convolution
+/// weights, a transposed Linear weight; `make_strided.py`), in the zip and the legacy
+/// formats: both import into the parameters of the contiguous safetensors twin. Before,
+/// strides were ignored and these imported permuted, with exit code 0.
+#[test]
+fn strided_and_legacy_torch_files_import_as_pytorch_reads_them() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "convnet.toml", CONFIG);
+    let data = real_or_fixture_data_dir();
+    let import = |file: &str| {
+        let out = dir.path().join(file);
+        succeed(import_args(
+            &config,
+            &import_fixtures().join(file),
+            &out,
+            &data,
+        ));
+        load(&out).1
+    };
+    let expected = import("mnist_convnet_a.safetensors");
+    assert_eq!(import("mnist_convnet_a_strided.pt"), expected);
+    assert_eq!(import("mnist_convnet_a_legacy.pth"), expected);
+}

@@ -9,6 +9,7 @@ mod connect;
 mod data;
 mod described;
 mod floor;
+mod foreign_files;
 mod imported_lm;
 mod info;
 mod methods;

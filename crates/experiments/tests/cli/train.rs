@@ -293,6 +293,10 @@ fn import_reads_pytorch_state_dicts_into_the_configs_network() {
     args[4] = write(dir.path(), "model.onnx", "").into();
     fail_with(
         args,
-        &["model.onnx", "torch.save (.pt, .pth) or as .safetensors"],
+        &[
+            "model.onnx",
+            "neither a torch.save file (a zip archive or a pickle stream) nor a safetensors \
+             file, by its first bytes",
+        ],
     );
 }

@@ -10,6 +10,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use levelset_models::atomic::write_atomic;
 
+use crate::studies::shard::check_count;
+
 #[derive(clap::Args, Debug)]
 pub struct SlurmArgs {
     #[arg(long)]
@@ -148,9 +150,11 @@ pub fn run(args: SlurmArgs) -> Result<()> {
     };
     // The config is read now, so that a bad one fails here and not in every task.
     let config = crate::config::load_config(&args.config, args.data_dir.clone())?;
-    if config.sweep.is_none() {
-        bail!("{} has no [sweep] section", args.config.display());
-    }
+    let sweep = config
+        .sweep
+        .as_ref()
+        .with_context(|| format!("{} has no [sweep] section", args.config.display()))?;
+    check_count(args.tasks, sweep).map_err(|e| anyhow::anyhow!("--tasks {}: {e}", args.tasks))?;
     let name_source = format!("config key `name` (in {})", args.config.display());
     let job_name = directive(
         "job-name",

@@ -20,7 +20,7 @@ use crate::output::tables::{mean_se, plus_minus, write_study};
 use crate::pair::{
     Endpoints, MethodName, connect_pair, load_checkpoint, pair_seeds, warn_if_unresolved,
 };
-use crate::studies::shard::Shard;
+use crate::studies::shard::{Shard, Split, record_split};
 
 /// One pair at one level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,9 +126,23 @@ impl SweepArgs {
     }
 }
 
-/// Runs the sweep holding the lock on its output folder, taken before any work.
+/// Runs the sweep holding the lock on its output folder, taken before any work. A shard
+/// first records its split in (or checks it against) `out/shards/split.json`, before its
+/// folder exists, so that a refused shard leaves no folder of another split behind.
 pub fn run(args: SweepArgs) -> Result<SweepResults> {
     args.validate()?;
+    if let Some(shard) = args.shard {
+        let split = Split {
+            shards: shard.count,
+            config: args.config.clone(),
+        };
+        record_split(
+            &args.out,
+            &split,
+            false,
+            "run that split's shards with that config, or choose another --out",
+        )?;
+    }
     let _lock = OutputLock::acquire(&args.results_dir())?;
     run_locked(args)
 }

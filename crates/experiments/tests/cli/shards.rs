@@ -97,14 +97,15 @@ fn merge_refuses_gaps_overlapping_splits_and_mixed_configs() {
         "{summary}"
     );
 
+    // Another split or config than the first shard recorded is refused before it runs.
     let overlap = dir.path().join("overlap");
     shard(&config, &overlap, "0/2", false);
     shard(&config, &overlap, "1/2", false);
-    shard(&config, &overlap, "0/3", false);
     fail_with(
-        ["merge", "--out", overlap.to_str().unwrap()],
-        &["different splits", "0-of-3"],
+        sweep_args(&config, &overlap, &["--shard".as_ref(), "0/3".as_ref()]),
+        &["split.json", "split into 2 shards, not 3"],
     );
+    assert!(!overlap.join("shards/0-of-3").exists());
 
     let mixed = dir.path().join("mixed");
     let other = write(
@@ -117,10 +118,76 @@ fn merge_refuses_gaps_overlapping_splits_and_mixed_configs() {
         ),
     );
     shard(&config, &mixed, "0/2", false);
-    shard(&other, &mixed, "1/2", false);
+    fail_with(
+        sweep_args(&other, &mixed, &["--shard".as_ref(), "1/2".as_ref()]),
+        &["split.json", "another config", "train.optimizer.lr"],
+    );
+    // And merge refuses a shard whose results record another config.
+    shard(&config, &mixed, "1/2", false);
+    let results = mixed.join("shards/1-of-2/results.json");
+    let mut json = read_json(&results);
+    json["config"]["train"]["optimizer"]["lr"] = 0.04.into();
+    std::fs::write(&results, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
     fail_with(
         ["merge", "--out", mixed.to_str().unwrap()],
-        &["another config", "train.optimizer.lr"],
+        &[
+            "1-of-2/results.json",
+            "different config",
+            "train.optimizer.lr",
+        ],
+    );
+}
+
+/// The shard count comes from the split record, never from folder names: a folder of
+/// another count is named and refused (before, `0-of-10000000` listed ten million shards
+/// and `0-of-18446744073709551615` never ended), and so is a record out of bounds.
+#[test]
+fn status_and_merge_take_the_shard_count_from_the_record() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let out = dir.path().join("s");
+    shard(&config, &out, "0/2", false);
+    let o = out.to_str().unwrap();
+    for name in [
+        "0-of-10000000",
+        "0-of-18446744073709551615",
+        "7-of-2",
+        "notes",
+    ] {
+        let stray = out.join("shards").join(name);
+        std::fs::create_dir(&stray).unwrap();
+        for args in [["sweep", "--status", o].as_slice(), &["merge", "--out", o]] {
+            fail_with(args, &[name]);
+        }
+        std::fs::remove_dir(&stray).unwrap();
+    }
+    std::fs::create_dir(out.join("shards/0-of-3")).unwrap();
+    fail_with(
+        ["sweep", "--status", o],
+        &["0-of-3", "split.json records a split into 2"],
+    );
+    std::fs::remove_dir(out.join("shards/0-of-3")).unwrap();
+
+    let record = out.join("shards/split.json");
+    let original = std::fs::read(&record).unwrap();
+    for count in [0u64, 4, u64::MAX] {
+        let mut json = read_json(&record);
+        json["shards"] = count.into();
+        std::fs::write(&record, serde_json::to_vec(&json).unwrap()).unwrap();
+        let run = fail_with(
+            ["sweep", "--status", o],
+            &["split.json", &format!("a split into {count} shards")],
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    std::fs::remove_file(&record).unwrap();
+    fail_with(["merge", "--out", o], &["has no", "split.json"]);
+    std::fs::write(&record, original).unwrap();
+    let status = succeed(["sweep", "--status", o]);
+    assert_eq!(
+        status.stdout, "0-of-2: done (4 rows)\n1-of-2: missing\n",
+        "{}",
+        status.stdout
     );
 }
 

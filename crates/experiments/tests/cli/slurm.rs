@@ -150,6 +150,10 @@ fn the_scripts_run_one_shard_per_array_task_and_merge_after() {
         ],
         &["#SBATCH"],
     );
+    fail_with(
+        slurm_args(&config, &out, &["--tasks", "6"]),
+        &["--tasks 6", "sweep.pairs is 5"],
+    );
 }
 
 /// A value with a control character (a newline would end its `#SBATCH` line and run the
@@ -158,12 +162,14 @@ fn the_scripts_run_one_shard_per_array_task_and_merge_after() {
 #[test]
 fn values_that_would_break_a_job_script_are_refused() {
     let dir = TempDir::new().unwrap();
-    let config = write(dir.path(), "tiny.toml", &tiny());
+    // 4 pairs, for the default 4 tasks.
+    let four = edit(&tiny(), "pairs = 2", "pairs = 4");
+    let config = write(dir.path(), "tiny.toml", &four);
     let named = |file: &str, name: &str| {
         write(
             dir.path(),
             file,
-            &edit(&tiny(), "name = \"tiny\"", &format!("name = {name}")),
+            &edit(&four, "name = \"tiny\"", &format!("name = {name}")),
         )
     };
     let injected = named("injected.toml", r#""q\ntouch injected""#);

@@ -9,8 +9,10 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use levelset_models::atomic::write_atomic;
+use levelset_models::outdir::OutputLock;
 
-use crate::studies::shard::check_count;
+use crate::config::ExperimentConfig;
+use crate::studies::shard::{Split, check_count, record_split};
 
 #[derive(clap::Args, Debug)]
 pub struct SlurmArgs {
@@ -42,6 +44,10 @@ pub struct SlurmArgs {
     /// Submit both scripts with sbatch (the merge after the array succeeds) and print the ids.
     #[arg(long)]
     pub submit: bool,
+    /// Replace the scripts and the config copy of another config's (or another split's)
+    /// earlier `levelset slurm` in --out, as long as none of its shards has started.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
@@ -180,6 +186,18 @@ pub fn run(args: SlurmArgs) -> Result<()> {
     let text = std::fs::read(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
 
+    let _lock = OutputLock::acquire(&out)?;
+    refuse_other_config(&config_copy, &config, args.data_dir.clone(), args.force)?;
+    let split = Split {
+        shards: args.tasks,
+        config: config.clone(),
+    };
+    record_split(
+        &out,
+        &split,
+        args.force,
+        "pass --force to replace it (while no shard has started), or choose another --out",
+    )?;
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     // Every task reads the same copy of the config, whatever becomes of the original.
     write_atomic(&config_copy, &text)
@@ -242,6 +260,37 @@ pub fn run(args: SlurmArgs) -> Result<()> {
         &merge_path.to_string_lossy(),
     ])?;
     println!("submitted: sweep array job {array}, merge job {merge}");
+    Ok(())
+}
+
+/// Refuses to replace the config copy of an earlier `levelset slurm` in this folder with
+/// another config, unless `force`: the same config again only rewrites the scripts, as a
+/// resumed sweep continues its own rows.
+fn refuse_other_config(
+    copy: &Path,
+    config: &ExperimentConfig,
+    data_dir: Option<PathBuf>,
+    force: bool,
+) -> Result<()> {
+    if force || !copy.exists() {
+        return Ok(());
+    }
+    let earlier = crate::config::load_config(copy, data_dir).with_context(|| {
+        format!(
+            "{} holds the config of an earlier `levelset slurm`, unreadable: pass --force to \
+             replace it, or choose another --out",
+            copy.display()
+        )
+    })?;
+    let changed = earlier.differences(config);
+    if !changed.is_empty() {
+        bail!(
+            "{} holds another config's sweep (differs in {}): pass --force to replace its \
+             scripts, or choose another --out",
+            copy.display(),
+            changed.join(", ")
+        );
+    }
     Ok(())
 }
 

@@ -447,3 +447,64 @@ fn a_sharded_sweep_on_a_slurm_cluster_merges_to_the_whole_sweep() {
         .collect();
     assert!(logs.iter().any(|l| l.ends_with("_2.out")), "{logs:?}");
 }
+
+/// A folder already holding another config's (or another split's) scripts is refused
+/// without --force, the same config again only rewrites the scripts, and --force never
+/// replaces the record of a split whose shards have started.
+#[test]
+fn slurm_refuses_another_configs_folder_unless_forced() {
+    let dir = TempDir::new().unwrap();
+    let a = write(dir.path(), "a.toml", &tiny());
+    let b = write(
+        dir.path(),
+        "b.toml",
+        &edit(&tiny(), "lr = 0.05", "lr = 0.04"),
+    );
+    let out = dir.path().join("cluster");
+    let copy = out.join("sweep-config.toml");
+    let read = |path: &Path| std::fs::read(path).unwrap();
+    succeed(slurm_args(&a, &out, &["--tasks", "2"]));
+    let script = read(&out.join("sweep.sbatch"));
+    succeed(slurm_args(&a, &out, &["--tasks", "2"]));
+    assert_eq!(read(&out.join("sweep.sbatch")), script, "the same scripts");
+
+    fail_with(
+        slurm_args(&b, &out, &["--tasks", "2"]),
+        &["sweep-config.toml", "train.optimizer.lr", "--force"],
+    );
+    fail_with(
+        slurm_args(&a, &out, &["--tasks", "1"]),
+        &["split.json", "split into 2 shards, not 1", "--force"],
+    );
+    assert_eq!(read(&copy), read(&a), "the config copy is untouched");
+    assert_eq!(read(&out.join("sweep.sbatch")), script);
+
+    succeed(slurm_args(&b, &out, &["--tasks", "2", "--force"]));
+    assert_eq!(read(&copy), read(&b), "--force replaced it");
+    assert_eq!(
+        read_json(&out.join("shards/split.json"))["config"]["train"]["optimizer"]["lr"],
+        0.04
+    );
+
+    // A shard run of another config or split is refused before its folder exists.
+    fail_with(
+        sweep_args(&a, &out, &["--shard".as_ref(), "0/2".as_ref()]),
+        &["split.json", "another config", "train.optimizer.lr"],
+    );
+    fail_with(
+        sweep_args(&b, &out, &["--shard".as_ref(), "0/1".as_ref()]),
+        &["split.json", "split into 2 shards, not 1"],
+    );
+    assert!(!out.join("shards/0-of-2").exists() && !out.join("shards/0-of-1").exists());
+
+    succeed(sweep_args(
+        &copy,
+        &out,
+        &["--shard".as_ref(), "0/2".as_ref()],
+    ));
+    fail_with(
+        slurm_args(&a, &out, &["--tasks", "2", "--force"]),
+        &["holds its shards", "0-of-2", "move them aside"],
+    );
+    assert_eq!(read(&copy), read(&b), "the shards' config stays");
+}

@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 use levelset_models::outdir::{OutputLock, holder};
 
 use crate::studies::shard::{Shard, Split, read_split, shard_entries, shards_dir, split_path};
-use crate::studies::sweep::{Row, SweepResults, jobs, read_results, results_path, write_results};
+use crate::studies::sweep::{
+    Row, SweepResults, check_results, jobs, read_results, results_path, write_results,
+};
 
 /// The split recorded under `out` and the shard folders under `out/shards`, each name
 /// checked against the recorded count: a folder of another split, or anything else there,
@@ -56,39 +58,21 @@ fn shard_rows(split: &Split, shard: Shard, dir: &Path) -> Result<Option<Vec<Row>
     let Some(results) = read_results(dir)? else {
         return Ok(None);
     };
-    let path = results_path(dir);
-    if results.shard != Some(shard) {
-        bail!(
-            "{} records shard {:?}, not {shard}",
-            path.display(),
-            results.shard
-        );
-    }
-    let changed = results.config.differences(&split.config);
-    if !changed.is_empty() {
-        bail!(
-            "{} was produced by a different config (differs in {}); merge needs every shard \
-             run with the recorded config",
-            path.display(),
-            changed.join(", ")
-        );
-    }
-    if let Some(stray) = results.rows.iter().find(|r| !shard.owns(r.pair)) {
-        bail!(
-            "{} holds pair {}, which belongs to shard {}-of-{}",
-            path.display(),
-            stray.pair,
-            stray.pair % shard.count,
-            shard.count
-        );
-    }
+    check_results(
+        &results_path(dir),
+        &results,
+        &split.config,
+        Some(shard),
+        "merge needs every shard run with the recorded config",
+    )?;
     Ok(Some(results.rows))
 }
 
 /// Merges the shards under `out/shards` into `out/results.{json,csv}` and `out/summary.md`,
-/// exactly as one whole sweep writes them. Shards of another config or another split, and
-/// missing shards or pairs, are errors; with `partial`, missing ones are listed in
-/// summary.md instead.
+/// exactly as one whole sweep writes them. Shards of another config or another split, rows
+/// that are not the shard's own or appear twice, and missing shards or pairs are errors;
+/// with `partial`, missing ones are listed in summary.md instead. Results already in `out`
+/// are replaced only by a merge of the same config that keeps every row they hold.
 pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
     let _lock = OutputLock::acquire(out)?;
     let (split, folders) = recorded_shards(out)?;
@@ -143,12 +127,32 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
             missing[0]
         )
     };
+    if let Some(earlier) = read_results(out)? {
+        let path = results_path(out);
+        check_results(
+            &path,
+            &earlier,
+            &split.config,
+            None,
+            "move it aside to merge the shards into this folder",
+        )?;
+        if let Some(lost) = earlier.rows.iter().find(|r| !has(&rows, (r.level, r.pair))) {
+            bail!(
+                "{} holds level {} pair {}, which the shards lack: merging now would lose \
+                 it; move results.json aside to merge anyway",
+                path.display(),
+                lost.level,
+                lost.pair
+            );
+        }
+    }
     write_results(out, &split.config, sweep, None, &rows, note.as_deref())
 }
 
 /// One line per shard of the recorded split: done, running (its lock held), failed
 /// (stopped with pairs left), missing, or damaged (its results refused, as merge refuses
-/// them). Rows are counted against the shard's jobs in the recorded config.
+/// them). Rows are counted by the distinct (level, pair) jobs of the shard, against the
+/// shard's jobs in the recorded config.
 pub fn status(out: &Path) -> Result<String> {
     let (split, folders) = recorded_shards(out)?;
     let sweep = split.sweep()?;

@@ -176,6 +176,78 @@ pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
     Ok(Some(results))
 }
 
+/// Checks results read back from `path` against the sweep they are to continue or join:
+/// produced by `config` (`needs` says why that matters), for `shard` (`None`: a whole
+/// sweep), and holding only that sweep's (level, pair) rows, each once, with the seeds the
+/// sweep gives its pair. A file edited or copied from elsewhere is refused, the row named,
+/// instead of being taken in part or ignored.
+pub fn check_results(
+    path: &Path,
+    results: &SweepResults,
+    config: &ExperimentConfig,
+    shard: Option<Shard>,
+    needs: &str,
+) -> Result<()> {
+    let changed = results.config.differences(config);
+    if !changed.is_empty() {
+        bail!(
+            "{} was produced by a different config (differs in {}); {needs}",
+            path.display(),
+            changed.join(", ")
+        );
+    }
+    let part = |s: Option<Shard>| s.map_or("a whole sweep".to_string(), |s| format!("shard {s}"));
+    if results.shard != shard {
+        bail!(
+            "{} holds the rows of {}, not of {}",
+            path.display(),
+            part(results.shard),
+            part(shard)
+        );
+    }
+    let sweep = config
+        .sweep
+        .as_ref()
+        .with_context(|| format!("config {} has no [sweep] section", config.name))?;
+    let mut seen = std::collections::HashMap::new();
+    for (i, row) in results.rows.iter().enumerate() {
+        let key = format!("level {} pair {}", row.level, row.pair);
+        let expected = sweep.levels.contains(&row.level)
+            && row.pair < sweep.pairs
+            && shard.is_none_or(|s| s.owns(row.pair));
+        if !expected {
+            let of = shard.map_or(String::new(), |s| format!("shard {s} of "));
+            bail!(
+                "{}: row {i} ({key}) does not belong to {of}this sweep (sweep.levels {:?}, \
+                 sweep.pairs {}): the file was edited or comes from another sweep",
+                path.display(),
+                sweep.levels,
+                sweep.pairs
+            );
+        }
+        if let Some(first) = seen.insert((row.level.to_bits(), row.pair), i) {
+            bail!(
+                "{}: {key} appears twice (rows {first} and {i}); a sweep writes each row once, \
+                 so the file was edited or damaged",
+                path.display()
+            );
+        }
+        let seeds = pair_seeds(sweep.seed, row.pair);
+        if (row.seed_a, row.seed_b) != seeds {
+            bail!(
+                "{}: row {i} ({key}) records seeds ({}, {}), but sweep.seed {} gives pair {} \
+                 the seeds {seeds:?}: the file was edited or comes from another sweep",
+                path.display(),
+                row.seed_a,
+                row.seed_b,
+                sweep.seed,
+                row.pair
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Rows already finished by an earlier run of the same config.
 fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
     let dir = args.results_dir();
@@ -189,14 +261,13 @@ fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
     let Some(previous) = read_results(&dir)? else {
         return Ok(Vec::new());
     };
-    let changed = previous.config.differences(&args.config);
-    if !changed.is_empty() {
-        bail!(
-            "{} was produced by a different config (differs in {}); resume needs the same one",
-            path.display(),
-            changed.join(", ")
-        );
-    }
+    check_results(
+        &path,
+        &previous,
+        &args.config,
+        args.shard,
+        "resume needs the same one",
+    )?;
     Ok(previous.rows)
 }
 

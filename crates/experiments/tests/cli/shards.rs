@@ -191,6 +191,89 @@ fn status_and_merge_take_the_shard_count_from_the_record() {
     );
 }
 
+/// A shard's results.json edited or copied from elsewhere: a row twice (the first taken, a
+/// missing row hidden from `sweep --status`), a row of another level or of a pair beyond
+/// `pairs`, or with other seeds, is refused by merge (with --partial too) with the shard
+/// and the row named, and `sweep --status` lists the shard as damaged, not done.
+#[test]
+fn merge_and_status_refuse_rows_that_are_not_the_shards_own() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let out = dir.path().join("s");
+    shard(&config, &out, "0/2", false);
+    shard(&config, &out, "1/2", false);
+    let o = out.to_str().unwrap();
+    let results = out.join("shards/0-of-2/results.json");
+    let original = read_json(&results);
+    // Each edit of the rows, and what the refusal names. Shard 0 holds pairs 0 and 2 at
+    // levels 0.1 and 0.06, in that order.
+    type Edit = fn(&mut Vec<serde_json::Value>);
+    let edits: Vec<(&str, Edit, Vec<&str>)> = vec![
+        (
+            "duplicate",
+            |rows| {
+                rows[1] = rows[0].clone();
+                rows[1]["outcome"] = "not_connected".into();
+            },
+            vec!["level 0.1 pair 0 appears twice"],
+        ),
+        (
+            "level",
+            |rows| rows[3]["level"] = 0.2.into(),
+            vec!["level 0.2 pair 2", "does not belong to shard 0-of-2"],
+        ),
+        (
+            "pair",
+            |rows| rows[3]["pair"] = 4.into(),
+            vec!["level 0.06 pair 4", "does not belong to shard 0-of-2"],
+        ),
+        (
+            "another shard's pair",
+            |rows| rows[3]["pair"] = 1.into(),
+            vec!["level 0.06 pair 1", "does not belong to shard 0-of-2"],
+        ),
+        (
+            "seeds",
+            |rows| rows[2]["seed_b"] = 99.into(),
+            vec!["level 0.06 pair 0", "seeds"],
+        ),
+    ];
+    for (what, change, needles) in edits {
+        let mut json = original.clone();
+        change(json["rows"].as_array_mut().unwrap());
+        std::fs::write(&results, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        let mut all = needles.clone();
+        all.push("0-of-2/results.json");
+        fail_with(["merge", "--out", o], &all);
+        fail_with(["merge", "--out", o, "--partial"], &all);
+        assert!(!out.join("results.json").exists(), "{what}");
+        let status = succeed(["sweep", "--status", o]);
+        assert!(
+            status.stdout.contains("0-of-2: damaged") && status.stdout.contains(needles[0]),
+            "{what}: {}",
+            status.stdout
+        );
+        assert!(status.stdout.contains("1-of-2: done"), "{}", status.stdout);
+    }
+    std::fs::write(&results, serde_json::to_vec_pretty(&original).unwrap()).unwrap();
+    succeed(["merge", "--out", o]);
+
+    // A merge never replaces results holding rows it would lose.
+    let merged = std::fs::read(out.join("results.json")).unwrap();
+    let moved = dir.path().join("moved");
+    std::fs::rename(out.join("shards/1-of-2"), &moved).unwrap();
+    fail_with(
+        ["merge", "--out", o, "--partial"],
+        &[
+            "results.json holds level 0.1 pair 1",
+            "which the shards lack",
+        ],
+    );
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), merged);
+    std::fs::rename(&moved, out.join("shards/1-of-2")).unwrap();
+    succeed(["merge", "--out", o]);
+}
+
 #[test]
 fn bad_shards_are_usage_errors() {
     let dir = TempDir::new().unwrap();

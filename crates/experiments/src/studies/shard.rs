@@ -23,9 +23,27 @@ pub const SPLIT_FILE: &str = "split.json";
 
 /// Shard `index` of `count`: the pairs p with p mod count = index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawShard")]
 pub struct Shard {
     pub index: usize,
     pub count: usize,
+}
+
+/// A shard as a results file spells it, checked as the command line's is before it becomes
+/// a [`Shard`] (a count of 0 would divide by zero).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    index: usize,
+    count: usize,
+}
+
+impl TryFrom<RawShard> for Shard {
+    type Error = String;
+
+    fn try_from(raw: RawShard) -> Result<Self, String> {
+        format!("{}/{}", raw.index, raw.count).parse()
+    }
 }
 
 impl Shard {

@@ -52,19 +52,28 @@ fn recorded_shards(out: &Path) -> Result<(Split, Vec<(Shard, PathBuf)>)> {
     Ok((split, found))
 }
 
-/// The rows in `dir`, the folder of `shard`, checked against the recorded split; `None`
-/// before the shard's first row.
-fn shard_rows(split: &Split, shard: Shard, dir: &Path) -> Result<Option<Vec<Row>>> {
+/// The rows in `dir`, the folder of `shard`, checked against the recorded split and
+/// against `backend`, the backend of the shards accepted so far (set from the first);
+/// `None` before the shard's first row.
+fn shard_rows(
+    split: &Split,
+    shard: Shard,
+    dir: &Path,
+    backend: &mut Option<String>,
+) -> Result<Option<Vec<Row>>> {
     let Some(results) = read_results(dir)? else {
         return Ok(None);
     };
+    let expected = backend.clone().unwrap_or_else(|| results.backend.clone());
     check_results(
         &results_path(dir),
         &results,
         &split.config,
+        &expected,
         Some(shard),
         "merge needs every shard run with the recorded config",
     )?;
+    *backend = Some(expected);
     Ok(Some(results.rows))
 }
 
@@ -80,10 +89,11 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
     let count = split.shards;
     let mut rows: Vec<Row> = Vec::new();
     let mut missing_shards = Vec::new();
+    let mut backend = None;
     for index in 0..count {
         let shard = Shard { index, count };
         let found = match folders.iter().find(|(s, _)| *s == shard) {
-            Some((_, dir)) => shard_rows(&split, shard, dir)?,
+            Some((_, dir)) => shard_rows(&split, shard, dir, &mut backend)?,
             None => None,
         };
         match found {
@@ -91,12 +101,13 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
             None => missing_shards.push(shard.to_string()),
         }
     }
-    if missing_shards.len() == count {
+    // The merged rows are the shards': their backend is the one recorded.
+    let Some(backend) = backend else {
         bail!(
             "no shard under {} has results yet",
             shards_dir(out).display()
         );
-    }
+    };
     let has = |rows: &[Row], (level, pair): (f64, usize)| {
         rows.iter().any(|r| r.level == level && r.pair == pair)
     };
@@ -133,6 +144,7 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
             &path,
             &earlier,
             &split.config,
+            &backend,
             None,
             "move it aside to merge the shards into this folder",
         )?;
@@ -146,7 +158,15 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
             );
         }
     }
-    write_results(out, &split.config, sweep, None, &rows, note.as_deref())
+    write_results(
+        out,
+        &split.config,
+        sweep,
+        &backend,
+        None,
+        &rows,
+        note.as_deref(),
+    )
 }
 
 /// One line per shard of the recorded split: done, running (its lock held), failed
@@ -158,6 +178,7 @@ pub fn status(out: &Path) -> Result<String> {
     let sweep = split.sweep()?;
     let count = split.shards;
     let mut lines = Vec::new();
+    let mut backend = None;
     for index in 0..count {
         let shard = Shard { index, count };
         let Some((_, dir)) = folders.iter().find(|(s, _)| *s == shard) else {
@@ -165,7 +186,7 @@ pub fn status(out: &Path) -> Result<String> {
             continue;
         };
         let total = jobs(sweep, Some(shard)).count();
-        let done = match shard_rows(&split, shard, dir) {
+        let done = match shard_rows(&split, shard, dir, &mut backend) {
             Ok(rows) => rows.map_or(0, |r| r.len()),
             Err(e) => {
                 lines.push(format!(
@@ -223,5 +244,21 @@ mod tests {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
         assert_eq!("0/100000".parse::<Shard>().map(|s| s.count), Ok(100_000));
+    }
+
+    #[test]
+    fn a_shard_read_from_a_file_is_checked_as_the_command_line_is() {
+        let read = |json: &str| serde_json::from_str::<Shard>(json);
+        assert_eq!(
+            read(r#"{"index": 1, "count": 2}"#).unwrap(),
+            Shard { index: 1, count: 2 }
+        );
+        for bad in [
+            r#"{"index": 0, "count": 0}"#,
+            r#"{"index": 2, "count": 2}"#,
+            r#"{"index": 0, "count": 1, "extra": 1}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
     }
 }

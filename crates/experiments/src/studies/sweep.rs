@@ -164,7 +164,7 @@ pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
         return Ok(None);
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let results = serde_json::from_slice(&text).with_context(|| {
+    let results: SweepResults = serde_json::from_slice(&text).with_context(|| {
         format!(
             "{} is not a levelset sweep result (damaged?): results.csv beside it holds the \
              same finished rows for reference; move results.json aside to start this sweep \
@@ -173,18 +173,26 @@ pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
             dir.display()
         )
     })?;
+    // The config read back sizes what is done with the rows (sweep.pairs, the levels), so
+    // it is held to the same rules as a config file.
+    results
+        .config
+        .validate()
+        .with_context(|| format!("{} records an invalid config", path.display()))?;
     Ok(Some(results))
 }
 
 /// Checks results read back from `path` against the sweep they are to continue or join:
-/// produced by `config` (`needs` says why that matters), for `shard` (`None`: a whole
-/// sweep), and holding only that sweep's (level, pair) rows, each once, with the seeds the
-/// sweep gives its pair. A file edited or copied from elsewhere is refused, the row named,
-/// instead of being taken in part or ignored.
+/// produced by `config` (`needs` says why that matters) on `backend` (rows of two backends
+/// differ in their last digits), for `shard` (`None`: a whole sweep), and holding only that
+/// sweep's (level, pair) rows, each once, with the seeds the sweep gives its pair. A file
+/// edited or copied from elsewhere is refused, the row named, instead of being taken in
+/// part or ignored.
 pub fn check_results(
     path: &Path,
     results: &SweepResults,
     config: &ExperimentConfig,
+    backend: &str,
     shard: Option<Shard>,
     needs: &str,
 ) -> Result<()> {
@@ -194,6 +202,14 @@ pub fn check_results(
             "{} was produced by a different config (differs in {}); {needs}",
             path.display(),
             changed.join(", ")
+        );
+    }
+    if results.backend != backend {
+        bail!(
+            "{} was computed on the {} backend, not {backend}: rows of two backends do not mix \
+             in one sweep; run it on the {1} backend, or choose another --out",
+            path.display(),
+            results.backend
         );
     }
     let part = |s: Option<Shard>| s.map_or("a whole sweep".to_string(), |s| format!("shard {s}"));
@@ -265,6 +281,7 @@ fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
         &path,
         &previous,
         &args.config,
+        BACKEND_NAME,
         args.shard,
         "resume needs the same one",
     )?;
@@ -315,11 +332,27 @@ pub fn sweep_on<L: Landscape<Train>>(
             "pair done"
         );
         rows.push(row);
-        write_results(&out, &args.config, &sweep, args.shard, &rows, None)?;
+        write_results(
+            &out,
+            &args.config,
+            &sweep,
+            BACKEND_NAME,
+            args.shard,
+            &rows,
+            None,
+        )?;
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let results = write_results(&out, &args.config, &sweep, args.shard, &rows, None)?;
+    let results = write_results(
+        &out,
+        &args.config,
+        &sweep,
+        BACKEND_NAME,
+        args.shard,
+        &rows,
+        None,
+    )?;
     println!("{}", summary_table(&args.config, &results.summary));
     Ok(results)
 }
@@ -463,11 +496,13 @@ fn swapped<L: Landscape<Train>>(
     permute::<Train, _>(landscape, flat, &orders).map_err(anyhow::Error::msg)
 }
 
-/// Writes results.json, results.csv and summary.md (with `note` under the table) into `out`.
+/// Writes results.json, results.csv and summary.md (with `note` under the table) into `out`,
+/// for rows computed on `backend`.
 pub fn write_results(
     out: &Path,
     config: &ExperimentConfig,
     sweep: &SweepConfig,
+    backend: &str,
     shard: Option<Shard>,
     rows: &[Row],
     note: Option<&str>,
@@ -481,7 +516,7 @@ pub fn write_results(
     }
     let results = SweepResults {
         levelset_version: env!("CARGO_PKG_VERSION").to_string(),
-        backend: BACKEND_NAME.to_string(),
+        backend: backend.to_string(),
         shard,
         config: config.clone(),
         summary: summarize(sweep, &ordered),

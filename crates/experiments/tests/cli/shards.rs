@@ -255,8 +255,20 @@ fn merge_and_status_refuse_rows_that_are_not_the_shards_own() {
         );
         assert!(status.stdout.contains("1-of-2: done"), "{}", status.stdout);
     }
+    // Rows of two backends do not mix; the merge records the shards' backend.
+    let mut json = original.clone();
+    json["backend"] = "elsewhere".into();
+    std::fs::write(&results, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    fail_with(
+        ["merge", "--out", o],
+        &["1-of-2/results.json", "backend", "not elsewhere"],
+    );
     std::fs::write(&results, serde_json::to_vec_pretty(&original).unwrap()).unwrap();
     succeed(["merge", "--out", o]);
+    assert_eq!(
+        read_json(&out.join("results.json"))["backend"],
+        original["backend"]
+    );
 
     // A merge never replaces results holding rows it would lose.
     let merged = std::fs::read(out.join("results.json")).unwrap();

@@ -243,8 +243,8 @@ fn resume_with_another_config_is_refused() {
 }
 
 /// A results.json to resume from holds only this sweep's rows, each once: a row twice, a
-/// row beyond the sweep, or one shard's rows is refused with the row named, and the file is
-/// left as it was.
+/// row beyond the sweep, one shard's rows, or a config that no config file could hold is
+/// refused with the row or key named, and the file is left as it was.
 #[test]
 fn resume_refuses_rows_that_are_not_the_sweeps_own() {
     let dir = TempDir::new().unwrap();
@@ -266,6 +266,18 @@ fn resume_refuses_rows_that_are_not_the_sweeps_own() {
         (
             |r| r["shard"] = serde_json::json!({"index": 0, "count": 2}),
             vec!["the rows of shard 0-of-2, not of a whole sweep"],
+        ),
+        (
+            |r| r["shard"] = serde_json::json!({"index": 0, "count": 0}),
+            vec!["not a levelset sweep result", "0 <= K < N"],
+        ),
+        (
+            |r| r["backend"] = "elsewhere".into(),
+            vec!["computed on the elsewhere backend"],
+        ),
+        (
+            |r| r["config"]["sweep"]["pairs"] = 1_000_000_000_000u64.into(),
+            vec!["records an invalid config", "sweep.pairs"],
         ),
     ];
     for (change, needles) in cases {

@@ -42,7 +42,8 @@ pub fn warn_if_unresolved<L: Landscape<Train>>(landscape: &L, levels: &[f64]) {
 
 pub fn pair_seeds(base: u64, pair: usize) -> (u64, u64) {
     let first = base.wrapping_mul(1_000_003).wrapping_add(2 * pair as u64);
-    (first, first + 1)
+    // Wrapping like `first`: a config's `sweep.seed` can make `first` u64::MAX.
+    (first, first.wrapping_add(1))
 }
 
 /// One endpoint trained from `seed` to `level`.
@@ -202,4 +203,23 @@ pub fn connect_pair<L: Landscape<Train>>(
     let result = connect_with(landscape, a, b, level, method, seed, &bar);
     bar.finish_and_clear();
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_base_seed_gives_every_pair_its_seeds_without_overflow() {
+        // The base seed whose first seed of pair 0 is u64::MAX: -1 / 1_000_003 mod 2^64,
+        // the inverse found by Newton's iteration (each step doubles the correct bits).
+        let mut inverse: u64 = 1_000_003;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(1_000_003u64.wrapping_mul(inverse)));
+        }
+        assert_eq!(inverse.wrapping_mul(1_000_003), 1);
+        let base = inverse.wrapping_neg();
+        assert_eq!(pair_seeds(base, 0), (u64::MAX, 0));
+        assert_eq!(pair_seeds(0, 3), (6, 7));
+    }
 }

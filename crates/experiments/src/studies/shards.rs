@@ -4,113 +4,115 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use levelset_models::outdir::{OutputLock, holder};
 
-use crate::studies::shard::{Shard, shards_dir};
-use crate::studies::sweep::{Row, SweepResults, jobs, read_results, results_path, write_results};
+use crate::studies::shard::{Shard, Split, read_split, shard_entries, shards_dir, split_path};
+use crate::studies::sweep::{
+    Row, SweepResults, check_results, jobs, read_results, results_path, write_results,
+};
 
-/// The shard folders under `out/shards`, by name; any other entry there is an error.
-fn shard_folders(out: &Path) -> Result<Vec<(Shard, PathBuf)>> {
+/// The split recorded under `out` and the shard folders under `out/shards`, each name
+/// checked against the recorded count: a folder of another split, or anything else there,
+/// is an error naming it.
+fn recorded_shards(out: &Path) -> Result<(Split, Vec<(Shard, PathBuf)>)> {
     let dir = shards_dir(out);
-    let entries =
-        std::fs::read_dir(&dir).with_context(|| format!("no shards in {}", dir.display()))?;
+    if !dir.is_dir() {
+        bail!("no shards in {}", dir.display());
+    }
+    let Some(split) = read_split(out)? else {
+        bail!(
+            "{} has no {}, the record of its split that `levelset slurm` and the first \
+             `sweep --shard` write: the shard count is taken from it, not from folder names",
+            dir.display(),
+            split_path(out).display()
+        );
+    };
     let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
+    for (name, path) in shard_entries(out)? {
         let shard: Shard = name
             .parse()
-            .map_err(|e| anyhow::anyhow!("{}: not a shard folder ({e})", entry.path().display()))?;
-        found.push((shard, entry.path()));
+            .map_err(|e| anyhow::anyhow!("{}: not a shard folder ({e})", path.display()))?;
+        if shard.count != split.shards {
+            bail!(
+                "{}: a shard of a split into {}, but {} records a split into {}: move the \
+                 folder aside",
+                path.display(),
+                shard.count,
+                split_path(out).display(),
+                split.shards
+            );
+        }
+        if !path.is_dir() {
+            bail!("{}: not a shard folder (not a folder)", path.display());
+        }
+        found.push((shard, path));
     }
-    found.sort_by_key(|(s, _)| (s.count, s.index));
-    Ok(found)
+    found.sort_by_key(|(s, _)| s.index);
+    Ok((split, found))
+}
+
+/// The rows in `dir`, the folder of `shard`, checked against the recorded split and
+/// against `backend`, the backend of the shards accepted so far (set from the first);
+/// `None` before the shard's first row.
+fn shard_rows(
+    split: &Split,
+    shard: Shard,
+    dir: &Path,
+    backend: &mut Option<String>,
+) -> Result<Option<Vec<Row>>> {
+    let Some(results) = read_results(dir)? else {
+        return Ok(None);
+    };
+    let expected = backend.clone().unwrap_or_else(|| results.backend.clone());
+    check_results(
+        &results_path(dir),
+        &results,
+        &split.config,
+        &expected,
+        Some(shard),
+        "merge needs every shard run with the recorded config",
+    )?;
+    *backend = Some(expected);
+    Ok(Some(results.rows))
 }
 
 /// Merges the shards under `out/shards` into `out/results.{json,csv}` and `out/summary.md`,
-/// exactly as one whole sweep writes them. Shards of another config or another split, and
-/// missing shards or pairs, are errors; with `partial`, missing ones are listed in
-/// summary.md instead.
+/// exactly as one whole sweep writes them. Shards of another config or another split, rows
+/// that are not the shard's own or appear twice, and missing shards or pairs are errors;
+/// with `partial`, missing ones are listed in summary.md instead. Results already in `out`
+/// are replaced only by a merge of the same config that keeps every row they hold.
 pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
     let _lock = OutputLock::acquire(out)?;
-    let folders = shard_folders(out)?;
-    let Some(&(first, _)) = folders.first() else {
-        bail!("no shards in {}", shards_dir(out).display());
-    };
-    let count = first.count;
-    let splits: Vec<String> = folders
-        .iter()
-        .filter(|(s, _)| s.count != count)
-        .map(|(s, _)| s.to_string())
-        .collect();
-    if !splits.is_empty() {
-        bail!(
-            "{} holds shards of different splits, which overlap: {}-of-{count} against {}",
-            shards_dir(out).display(),
-            first.index,
-            splits.join(", ")
-        );
-    }
-    let mut config = None;
+    let (split, folders) = recorded_shards(out)?;
+    let sweep = split.sweep()?;
+    let count = split.shards;
     let mut rows: Vec<Row> = Vec::new();
     let mut missing_shards = Vec::new();
+    let mut backend = None;
     for index in 0..count {
         let shard = Shard { index, count };
-        let Some((_, dir)) = folders.iter().find(|(s, _)| *s == shard) else {
-            missing_shards.push(shard.to_string());
-            continue;
+        let found = match folders.iter().find(|(s, _)| *s == shard) {
+            Some((_, dir)) => shard_rows(&split, shard, dir, &mut backend)?,
+            None => None,
         };
-        let Some(results) = read_results(dir)? else {
-            missing_shards.push(shard.to_string());
-            continue;
-        };
-        if results.shard != Some(shard) {
-            bail!(
-                "{} records shard {:?}, not {shard}",
-                results_path(dir).display(),
-                results.shard
-            );
+        match found {
+            Some(found) => rows.extend(found),
+            None => missing_shards.push(shard.to_string()),
         }
-        match &config {
-            None => config = Some(results.config.clone()),
-            Some(c) => {
-                let differs = results.config.differences(c);
-                if !differs.is_empty() {
-                    bail!(
-                        "shard {shard} was run with another config than shard {} (differs in \
-                         {}): merge needs one config",
-                        folders[0].0,
-                        differs.join(", ")
-                    );
-                }
-            }
-        }
-        if let Some(stray) = results.rows.iter().find(|r| !shard.owns(r.pair)) {
-            bail!(
-                "{} holds pair {}, which belongs to shard {}-of-{count}",
-                results_path(dir).display(),
-                stray.pair,
-                stray.pair % count
-            );
-        }
-        rows.extend(results.rows);
     }
-    let Some(config) = config else {
+    // The merged rows are the shards': their backend is the one recorded.
+    let Some(backend) = backend else {
         bail!(
             "no shard under {} has results yet",
             shards_dir(out).display()
         );
     };
-    let sweep = config
-        .sweep
-        .clone()
-        .context("the shards' config has no [sweep] section")?;
-    let missing: Vec<String> = jobs(&sweep, None)
-        .filter(|&(level, pair)| !rows.iter().any(|r| r.level == level && r.pair == pair))
+    let has = |rows: &[Row], (level, pair): (f64, usize)| {
+        rows.iter().any(|r| r.level == level && r.pair == pair)
+    };
+    let missing: Vec<String> = jobs(sweep, None)
+        .filter(|&job| !has(&rows, job))
         .map(|(level, pair)| format!("level {level} pair {pair}"))
         .collect();
     let absent = if missing_shards.is_empty() {
@@ -124,7 +126,7 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
         Some(format!(
             "Partial merge: {} of {} rows missing{absent} ({}).",
             missing.len(),
-            jobs(&sweep, None).count(),
+            jobs(sweep, None).count(),
             missing.join("; ")
         ))
     } else {
@@ -136,61 +138,75 @@ pub fn merge(out: &Path, partial: bool) -> Result<SweepResults> {
             missing[0]
         )
     };
-    write_results(out, &config, &sweep, None, &rows, note.as_deref())
+    if let Some(earlier) = read_results(out)? {
+        let path = results_path(out);
+        check_results(
+            &path,
+            &earlier,
+            &split.config,
+            &backend,
+            None,
+            "move it aside to merge the shards into this folder",
+        )?;
+        if let Some(lost) = earlier.rows.iter().find(|r| !has(&rows, (r.level, r.pair))) {
+            bail!(
+                "{} holds level {} pair {}, which the shards lack: merging now would lose \
+                 it; move results.json aside to merge anyway",
+                path.display(),
+                lost.level,
+                lost.pair
+            );
+        }
+    }
+    write_results(
+        out,
+        &split.config,
+        sweep,
+        &backend,
+        None,
+        &rows,
+        note.as_deref(),
+    )
 }
 
-/// One line per shard of the split found under `out/shards`: done, running (its lock held),
-/// failed (stopped with pairs left) or missing.
+/// One line per shard of the recorded split: done, running (its lock held), failed
+/// (stopped with pairs left), missing, or damaged (its results refused, as merge refuses
+/// them). Rows are counted by the distinct (level, pair) jobs of the shard, against the
+/// shard's jobs in the recorded config.
 pub fn status(out: &Path) -> Result<String> {
-    let folders = shard_folders(out)?;
-    let Some(count) = folders.iter().map(|(s, _)| s.count).max() else {
-        bail!("no shards in {}", shards_dir(out).display());
-    };
+    let (split, folders) = recorded_shards(out)?;
+    let sweep = split.sweep()?;
+    let count = split.shards;
     let mut lines = Vec::new();
+    let mut backend = None;
     for index in 0..count {
         let shard = Shard { index, count };
         let Some((_, dir)) = folders.iter().find(|(s, _)| *s == shard) else {
             lines.push(format!("{shard}: missing"));
             continue;
         };
-        let results = read_results(dir)?;
-        let (done, total) = match &results {
-            Some(r) => {
-                let total = r
-                    .config
-                    .sweep
-                    .as_ref()
-                    .map_or(0, |s| jobs(s, Some(shard)).count());
-                (r.rows.len(), total)
+        let total = jobs(sweep, Some(shard)).count();
+        let done = match shard_rows(&split, shard, dir, &mut backend) {
+            Ok(rows) => rows.map_or(0, |r| r.len()),
+            Err(e) => {
+                lines.push(format!(
+                    "{shard}: damaged, merge refuses it: {e:#}; move its results.json aside \
+                     and rerun the shard"
+                ));
+                continue;
             }
-            None => (0, 0),
-        };
-        // Before its first row a shard has no results, hence no config to count from.
-        let of_total = if total > 0 {
-            format!("{done} of {total} rows")
-        } else {
-            format!("{done} of ? rows")
         };
         let line = match holder(dir) {
             Some(pid) => format!(
-                "{shard}: running{} ({of_total})",
+                "{shard}: running{} ({done} of {total} rows)",
                 pid.map(|p| format!(", process {p}")).unwrap_or_default()
             ),
-            None if results.is_some() && done == total => format!("{shard}: done ({done} rows)"),
-            None => format!("{shard}: failed or stopped ({of_total}; rerun with --resume)"),
+            None if done == total => format!("{shard}: done ({done} rows)"),
+            None => {
+                format!("{shard}: failed or stopped ({done} of {total} rows; rerun with --resume)")
+            }
         };
         lines.push(line);
-    }
-    let others: Vec<String> = folders
-        .iter()
-        .filter(|(s, _)| s.count != count)
-        .map(|(s, _)| s.to_string())
-        .collect();
-    if !others.is_empty() {
-        lines.push(format!(
-            "also shards of another split: {}",
-            others.join(", ")
-        ));
     }
     Ok(lines.join("\n"))
 }
@@ -216,8 +232,33 @@ mod tests {
         assert_eq!("2/5".parse(), Ok(Shard { index: 2, count: 5 }));
         assert_eq!("0-of-1".parse(), Ok(Shard { index: 0, count: 1 }));
         assert_eq!(Shard { index: 3, count: 4 }.to_string(), "3-of-4");
-        for bad in ["5/5", "1/0", "a/2", "3", "-1/2"] {
+        for bad in [
+            "5/5",
+            "1/0",
+            "a/2",
+            "3",
+            "-1/2",
+            "0/100001",
+            "0-of-18446744073709551615",
+        ] {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!("0/100000".parse::<Shard>().map(|s| s.count), Ok(100_000));
+    }
+
+    #[test]
+    fn a_shard_read_from_a_file_is_checked_as_the_command_line_is() {
+        let read = |json: &str| serde_json::from_str::<Shard>(json);
+        assert_eq!(
+            read(r#"{"index": 1, "count": 2}"#).unwrap(),
+            Shard { index: 1, count: 2 }
+        );
+        for bad in [
+            r#"{"index": 0, "count": 0}"#,
+            r#"{"index": 2, "count": 2}"#,
+            r#"{"index": 0, "count": 1, "extra": 1}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::output::tables::{mean_se, plus_minus, write_study};
 use crate::pair::{
     Endpoints, MethodName, connect_pair, load_checkpoint, pair_seeds, warn_if_unresolved,
 };
-use crate::studies::shard::Shard;
+use crate::studies::shard::{Shard, Split, record_split};
 
 /// One pair at one level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,9 +126,23 @@ impl SweepArgs {
     }
 }
 
-/// Runs the sweep holding the lock on its output folder, taken before any work.
+/// Runs the sweep holding the lock on its output folder, taken before any work. A shard
+/// first records its split in (or checks it against) `out/shards/split.json`, before its
+/// folder exists, so that a refused shard leaves no folder of another split behind.
 pub fn run(args: SweepArgs) -> Result<SweepResults> {
     args.validate()?;
+    if let Some(shard) = args.shard {
+        let split = Split {
+            shards: shard.count,
+            config: args.config.clone(),
+        };
+        record_split(
+            &args.out,
+            &split,
+            false,
+            "run that split's shards with that config, or choose another --out",
+        )?;
+    }
     let _lock = OutputLock::acquire(&args.results_dir())?;
     run_locked(args)
 }
@@ -150,7 +164,7 @@ pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
         return Ok(None);
     }
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let results = serde_json::from_slice(&text).with_context(|| {
+    let results: SweepResults = serde_json::from_slice(&text).with_context(|| {
         format!(
             "{} is not a levelset sweep result (damaged?): results.csv beside it holds the \
              same finished rows for reference; move results.json aside to start this sweep \
@@ -159,7 +173,95 @@ pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
             dir.display()
         )
     })?;
+    // The config read back sizes what is done with the rows (sweep.pairs, the levels), so
+    // it is held to the same rules as a config file.
+    results
+        .config
+        .validate()
+        .with_context(|| format!("{} records an invalid config", path.display()))?;
     Ok(Some(results))
+}
+
+/// Checks results read back from `path` against the sweep they are to continue or join:
+/// produced by `config` (`needs` says why that matters) on `backend` (rows of two backends
+/// differ in their last digits), for `shard` (`None`: a whole sweep), and holding only that
+/// sweep's (level, pair) rows, each once, with the seeds the sweep gives its pair. A file
+/// edited or copied from elsewhere is refused, the row named, instead of being taken in
+/// part or ignored.
+pub fn check_results(
+    path: &Path,
+    results: &SweepResults,
+    config: &ExperimentConfig,
+    backend: &str,
+    shard: Option<Shard>,
+    needs: &str,
+) -> Result<()> {
+    let changed = results.config.differences(config);
+    if !changed.is_empty() {
+        bail!(
+            "{} was produced by a different config (differs in {}); {needs}",
+            path.display(),
+            changed.join(", ")
+        );
+    }
+    if results.backend != backend {
+        bail!(
+            "{} was computed on the {} backend, not {backend}: rows of two backends do not mix \
+             in one sweep; run it on the {1} backend, or choose another --out",
+            path.display(),
+            results.backend
+        );
+    }
+    let part = |s: Option<Shard>| s.map_or("a whole sweep".to_string(), |s| format!("shard {s}"));
+    if results.shard != shard {
+        bail!(
+            "{} holds the rows of {}, not of {}",
+            path.display(),
+            part(results.shard),
+            part(shard)
+        );
+    }
+    let sweep = config
+        .sweep
+        .as_ref()
+        .with_context(|| format!("config {} has no [sweep] section", config.name))?;
+    let mut seen = std::collections::HashMap::new();
+    for (i, row) in results.rows.iter().enumerate() {
+        let key = format!("level {} pair {}", row.level, row.pair);
+        let expected = sweep.levels.contains(&row.level)
+            && row.pair < sweep.pairs
+            && shard.is_none_or(|s| s.owns(row.pair));
+        if !expected {
+            let of = shard.map_or(String::new(), |s| format!("shard {s} of "));
+            bail!(
+                "{}: row {i} ({key}) does not belong to {of}this sweep (sweep.levels {:?}, \
+                 sweep.pairs {}): the file was edited or comes from another sweep",
+                path.display(),
+                sweep.levels,
+                sweep.pairs
+            );
+        }
+        if let Some(first) = seen.insert((row.level.to_bits(), row.pair), i) {
+            bail!(
+                "{}: {key} appears twice (rows {first} and {i}); a sweep writes each row once, \
+                 so the file was edited or damaged",
+                path.display()
+            );
+        }
+        let seeds = pair_seeds(sweep.seed, row.pair);
+        if (row.seed_a, row.seed_b) != seeds {
+            bail!(
+                "{}: row {i} ({key}) records seeds ({}, {}), but sweep.seed {} gives pair {} \
+                 the seeds {seeds:?}: the file was edited or comes from another sweep",
+                path.display(),
+                row.seed_a,
+                row.seed_b,
+                sweep.seed,
+                row.pair
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Rows already finished by an earlier run of the same config.
@@ -175,14 +277,14 @@ fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
     let Some(previous) = read_results(&dir)? else {
         return Ok(Vec::new());
     };
-    let changed = previous.config.differences(&args.config);
-    if !changed.is_empty() {
-        bail!(
-            "{} was produced by a different config (differs in {}); resume needs the same one",
-            path.display(),
-            changed.join(", ")
-        );
-    }
+    check_results(
+        &path,
+        &previous,
+        &args.config,
+        BACKEND_NAME,
+        args.shard,
+        "resume needs the same one",
+    )?;
     Ok(previous.rows)
 }
 
@@ -230,11 +332,27 @@ pub fn sweep_on<L: Landscape<Train>>(
             "pair done"
         );
         rows.push(row);
-        write_results(&out, &args.config, &sweep, args.shard, &rows, None)?;
+        write_results(
+            &out,
+            &args.config,
+            &sweep,
+            BACKEND_NAME,
+            args.shard,
+            &rows,
+            None,
+        )?;
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let results = write_results(&out, &args.config, &sweep, args.shard, &rows, None)?;
+    let results = write_results(
+        &out,
+        &args.config,
+        &sweep,
+        BACKEND_NAME,
+        args.shard,
+        &rows,
+        None,
+    )?;
     println!("{}", summary_table(&args.config, &results.summary));
     Ok(results)
 }
@@ -378,11 +496,13 @@ fn swapped<L: Landscape<Train>>(
     permute::<Train, _>(landscape, flat, &orders).map_err(anyhow::Error::msg)
 }
 
-/// Writes results.json, results.csv and summary.md (with `note` under the table) into `out`.
+/// Writes results.json, results.csv and summary.md (with `note` under the table) into `out`,
+/// for rows computed on `backend`.
 pub fn write_results(
     out: &Path,
     config: &ExperimentConfig,
     sweep: &SweepConfig,
+    backend: &str,
     shard: Option<Shard>,
     rows: &[Row],
     note: Option<&str>,
@@ -396,7 +516,7 @@ pub fn write_results(
     }
     let results = SweepResults {
         levelset_version: env!("CARGO_PKG_VERSION").to_string(),
-        backend: BACKEND_NAME.to_string(),
+        backend: backend.to_string(),
         shard,
         config: config.clone(),
         summary: summarize(sweep, &ordered),

@@ -50,6 +50,19 @@ fn every_writing_command_refuses_a_locked_output_folder_before_any_work() {
         &needles,
     );
     fail_with(sweep_args(&config, &out, &[]), &needles);
+    fail_with(["merge".as_ref(), "--out".as_ref(), o], &needles);
+    fail_with(
+        [
+            "slurm".as_ref(),
+            "--config".as_ref(),
+            c,
+            "--out".as_ref(),
+            o,
+            "--tasks".as_ref(),
+            "2".as_ref(),
+        ],
+        &needles,
+    );
     fail_with(
         [
             "reproduce".as_ref(),

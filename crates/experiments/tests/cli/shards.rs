@@ -97,14 +97,15 @@ fn merge_refuses_gaps_overlapping_splits_and_mixed_configs() {
         "{summary}"
     );
 
+    // Another split or config than the first shard recorded is refused before it runs.
     let overlap = dir.path().join("overlap");
     shard(&config, &overlap, "0/2", false);
     shard(&config, &overlap, "1/2", false);
-    shard(&config, &overlap, "0/3", false);
     fail_with(
-        ["merge", "--out", overlap.to_str().unwrap()],
-        &["different splits", "0-of-3"],
+        sweep_args(&config, &overlap, &["--shard".as_ref(), "0/3".as_ref()]),
+        &["split.json", "split into 2 shards, not 3"],
     );
+    assert!(!overlap.join("shards/0-of-3").exists());
 
     let mixed = dir.path().join("mixed");
     let other = write(
@@ -117,11 +118,172 @@ fn merge_refuses_gaps_overlapping_splits_and_mixed_configs() {
         ),
     );
     shard(&config, &mixed, "0/2", false);
-    shard(&other, &mixed, "1/2", false);
+    fail_with(
+        sweep_args(&other, &mixed, &["--shard".as_ref(), "1/2".as_ref()]),
+        &["split.json", "another config", "train.optimizer.lr"],
+    );
+    // And merge refuses a shard whose results record another config.
+    shard(&config, &mixed, "1/2", false);
+    let results = mixed.join("shards/1-of-2/results.json");
+    let mut json = read_json(&results);
+    json["config"]["train"]["optimizer"]["lr"] = 0.04.into();
+    std::fs::write(&results, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
     fail_with(
         ["merge", "--out", mixed.to_str().unwrap()],
-        &["another config", "train.optimizer.lr"],
+        &[
+            "1-of-2/results.json",
+            "different config",
+            "train.optimizer.lr",
+        ],
     );
+}
+
+/// The shard count comes from the split record, never from folder names: a folder of
+/// another count is named and refused (before, `0-of-10000000` listed ten million shards
+/// and `0-of-18446744073709551615` never ended), and so is a record out of bounds.
+#[test]
+fn status_and_merge_take_the_shard_count_from_the_record() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let out = dir.path().join("s");
+    shard(&config, &out, "0/2", false);
+    let o = out.to_str().unwrap();
+    for name in [
+        "0-of-10000000",
+        "0-of-18446744073709551615",
+        "7-of-2",
+        "notes",
+    ] {
+        let stray = out.join("shards").join(name);
+        std::fs::create_dir(&stray).unwrap();
+        for args in [["sweep", "--status", o].as_slice(), &["merge", "--out", o]] {
+            fail_with(args, &[name]);
+        }
+        std::fs::remove_dir(&stray).unwrap();
+    }
+    std::fs::create_dir(out.join("shards/0-of-3")).unwrap();
+    fail_with(
+        ["sweep", "--status", o],
+        &["0-of-3", "split.json records a split into 2"],
+    );
+    std::fs::remove_dir(out.join("shards/0-of-3")).unwrap();
+
+    let record = out.join("shards/split.json");
+    let original = std::fs::read(&record).unwrap();
+    for count in [0u64, 4, u64::MAX] {
+        let mut json = read_json(&record);
+        json["shards"] = count.into();
+        std::fs::write(&record, serde_json::to_vec(&json).unwrap()).unwrap();
+        let run = fail_with(
+            ["sweep", "--status", o],
+            &["split.json", &format!("a split into {count} shards")],
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+    }
+    std::fs::remove_file(&record).unwrap();
+    fail_with(["merge", "--out", o], &["has no", "split.json"]);
+    std::fs::write(&record, original).unwrap();
+    let status = succeed(["sweep", "--status", o]);
+    assert_eq!(
+        status.stdout, "0-of-2: done (4 rows)\n1-of-2: missing\n",
+        "{}",
+        status.stdout
+    );
+}
+
+/// A shard's results.json edited or copied from elsewhere: a row twice (the first taken, a
+/// missing row hidden from `sweep --status`), a row of another level or of a pair beyond
+/// `pairs`, or with other seeds, is refused by merge (with --partial too) with the shard
+/// and the row named, and `sweep --status` lists the shard as damaged, not done.
+#[test]
+fn merge_and_status_refuse_rows_that_are_not_the_shards_own() {
+    let dir = TempDir::new().unwrap();
+    let config = three_pairs(dir.path());
+    let out = dir.path().join("s");
+    shard(&config, &out, "0/2", false);
+    shard(&config, &out, "1/2", false);
+    let o = out.to_str().unwrap();
+    let results = out.join("shards/0-of-2/results.json");
+    let original = read_json(&results);
+    // Each edit of the rows, and what the refusal names. Shard 0 holds pairs 0 and 2 at
+    // levels 0.1 and 0.06, in that order.
+    type Edit = fn(&mut Vec<serde_json::Value>);
+    let edits: Vec<(&str, Edit, Vec<&str>)> = vec![
+        (
+            "duplicate",
+            |rows| {
+                rows[1] = rows[0].clone();
+                rows[1]["outcome"] = "not_connected".into();
+            },
+            vec!["level 0.1 pair 0 appears twice"],
+        ),
+        (
+            "level",
+            |rows| rows[3]["level"] = 0.2.into(),
+            vec!["level 0.2 pair 2", "does not belong to shard 0-of-2"],
+        ),
+        (
+            "pair",
+            |rows| rows[3]["pair"] = 4.into(),
+            vec!["level 0.06 pair 4", "does not belong to shard 0-of-2"],
+        ),
+        (
+            "another shard's pair",
+            |rows| rows[3]["pair"] = 1.into(),
+            vec!["level 0.06 pair 1", "does not belong to shard 0-of-2"],
+        ),
+        (
+            "seeds",
+            |rows| rows[2]["seed_b"] = 99.into(),
+            vec!["level 0.06 pair 0", "seeds"],
+        ),
+    ];
+    for (what, change, needles) in edits {
+        let mut json = original.clone();
+        change(json["rows"].as_array_mut().unwrap());
+        std::fs::write(&results, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        let mut all = needles.clone();
+        all.push("0-of-2/results.json");
+        fail_with(["merge", "--out", o], &all);
+        fail_with(["merge", "--out", o, "--partial"], &all);
+        assert!(!out.join("results.json").exists(), "{what}");
+        let status = succeed(["sweep", "--status", o]);
+        assert!(
+            status.stdout.contains("0-of-2: damaged") && status.stdout.contains(needles[0]),
+            "{what}: {}",
+            status.stdout
+        );
+        assert!(status.stdout.contains("1-of-2: done"), "{}", status.stdout);
+    }
+    // Rows of two backends do not mix; the merge records the shards' backend.
+    let mut json = original.clone();
+    json["backend"] = "elsewhere".into();
+    std::fs::write(&results, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    fail_with(
+        ["merge", "--out", o],
+        &["1-of-2/results.json", "backend", "not elsewhere"],
+    );
+    std::fs::write(&results, serde_json::to_vec_pretty(&original).unwrap()).unwrap();
+    succeed(["merge", "--out", o]);
+    assert_eq!(
+        read_json(&out.join("results.json"))["backend"],
+        original["backend"]
+    );
+
+    // A merge never replaces results holding rows it would lose.
+    let merged = std::fs::read(out.join("results.json")).unwrap();
+    let moved = dir.path().join("moved");
+    std::fs::rename(out.join("shards/1-of-2"), &moved).unwrap();
+    fail_with(
+        ["merge", "--out", o, "--partial"],
+        &[
+            "results.json holds level 0.1 pair 1",
+            "which the shards lack",
+        ],
+    );
+    assert_eq!(std::fs::read(out.join("results.json")).unwrap(), merged);
+    std::fs::rename(&moved, out.join("shards/1-of-2")).unwrap();
+    succeed(["merge", "--out", o]);
 }
 
 #[test]

@@ -242,6 +242,56 @@ fn resume_with_another_config_is_refused() {
     );
 }
 
+/// A results.json to resume from holds only this sweep's rows, each once: a row twice, a
+/// row beyond the sweep, one shard's rows, or a config that no config file could hold is
+/// refused with the row or key named, and the file is left as it was.
+#[test]
+fn resume_refuses_rows_that_are_not_the_sweeps_own() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("sweep");
+    let original = sweep(&config, &out, false);
+    let path = out.join("results.json");
+    // Each edit of results.json, and what the refusal names.
+    type Edit = fn(&mut Value);
+    let cases: Vec<(Edit, Vec<&str>)> = vec![
+        (
+            |r| r["rows"][1] = r["rows"][0].clone(),
+            vec!["level 0.1 pair 0 appears twice"],
+        ),
+        (
+            |r| r["rows"][3]["pair"] = 7.into(),
+            vec!["level 0.06 pair 7", "does not belong to this sweep"],
+        ),
+        (
+            |r| r["shard"] = serde_json::json!({"index": 0, "count": 2}),
+            vec!["the rows of shard 0-of-2, not of a whole sweep"],
+        ),
+        (
+            |r| r["shard"] = serde_json::json!({"index": 0, "count": 0}),
+            vec!["not a levelset sweep result", "0 <= K < N"],
+        ),
+        (
+            |r| r["backend"] = "elsewhere".into(),
+            vec!["computed on the elsewhere backend"],
+        ),
+        (
+            |r| r["config"]["sweep"]["pairs"] = 1_000_000_000_000u64.into(),
+            vec!["records an invalid config", "sweep.pairs"],
+        ),
+    ];
+    for (change, needles) in cases {
+        let mut json = original.clone();
+        change(&mut json);
+        let text = serde_json::to_vec_pretty(&json).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        let mut all = needles.clone();
+        all.push("results.json");
+        fail_with(sweep_args(&config, &out, &["--resume".as_ref()]), &all);
+        assert_eq!(std::fs::read(&path).unwrap(), text, "{needles:?}");
+    }
+}
+
 /// Appendix E: each pair is a trained 2-3-2 net and its copy with two hidden units swapped.
 const SYMMETRY: &str = r#"name = "symmetry"
 energy = "train_loss"

@@ -18,7 +18,7 @@ use levelset_models::outdir::OutputLock;
 use super::pytorch_lstm;
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
-use crate::weights::{self, Format, Named, ReadErrors, Tree};
+use crate::weights::{self, Format, Named, ReadErrors};
 
 pub struct ImportArgs {
     pub config: ExperimentConfig,
@@ -39,9 +39,6 @@ const LANGUAGE_MODEL_ALIASES: [(&str, &str); 3] = [
     ("decoder", "output"),
 ];
 
-/// The keys under which training checkpoints conventionally keep the state_dict.
-const CONVENTIONAL_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model"];
-
 pub fn run(args: ImportArgs) -> Result<()> {
     let format = weights::format_of(&args.from)?;
     if format == Format::Safetensors && args.key.is_some() {
@@ -56,7 +53,12 @@ pub fn run(args: ImportArgs) -> Result<()> {
         );
     }
     let tree = weights::read_tree(&args.from, format)?;
-    let (key, tensors) = state_dict(&tree, args.key.as_deref(), &args.from)?;
+    let found = weights::state_dict(&tree, args.key.as_deref())
+        .with_context(|| args.from.display().to_string())?;
+    for note in &found.notes {
+        println!("{}: {note}", args.from.display());
+    }
+    let (key, tensors) = (found.key, found.tensors);
     let converted: Vec<String> = tensors
         .iter()
         .filter(|(_, t)| weights::is_float(t.dtype) && t.dtype != DType::F32)
@@ -71,39 +73,6 @@ pub fn run(args: ImportArgs) -> Result<()> {
         );
     }
     with_landscape(&args.config.clone(), (tensors, ImportArgs { key, ..args }))?
-}
-
-/// The state_dict's tensors in `tree`: those under `key`, or, when every tensor of the file
-/// sits under one of the conventional keys, under it; also the key used.
-fn state_dict(
-    tree: &Tree,
-    key: Option<&str>,
-    path: &std::path::Path,
-) -> Result<(Option<String>, Named)> {
-    if let Some(key) = key {
-        let Some(sub) = tree.get(key) else {
-            bail!(
-                "{}: --key {key}: the file's top-level dict has no entry {key:?} (its keys: {})",
-                path.display(),
-                tree.keys().join(", ")
-            );
-        };
-        return Ok((Some(key.to_string()), sub.tensors()?));
-    }
-    let all = tree.tensors()?;
-    let conventional = CONVENTIONAL_KEYS.iter().find(|key| {
-        !all.is_empty()
-            && all
-                .iter()
-                .all(|(name, _)| name.starts_with(&format!("{key}.")))
-    });
-    match conventional {
-        Some(key) => Ok((
-            Some(key.to_string()),
-            tree.get(key).expect("tensors under it").tensors()?,
-        )),
-        None => Ok((None, all)),
-    }
 }
 
 /// The `--map` rules as a remapper, each `OLD=NEW` a regex and its replacement.

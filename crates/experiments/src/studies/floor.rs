@@ -99,7 +99,69 @@ fn previous_seeds(args: &FloorArgs) -> Result<Vec<SeedFloor>> {
             }
         );
     }
+    if previous.backend != BACKEND_NAME {
+        bail!(
+            "{} was measured on the {} backend; resuming it on {BACKEND_NAME} would mix two \
+             backends' numbers in one floor: rerun on {}, or choose another --out",
+            path.display(),
+            previous.backend,
+            previous.backend
+        );
+    }
+    // The finished seeds are reported as they are read: each must be what a run writes.
+    let mut seen = std::collections::HashSet::new();
+    for seed in &previous.seeds {
+        if !seen.insert(seed.seed) {
+            bail!("{}: seed {} appears twice", path.display(), seed.seed);
+        }
+        seed.check(args.steps).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: seed {}: {e}; remove the file to measure again",
+                path.display(),
+                seed.seed
+            )
+        })?;
+    }
     Ok(previous.seeds)
+}
+
+/// The lowest energy of a (non-empty) curve and the step it is first reached at.
+fn lowest(curve: &[(usize, f64)]) -> (usize, f64) {
+    curve
+        .iter()
+        .copied()
+        .reduce(|a, b| if b.1 < a.1 { b } else { a })
+        .expect("a curve holds the untrained model's check at least")
+}
+
+impl SeedFloor {
+    /// Checks that the seed's summary is its curve's: `best` the lowest energy and
+    /// `best_step` where it is first reached, `last` the last, steps increasing within the
+    /// budget, every energy finite.
+    fn check(&self, budget: usize) -> std::result::Result<(), String> {
+        let Some(&(_, last)) = self.curve.last() else {
+            return Err("an empty training curve".into());
+        };
+        if let Some((steps, e)) = self.curve.iter().find(|(_, e)| !e.is_finite()) {
+            return Err(format!("the energy at step {steps} is {e}"));
+        }
+        if self.curve.windows(2).any(|w| w[1].0 <= w[0].0)
+            || self.curve[self.curve.len() - 1].0 > budget
+        {
+            return Err(format!(
+                "its curve's steps do not increase within the budget of {budget}"
+            ));
+        }
+        let (best_step, best) = lowest(&self.curve);
+        if best != self.best || best_step != self.best_step || last != self.last {
+            return Err(format!(
+                "it records best {} at step {} and last {}, but its curve gives {best} at step \
+                 {best_step} and {last}",
+                self.best, self.best_step, self.last
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl WithLandscape for FloorArgs {
@@ -136,11 +198,7 @@ impl WithLandscape for FloorArgs {
                 Err(e) => bail!("seed {seed}: {e}"),
                 Ok(_) => unreachable!("no energy is at most -inf"),
             }
-            let (best_step, best) = curve
-                .iter()
-                .copied()
-                .reduce(|a, b| if b.1 < a.1 { b } else { a })
-                .expect("the untrained model is checked");
+            let (best_step, best) = lowest(&curve);
             let last = curve.last().expect("checked").1;
             tracing::info!(seed, best, best_step, last, "floor seed done");
             seeds.push(SeedFloor {

@@ -182,6 +182,15 @@ impl Tree {
         }
     }
 
+    /// Whether a tensor lies anywhere under this tree.
+    fn holds_tensors(&self) -> bool {
+        match self {
+            Tree::Tensor(_) => true,
+            Tree::Dict(entries) => entries.iter().any(|(_, v)| v.holds_tensors()),
+            Tree::Other(_) => false,
+        }
+    }
+
     /// The entry `key` of a dict.
     pub fn get(&self, key: &str) -> Option<&Tree> {
         match self {
@@ -197,6 +206,88 @@ impl Tree {
             _ => Vec::new(),
         }
     }
+}
+
+/// The keys under which training checkpoints keep their weights (`torch.save({"state_dict":
+/// model.state_dict(), "epoch": ...})` and its variants in released model zoos).
+pub const WRAPPER_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "net", "params"];
+
+/// The prefixes that wrappers add to every name: `DataParallel` and
+/// `DistributedDataParallel` (`module.`), `torch.compile` (`_orig_mod.`).
+const WRAPPER_PREFIXES: [(&str, &str); 2] = [
+    ("module.", "DataParallel / DistributedDataParallel"),
+    ("_orig_mod.", "torch.compile"),
+];
+
+/// A file's state_dict: its tensors, the key it was read from and what was done to find it.
+pub struct StateDict {
+    pub tensors: Named,
+    pub key: Option<String>,
+    /// Lines for the user: the key used, entries ignored, prefixes stripped.
+    pub notes: Vec<String>,
+}
+
+/// The state_dict in `tree`: the entry `key` if given; else the file itself when it holds
+/// tensors at its top level; else the one entry of [`WRAPPER_KEYS`] that holds tensors (two
+/// such entries are an error naming both); else every tensor of the file by its dotted path.
+/// A prefix every name shares from a wrapper ([`WRAPPER_PREFIXES`]) is stripped.
+pub fn state_dict(tree: &Tree, key: Option<&str>) -> Result<StateDict> {
+    let mut notes = Vec::new();
+    let ignored = |used: &str| -> Option<String> {
+        let others: Vec<&str> = tree.keys().into_iter().filter(|k| *k != used).collect();
+        (!others.is_empty()).then(|| format!("ignoring its other entries: {}", others.join(", ")))
+    };
+    let (key, sub) = if let Some(key) = key {
+        let Some(sub) = tree.get(key) else {
+            bail!(
+                "--key {key}: the file's top-level dict has no entry {key:?} (its keys: {})",
+                tree.keys().join(", ")
+            );
+        };
+        notes.extend(ignored(key));
+        (Some(key.to_string()), sub)
+    } else {
+        let top_level_tensors = match tree {
+            Tree::Dict(entries) => entries.iter().any(|(_, v)| matches!(v, Tree::Tensor(_))),
+            _ => false,
+        };
+        let candidates: Vec<&str> = WRAPPER_KEYS
+            .into_iter()
+            .filter(|k| tree.get(k).is_some_and(|sub| sub.holds_tensors()))
+            .collect();
+        match candidates.as_slice() {
+            _ if top_level_tensors => (None, tree),
+            [one] => {
+                notes.push(format!("reading the weights under its key {one:?}"));
+                notes.extend(ignored(one));
+                (Some(one.to_string()), tree.get(one).expect("a candidate"))
+            }
+            [] => (None, tree),
+            many => bail!(
+                "it holds weights under {}: choose one with --key",
+                many.iter()
+                    .map(|k| format!("{k:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }
+    };
+    let mut tensors = sub.tensors()?;
+    while let Some((prefix, from)) = WRAPPER_PREFIXES.into_iter().find(|(prefix, _)| {
+        !tensors.is_empty() && tensors.iter().all(|(name, _)| name.starts_with(prefix))
+    }) {
+        for (name, _) in &mut tensors {
+            name.drain(..prefix.len());
+        }
+        notes.push(format!(
+            "stripping the prefix {prefix:?} ({from}) from every name"
+        ));
+    }
+    Ok(StateDict {
+        tensors,
+        key,
+        notes,
+    })
 }
 
 /// Problems met while reading tensors for the network, kept with the tensor's name: Burn's

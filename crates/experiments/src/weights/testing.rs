@@ -31,8 +31,9 @@ pub struct Tensor {
 pub struct TorchFile {
     pub storages: Vec<Storage>,
     pub tensors: Vec<Tensor>,
-    /// Writes `{wrap: state_dict, "epoch": 3}` instead of the bare state_dict.
-    pub wrap: Option<String>,
+    /// Writes `{wrap[0]: state_dict, ..., "epoch": 3, "best_prec1": 91.5}`, as released
+    /// checkpoints are, instead of the bare state_dict.
+    pub wrap: Vec<String>,
     /// Members of the zip archive left out (`archive/data/0`, ...).
     pub omit: Vec<String>,
     /// Storages compressed with deflate (torch.save stores them uncompressed).
@@ -80,11 +81,27 @@ impl TorchFile {
     /// The pickle of the state_dict (or the checkpoint around it).
     pub fn pickle(&self) -> Vec<u8> {
         let mut p = Pickle(vec![0x80, 2]);
-        if let Some(key) = &self.wrap {
-            p.0.push(b'}');
-            p.0.push(b'(');
-            p.string(key);
+        if self.wrap.is_empty() {
+            self.state_dict(&mut p);
+        } else {
+            p.0.extend(b"}(");
+            for key in &self.wrap {
+                p.string(key);
+                self.state_dict(&mut p);
+            }
+            p.string("epoch");
+            p.int(3);
+            p.string("best_prec1");
+            p.0.push(b'G');
+            p.0.extend(91.5f64.to_be_bytes());
+            p.0.push(b'u');
         }
+        p.0.push(b'.');
+        p.0
+    }
+
+    /// The opcodes of the state_dict: an `OrderedDict` of rebuilt tensors.
+    fn state_dict(&self, p: &mut Pickle) {
         p.global("collections", "OrderedDict");
         p.0.extend(b")R(");
         for tensor in &self.tensors {
@@ -113,13 +130,6 @@ impl TorchFile {
             p.0.push(b'R');
         }
         p.0.push(b'u');
-        if self.wrap.is_some() {
-            p.string("epoch");
-            p.int(3);
-            p.0.push(b'u');
-        }
-        p.0.push(b'.');
-        p.0
     }
 
     /// Writes the zip archive `torch.save` writes (`archive/data.pkl`, `archive/byteorder`,

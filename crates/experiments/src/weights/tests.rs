@@ -349,25 +349,83 @@ fn a_name_two_entries_give_is_an_error() {
     assert!(error_of(&file).contains("tensor w appears twice"));
 }
 
-#[test]
-fn a_checkpoint_dict_nests_its_state_dict() {
+/// `file`'s state_dict as `import` finds it: its names, the key and the notes.
+fn found(
+    file: &TorchFile,
+    key: Option<&str>,
+) -> Result<(Vec<String>, Option<String>, Vec<String>)> {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ck.pt");
-    let file = TorchFile {
-        wrap: Some("state_dict".into()),
-        ..TorchFile::default().float("0.weight", &[1.0, 2.0], &[1, 2])
-    };
+    let path = dir.path().join("checkpoint.th");
     file.write_zip(&path);
-    let tree = read_tree(&path, Format::TorchZip).unwrap();
-    assert_eq!(tree.keys(), vec!["state_dict", "epoch"]);
-    let names: Vec<String> = tree
-        .tensors()
-        .unwrap()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(names, vec!["state_dict.0.weight"]);
+    let tree = read_tree(&path, format_of(&path)?)?;
+    let found = state_dict(&tree, key)?;
+    let names = found.tensors.into_iter().map(|(n, _)| n).collect();
+    Ok((names, found.key, found.notes))
+}
+
+#[test]
+fn released_checkpoints_are_read_as_they_are_wrapped() {
+    let weights = |names: &[&str]| {
+        names.iter().fold(TorchFile::default(), |f, n| {
+            f.float(n, &[1.0, 2.0], &[1, 2])
+        })
+    };
+    let bare = weights(&["0.weight", "0.bias"]);
+    let (names, key, notes) = found(&bare, None).unwrap();
+    assert_eq!(
+        (names, key),
+        (vec!["0.weight".to_string(), "0.bias".into()], None)
+    );
+    assert!(notes.is_empty(), "{notes:?}");
     assert_eq!(contiguous_strides(&[2, 3, 4]), vec![12, 4, 1]);
+
+    // Every wrapper key, with DataParallel's and torch.compile's prefixes.
+    for key in WRAPPER_KEYS {
+        let file = TorchFile {
+            wrap: vec![key.to_string()],
+            ..weights(&[
+                "_orig_mod.module.conv1.weight",
+                "_orig_mod.module.linear.bias",
+            ])
+        };
+        let (names, used, notes) = found(&file, None).unwrap();
+        assert_eq!(names, vec!["conv1.weight", "linear.bias"]);
+        assert_eq!(used.as_deref(), Some(key));
+        assert_eq!(
+            notes,
+            vec![
+                format!("reading the weights under its key {key:?}"),
+                "ignoring its other entries: epoch, best_prec1".to_string(),
+                "stripping the prefix \"_orig_mod.\" (torch.compile) from every name".into(),
+                "stripping the prefix \"module.\" (DataParallel / DistributedDataParallel) \
+                 from every name"
+                    .into(),
+            ]
+        );
+    }
+    // A prefix only some names carry is a name, not a wrapper's.
+    let (names, ..) = found(&weights(&["module.a", "b"]), None).unwrap();
+    assert_eq!(names, vec!["module.a", "b"]);
+
+    let two = TorchFile {
+        wrap: vec!["state_dict".into(), "model".into()],
+        ..weights(&["0.weight"])
+    };
+    let e = found(&two, None).unwrap_err().to_string();
+    assert!(
+        e.contains(r#"it holds weights under "state_dict" and "model": choose one with --key"#),
+        "{e}"
+    );
+    let (names, used, _) = found(&two, Some("model")).unwrap();
+    assert_eq!(
+        (names, used.as_deref()),
+        (vec!["0.weight".to_string()], Some("model"))
+    );
+    let e = found(&two, Some("ema")).unwrap_err().to_string();
+    assert!(
+        e.contains("no entry \"ema\" (its keys: state_dict, model, epoch, best_prec1)"),
+        "{e}"
+    );
 }
 
 mod properties {

@@ -1,7 +1,7 @@
 //! `levelset floor`: every seed trains its whole budget, its curve and lowest energy are kept,
 //! and a rerun resumes instead of retraining.
 
-use crate::common::{edit, fail_with, read_json, succeed, tiny, write};
+use crate::common::{args, edit, fail_with, read_json, succeed, tiny, write};
 
 #[test]
 fn floor_keeps_each_seeds_curve_and_lowest_energy_and_resumes() {
@@ -148,4 +148,55 @@ fn depth_draws_a_sweep_against_its_floor() {
         assert!(out.join(file).exists(), "{file}");
     }
     fail_with(depth("resnet=somewhere"), &["'resnet' is not a task"]);
+}
+
+/// A floor.json edited between runs (a lower best than its curve reaches, a NaN, a seed
+/// twice) is refused by the resuming run, naming the file and the seed.
+#[test]
+fn a_resumed_floor_checks_the_seeds_it_keeps() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let out = dir.path().join("floor");
+    let floor = |seeds: &str| {
+        args(&[
+            &"floor",
+            &"--config",
+            &config,
+            &"--seeds",
+            &seeds,
+            &"--steps",
+            &"60",
+            &"--out",
+            &out,
+        ])
+    };
+    succeed(floor("1"));
+    let path = out.join("floor.json");
+    let honest = std::fs::read(&path).unwrap();
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let edits: [(Edit, &str); 3] = [
+        (
+            &|r| r["seeds"][0]["best"] = 1e-9.into(),
+            "seed 0: it records best 0.000000001",
+        ),
+        (
+            &|r| r["seeds"][0]["curve"][1][1] = serde_json::Value::Null,
+            "parsing",
+        ),
+        (
+            &|r| {
+                let seed = r["seeds"][0].clone();
+                r["seeds"].as_array_mut().unwrap().push(seed);
+            },
+            "seed 0 appears twice",
+        ),
+    ];
+    for (edit, expected) in edits {
+        let mut results: serde_json::Value = serde_json::from_slice(&honest).unwrap();
+        edit(&mut results);
+        std::fs::write(&path, serde_json::to_vec(&results).unwrap()).unwrap();
+        fail_with(floor("2"), &["floor.json", expected]);
+    }
+    std::fs::write(&path, &honest).unwrap();
+    succeed(floor("2"));
 }

@@ -416,3 +416,40 @@ fn a_resumed_connect_measures_the_saved_string_again() {
         );
     }
 }
+
+/// A checkpoint as model zoos release them: `{"state_dict": ..., "epoch", "best_prec1"}`,
+/// every name prefixed by DataParallel's `module.`, saved as `.th`: it imports without
+/// `--key`, saying which key it used, what it ignored and which prefix it stripped.
+#[test]
+fn a_released_checkpoint_imports_as_it_is_wrapped() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "cubic.toml", &tiny_config("cubic"));
+    let reference = dir.path().join("reference");
+    let fixture = import_fixtures().join("cubic_mlp.safetensors");
+    assert!(import_cubic(&config, &fixture, &reference).status.success());
+    let file = cubic_tensors().into_iter().fold(
+        TorchFile {
+            wrap: vec!["state_dict".into()],
+            ..TorchFile::default()
+        },
+        |file, (name, shape, values)| {
+            let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+            file.float(&format!("module.{name}"), &values, &shape)
+        },
+    );
+    let path = dir.path().join("resnet-like.th");
+    file.write_zip(&path);
+    let out = dir.path().join("released");
+    let run = import_cubic(&config, &path, &out);
+    assert!(run.status.success(), "{}", run.stderr);
+    for note in [
+        "reading the weights under its key \"state_dict\"",
+        "ignoring its other entries: epoch, best_prec1",
+        "stripping the prefix \"module.\"",
+    ] {
+        assert!(run.stdout.contains(note), "{note}: {}", run.stdout);
+    }
+    assert_eq!(params(&out), params(&reference));
+    let meta = read_json(&out.join("model.json"));
+    assert_eq!(meta["imported_from"]["key"], "state_dict");
+}

@@ -52,14 +52,7 @@ impl OutputLock {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        let mut file = open_lock_file(dir, true).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -85,17 +78,49 @@ impl OutputLock {
 /// Whether another process holds `dir`'s lock now, and its process id when it wrote one.
 /// `None` when the folder has no lock file or nobody holds it.
 pub fn holder(dir: &Path) -> Option<Option<u32>> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.join(LOCK_FILE))
-        .ok()?;
+    let mut file = open_lock_file(dir, false).ok()?;
     match file.try_lock() {
         // Taken and released again at once (dropping `file` unlocks it).
         Ok(()) => None,
         Err(TryLockError::WouldBlock) => Some(read_pid(&mut file)),
         Err(TryLockError::Error(_)) => None,
     }
+}
+
+/// Opens `dir`'s lock file for reading and writing (creating it if `create`). The holder
+/// truncates it to write its process id, so a link planted at its name would have that
+/// truncate the file it points to, outside the folder: a symbolic link is not followed
+/// (`O_NOFOLLOW`), and a file with other hard links, or anything but a regular file, is
+/// refused.
+fn open_lock_file(dir: &Path, create: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(format!(
+                    "{} is a symbolic link; a lock file must be a regular file (remove it)",
+                    path.display()
+                ))
+            } else {
+                e
+            }
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.nlink() != 1 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file of its own ({} links); remove it",
+            path.display(),
+            meta.nlink()
+        )));
+    }
+    Ok(file)
 }
 
 fn read_pid(file: &mut File) -> Option<u32> {
@@ -122,6 +147,25 @@ mod tests {
         drop(lock);
         assert_eq!(holder(&dir), None);
         OutputLock::acquire(&dir).expect("free again after the holder dropped it");
+    }
+
+    #[test]
+    fn a_link_at_the_lock_files_name_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("precious");
+        std::fs::write(&outside, "keep me").unwrap();
+        let soft = tmp.path().join("soft");
+        std::fs::create_dir_all(&soft).unwrap();
+        std::os::unix::fs::symlink(&outside, soft.join(LOCK_FILE)).unwrap();
+        let hard = tmp.path().join("hard");
+        std::fs::create_dir_all(&hard).unwrap();
+        std::fs::hard_link(&outside, hard.join(LOCK_FILE)).unwrap();
+        for (dir, expected) in [(&soft, "is a symbolic link"), (&hard, "2 links")] {
+            let error = OutputLock::acquire(dir).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+            assert_eq!(holder(dir), None);
+        }
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep me");
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::output::figures::{Figure, Series, draw};
 use crate::output::paper::figure1;
 use crate::output::tables::{number, plus_minus};
 use crate::studies::floor::{self, FloorResults};
-use crate::studies::sweep::{LevelSummary, SweepResults, read_results};
+use crate::studies::sweep::{
+    LevelSummary, SweepResults, check_summary, read_results, results_path,
+};
 
 /// One task of the figure: the paper task it compares with (`mnist`, `cifar10`, `ptb`), its
 /// sweep folder, and the folder of its floor measurement.
@@ -68,6 +70,7 @@ struct Loaded {
 fn load(task: &DepthTask) -> Result<Loaded> {
     let sweep = read_results(&task.sweep)?
         .with_context(|| format!("no sweep results in {}", task.sweep.display()))?;
+    check_summary(&results_path(&task.sweep), &sweep)?;
     let path = floor::results_path(&task.floor);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(

@@ -182,6 +182,22 @@ pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
     Ok(Some(results))
 }
 
+/// Checks that the summary of results read back from `path` is the one their rows give, for
+/// readers that take the summary as it is (`depth`); a resumed or merged sweep recomputes it.
+/// The same code on the same rows, read back exactly, gives it bit for bit.
+pub fn check_summary(path: &Path, results: &SweepResults) -> Result<()> {
+    if let Some(sweep) = &results.config.sweep
+        && summarize(sweep, &results.rows) != results.summary
+    {
+        bail!(
+            "{}: its summary is not the one its rows give (edited?); restore the file, or \
+             rerun the sweep",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Checks results read back from `path` against the sweep they are to continue or join:
 /// produced by `config` (`needs` says why that matters) on `backend` (rows of two backends
 /// differ in their last digits), for `shard` (`None`: a whole sweep), and holding only that

@@ -148,6 +148,27 @@ fn depth_draws_a_sweep_against_its_floor() {
         assert!(out.join(file).exists(), "{file}");
     }
     fail_with(depth("resnet=somewhere"), &["'resnet' is not a task"]);
+
+    // depth draws the stored summary: one its rows do not give (a mean length edited) is
+    // refused, naming the file.
+    let path = sweep.join("results.json");
+    let honest = std::fs::read(&path).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_slice(&honest).unwrap();
+    let level = edited["summary"][0].as_object_mut().unwrap();
+    let key = level
+        .keys()
+        .find(|k| level[k.as_str()].is_f64() && k.as_str() != "level")
+        .cloned()
+        .expect("a summary field holding a number");
+    let value = level[&key].as_f64().unwrap();
+    level.insert(key, (value * 0.5 + 1.0).into());
+    std::fs::write(&path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    fail_with(
+        depth(&spec),
+        &["results.json", "its summary is not the one its rows give"],
+    );
+    std::fs::write(&path, &honest).unwrap();
+    succeed(depth(&spec));
 }
 
 /// A floor.json edited between runs (a lower best than its curve reaches, a NaN, a seed

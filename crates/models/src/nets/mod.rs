@@ -12,7 +12,6 @@ mod cast;
 pub mod cifar_cnn;
 pub mod described;
 pub mod described_lm;
-mod described_stacked;
 mod dropout;
 mod layers;
 pub mod lrn;

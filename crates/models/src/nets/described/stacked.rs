@@ -5,10 +5,10 @@
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu, tanh};
 
-use super::described::{Described, Layer, Op};
-use super::layers::{conv2d, max_pool2d, sigmoid};
-use super::stacked;
+use super::net::{Described, Layer, Op};
 use crate::flat::Stacked;
+use crate::nets::layers::{conv2d, max_pool2d, sigmoid};
+use crate::nets::stacked;
 
 /// A batch between layers, for all `k` nets at once.
 enum Batch<B: Backend> {

@@ -1,0 +1,148 @@
+//! Feed-forward image classifiers described layer by layer in the config (`[task.net]`), so
+//! that a network trained elsewhere (a PyTorch `nn.Sequential`, say) can be rebuilt, imported
+//! and connected. The description is checked against the input's shape before any tensor is
+//! made; the net keeps one entry per described layer, so its parameter names follow the
+//! description's positions (`layers.3.Linear.weight` for the fourth layer), as PyTorch's
+//! `Sequential` numbers its children.
+
+mod build;
+mod net;
+mod shapes;
+mod spec;
+mod stacked;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use net::{Activations, Described, Layer, Op};
+pub(crate) use shapes::{check_draws, check_size, pytorch_uniform};
+pub use spec::{LayerSpec, NamedPadding, Padding};
+
+use crate::init::Init;
+use shapes::next_shape;
+
+/// The shape of one example between layers, and of a net's input: written `[c, h, w]` for
+/// images and as a number of features for flat inputs (a regression net's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Shape {
+    /// [channels, height, width]
+    Image([usize; 3]),
+    /// features
+    Flat(usize),
+}
+
+impl From<[usize; 3]> for Shape {
+    fn from(dims: [usize; 3]) -> Self {
+        Shape::Image(dims)
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Image([c, h, w]) => write!(f, "[{c}, {h}, {w}] image"),
+            Shape::Flat(n) => write!(f, "{n} features"),
+        }
+    }
+}
+
+/// A net's layers and how its weights and biases are first drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetDescription {
+    pub layers: Vec<LayerSpec>,
+    /// How weight tensors are drawn; absent: as PyTorch's default, uniform in
+    /// ±1/sqrt(fan_in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Init>,
+    /// How bias tensors are drawn; absent: as PyTorch's default, uniform in ±1/sqrt(fan_in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biases: Option<Init>,
+}
+
+impl NetDescription {
+    /// The shape after every layer, for inputs of `input` shape (images, or features); the
+    /// net must end in `classes` features (a regression net's outputs). Errors name the layer
+    /// (`layers[3] (linear): ...`).
+    pub fn shapes(&self, input: impl Into<Shape>, classes: usize) -> Result<Vec<Shape>, String> {
+        if self.layers.is_empty() {
+            return Err("layers: a net needs at least one layer".into());
+        }
+        check_draws(self.weights, self.biases)?;
+        let input = input.into();
+        if let Shape::Flat(n) = input {
+            check_size("the input's features", n)?;
+        }
+        let mut shape = input;
+        let mut shapes = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            shape = next_shape(layer, shape)
+                .map_err(|e| format!("layers[{i}] ({}): {e}", layer.name()))?;
+            shapes.push(shape);
+        }
+        if shape != Shape::Flat(classes) {
+            let outputs = match input {
+                Shape::Image(_) => "classes",
+                Shape::Flat(_) => "outputs",
+            };
+            return Err(format!(
+                "layers: the net ends in a {shape}, but the task has {classes} {outputs}: the \
+                 last layer must give {classes} features"
+            ));
+        }
+        Ok(shapes)
+    }
+
+    /// The positions of the layers with parameters, each with the name its parameters are
+    /// stored under (`layers.{position}.{name}.weight`).
+    pub fn parameter_layers(&self) -> Vec<(usize, &'static str)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, layer)| {
+                let name = match layer {
+                    LayerSpec::Linear { .. } => "Linear",
+                    LayerSpec::Conv2d { .. } => "Conv2d",
+                    LayerSpec::LayerNorm { .. } => "LayerNorm",
+                    _ => return None,
+                };
+                Some((i, name))
+            })
+            .collect()
+    }
+}
+
+/// A described net and the inputs it takes: what a checkpoint of it records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescribedConfig {
+    /// `[channels, height, width]` images, or a number of features.
+    pub input: Shape,
+    /// The features the net ends in: an image classifier's classes, a regression net's
+    /// outputs.
+    pub classes: usize,
+    pub net: NetDescription,
+}
+
+impl DescribedConfig {
+    /// `net` for `input` (images or features) and `classes` outputs, once its shapes check
+    /// out.
+    pub fn new(
+        net: NetDescription,
+        input: impl Into<Shape>,
+        classes: usize,
+    ) -> Result<Self, String> {
+        let input = input.into();
+        net.shapes(input, classes)?;
+        Ok(Self {
+            input,
+            classes,
+            net,
+        })
+    }
+
+    pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Described<B> {
+        self.net.init(self.input, seed, device)
+    }
+}

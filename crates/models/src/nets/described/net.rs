@@ -1,0 +1,264 @@
+//! A described net's module and its forward pass.
+
+use std::ops::Range;
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{AvgPool2d, MaxPool2d};
+use burn::nn::{LayerNorm, Linear};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, relu, tanh};
+use rand_chacha::ChaCha8Rng;
+
+use crate::nets::dropout::dropout;
+use crate::nets::layers::{
+    conv2d, conv2d_relu, conv2d_relu_max_pool2d, linear, max_pool2d, relu_max_pool2d, sigmoid,
+};
+use crate::nets::lrn::Lrn;
+
+/// A described layer's parameters; the variant names are part of the parameters' names
+/// ([`NetDescription::parameter_layers`]).
+#[derive(Module, Debug)]
+pub enum Layer<B: Backend> {
+    Linear(Linear<B>),
+    Conv2d(Conv2d<B>),
+    LayerNorm(LayerNorm<B>),
+}
+
+/// What a described layer computes.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// The layer's parameters are in `layers` at the same position.
+    Linear,
+    Conv2d,
+    /// Layer normalization with this epsilon.
+    LayerNorm(f64),
+    MaxPool2d(MaxPool2d),
+    AvgPool2d(AvgPool2d),
+    Relu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    Dropout(f64),
+    Flatten,
+    Lrn(Lrn),
+}
+
+/// A described net: `layers[i]` holds the parameters of the i-th described layer (none for
+/// activations, pools, dropout and flatten), `ops[i]` what it computes, `weight_decay[i]` the
+/// L2 penalty on its weights (0 for none).
+#[derive(Module, Debug)]
+pub struct Described<B: Backend> {
+    pub layers: Vec<Option<Layer<B>>>,
+    #[module(skip)]
+    pub ops: Vec<Op>,
+    #[module(skip)]
+    pub weight_decay: Vec<f64>,
+}
+
+impl Op {
+    /// The name of the layer kind in a description.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Linear => "linear",
+            Op::Conv2d => "conv2d",
+            Op::LayerNorm(_) => "layer_norm",
+            Op::MaxPool2d(_) => "max_pool2d",
+            Op::AvgPool2d(_) => "avg_pool2d",
+            Op::Relu => "relu",
+            Op::Sigmoid => "sigmoid",
+            Op::Tanh => "tanh",
+            Op::Gelu => "gelu",
+            Op::Dropout(_) => "dropout",
+            Op::Flatten => "flatten",
+            Op::Lrn(_) => "lrn",
+        }
+    }
+}
+
+/// An example batch between layers: images [batch, c, h, w] before `flatten`, features
+/// [batch, d] after.
+#[derive(Debug, Clone)]
+pub enum Activations<B: Backend> {
+    Image(Tensor<B, 4>),
+    Flat(Tensor<B, 2>),
+}
+
+impl<B: Backend> Activations<B> {
+    fn image(self) -> Tensor<B, 4> {
+        match self {
+            Activations::Image(x) => x,
+            Activations::Flat(_) => unreachable!("validated: an image layer gets an image"),
+        }
+    }
+
+    fn flat(self) -> Tensor<B, 2> {
+        match self {
+            Activations::Flat(x) => x,
+            Activations::Image(_) => unreachable!("validated: a feature layer gets features"),
+        }
+    }
+
+    fn map(
+        self,
+        image: impl FnOnce(Tensor<B, 4>) -> Tensor<B, 4>,
+        flat: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+    ) -> Self {
+        match self {
+            Activations::Image(x) => Activations::Image(image(x)),
+            Activations::Flat(x) => Activations::Flat(flat(x)),
+        }
+    }
+
+    /// The same values cut from the autodiff graph, as a leaf that tracks its gradient.
+    pub fn leaf(self) -> Self {
+        self.map(Tensor::detach, Tensor::detach)
+            .map(Tensor::require_grad, Tensor::require_grad)
+    }
+
+    /// The sum of all values, [1].
+    pub fn sum(self) -> Tensor<B, 1> {
+        match self {
+            Activations::Image(x) => x.sum(),
+            Activations::Flat(x) => x.sum(),
+        }
+    }
+}
+
+impl<B: Backend> Described<B> {
+    /// The training loss's L2 penalty, `None` when no layer has a weight decay: each decay
+    /// times half the sum of the squares of its layers' weights. Layers sharing a decay are
+    /// summed before it multiplies them (one product per decay, in the order of the paper's
+    /// CIFAR-10 net).
+    pub fn weight_penalty(&self) -> Option<Tensor<B, 1>> {
+        let mut groups: Vec<(f64, Tensor<B, 1>)> = Vec::new();
+        for (layer, &decay) in self.layers.iter().zip(&self.weight_decay) {
+            if decay == 0.0 {
+                continue;
+            }
+            let half_squares = match layer {
+                Some(Layer::Linear(layer)) => half_sum_of_squares(layer.weight.val()),
+                Some(Layer::Conv2d(conv)) => half_sum_of_squares(conv.weight.val()),
+                _ => unreachable!("validated: only linear and conv2d layers take a weight decay"),
+            };
+            match groups.iter_mut().find(|(d, _)| *d == decay) {
+                Some((_, sum)) => *sum = sum.clone() + half_squares,
+                None => groups.push((decay, half_squares)),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(decay, sum)| sum.mul_scalar(decay))
+            .reduce(|a, b| a + b)
+    }
+
+    fn conv(&self, i: usize) -> &Conv2d<B> {
+        match &self.layers[i] {
+            Some(Layer::Conv2d(conv)) => conv,
+            _ => unreachable!("a conv2d op has its convolution"),
+        }
+    }
+
+    /// The layer operations the forward pass runs, in order, each a range of `ops`: a
+    /// convolution followed by ReLU and max pooling, a convolution followed by ReLU, and ReLU
+    /// followed by max pooling run as one fused layer operation where the backend has one, as
+    /// in the paper's nets, which they reproduce bit for bit; every other op alone.
+    pub fn operations(&self) -> Vec<Range<usize>> {
+        let mut operations = Vec::new();
+        let mut i = 0;
+        while i < self.ops.len() {
+            let taken = match (&self.ops[i], self.ops.get(i + 1), self.ops.get(i + 2)) {
+                (Op::Conv2d, Some(Op::Relu), Some(Op::MaxPool2d(_))) => 3,
+                (Op::Conv2d, Some(Op::Relu), _) | (Op::Relu, Some(Op::MaxPool2d(_)), _) => 2,
+                _ => 1,
+            };
+            operations.push(i..i + taken);
+            i += taken;
+        }
+        operations
+    }
+
+    /// An operation's name: its ops' names joined by `+` (`conv2d+relu+max_pool2d`).
+    pub fn operation_name(&self, ops: Range<usize>) -> String {
+        self.ops[ops]
+            .iter()
+            .map(Op::name)
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
+    /// One of [`Described::operations`] on the activations before it; dropout only when an
+    /// RNG is given (training).
+    pub fn forward_operation(
+        &self,
+        ops: Range<usize>,
+        x: Activations<B>,
+        rng: Option<&mut ChaCha8Rng>,
+    ) -> Activations<B> {
+        let i = ops.start;
+        match (&self.ops[i], ops.len()) {
+            (Op::Conv2d, 3) => match &self.ops[i + 2] {
+                Op::MaxPool2d(pool) => {
+                    Activations::Image(conv2d_relu_max_pool2d(self.conv(i), pool, x.image()))
+                }
+                _ => unreachable!("a fused convolution ends in its pool"),
+            },
+            (Op::Conv2d, 2) => Activations::Image(conv2d_relu(self.conv(i), x.image())),
+            (Op::Relu, 2) => match &self.ops[i + 1] {
+                Op::MaxPool2d(pool) => Activations::Image(relu_max_pool2d(pool, x.image())),
+                _ => unreachable!("a fused ReLU ends in its pool"),
+            },
+            (Op::Conv2d, _) => Activations::Image(conv2d(self.conv(i), x.image())),
+            (Op::Linear, _) => match &self.layers[i] {
+                Some(Layer::Linear(layer)) => Activations::Flat(linear(layer, x.flat())),
+                _ => unreachable!("a linear op has its layer"),
+            },
+            (Op::LayerNorm(_), _) => match &self.layers[i] {
+                Some(Layer::LayerNorm(norm)) => Activations::Flat(norm.forward(x.flat())),
+                _ => unreachable!("a layer_norm op has its layer"),
+            },
+            (Op::MaxPool2d(pool), _) => Activations::Image(max_pool2d(pool, x.image())),
+            (Op::AvgPool2d(pool), _) => Activations::Image(pool.forward(x.image())),
+            (Op::Relu, _) => x.map(relu, relu),
+            (Op::Sigmoid, _) => x.map(sigmoid, sigmoid),
+            (Op::Tanh, _) => x.map(tanh, tanh),
+            (Op::Gelu, _) => x.map(gelu, gelu),
+            (Op::Dropout(p), _) => match (rng, x) {
+                (Some(rng), Activations::Image(x)) => Activations::Image(dropout(x, *p, rng)),
+                (Some(rng), Activations::Flat(x)) => Activations::Flat(dropout(x, *p, rng)),
+                (None, x) => x,
+            },
+            (Op::Flatten, _) => Activations::Flat(x.image().flatten(1, 3)),
+            (Op::Lrn(lrn), _) => Activations::Image(lrn.forward(x.image())),
+        }
+    }
+
+    /// Logits [batch, classes] for images [batch, c, h, w]; dropout only when an RNG is given
+    /// (training).
+    pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        self.forward_activations(Activations::Image(x), rng)
+    }
+
+    /// Outputs [batch, outputs] of a net with flat inputs [batch, features] (a regression
+    /// net); dropout only when an RNG is given (training).
+    pub fn forward_flat(&self, x: Tensor<B, 2>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
+        self.forward_activations(Activations::Flat(x), rng)
+    }
+
+    fn forward_activations(
+        &self,
+        x: Activations<B>,
+        mut rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2> {
+        self.operations()
+            .into_iter()
+            .fold(x, |x, ops| {
+                self.forward_operation(ops, x, rng.as_deref_mut())
+            })
+            .flat()
+    }
+}
+
+/// `sum(w^2) / 2`, TensorFlow's `l2_loss`: [1].
+fn half_sum_of_squares<B: Backend, const D: usize>(w: Tensor<B, D>) -> Tensor<B, 1> {
+    w.powi_scalar(2).sum().div_scalar(2.0)
+}

@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::flat::{Coordinates, track_coordinates};
+
 /// How one parameter tensor is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -103,7 +105,8 @@ impl Init {
 /// weight of a polynomial net would equal `2x - 1` of a training input.
 const INIT_STREAM: u64 = u64::MAX;
 
-/// Redraws every float parameter of `module` in traversal order. `rule` gets the parameter's
+/// Redraws every float parameter of `module` in traversal order (not running statistics:
+/// [`Coordinates`]). `rule` gets the parameter's
 /// index and shape and says how to draw it.
 pub fn reinit<B: Backend, M: Module<B>>(
     module: M,
@@ -113,6 +116,7 @@ pub fn reinit<B: Backend, M: Module<B>>(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(INIT_STREAM);
     let mut mapper = Reinit {
+        coordinates: Coordinates::default(),
         rng,
         rule,
         index: 0,
@@ -121,13 +125,19 @@ pub fn reinit<B: Backend, M: Module<B>>(
 }
 
 struct Reinit<F> {
+    coordinates: Coordinates,
     rng: ChaCha8Rng,
     rule: F,
     index: usize,
 }
 
 impl<B: Backend, F: FnMut(usize, &[usize]) -> Init> ModuleMapper<B> for Reinit<F> {
+    track_coordinates!();
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        // Running statistics keep their initial values (mean 0, variance 1).
+        if !self.coordinates.here() {
+            return param;
+        }
         let (_, tensor, _) = param.consume();
         let dims = tensor.dims();
         let init = (self.rule)(self.index, &dims);

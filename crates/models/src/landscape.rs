@@ -14,6 +14,7 @@ use crate::flat::unflatten;
 use crate::nets::{
     CifarConvConfig, DescribedConfig, DescribedLmConfig, LstmLmConfig, MlpConfig, MnistConvConfig,
 };
+use crate::statistics::BnConfig;
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -191,6 +192,17 @@ pub trait Landscape<B: AutodiffBackend> {
     fn stacked_pass(&self, _device: &Device<B::InnerBackend>) -> StackedPass {
         StackedPass::Absent
     }
+
+    /// How the net's running statistics are set at a point, for a net that keeps some
+    /// (batch normalization): what every report says it used. `None` for other nets.
+    fn statistics(&self) -> Option<BnConfig> {
+        None
+    }
+
+    /// The two endpoints of the path being measured, for `[bn] stats = "interpolate"`,
+    /// which interpolates their running statistics. Called by whoever sets up a path (the
+    /// commands), never by the path methods; landscapes without statistics ignore it.
+    fn set_endpoints(&self, _a: &EvalModel<B, Self>, _b: &EvalModel<B, Self>) {}
 
     /// Examples in a training batch (tokens for a language model), for throughput reports.
     fn batch_examples(batch: &Self::Batch) -> usize;

@@ -28,6 +28,7 @@ pub mod nets;
 pub mod optim;
 pub mod outdir;
 pub mod prefetch;
+pub mod statistics;
 pub mod tasks;
 pub mod train;
 

@@ -15,6 +15,7 @@ use levelset_data::{ChannelStats, LabeledImages};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{flatten, unflatten_stacked};
 use levelset_models::landscape::StackedPass;
+use levelset_models::nets::described::NormMode;
 use levelset_models::nets::{Activations, DescribedConfig, LayerSpec, NetDescription};
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::tasks::{ImageNet, ImageTask, Pipeline};
@@ -287,7 +288,7 @@ fn a_net_runs_as_its_layer_operations() {
     let whole = host(net.forward(x.clone(), None));
     let mut a = Activations::Image(x);
     for (i, ops) in operations.into_iter().enumerate() {
-        let y = net.forward_operation(ops, a.clone(), None);
+        let y = net.forward_operation(ops, a.clone(), None, NormMode::Running);
         // The operation's backward alone gives its (tracked) input a gradient of its shape.
         if i > 0 {
             let grads = y.clone().sum().backward();
@@ -360,9 +361,62 @@ fn descriptions_that_cannot_be_built_say_which_layer_and_why() {
         &["groups (2) must divide", "(2)", "(3)"],
     );
     refused(
-        r#"{ kind = "batch_norm2d" }"#,
+        r#"{ kind = "batch_norm", momentum = 1.5 }"#,
         mnist,
-        &["layers[0] (batch_norm2d)", "running statistics", "Garipov"],
+        &[
+            "layers[0] (batch_norm)",
+            "momentum must be in [0, 1]",
+            "1.5",
+        ],
+    );
+    refused(
+        r#"{ kind = "group_norm", groups = 3 }"#,
+        [4, 8, 8],
+        &["layers[0] (group_norm)", "groups (3) must divide", "(4)"],
+    );
+    refused(
+        r#"{ kind = "flatten" }, { kind = "global_avg_pool" }"#,
+        mnist,
+        &["layers[1] (global_avg_pool)", "takes an image"],
+    );
+    // Inside blocks, the path names the layer; a block whose branches disagree names both
+    // shapes.
+    refused(
+        r#"{ kind = "conv2d", channels = 4, kernel = 3, padding = 1 },
+        { kind = "relu" },
+        { kind = "residual", body = [{ kind = "conv2d", channels = 4, kernel = 3, padding = 1 }] },
+        { kind = "residual", body = [
+            { kind = "relu" },
+            { kind = "residual", body = [{ kind = "flatten" }, { kind = "conv2d", channels = 4, kernel = 3 }] },
+        ] }"#,
+        mnist,
+        &["layers[3].body[1].body[1] (conv2d)", "takes an image"],
+    );
+    refused(
+        r#"{ kind = "residual", body = [{ kind = "conv2d", channels = 4, kernel = 3, stride = 2, padding = 1 }] }"#,
+        mnist,
+        &[
+            "layers[0] (residual)",
+            "[4, 14, 14] image",
+            "identity shortcut",
+            "[1, 28, 28] image",
+        ],
+    );
+    refused(
+        r#"{ kind = "residual", body = [{ kind = "conv2d", channels = 4, kernel = 3, stride = 2, padding = 1 }],
+           shortcut = [{ kind = "subsample", stride = 2 }, { kind = "pad_channels", before = 1, after = 1 }] }"#,
+        mnist,
+        &[
+            "layers[0] (residual)",
+            "[4, 14, 14] image",
+            "its shortcut gives",
+            "[3, 14, 14] image",
+        ],
+    );
+    refused(
+        r#"{ kind = "residual", body = [] }"#,
+        mnist,
+        &["layers[0] (residual)", "at least one layer in its body"],
     );
     refused(
         r#"{ kind = "lstm", hidden = 8 }"#,

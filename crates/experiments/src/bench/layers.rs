@@ -11,7 +11,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use levelset_models::backend::{Compute, Train, device};
-use levelset_models::nets::described::Shape;
+use levelset_models::nets::described::{NormMode, Shape};
 use levelset_models::nets::{Activations, Described, DescribedConfig, DescribedLmConfig, LstmLm};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -83,8 +83,15 @@ pub fn layer_breakdown(
             (name, index, &model.operation_name(ops.clone())),
             plan,
             record,
-            |rng| model.forward_operation(ops.clone(), input.clone(), Some(rng)),
-            || eval_model.forward_operation(ops.clone(), eval_input.clone(), None),
+            |rng| model.forward_operation(ops.clone(), input.clone(), Some(rng), NormMode::Train),
+            || {
+                eval_model.forward_operation(
+                    ops.clone(),
+                    eval_input.clone(),
+                    None,
+                    NormMode::Running,
+                )
+            },
         )?;
     }
     Ok(())
@@ -213,7 +220,10 @@ fn inputs<B: Backend>(net: &Described<B>, x: Activations<B>) -> Vec<Activations<
     let mut inputs = vec![x];
     for ops in net.operations() {
         let last = inputs.last().expect("the net's inputs are there").clone();
-        inputs.push(net.forward_operation(ops, last, None).leaf());
+        inputs.push(
+            net.forward_operation(ops, last, None, NormMode::Running)
+                .leaf(),
+        );
     }
     inputs.pop(); // the logits are no operation's input
     inputs

@@ -22,6 +22,7 @@ pub mod mlp;
 pub mod mnist_cnn;
 #[cfg(test)]
 mod reference;
+pub mod resnet;
 pub mod rule;
 pub mod stacked;
 
@@ -32,3 +33,4 @@ pub use lrn::Lrn;
 pub use lstm_lm::LstmLmConfig;
 pub use mlp::{Activation, MlpConfig};
 pub use mnist_cnn::{MNIST_INPUT, MnistConvConfig};
+pub use resnet::{ResnetConfig, Shortcut};

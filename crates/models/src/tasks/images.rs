@@ -10,17 +10,19 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use levelset_data::{ChannelStats, LabeledImages, center_crop, random_crop_flip};
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use burn::tensor::activation::log_softmax;
 
 use super::{cross_entropy, device_sum, host_values, unsupported};
-use crate::flat::{Stacked, unflatten_stacked};
+use crate::flat::{Stacked, flatten, unflatten_stacked};
 use crate::landscape::{
     Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
-use crate::nets::described::Shape;
+use crate::nets::described::{NormMode, Shape};
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
+use crate::statistics::{BnConfig, StatsMode};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
 pub const EVAL_BATCH: usize = 500;
@@ -53,6 +55,105 @@ pub trait ImageNet: Send + Sync + 'static {
     fn penalty<B: Backend>(_net: &Self::Net<B>) -> Option<Tensor<B, 1>> {
         None
     }
+    /// Whether the net keeps running statistics (batch normalization), which
+    /// [`ImageTask`]'s `[bn]` setting then decides at every point.
+    fn has_running_statistics(&self) -> bool {
+        false
+    }
+    /// Whether this net has [`ImageNet::stacked_logits`] (its type may, the instance not: a
+    /// described net with residual blocks or normalization layers).
+    fn stacks(&self) -> bool {
+        true
+    }
+    /// Evaluation logits with batch normalization in `norm` mode (nets without it ignore
+    /// the mode).
+    fn logits_with<B: Backend>(
+        net: &Self::Net<B>,
+        x: Tensor<B, 4>,
+        _norm: NormMode,
+    ) -> Tensor<B, 2> {
+        Self::logits(net, x, None)
+    }
+    /// The net with running statistics of its own, recomputed over `batches` (a cumulative
+    /// average in training mode, as PyTorch's `update_bn`); nets without them unchanged.
+    fn recompute_statistics<B: Backend>(
+        net: &Self::Net<B>,
+        _batches: &[Tensor<B, 4>],
+    ) -> Self::Net<B> {
+        net.clone()
+    }
+    /// The endpoints' flat vectors and statistics; only nets with running statistics are
+    /// asked.
+    fn endpoints<B: Backend>(_a: &Self::Net<B>, _b: &Self::Net<B>) -> Endpoints<B> {
+        unreachable!("only a net with running statistics has endpoints' statistics")
+    }
+    /// `net` with `endpoints`' statistics interpolated at its position between them.
+    fn interpolate_statistics<B: Backend>(
+        net: &Self::Net<B>,
+        _endpoints: &Endpoints<B>,
+    ) -> Self::Net<B> {
+        net.clone()
+    }
+}
+
+/// Two endpoints of a path, for interpolating their running statistics: their flat vectors
+/// and every batch normalization's (mean, variance), in the net's order.
+pub struct Endpoints<B: Backend> {
+    a: Tensor<B, 1>,
+    b: Tensor<B, 1>,
+    statistics: [Vec<(Tensor<B, 1>, Tensor<B, 1>)>; 2],
+}
+
+impl<B: Backend> Endpoints<B> {
+    /// Where `point` lies along the segment from `a` to `b`: its projection's position,
+    /// clamped to [0, 1] (exactly t on the straight line).
+    fn position(&self, point: Tensor<B, 1>) -> f64 {
+        let ab = self.b.clone() - self.a.clone();
+        let along = (point - self.a.clone()) * ab.clone();
+        let length2 = ab.powi_scalar(2).sum().into_scalar().elem::<f64>();
+        if length2 == 0.0 {
+            return 0.0;
+        }
+        (along.sum().into_scalar().elem::<f64>() / length2).clamp(0.0, 1.0)
+    }
+}
+
+fn described_endpoints<B: Backend>(a: &Described<B>, b: &Described<B>) -> Endpoints<B> {
+    let statistics = |net: &Described<B>| {
+        net.batch_norms()
+            .into_iter()
+            .map(|bn| bn.statistics())
+            .collect::<Vec<_>>()
+    };
+    Endpoints {
+        a: flatten(a),
+        b: flatten(b),
+        statistics: [statistics(a), statistics(b)],
+    }
+}
+
+/// `net` with its endpoints' statistics interpolated at its position between them.
+fn interpolate_described<B: Backend>(net: &Described<B>, endpoints: &Endpoints<B>) -> Described<B> {
+    let t = endpoints.position(flatten(net));
+    let [a, b] = &endpoints.statistics;
+    let mut layer = 0;
+    net.clone().map_batch_norms(&mut |bn| {
+        let ((mean_a, var_a), (mean_b, var_b)) = (&a[layer], &b[layer]);
+        layer += 1;
+        let lerp = |x: &Tensor<B, 1>, y: &Tensor<B, 1>| {
+            x.clone().mul_scalar(1.0 - t) + y.clone().mul_scalar(t)
+        };
+        bn.with_statistics(lerp(mean_a, mean_b), lerp(var_a, var_b))
+    })
+}
+
+/// A described net's statistics pass: reset, then one accumulating forward per batch.
+fn recompute_described<B: Backend>(net: &Described<B>, batches: &[Tensor<B, 4>]) -> Described<B> {
+    let net = net.clone().with_fresh_statistics();
+    for (batch, x) in batches.iter().enumerate() {
+        net.forward_with(x.clone(), None, NormMode::Accumulate { batch });
+    }
+    net
 }
 
 /// The paper's convnets are built from their descriptions: each runs as the described net it
@@ -126,6 +227,34 @@ impl ImageNet for DescribedConfig {
     }
     fn penalty<B: Backend>(net: &Described<B>) -> Option<Tensor<B, 1>> {
         net.weight_penalty()
+    }
+    fn has_running_statistics(&self) -> bool {
+        self.net.has_running_statistics()
+    }
+    fn stacks(&self) -> bool {
+        self.net.stacks()
+    }
+    fn logits_with<B: Backend>(
+        net: &Described<B>,
+        x: Tensor<B, 4>,
+        norm: NormMode,
+    ) -> Tensor<B, 2> {
+        net.forward_with(x, None, norm)
+    }
+    fn recompute_statistics<B: Backend>(
+        net: &Described<B>,
+        batches: &[Tensor<B, 4>],
+    ) -> Described<B> {
+        recompute_described(net, batches)
+    }
+    fn endpoints<B: Backend>(a: &Described<B>, b: &Described<B>) -> Endpoints<B> {
+        described_endpoints(a, b)
+    }
+    fn interpolate_statistics<B: Backend>(
+        net: &Described<B>,
+        endpoints: &Endpoints<B>,
+    ) -> Described<B> {
+        interpolate_described(net, endpoints)
     }
 }
 
@@ -203,6 +332,13 @@ type LabeledBatch<B> = (Tensor<B, 4>, Tensor<B, 1, Int>);
 
 pub struct ImageTask<B: AutodiffBackend, C: ImageNet> {
     net: C,
+    /// `[bn]`, applied when the net keeps running statistics.
+    bn: BnConfig,
+    /// The statistics pass's training batches (`recompute`), fixed so that the energy is a
+    /// function of the point alone.
+    stats_batches: Vec<Tensor<B::InnerBackend, 4>>,
+    /// The endpoints' flat vectors and statistics (`interpolate`).
+    endpoints: Mutex<Option<Endpoints<B::InnerBackend>>>,
     pipeline: Arc<Pipeline>,
     train: Arc<LabeledImages>,
     batch_size: usize,
@@ -270,6 +406,9 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
             .collect();
         Ok(Self {
             net,
+            bn: BnConfig::default(),
+            stats_batches: Vec::new(),
+            endpoints: Mutex::new(None),
             pipeline: Arc::new(pipeline),
             eval_count: eval_set.len(),
             train: Arc::new(train),
@@ -280,6 +419,65 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
         })
     }
 }
+
+impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
+    /// The task with `[bn]` set: for a net with running statistics and `recompute`, the
+    /// statistics pass's batches are drawn here, once: the first `bn.batches` training
+    /// batches in a shuffled order with training augmentation, from a fixed seed.
+    pub fn with_statistics(mut self, bn: BnConfig) -> Result<Self, String> {
+        bn.validate()?;
+        self.bn = bn;
+        self.stats_batches = Vec::new();
+        if self.net.has_running_statistics() && bn.stats == StatsMode::Recompute {
+            let mut rng = ChaCha8Rng::seed_from_u64(STATS_SEED);
+            let mut order: Vec<usize> = (0..self.train.len()).collect();
+            order.shuffle(&mut rng);
+            let device = self.eval[0].0.device();
+            self.stats_batches = order
+                .chunks(self.batch_size)
+                .take(bn.batches)
+                .map(|chunk| {
+                    self.pipeline
+                        .batch(&self.train, chunk, Some(&mut rng), &device)
+                        .0
+                })
+                .collect();
+        }
+        Ok(self)
+    }
+
+    /// `model` with the running statistics `[bn]` gives it at its point, and the mode its
+    /// evaluation normalizes in.
+    fn with_point_statistics(
+        &self,
+        model: &C::Net<B::InnerBackend>,
+    ) -> (C::Net<B::InnerBackend>, NormMode) {
+        if !self.net.has_running_statistics() {
+            return (model.clone(), NormMode::Running);
+        }
+        match self.bn.stats {
+            StatsMode::Recompute => (
+                C::recompute_statistics(model, &self.stats_batches),
+                NormMode::Running,
+            ),
+            StatsMode::Batch => (model.clone(), NormMode::Batch),
+            StatsMode::Interpolate => {
+                let endpoints = self.endpoints.lock().expect("endpoints lock poisoned");
+                let endpoints = endpoints.as_ref().expect(
+                    "[bn] stats = \"interpolate\" needs the path's endpoints \
+                     (Landscape::set_endpoints) before any energy",
+                );
+                (
+                    C::interpolate_statistics(model, endpoints),
+                    NormMode::Running,
+                )
+            }
+        }
+    }
+}
+
+/// Seed of the statistics pass's batch order and augmentation.
+const STATS_SEED: u64 = 0x5747_4154;
 
 fn dims_text([c, h, w]: [usize; 3]) -> String {
     format!("{c} channel(s) of {h}x{w}")
@@ -375,8 +573,9 @@ where
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {
+        let (model, norm) = self.with_point_statistics(model);
         let per_batch = self.eval.iter().map(|(x, y)| {
-            let logits = C::logits(model, x.clone(), None);
+            let logits = C::logits_with(&model, x.clone(), norm);
             match self.energy {
                 Energy::TestError | Energy::TrainError => {
                     let predicted = logits.argmax(1).flatten::<1>(0, 1);
@@ -393,7 +592,7 @@ where
         template: &EvalModel<B, Self>,
         points: Tensor<B::InnerBackend, 2>,
     ) -> Vec<f64> {
-        if C::stacked_pass::<B::InnerBackend>(&points.device()) == StackedPass::Absent {
+        if self.stacked_pass(&points.device()) == StackedPass::Absent {
             return pointwise_energies(self, template, points);
         }
         let nets = unflatten_stacked(template.clone(), points);
@@ -428,7 +627,20 @@ where
     }
 
     fn stacked_pass(&self, device: &Device<B::InnerBackend>) -> StackedPass {
+        if !self.net.stacks() {
+            return StackedPass::Absent;
+        }
         C::stacked_pass::<B::InnerBackend>(device)
+    }
+
+    fn statistics(&self) -> Option<BnConfig> {
+        self.net.has_running_statistics().then_some(self.bn)
+    }
+
+    fn set_endpoints(&self, a: &EvalModel<B, Self>, b: &EvalModel<B, Self>) {
+        if self.net.has_running_statistics() {
+            *self.endpoints.lock().expect("endpoints lock poisoned") = Some(C::endpoints(a, b));
+        }
     }
 
     fn batch_examples(batch: &ImageBatch<B>) -> usize {

@@ -2,7 +2,7 @@
 //! whose units can be permuted without changing the function, the parameter axes indexed by
 //! those units.
 
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::prelude::*;
 use levelset_models::Architecture;
 use levelset_models::nets::described::LayerSpec;
@@ -86,8 +86,25 @@ fn described(layers: &[LayerSpec]) -> Result<Vec<Group>, String> {
                      (layers[{i}]): it mixes neighbouring channels"
                 ));
             }
-            LayerSpec::LayerNorm { .. } => {
-                // Its scale and shift [features] follow the units they normalize.
+            LayerSpec::Residual { .. }
+            | LayerSpec::Subsample { .. }
+            | LayerSpec::PadChannels { .. } => {
+                return Err(format!(
+                    "weight matching does not yet support residual nets (layers[{i}], {}): a \
+                     residual stream's channels are one group across blocks",
+                    layer.name()
+                ));
+            }
+            LayerSpec::GroupNorm { .. } => {
+                return Err(format!(
+                    "weight matching does not support group normalization (layers[{i}]): it \
+                     normalizes fixed groups of channels"
+                ));
+            }
+            LayerSpec::BatchNorm { affine: false, .. } => continue,
+            LayerSpec::LayerNorm { .. } | LayerSpec::BatchNorm { .. } => {
+                // Its scale and shift [features] follow the units they normalize (a batch
+                // normalization's running statistics are not in the flat vector).
                 if let Some(group) = open.as_mut() {
                     group.uses.push(Use { param, axis: 0 });
                     group.uses.push(Use {
@@ -126,15 +143,5 @@ fn described(layers: &[LayerSpec]) -> Result<Vec<Group>, String> {
 
 /// The shape of every float parameter of `module`, in flat-vector order.
 pub(crate) fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
-    let mut visitor = Shapes(Vec::new());
-    module.visit(&mut visitor);
-    visitor.0
-}
-
-struct Shapes(Vec<Vec<usize>>);
-
-impl<B: Backend> ModuleVisitor<B> for Shapes {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.0.push(param.shape().to_vec());
-    }
+    levelset_models::flat::param_shapes(module)
 }

@@ -2,10 +2,11 @@
 
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{LayerNormConfig, LinearConfig, PaddingConfig2d};
+use burn::nn::{GroupNormConfig, LayerNormConfig, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 
 use super::net::{Described, Layer, Op};
+use super::norm::BatchNorm;
 use super::shapes::{next_shape, pool_pads, pytorch_uniform};
 use super::spec::{LayerSpec, NamedPadding, Padding};
 use super::{NetDescription, Shape};
@@ -21,12 +22,31 @@ impl NetDescription {
         seed: u64,
         device: &B::Device,
     ) -> Described<B> {
-        let mut shape = input.into();
-        let mut layers = Vec::with_capacity(self.layers.len());
-        let mut ops = Vec::with_capacity(self.layers.len());
         // One rule per parameter tensor, in the module's traversal order.
         let mut draws = Vec::new();
-        for spec in &self.layers {
+        let mut net = Described {
+            layers: Vec::new(),
+            ops: Vec::new(),
+            weight_decay: Vec::new(),
+        };
+        self.build(&self.layers, input.into(), &mut net, &mut draws, device);
+        reinit(net, seed, |index, _| draws[index])
+    }
+
+    /// Appends the entries of `specs` (the net's layers, or a block's branch) for inputs of
+    /// `input` shape to `net`, blocks written out in place (see [`Op::Residual`]), each
+    /// parameter tensor's draw pushed to `draws` in traversal order; the values are
+    /// placeholders until [`reinit`] draws them.
+    fn build<B: Backend>(
+        &self,
+        specs: &[LayerSpec],
+        input: Shape,
+        net: &mut Described<B>,
+        draws: &mut Vec<Init>,
+        device: &B::Device,
+    ) {
+        let mut shape = input;
+        for spec in specs {
             let (layer, op) = match *spec {
                 LayerSpec::Linear {
                     features,
@@ -129,22 +149,69 @@ impl NetDescription {
                     let layer = LayerNormConfig::new(d).with_epsilon(epsilon).init(device);
                     (Some(Layer::LayerNorm(layer)), Op::LayerNorm(epsilon))
                 }
-                LayerSpec::BatchNorm
-                | LayerSpec::BatchNorm2d
-                | LayerSpec::Lstm { .. }
-                | LayerSpec::Embedding { .. } => unreachable!("validated"),
+                LayerSpec::BatchNorm {
+                    momentum,
+                    epsilon,
+                    affine,
+                } => {
+                    let channels = match shape {
+                        Shape::Image([c, _, _]) => c,
+                        Shape::Flat(d) => d,
+                    };
+                    if affine {
+                        draws.push(Init::Constant { value: 1.0 });
+                        draws.push(Init::Constant { value: 0.0 });
+                    }
+                    let layer = BatchNorm::new(channels, momentum, epsilon, affine, device);
+                    (Some(Layer::BatchNorm(layer)), Op::BatchNorm)
+                }
+                LayerSpec::GroupNorm {
+                    groups,
+                    epsilon,
+                    affine,
+                } => {
+                    let Shape::Image([c, _, _]) = shape else {
+                        unreachable!("validated")
+                    };
+                    if affine {
+                        draws.push(Init::Constant { value: 1.0 });
+                        draws.push(Init::Constant { value: 0.0 });
+                    }
+                    let layer = GroupNormConfig::new(groups, c)
+                        .with_epsilon(epsilon)
+                        .with_affine(affine)
+                        .init(device);
+                    (Some(Layer::GroupNorm(layer)), Op::GroupNorm)
+                }
+                LayerSpec::GlobalAvgPool => (None, Op::GlobalAvgPool),
+                LayerSpec::Subsample { stride } => (None, Op::Subsample(stride)),
+                LayerSpec::PadChannels { before, after } => (None, Op::PadChannels(before, after)),
+                LayerSpec::Residual {
+                    ref body,
+                    ref shortcut,
+                } => {
+                    let at = net.ops.len();
+                    net.layers.push(None);
+                    net.ops.push(Op::Residual {
+                        body: 0,
+                        shortcut: 0,
+                    });
+                    net.weight_decay.push(0.0);
+                    self.build(body, shape, net, draws, device);
+                    let body = net.ops.len() - at - 1;
+                    self.build(shortcut, shape, net, draws, device);
+                    let shortcut = net.ops.len() - at - 1 - body;
+                    net.ops[at] = Op::Residual { body, shortcut };
+                    shape = next_shape(spec, shape).expect("validated");
+                    continue;
+                }
+                LayerSpec::Lstm { .. } | LayerSpec::Embedding { .. } => unreachable!("validated"),
             };
             shape = next_shape(spec, shape).expect("validated");
-            layers.push(layer);
-            ops.push(op);
+            net.layers.push(layer);
+            net.ops.push(op);
+            net.weight_decay.push(spec.weight_decay());
         }
-        let weight_decay = self.layers.iter().map(LayerSpec::weight_decay).collect();
-        let net = Described {
-            layers,
-            ops,
-            weight_decay,
-        };
-        reinit(net, seed, |index, _| draws[index])
     }
 }
 

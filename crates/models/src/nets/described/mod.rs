@@ -7,6 +7,7 @@
 
 mod build;
 mod net;
+mod norm;
 mod shapes;
 mod spec;
 mod stacked;
@@ -15,11 +16,12 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use net::{Activations, Described, Layer, Op};
+pub use norm::{BatchNorm, NormMode};
 pub(crate) use shapes::{check_draws, check_size, pytorch_uniform};
 pub use spec::{LayerSpec, NamedPadding, Padding};
 
 use crate::init::Init;
-use shapes::next_shape;
+use shapes::chain_shapes;
 
 /// The shape of one example between layers, and of a net's input: written `[c, h, w]` for
 /// images and as a number of features for flat inputs (a regression net's).
@@ -62,9 +64,47 @@ pub struct NetDescription {
 }
 
 impl NetDescription {
+    /// The layers in the order of the module's entries (`Described::layers`): each residual
+    /// block followed by its body's layers and then its shortcut's, written out the same way.
+    pub fn flat_layers(&self) -> Vec<&LayerSpec> {
+        fn push<'a>(layers: &'a [LayerSpec], out: &mut Vec<&'a LayerSpec>) {
+            for layer in layers {
+                out.push(layer);
+                if let LayerSpec::Residual { body, shortcut } = layer {
+                    push(body, out);
+                    push(shortcut, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        push(&self.layers, &mut out);
+        out
+    }
+
+    /// Whether every layer has a stacked form (see `Described::stacks`).
+    pub fn stacks(&self) -> bool {
+        !self.flat_layers().iter().any(|layer| {
+            matches!(
+                layer,
+                LayerSpec::BatchNorm { .. }
+                    | LayerSpec::GroupNorm { .. }
+                    | LayerSpec::GlobalAvgPool
+                    | LayerSpec::Residual { .. }
+                    | LayerSpec::Subsample { .. }
+                    | LayerSpec::PadChannels { .. }
+            )
+        })
+    }
+
+    /// Whether a layer keeps running statistics (a `batch_norm`, here or in a block).
+    pub fn has_running_statistics(&self) -> bool {
+        self.layers.iter().any(LayerSpec::has_running_statistics)
+    }
+
     /// The shape after every layer, for inputs of `input` shape (images, or features); the
     /// net must end in `classes` features (a regression net's outputs). Errors name the layer
-    /// (`layers[3] (linear): ...`).
+    /// (`layers[3] (linear): ...`), inside residual blocks by their path
+    /// (`layers[4].body[2] (conv2d): ...`).
     pub fn shapes(&self, input: impl Into<Shape>, classes: usize) -> Result<Vec<Shape>, String> {
         if self.layers.is_empty() {
             return Err("layers: a net needs at least one layer".into());
@@ -74,13 +114,8 @@ impl NetDescription {
         if let Shape::Flat(n) = input {
             check_size("the input's features", n)?;
         }
-        let mut shape = input;
-        let mut shapes = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
-            shape = next_shape(layer, shape)
-                .map_err(|e| format!("layers[{i}] ({}): {e}", layer.name()))?;
-            shapes.push(shape);
-        }
+        let shapes = chain_shapes(&self.layers, "layers", input)?;
+        let shape = *shapes.last().expect("at least one layer");
         if shape != Shape::Flat(classes) {
             let outputs = match input {
                 Shape::Image(_) => "classes",
@@ -96,15 +131,19 @@ impl NetDescription {
 
     /// The positions of the layers with parameters, each with the name its parameters are
     /// stored under (`layers.{position}.{name}.weight`).
+    /// Positions count the module's entries: a residual block's body and shortcut are
+    /// written out after it ([`NetDescription::flat_layers`]).
     pub fn parameter_layers(&self) -> Vec<(usize, &'static str)> {
-        self.layers
-            .iter()
+        self.flat_layers()
+            .into_iter()
             .enumerate()
             .filter_map(|(i, layer)| {
                 let name = match layer {
                     LayerSpec::Linear { .. } => "Linear",
                     LayerSpec::Conv2d { .. } => "Conv2d",
                     LayerSpec::LayerNorm { .. } => "LayerNorm",
+                    LayerSpec::BatchNorm { .. } => "BatchNorm",
+                    LayerSpec::GroupNorm { .. } => "GroupNorm",
                     _ => return None,
                 };
                 Some((i, name))

@@ -4,9 +4,10 @@ use std::ops::Range;
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, MaxPool2d};
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{GroupNorm, LayerNorm, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu, tanh};
+use burn::tensor::module::adaptive_avg_pool2d;
 use rand_chacha::ChaCha8Rng;
 
 use crate::nets::dropout::dropout;
@@ -15,6 +16,8 @@ use crate::nets::layers::{
 };
 use crate::nets::lrn::Lrn;
 
+use super::norm::{BatchNorm, NormMode};
+
 /// A described layer's parameters; the variant names are part of the parameters' names
 /// ([`NetDescription::parameter_layers`]).
 #[derive(Module, Debug)]
@@ -22,6 +25,8 @@ pub enum Layer<B: Backend> {
     Linear(Linear<B>),
     Conv2d(Conv2d<B>),
     LayerNorm(LayerNorm<B>),
+    BatchNorm(BatchNorm<B>),
+    GroupNorm(GroupNorm<B>),
 }
 
 /// What a described layer computes.
@@ -41,6 +46,20 @@ pub enum Op {
     Dropout(f64),
     Flatten,
     Lrn(Lrn),
+    BatchNorm,
+    GroupNorm,
+    GlobalAvgPool,
+    /// A residual block: its body is the next `body` entries of `layers` and `ops` (blocks
+    /// inside it counted with their own entries), its shortcut the `shortcut` after those
+    /// (none: the identity), and it computes their sum. Blocks are written out in place, so
+    /// the module is one flat list whatever the nesting (Burn's records cannot recurse).
+    Residual {
+        body: usize,
+        shortcut: usize,
+    },
+    Subsample(usize),
+    /// Zero channels before and after.
+    PadChannels(usize, usize),
 }
 
 /// A described net: `layers[i]` holds the parameters of the i-th described layer (none for
@@ -71,6 +90,12 @@ impl Op {
             Op::Dropout(_) => "dropout",
             Op::Flatten => "flatten",
             Op::Lrn(_) => "lrn",
+            Op::BatchNorm => "batch_norm",
+            Op::GroupNorm => "group_norm",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::Residual { .. } => "residual",
+            Op::Subsample(_) => "subsample",
+            Op::PadChannels(..) => "pad_channels",
         }
     }
 }
@@ -131,6 +156,15 @@ impl<B: Backend> Described<B> {
     /// CIFAR-10 net).
     pub fn weight_penalty(&self) -> Option<Tensor<B, 1>> {
         let mut groups: Vec<(f64, Tensor<B, 1>)> = Vec::new();
+        self.penalty_terms(&mut groups);
+        groups
+            .into_iter()
+            .map(|(decay, sum)| sum.mul_scalar(decay))
+            .reduce(|a, b| a + b)
+    }
+
+    /// Adds the net's half sums of squared weights to their decay's group.
+    fn penalty_terms(&self, groups: &mut Vec<(f64, Tensor<B, 1>)>) {
         for (layer, &decay) in self.layers.iter().zip(&self.weight_decay) {
             if decay == 0.0 {
                 continue;
@@ -145,10 +179,62 @@ impl<B: Backend> Described<B> {
                 None => groups.push((decay, half_squares)),
             }
         }
-        groups
+    }
+
+    /// Whether any layer keeps running statistics (a batch normalization, here or in a
+    /// block).
+    pub fn has_running_statistics(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|layer| matches!(layer, Some(Layer::BatchNorm(_))))
+    }
+
+    /// Whether every op has a stacked form ([`crate::flat::Stacked`]): not batch
+    /// normalization (its running statistics are not stacked), group normalization or
+    /// residual blocks, global pooling, subsampling and channel padding.
+    pub fn stacks(&self) -> bool {
+        !self.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::BatchNorm
+                    | Op::GroupNorm
+                    | Op::GlobalAvgPool
+                    | Op::Residual { .. }
+                    | Op::Subsample(_)
+                    | Op::PadChannels(..)
+            )
+        })
+    }
+
+    /// The same net with running statistics of its own in every batch normalization, reset
+    /// (see [`BatchNorm::with_fresh_statistics`]).
+    pub fn with_fresh_statistics(self) -> Self {
+        self.map_batch_norms(&mut |bn| bn.with_fresh_statistics())
+    }
+
+    /// The same net with `f` applied to every batch normalization, in the order of
+    /// `layers`.
+    pub fn map_batch_norms(mut self, f: &mut impl FnMut(BatchNorm<B>) -> BatchNorm<B>) -> Self {
+        self.layers = self
+            .layers
             .into_iter()
-            .map(|(decay, sum)| sum.mul_scalar(decay))
-            .reduce(|a, b| a + b)
+            .map(|layer| match layer {
+                Some(Layer::BatchNorm(bn)) => Some(Layer::BatchNorm(f(bn))),
+                other => other,
+            })
+            .collect();
+        self
+    }
+
+    /// Every batch normalization, in the order of `layers`.
+    pub fn batch_norms(&self) -> Vec<&BatchNorm<B>> {
+        self.layers
+            .iter()
+            .filter_map(|layer| match layer {
+                Some(Layer::BatchNorm(bn)) => Some(bn),
+                _ => None,
+            })
+            .collect()
     }
 
     fn conv(&self, i: usize) -> &Conv2d<B> {
@@ -162,11 +248,19 @@ impl<B: Backend> Described<B> {
     /// convolution followed by ReLU and max pooling, a convolution followed by ReLU, and ReLU
     /// followed by max pooling run as one fused layer operation where the backend has one, as
     /// in the paper's nets, which they reproduce bit for bit; every other op alone.
+    /// A residual block is one operation.
     pub fn operations(&self) -> Vec<Range<usize>> {
+        self.operations_in(0..self.ops.len())
+    }
+
+    /// [`Described::operations`] of the ops in `range` (the net's, or a block's branch).
+    fn operations_in(&self, range: Range<usize>) -> Vec<Range<usize>> {
         let mut operations = Vec::new();
-        let mut i = 0;
-        while i < self.ops.len() {
-            let taken = match (&self.ops[i], self.ops.get(i + 1), self.ops.get(i + 2)) {
+        let mut i = range.start;
+        let op = |j: usize| (j < range.end).then(|| &self.ops[j]);
+        while i < range.end {
+            let taken = match (&self.ops[i], op(i + 1), op(i + 2)) {
+                (Op::Residual { body, shortcut }, _, _) => 1 + body + shortcut,
                 (Op::Conv2d, Some(Op::Relu), Some(Op::MaxPool2d(_))) => 3,
                 (Op::Conv2d, Some(Op::Relu), _) | (Op::Relu, Some(Op::MaxPool2d(_)), _) => 2,
                 _ => 1,
@@ -177,8 +271,25 @@ impl<B: Backend> Described<B> {
         operations
     }
 
-    /// An operation's name: its ops' names joined by `+` (`conv2d+relu+max_pool2d`).
+    /// The ops of `range` on the activations before them.
+    fn forward_range(
+        &self,
+        range: Range<usize>,
+        x: Activations<B>,
+        mut rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
+    ) -> Activations<B> {
+        self.operations_in(range).into_iter().fold(x, |x, ops| {
+            self.forward_operation(ops, x, rng.as_deref_mut(), norm)
+        })
+    }
+
+    /// An operation's name: its ops' names joined by `+` (`conv2d+relu+max_pool2d`); a
+    /// residual block's is `residual`.
     pub fn operation_name(&self, ops: Range<usize>) -> String {
+        if let Op::Residual { .. } = self.ops[ops.start] {
+            return "residual".into();
+        }
         self.ops[ops]
             .iter()
             .map(Op::name)
@@ -193,6 +304,7 @@ impl<B: Backend> Described<B> {
         ops: Range<usize>,
         x: Activations<B>,
         rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
     ) -> Activations<B> {
         let i = ops.start;
         match (&self.ops[i], ops.len()) {
@@ -229,33 +341,131 @@ impl<B: Backend> Described<B> {
             },
             (Op::Flatten, _) => Activations::Flat(x.image().flatten(1, 3)),
             (Op::Lrn(lrn), _) => Activations::Image(lrn.forward(x.image())),
+            (Op::BatchNorm, _) => match &self.layers[i] {
+                Some(Layer::BatchNorm(bn)) => {
+                    x.map(|x| bn.forward(x, norm), |x| bn.forward(x, norm))
+                }
+                _ => unreachable!("a batch_norm op has its layer"),
+            },
+            (Op::GroupNorm, _) => match &self.layers[i] {
+                Some(Layer::GroupNorm(gn)) => Activations::Image(gn.forward(x.image())),
+                _ => unreachable!("a group_norm op has its layer"),
+            },
+            (Op::GlobalAvgPool, _) => {
+                let x = x.image();
+                let [n, c, _, _] = x.dims();
+                Activations::Flat(adaptive_avg_pool2d(x, [1, 1]).reshape([n, c]))
+            }
+            (&Op::Residual { body, shortcut }, _) => {
+                let mut rng = rng;
+                let body_end = i + 1 + body;
+                let sum = self.forward_range(i + 1..body_end, x.clone(), rng.as_deref_mut(), norm);
+                let shortcut = self.forward_range(body_end..body_end + shortcut, x, rng, norm);
+                match (sum, shortcut) {
+                    (Activations::Image(a), Activations::Image(b)) => Activations::Image(a + b),
+                    (Activations::Flat(a), Activations::Flat(b)) => Activations::Flat(a + b),
+                    _ => unreachable!("validated: a block's branches give the same shape"),
+                }
+            }
+            (Op::Subsample(stride), _) => Activations::Image(subsample(x.image(), *stride)),
+            (Op::PadChannels(before, after), _) => {
+                Activations::Image(pad_channels(x.image(), *before, *after))
+            }
         }
     }
 
-    /// Logits [batch, classes] for images [batch, c, h, w]; dropout only when an RNG is given
-    /// (training).
+    /// Logits [batch, classes] for images [batch, c, h, w]. With an RNG (training): dropout,
+    /// and batch normalization with each batch's statistics, moving the running ones; without
+    /// (evaluation): no dropout, and the running statistics.
     pub fn forward(&self, x: Tensor<B, 4>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
-        self.forward_activations(Activations::Image(x), rng)
+        let norm = training_norm(&rng);
+        self.forward_activations(Activations::Image(x), rng, norm)
+            .flat()
+    }
+
+    /// [`Described::forward`] with the batch normalization mode given.
+    pub fn forward_with(
+        &self,
+        x: Tensor<B, 4>,
+        rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
+    ) -> Tensor<B, 2> {
+        self.forward_activations(Activations::Image(x), rng, norm)
+            .flat()
     }
 
     /// Outputs [batch, outputs] of a net with flat inputs [batch, features] (a regression
-    /// net); dropout only when an RNG is given (training).
+    /// net), as [`Described::forward`] for images.
     pub fn forward_flat(&self, x: Tensor<B, 2>, rng: Option<&mut ChaCha8Rng>) -> Tensor<B, 2> {
-        self.forward_activations(Activations::Flat(x), rng)
-    }
-
-    fn forward_activations(
-        &self,
-        x: Activations<B>,
-        mut rng: Option<&mut ChaCha8Rng>,
-    ) -> Tensor<B, 2> {
-        self.operations()
-            .into_iter()
-            .fold(x, |x, ops| {
-                self.forward_operation(ops, x, rng.as_deref_mut())
-            })
+        let norm = training_norm(&rng);
+        self.forward_activations(Activations::Flat(x), rng, norm)
             .flat()
     }
+
+    /// [`Described::forward_flat`] with the batch normalization mode given.
+    pub fn forward_flat_with(
+        &self,
+        x: Tensor<B, 2>,
+        rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
+    ) -> Tensor<B, 2> {
+        self.forward_activations(Activations::Flat(x), rng, norm)
+            .flat()
+    }
+
+    /// The activations after every operation, from `x`.
+    pub fn forward_activations(
+        &self,
+        x: Activations<B>,
+        rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
+    ) -> Activations<B> {
+        self.forward_range(0..self.ops.len(), x, rng, norm)
+    }
+}
+
+/// Batch normalization's mode for a forward with or without a training RNG.
+fn training_norm(rng: &Option<&mut ChaCha8Rng>) -> NormMode {
+    if rng.is_some() {
+        NormMode::Train
+    } else {
+        NormMode::Running
+    }
+}
+
+/// `x[:, :, ::stride, ::stride]` of images [n, c, h, w]: padded with zeros up to a multiple of
+/// the stride (the padding is never taken), then every `stride`-th row and column by
+/// reshapes and narrows, which every backend differentiates.
+fn subsample<B: Backend>(x: Tensor<B, 4>, stride: usize) -> Tensor<B, 4> {
+    if stride == 1 {
+        return x;
+    }
+    let [n, c, h, w] = x.dims();
+    let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+    let x = if oh * stride != h || ow * stride != w {
+        x.pad((0, ow * stride - w, 0, oh * stride - h), 0.0)
+    } else {
+        x
+    };
+    x.reshape([n, c, oh, stride, ow, stride])
+        .narrow(3, 0, 1)
+        .narrow(5, 0, 1)
+        .reshape([n, c, oh, ow])
+}
+
+/// Images [n, c, h, w] with `before` and `after` channels of zeros around theirs.
+fn pad_channels<B: Backend>(x: Tensor<B, 4>, before: usize, after: usize) -> Tensor<B, 4> {
+    let [n, _, h, w] = x.dims();
+    let device = x.device();
+    let mut parts = Vec::with_capacity(3);
+    if before > 0 {
+        parts.push(Tensor::zeros([n, before, h, w], &device));
+    }
+    parts.push(x);
+    if after > 0 {
+        parts.push(Tensor::zeros([n, after, h, w], &device));
+    }
+    Tensor::cat(parts, 1)
 }
 
 /// `sum(w^2) / 2`, TensorFlow's `l2_loss`: [1].

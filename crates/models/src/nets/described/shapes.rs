@@ -243,14 +243,129 @@ pub(super) fn next_shape(layer: &LayerSpec, shape: Shape) -> Result<Shape, Strin
         }
         LayerSpec::LayerNorm { epsilon } => {
             flat()?;
-            if !(epsilon.is_finite() && epsilon > 0.0) {
-                return Err(format!("epsilon must be > 0, got {epsilon}"));
-            }
+            positive_epsilon(epsilon)?;
             Ok(shape)
         }
-        LayerSpec::BatchNorm
-        | LayerSpec::BatchNorm2d
-        | LayerSpec::Lstm { .. }
-        | LayerSpec::Embedding { .. } => unreachable!("rejected above"),
+        LayerSpec::BatchNorm {
+            momentum, epsilon, ..
+        } => {
+            if !(0.0..=1.0).contains(&momentum) {
+                return Err(format!("momentum must be in [0, 1], got {momentum}"));
+            }
+            positive_epsilon(epsilon)?;
+            Ok(shape)
+        }
+        LayerSpec::GroupNorm {
+            groups, epsilon, ..
+        } => {
+            let [c, _, _] = image()?;
+            size("groups", groups)?;
+            if c % groups != 0 {
+                return Err(format!(
+                    "groups ({groups}) must divide the input channels ({c})"
+                ));
+            }
+            positive_epsilon(epsilon)?;
+            Ok(shape)
+        }
+        LayerSpec::GlobalAvgPool => {
+            let [c, _, _] = image()?;
+            Ok(Shape::Flat(c))
+        }
+        LayerSpec::Subsample { stride } => {
+            let [c, h, w] = image()?;
+            size("stride", stride)?;
+            Ok(Shape::Image([c, h.div_ceil(stride), w.div_ceil(stride)]))
+        }
+        LayerSpec::PadChannels { before, after } => {
+            let [c, h, w] = image()?;
+            let channels = c.saturating_add(before).saturating_add(after);
+            size("the padded channels", channels)?;
+            Ok(Shape::Image([channels, h, w]))
+        }
+        LayerSpec::Residual {
+            ref body,
+            ref shortcut,
+        } => residual_shape(body, shortcut, shape).map_err(|e| match e {
+            BlockError::Inside(e) | BlockError::Block(e) => e,
+        }),
+        LayerSpec::Lstm { .. } | LayerSpec::Embedding { .. } => unreachable!("rejected above"),
     }
+}
+
+fn positive_epsilon(epsilon: f64) -> Result<(), String> {
+    if epsilon.is_finite() && epsilon > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("epsilon must be > 0, got {epsilon}"))
+    }
+}
+
+/// The shape after each of `layers` (the list `key` of a description: `layers`, `body`,
+/// `shortcut`) for an input of shape `input`; an error names the layer by its path
+/// (`layers[4].body[2] (conv2d): ...`).
+pub(super) fn chain_shapes(
+    layers: &[LayerSpec],
+    key: &str,
+    input: Shape,
+) -> Result<Vec<Shape>, String> {
+    let mut shape = input;
+    let mut shapes = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        shape = match layer {
+            LayerSpec::Residual { body, shortcut } => residual_shape(body, shortcut, shape)
+                .map_err(|e| match e {
+                    BlockError::Inside(e) => format!("{key}[{i}].{e}"),
+                    BlockError::Block(e) => format!("{key}[{i}] (residual): {e}"),
+                })?,
+            _ => next_shape(layer, shape)
+                .map_err(|e| format!("{key}[{i}] ({}): {e}", layer.name()))?,
+        };
+        shapes.push(shape);
+    }
+    Ok(shapes)
+}
+
+/// What is wrong with a residual block: a layer inside it (the message starts with the
+/// layer's path within the block), or the block itself.
+enum BlockError {
+    Inside(String),
+    Block(String),
+}
+
+/// The shape after a residual block, whose body and shortcut must give the same shape (they
+/// are added).
+fn residual_shape(
+    body: &[LayerSpec],
+    shortcut: &[LayerSpec],
+    input: Shape,
+) -> Result<Shape, BlockError> {
+    if body.is_empty() {
+        return Err(BlockError::Block(
+            "body: a residual block needs at least one layer in its body".into(),
+        ));
+    }
+    let body_out = *chain_shapes(body, "body", input)
+        .map_err(BlockError::Inside)?
+        .last()
+        .expect("a body has a layer");
+    let shortcut_out = match chain_shapes(shortcut, "shortcut", input)
+        .map_err(BlockError::Inside)?
+        .last()
+    {
+        Some(&shape) => shape,
+        None => input,
+    };
+    if body_out != shortcut_out {
+        let shortcut = if shortcut.is_empty() {
+            "the identity shortcut gives its input".to_string()
+        } else {
+            "its shortcut gives".to_string()
+        };
+        return Err(BlockError::Block(format!(
+            "its body gives a {body_out} but {shortcut}, a {shortcut_out}: the two are added, so \
+             they must have the same shape"
+        )));
+    }
+    Ok(body_out)
 }

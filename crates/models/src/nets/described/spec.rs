@@ -141,9 +141,50 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         biases: Option<Init>,
     },
-    /// Rejected with the reason (see [`LayerSpec::unsupported`]).
-    BatchNorm,
-    BatchNorm2d,
+    /// Batch normalization over the channels of an image (the features of a flat input),
+    /// PyTorch's `BatchNorm2d` (`BatchNorm1d`): a learned scale and shift per channel (without
+    /// `affine`, none), and running statistics that are not coordinates of the landscape
+    /// (which statistics an evaluation uses is the task's `[bn] stats`).
+    #[serde(alias = "batch_norm2d")]
+    BatchNorm {
+        /// How far one training batch moves the running statistics (PyTorch's convention:
+        /// `running = (1 - momentum) * running + momentum * batch`).
+        #[serde(default = "batch_norm_momentum")]
+        momentum: f64,
+        #[serde(default = "layer_norm_epsilon")]
+        epsilon: f64,
+        #[serde(default = "yes")]
+        affine: bool,
+    },
+    /// Group normalization of an image's channels in `groups` groups (PyTorch's `GroupNorm`):
+    /// per example, so it has no running statistics.
+    GroupNorm {
+        groups: usize,
+        #[serde(default = "layer_norm_epsilon")]
+        epsilon: f64,
+        #[serde(default = "yes")]
+        affine: bool,
+    },
+    /// The mean of each channel over the image: `[c, h, w]` becomes `c` features.
+    GlobalAvgPool,
+    /// A residual block: the sum of `body` and `shortcut` applied to the same input (an
+    /// empty `shortcut` is the identity). Blocks nest.
+    Residual {
+        body: Vec<LayerSpec>,
+        #[serde(default)]
+        shortcut: Vec<LayerSpec>,
+    },
+    /// Every `stride`-th row and column, from the first (`x[:, :, ::stride, ::stride]`): the
+    /// subsampling of He et al.'s parameter-free shortcut (option A).
+    Subsample {
+        stride: usize,
+    },
+    /// `before` and `after` channels of zeros around the image's channels: the channel
+    /// padding of option A.
+    PadChannels {
+        before: usize,
+        after: usize,
+    },
 }
 
 fn one() -> usize {
@@ -152,6 +193,10 @@ fn one() -> usize {
 
 fn is_zero(x: &f64) -> bool {
     *x == 0.0
+}
+
+fn batch_norm_momentum() -> f64 {
+    0.1
 }
 
 fn layer_norm_epsilon() -> f64 {
@@ -173,8 +218,12 @@ impl LayerSpec {
             LayerSpec::Flatten => "flatten",
             LayerSpec::Lrn { .. } => "lrn",
             LayerSpec::LayerNorm { .. } => "layer_norm",
-            LayerSpec::BatchNorm => "batch_norm",
-            LayerSpec::BatchNorm2d => "batch_norm2d",
+            LayerSpec::BatchNorm { .. } => "batch_norm",
+            LayerSpec::GroupNorm { .. } => "group_norm",
+            LayerSpec::GlobalAvgPool => "global_avg_pool",
+            LayerSpec::Residual { .. } => "residual",
+            LayerSpec::Subsample { .. } => "subsample",
+            LayerSpec::PadChannels { .. } => "pad_channels",
             LayerSpec::Lstm { .. } => "lstm",
             LayerSpec::Embedding { .. } => "embedding",
         }
@@ -238,14 +287,21 @@ impl LayerSpec {
         }
     }
 
+    /// Whether the layer keeps running statistics (a `batch_norm`, or a block holding one).
+    pub fn has_running_statistics(&self) -> bool {
+        match self {
+            LayerSpec::BatchNorm { .. } => true,
+            LayerSpec::Residual { body, shortcut } => body
+                .iter()
+                .chain(shortcut)
+                .any(LayerSpec::has_running_statistics),
+            _ => false,
+        }
+    }
+
     /// Why a layer kind that parses is not built.
     pub(crate) fn unsupported(&self) -> Option<&'static str> {
         match self {
-            LayerSpec::BatchNorm | LayerSpec::BatchNorm2d => Some(
-                "BatchNorm is not supported: its running statistics are not parameters of the \
-                 landscape, so a point between two nets has no statistics of its own (Garipov \
-                 et al. recompute them at every point of a curve); describe the net without it",
-            ),
             LayerSpec::Lstm { .. } | LayerSpec::Embedding { .. } => Some(
                 "embedding and lstm layers make language models, described in a ptb task's \
                  [task.net] (task.kind = \"ptb\"); an image task's net is feed-forward",

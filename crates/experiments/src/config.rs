@@ -8,7 +8,9 @@ use levelset_models::nets::described::Shape;
 use levelset_models::nets::described_lm::check_language_model;
 use levelset_models::nets::{
     CIFAR_CROP, CifarConvConfig, DescribedConfig, MNIST_INPUT, MnistConvConfig, NetDescription,
+    ResnetConfig,
 };
+use levelset_models::statistics::BnConfig;
 use levelset_models::tasks::regression_net;
 use levelset_models::train::TrainSettings;
 use levelset_models::{Architecture, Energy};
@@ -49,6 +51,53 @@ pub struct ExperimentConfig {
     /// The widths `reproduce width` sweeps over.
     #[serde(default)]
     pub width: Option<WidthConfig>,
+    /// Which running statistics a batch-normalized net is evaluated with at a point
+    /// (`stats = "recompute"`, the default, `"interpolate"` or `"batch"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bn: Option<BnConfig>,
+}
+
+/// `[task.net]` of an image task: a net described layer by layer (`layers = [...]`), or a
+/// preset by name (`preset = "resnet"` with its `depth`, `width` and `shortcut`, or
+/// `preset = "resnet20"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table", into = "toml::Table")]
+pub enum ImageNetSpec {
+    Layers(NetDescription),
+    Resnet(ResnetConfig),
+}
+
+impl TryFrom<toml::Table> for ImageNetSpec {
+    type Error = String;
+    fn try_from(table: toml::Table) -> Result<Self, String> {
+        let value = toml::Value::Table(table);
+        if value.get("preset").is_some() {
+            value.try_into().map(ImageNetSpec::Resnet)
+        } else {
+            value.try_into().map(ImageNetSpec::Layers)
+        }
+        .map_err(|e: toml::de::Error| e.message().to_string())
+    }
+}
+
+impl From<ImageNetSpec> for toml::Table {
+    fn from(spec: ImageNetSpec) -> toml::Table {
+        let table = match &spec {
+            ImageNetSpec::Layers(net) => toml::Table::try_from(net),
+            ImageNetSpec::Resnet(net) => toml::Table::try_from(net),
+        };
+        table.expect("a net spec is a TOML table")
+    }
+}
+
+impl ImageNetSpec {
+    /// The net layer by layer (a preset written out).
+    pub fn description(&self) -> Result<NetDescription, String> {
+        match self {
+            ImageNetSpec::Layers(net) => Ok(net.clone()),
+            ImageNetSpec::Resnet(net) => net.description(IMAGE_CLASSES),
+        }
+    }
 }
 
 /// Which pairs the comparison runs on.
@@ -249,9 +298,9 @@ pub enum TaskConfig {
         batch_size: usize,
         #[serde(default)]
         model: MnistConvConfig,
-        /// A net described layer by layer, in place of the paper's (`model`).
+        /// A net described layer by layer or a preset, in place of the paper's (`model`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        net: Option<NetDescription>,
+        net: Option<ImageNetSpec>,
     },
     Cifar10 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,9 +313,9 @@ pub enum TaskConfig {
         crop: usize,
         #[serde(default)]
         model: CifarConvConfig,
-        /// A net described layer by layer, in place of the paper's (`model`).
+        /// A net described layer by layer or a preset, in place of the paper's (`model`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        net: Option<NetDescription>,
+        net: Option<ImageNetSpec>,
     },
     Ptb {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,7 +352,7 @@ pub const IMAGE_CLASSES: usize = 10;
 /// Checks a described net (`task.net`) against the task's images, and that the paper's net
 /// (`task.model`) is not also configured.
 fn described<M: PartialEq>(
-    net: &NetDescription,
+    net: &ImageNetSpec,
     model: &M,
     default: &M,
     input: [usize; 3],
@@ -311,7 +360,8 @@ fn described<M: PartialEq>(
     if model != default {
         return Err("task.model and task.net both describe the network; keep one".into());
     }
-    net.shapes(input, IMAGE_CLASSES)
+    net.description()
+        .and_then(|net| net.shapes(input, IMAGE_CLASSES))
         .map(|_| ())
         .map_err(|e| format!("task.net.{e}"))
 }
@@ -326,6 +376,17 @@ pub fn polynomial_net(net: &NetDescription) -> Result<DescribedConfig, String> {
 }
 
 impl TaskConfig {
+    /// Whether the task's net keeps running statistics (a `batch_norm` layer).
+    pub fn has_running_statistics(&self) -> bool {
+        match self {
+            TaskConfig::Mnist { net: Some(net), .. }
+            | TaskConfig::Cifar10 { net: Some(net), .. } => net
+                .description()
+                .is_ok_and(|net| net.has_running_statistics()),
+            _ => false,
+        }
+    }
+
     /// Fixes the data directory by levelset's one resolution order (`--data-dir` as `flag` >
     /// `$LEVELSET_DATA_DIR` > this config's `data_dir` > the per-user default), so that what
     /// runs, and what the results record, is the folder actually read. False when the task
@@ -576,6 +637,15 @@ impl ExperimentConfig {
         }
         if let Some(width) = &self.width {
             width.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(bn) = &self.bn {
+            bn.validate().map_err(anyhow::Error::msg)?;
+            if !self.task.has_running_statistics() {
+                bail!(
+                    "[bn] sets how batch normalization's running statistics are evaluated, \
+                     but this config's net has no batch_norm layer; remove the section"
+                );
+            }
         }
         Ok(())
     }

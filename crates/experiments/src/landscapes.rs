@@ -15,6 +15,7 @@ use levelset_models::init::Init;
 use levelset_models::nets::{
     Activation, DescribedConfig, DescribedLmConfig, LstmLmConfig, MNIST_INPUT, MlpConfig,
 };
+use levelset_models::statistics::BnConfig;
 use levelset_models::tasks::{
     ImageNet, ImageTask, LanguageTask, Pipeline, RegressionLoss, RegressionTask, TrainSample,
 };
@@ -184,6 +185,7 @@ struct Images {
     split: Split,
     batch_size: usize,
     energy: Energy,
+    bn: BnConfig,
 }
 
 impl Images {
@@ -201,7 +203,9 @@ impl Images {
             self.energy,
             &levelset_models::backend::device(),
         )
-        .map_err(|e| anyhow!("config [task]: {e}"))?;
+        .map_err(|e| anyhow!("config [task]: {e}"))?
+        .with_statistics(self.bn)
+        .map_err(|e| anyhow!("config [bn]: {e}"))?;
         Ok(job.run(task))
     }
 }
@@ -242,10 +246,13 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
                 split,
                 batch_size: *batch_size,
                 energy,
+                bn: config.bn.unwrap_or_default(),
             };
             match net {
                 Some(net) => {
-                    let net = DescribedConfig::new(net.clone(), MNIST_INPUT, IMAGE_CLASSES)
+                    let net = net
+                        .description()
+                        .and_then(|net| DescribedConfig::new(net, MNIST_INPUT, IMAGE_CLASSES))
                         .map_err(invalid)?;
                     images.run(net, job)?
                 }
@@ -270,12 +277,15 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
                 split,
                 batch_size: *batch_size,
                 energy,
+                bn: config.bn.unwrap_or_default(),
             };
             match net {
                 Some(net) => {
                     let input = [3, *crop, *crop];
-                    let net =
-                        DescribedConfig::new(net.clone(), input, IMAGE_CLASSES).map_err(invalid)?;
+                    let net = net
+                        .description()
+                        .and_then(|net| DescribedConfig::new(net, input, IMAGE_CLASSES))
+                        .map_err(invalid)?;
                     images.run(net, job)?
                 }
                 None => images.run(model.clone(), job)?,

@@ -199,10 +199,17 @@ pub trait Landscape<B: AutodiffBackend> {
         None
     }
 
-    /// The two endpoints of the path being measured, for `[bn] stats = "interpolate"`,
-    /// which interpolates their running statistics. Called by whoever sets up a path (the
-    /// commands), never by the path methods; landscapes without statistics ignore it.
-    fn set_endpoints(&self, _a: &EvalModel<B, Self>, _b: &EvalModel<B, Self>) {}
+    /// For a net with running statistics, its energy with the statistics it carries (a
+    /// checkpoint's, an imported file's: PyTorch's `eval()` mode), beside the `[bn]` energy
+    /// [`Landscape::energy`] gives; `None` for other nets.
+    fn energy_with_carried_statistics(&self, _model: &EvalModel<B, Self>) -> Option<f64> {
+        None
+    }
+
+    /// The two endpoints of the path now measured (flat vectors), called when a path method
+    /// starts on a pair. A landscape whose energy at a point depends on where the point lies
+    /// between them keeps them (`[bn] stats = "interpolate"`); the others ignore them.
+    fn set_endpoints(&self, _a: &Tensor<B::InnerBackend, 1>, _b: &Tensor<B::InnerBackend, 1>) {}
 
     /// Examples in a training batch (tokens for a language model), for throughput reports.
     fn batch_examples(batch: &Self::Batch) -> usize;

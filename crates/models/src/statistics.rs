@@ -13,8 +13,9 @@ pub enum StatsMode {
     /// without gradients (PyTorch's `update_bn`, as Garipov et al. at every curve point).
     #[default]
     Recompute,
-    /// The statistics of the two endpoints, interpolated at the point's position along the
-    /// segment between them (Li et al., Draxler et al.).
+    /// The two endpoints' statistics (as the statistics pass gives them), interpolated at
+    /// the point's position along the segment between them, its projection clamped to
+    /// [0, 1] (on the straight line, Li et al.'s and Draxler et al.'s interpolation).
     Interpolate,
     /// Each evaluation batch's own statistics.
     Batch,

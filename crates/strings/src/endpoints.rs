@@ -114,6 +114,7 @@ pub(crate) fn prepare<'a, B: AutodiffBackend, L: Landscape<B>>(
     let start = Instant::now();
     valid.map_err(ConnectError::Config)?;
     let evaluator = Evaluator::new(landscape);
+    landscape.set_endpoints(a, b);
     let ends = check_endpoints(&evaluator, a, b, level, slack)?;
     let limit = slack * level;
     let linear = evaluator.check(a, b, grid, limit, 0);

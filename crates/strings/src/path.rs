@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use levelset_models::Energy;
 use levelset_models::flat::distance;
+use levelset_models::statistics::BnConfig;
 use serde::{Deserialize, Serialize};
 
 /// The highest energy found on the check grid of one straight segment between two beads.
@@ -158,4 +159,8 @@ pub struct PathReport {
     pub bead_steps: usize,
     pub energy_evaluations: usize,
     pub wall_seconds: f64,
+    /// How a batch-normalized net's running statistics were set at every point (`[bn]`);
+    /// absent for nets without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bn: Option<BnConfig>,
 }

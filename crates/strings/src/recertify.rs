@@ -33,6 +33,7 @@ pub fn recertify<B: AutodiffBackend, L: Landscape<B>>(
         ));
     }
     let evaluator = Evaluator::new(landscape);
+    landscape.set_endpoints(&beads[0], &beads[n - 1]);
     let energies: Vec<f64> = beads.iter().map(|b| evaluator.energy(b)).collect();
     for (k, (&measured, &saved)) in energies.iter().zip(&report.bead_energies).enumerate() {
         if !close(measured, saved) {

@@ -54,6 +54,7 @@ pub(crate) fn report<B: AutodiffBackend, L: Landscape<B>>(
         bead_steps: run.steps,
         energy_evaluations: evaluator.evaluations(),
         wall_seconds: run.start.elapsed().as_secs_f64(),
+        bn: evaluator.landscape.statistics(),
     }
 }
 

@@ -41,8 +41,9 @@ impl WithLandscape for EvalArgs {
                 self.config.name
             )
         })?;
-        let energy = landscape.energy(&model.valid());
-        let report = json!({
+        let model = model.valid();
+        let energy = landscape.energy(&model);
+        let mut report = json!({
             "checkpoint": self.checkpoint,
             "config": self.config.name,
             "energy_kind": landscape.energy_kind(),
@@ -57,6 +58,14 @@ impl WithLandscape for EvalArgs {
                 "backend": meta.backend,
             },
         });
+        // A batch-normalized net: `energy` is what every path method measures at this point
+        // (`[bn]`), and beside it the energy with the checkpoint's own running statistics,
+        // which is what PyTorch's `eval()` mode computes.
+        if let Some(bn) = landscape.statistics() {
+            report["bn"] = serde_json::to_value(bn)?;
+            report["energy_with_carried_statistics"] =
+                json!(landscape.energy_with_carried_statistics(&model));
+        }
         println!("{}", serde_json::to_string_pretty(&report)?);
         Ok(report)
     }

@@ -58,6 +58,21 @@ pub fn run(args: ImportArgs) -> Result<()> {
     for note in &found.notes {
         println!("{}: {note}", args.from.display());
     }
+    // BatchNorm's step counter (an integer) is not a parameter or a statistic levelset keeps:
+    // its running statistics are.
+    let (counters, tensors): (Vec<_>, Vec<_>) = found
+        .tensors
+        .into_iter()
+        .partition(|(name, _)| name.rsplit('.').next() == Some("num_batches_tracked"));
+    if !counters.is_empty() {
+        println!(
+            "{}: ignoring {} BatchNorm step counters (num_batches_tracked): the running means \
+             and variances are imported, the counts are not used",
+            args.from.display(),
+            counters.len()
+        );
+    }
+    let found = weights::StateDict { tensors, ..found };
     let (key, tensors) = (found.key, found.tensors);
     let converted: Vec<String> = tensors
         .iter()
@@ -103,14 +118,26 @@ impl WithLandscape for (Named, ImportArgs) {
         // `fc2.bias`), as a module with those attributes names them. Linear weights are
         // transposed from PyTorch's [out, in].
         let mut rules = remapper(&args.map)?;
+        let mut names = KeyRemapper::new();
         if let Some(config) = architecture.described() {
-            let layers = config.net.parameter_layers();
-            let positions = layers.iter().map(|(i, _)| i.to_string());
-            let fields = architecture.field_names().iter().map(|f| f.to_string());
-            for (from, (i, name)) in positions.zip(&layers).chain(fields.zip(&layers)) {
-                rules = rules
-                    .add_pattern(format!(r"^{from}\.(.+)$"), format!("layers.{i}.{name}.$1"))
-                    .expect("a fixed pattern");
+            let mut layers = config.net.pytorch_names();
+            for (layer, field) in layers.iter_mut().zip(architecture.field_names()) {
+                layer.pytorch.push(field.to_string());
+            }
+            // Whole names only (`3.weight`, `layer1.0.bn1.running_mean`), each renamed once:
+            // levelset's names never match one of PyTorch's again.
+            for layer in &layers {
+                for prefix in &layer.pytorch {
+                    let prefix = prefix.replace('.', r"\.");
+                    for (from, to) in layer.tensors() {
+                        names = names
+                            .add_pattern(
+                                format!("^{prefix}\\.{from}$"),
+                                format!("{}.{to}", layer.levelset),
+                            )
+                            .expect("a fixed pattern");
+                    }
+                }
             }
         }
         // A language model takes a module's `embedding`, `lstm` and `output` (or, as PyTorch's
@@ -134,6 +161,7 @@ impl WithLandscape for (Named, ImportArgs) {
             .map(|(name, tensor)| weights::snapshot(name, tensor, largest, &errors))
             .collect();
         let (snapshots, _) = rules.remap(snapshots);
+        let (snapshots, _) = names.remap(snapshots);
         let snapshots = if language_model {
             pytorch_lstm::unpack(snapshots, "lstm")?
         } else {
@@ -184,8 +212,10 @@ impl WithLandscape for (Named, ImportArgs) {
                  projection has no levelset counterpart"
             } else {
                 "with the i-th described layer's tensors named `i.weight`, `i.bias`, as \
-                 PyTorch's Sequential names them (the paper's convnets also by their layers' \
-                 names, `conv1.weight`, ...)"
+                 PyTorch's Sequential names them, a residual block's layers `i.body.j.weight` \
+                 and `i.shortcut.j.weight` (the paper's convnets also by their layers' names, \
+                 `conv1.weight`, ...; a CIFAR ResNet as its PyTorch implementations name it, \
+                 `conv1`, `bn1`, `layer1.0.conv1`, ..., `layer2.0.shortcut.0`, ..., `linear`)"
             };
             bail!(
                 "{} does not fit config '{}' (its tensor names after --map, {naming}, against \
@@ -197,7 +227,8 @@ impl WithLandscape for (Named, ImportArgs) {
             );
         }
         let kind = landscape.energy_kind();
-        let energy = landscape.energy(&model.valid());
+        let evaluated = model.valid();
+        let energy = landscape.energy(&evaluated);
         let meta = CheckpointMeta {
             levelset_version: env!("CARGO_PKG_VERSION").to_string(),
             architecture,
@@ -224,6 +255,18 @@ impl WithLandscape for (Named, ImportArgs) {
             args.from.display(),
             args.out.display()
         );
+        if let (Some(bn), Some(carried)) = (
+            landscape.statistics(),
+            landscape.energy_with_carried_statistics(&evaluated),
+        ) {
+            println!(
+                "{}: with the file's running statistics (PyTorch's eval() mode) the {kind} is \
+                 {carried:.6}; the {energy:.6} above is with [bn] stats = \"{}\", as every \
+                 path method measures it",
+                args.config.name,
+                bn.stats.name()
+            );
+        }
         Ok(())
     }
 }

@@ -81,7 +81,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
             self.status.code(),

@@ -330,7 +330,7 @@ fn a_polynomial_config_net_is_checked_before_any_work() {
 /// task, training and energy are the quick config's.
 #[test]
 fn the_described_configs_are_the_paper_nets() {
-    use levelset_experiments::config::{ExperimentConfig, TaskConfig};
+    use levelset_experiments::config::{ExperimentConfig, ImageNetSpec, TaskConfig};
     use levelset_models::nets::{
         CifarConvConfig, LayerSpec, LstmLmConfig, MlpConfig, MnistConvConfig,
     };
@@ -346,7 +346,11 @@ fn the_described_configs_are_the_paper_nets() {
             TaskConfig::Mnist { net, .. } | TaskConfig::Cifar10 { net, .. } => net.clone(),
             other => panic!("{task}-described.toml is not an image task: {other:?}"),
         };
-        assert_eq!(net, Some(preset), "{task}-described.toml's net");
+        assert_eq!(
+            net,
+            Some(ImageNetSpec::Layers(preset)),
+            "{task}-described.toml's net"
+        );
         match &mut quick.task {
             TaskConfig::Mnist { net: n, .. } | TaskConfig::Cifar10 { net: n, .. } => *n = net,
             _ => unreachable!("an image task"),

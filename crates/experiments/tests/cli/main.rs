@@ -15,6 +15,7 @@ mod info;
 mod methods;
 mod output_safety;
 mod reproduce;
+mod resnet;
 mod shards;
 mod slurm;
 mod sweep;

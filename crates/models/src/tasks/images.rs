@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use burn::tensor::activation::log_softmax;
 
 use super::{cross_entropy, device_sum, host_values, unsupported};
-use crate::flat::{Stacked, flatten, unflatten_stacked};
+use crate::flat::{Stacked, flatten, unflatten, unflatten_stacked};
 use crate::landscape::{
     Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
@@ -421,14 +421,15 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
 }
 
 impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
-    /// The task with `[bn]` set: for a net with running statistics and `recompute`, the
-    /// statistics pass's batches are drawn here, once: the first `bn.batches` training
+    /// The task with `[bn]` set: for a net with running statistics and `recompute` or
+    /// `interpolate` (which recomputes the endpoints'), the statistics pass's batches are
+    /// drawn here, once: the first `bn.batches` training
     /// batches in a shuffled order with training augmentation, from a fixed seed.
     pub fn with_statistics(mut self, bn: BnConfig) -> Result<Self, String> {
         bn.validate()?;
         self.bn = bn;
         self.stats_batches = Vec::new();
-        if self.net.has_running_statistics() && bn.stats == StatsMode::Recompute {
+        if self.net.has_running_statistics() && bn.stats != StatsMode::Batch {
             let mut rng = ChaCha8Rng::seed_from_u64(STATS_SEED);
             let mut order: Vec<usize> = (0..self.train.len()).collect();
             order.shuffle(&mut rng);
@@ -446,6 +447,30 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
         Ok(self)
     }
 
+    /// The configured energy of `model` with batch normalization in `norm` mode.
+    fn energy_in(&self, model: &C::Net<B::InnerBackend>, norm: NormMode) -> f64 {
+        let per_batch = self.eval.iter().map(|(x, y)| {
+            let logits = C::logits_with(model, x.clone(), norm);
+            match self.energy {
+                Energy::TestError | Energy::TrainError => {
+                    let predicted = logits.argmax(1).flatten::<1>(0, 1);
+                    predicted.not_equal(y.clone()).float().sum()
+                }
+                _ => cross_entropy(logits, y.clone()).mul_scalar(y.dims()[0] as f64),
+            }
+        });
+        device_sum(per_batch) / self.eval_count as f64
+    }
+
+    /// `model` with the statistics the statistics pass gives it (unchanged for a net without
+    /// running statistics, or when `[bn]` is `batch`: there is no pass).
+    pub fn recomputed(&self, model: &C::Net<B::InnerBackend>) -> C::Net<B::InnerBackend> {
+        if self.stats_batches.is_empty() {
+            return model.clone();
+        }
+        C::recompute_statistics(model, &self.stats_batches)
+    }
+
     /// `model` with the running statistics `[bn]` gives it at its point, and the mode its
     /// evaluation normalizes in.
     fn with_point_statistics(
@@ -456,10 +481,7 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
             return (model.clone(), NormMode::Running);
         }
         match self.bn.stats {
-            StatsMode::Recompute => (
-                C::recompute_statistics(model, &self.stats_batches),
-                NormMode::Running,
-            ),
+            StatsMode::Recompute => (self.recomputed(model), NormMode::Running),
             StatsMode::Batch => (model.clone(), NormMode::Batch),
             StatsMode::Interpolate => {
                 let endpoints = self.endpoints.lock().expect("endpoints lock poisoned");
@@ -574,17 +596,13 @@ where
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {
         let (model, norm) = self.with_point_statistics(model);
-        let per_batch = self.eval.iter().map(|(x, y)| {
-            let logits = C::logits_with(&model, x.clone(), norm);
-            match self.energy {
-                Energy::TestError | Energy::TrainError => {
-                    let predicted = logits.argmax(1).flatten::<1>(0, 1);
-                    predicted.not_equal(y.clone()).float().sum()
-                }
-                _ => cross_entropy(logits, y.clone()).mul_scalar(y.dims()[0] as f64),
-            }
-        });
-        device_sum(per_batch) / self.eval_count as f64
+        self.energy_in(&model, norm)
+    }
+
+    fn energy_with_carried_statistics(&self, model: &EvalModel<B, Self>) -> Option<f64> {
+        self.net
+            .has_running_statistics()
+            .then(|| self.energy_in(model, NormMode::Running))
     }
 
     fn energies(
@@ -637,9 +655,15 @@ where
         self.net.has_running_statistics().then_some(self.bn)
     }
 
-    fn set_endpoints(&self, a: &EvalModel<B, Self>, b: &EvalModel<B, Self>) {
-        if self.net.has_running_statistics() {
-            *self.endpoints.lock().expect("endpoints lock poisoned") = Some(C::endpoints(a, b));
+    fn set_endpoints(&self, a: &Tensor<B::InnerBackend, 1>, b: &Tensor<B::InnerBackend, 1>) {
+        if self.net.has_running_statistics() && self.bn.stats == StatsMode::Interpolate {
+            // The endpoints' statistics are the ones the statistics pass gives them, so that
+            // they are a function of the endpoints' coordinates (an aligned endpoint's are
+            // its permuted original's).
+            let template = self.init(0).valid();
+            let [a, b] =
+                [a, b].map(|flat| self.recomputed(&unflatten(template.clone(), flat.clone())));
+            *self.endpoints.lock().expect("endpoints lock poisoned") = Some(C::endpoints(&a, &b));
         }
     }
 

@@ -74,6 +74,9 @@ pub struct AlignReport {
     pub grid: usize,
     pub energy_evaluations: usize,
     pub wall_seconds: f64,
+    /// How a batch-normalized net's running statistics were set at every point (`[bn]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bn: Option<levelset_models::statistics::BnConfig>,
 }
 
 /// The second endpoint aligned with the first.
@@ -114,7 +117,9 @@ pub fn align<B: AutodiffBackend, L: Landscape<B>>(
         seed,
     )?;
     let aligned = theirs.aligned(&groups, &matched.orders);
+    landscape.set_endpoints(a, b);
     let (linear_max_before, barrier_before) = line(&evaluator, a, b, config.grid);
+    landscape.set_endpoints(a, &aligned);
     let (linear_max_after, barrier_after) = line(&evaluator, a, &aligned, config.grid);
     let report = AlignReport {
         sweeps: matched.sweeps,
@@ -131,6 +136,7 @@ pub fn align<B: AutodiffBackend, L: Landscape<B>>(
         grid: config.grid,
         energy_evaluations: evaluator.evaluations(),
         wall_seconds: start.elapsed().as_secs_f64(),
+        bn: landscape.statistics(),
     };
     Ok(Aligned {
         b: aligned,

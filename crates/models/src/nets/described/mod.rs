@@ -6,6 +6,7 @@
 //! `Sequential` numbers its children.
 
 mod build;
+mod names;
 mod net;
 mod norm;
 mod shapes;
@@ -15,6 +16,7 @@ mod stacked;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use names::LayerNames;
 pub use net::{Activations, Described, Layer, Op};
 pub use norm::{BatchNorm, NormMode};
 pub(crate) use shapes::{check_draws, check_size, pytorch_uniform};

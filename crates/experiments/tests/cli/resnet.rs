@@ -312,3 +312,32 @@ fn a_resnet_connects_with_each_points_statistics_set_as_bn_says() {
         &["[bn]", "no batch_norm layer"],
     );
 }
+
+#[test]
+fn the_resnet_configs_build_he_et_als_nets() {
+    use levelset_experiments::config::{ExperimentConfig, TaskConfig};
+    use levelset_models::flat::num_params;
+    use levelset_models::nets::DescribedConfig;
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let params = |config: &ExperimentConfig| {
+        let TaskConfig::Cifar10 { net: Some(net), .. } = &config.task else {
+            panic!("{}: a CIFAR-10 task with a net", config.name)
+        };
+        let net = DescribedConfig::new(net.description().unwrap(), [3, 32, 32], 10).unwrap();
+        num_params(&net.init::<Compute>(0, &device()))
+    };
+    for (name, count) in [
+        ("resnet20-quick.toml", 272_474),
+        ("resnet20.toml", 272_474),
+        ("resnet20-a.toml", 269_722),
+    ] {
+        let config = ExperimentConfig::load(&configs.join(name)).unwrap();
+        assert_eq!(params(&config), count, "{name}");
+        assert!(config.bn.is_some(), "{name} says how statistics are set");
+    }
+    // Another depth is one line.
+    let text = std::fs::read_to_string(configs.join("resnet20-a.toml")).unwrap();
+    assert!(text.contains("\ndepth = 20\n"));
+    let deeper = ExperimentConfig::parse(&text.replace("\ndepth = 20\n", "\ndepth = 56\n")).unwrap();
+    assert_eq!(params(&deeper), 853_018);
+}

@@ -19,6 +19,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 mod adam;
+mod batch_norm;
 mod conv;
 mod cross_entropy;
 mod linear;
@@ -31,6 +32,7 @@ mod sgd;
 mod sigmoid;
 
 pub use adam::{AdamArgs, AdamConstants, AdamStep, try_adam_step};
+pub use batch_norm::{try_batch_norm, try_channel_affine};
 pub use conv::{try_conv2d, try_conv2d_relu, try_conv2d_relu_max_pool2d};
 pub use cross_entropy::try_cross_entropy;
 pub use linear::try_linear;

@@ -23,6 +23,33 @@ pub type Classified<B> = (Tensor<B, 2>, Tensor<B, 1, Int>);
 /// A parameter and its Adam state after a step.
 pub type AdamStep<B, const D: usize> = (Tensor<B, D>, Option<AdamState<B, D>>);
 
+/// Batch normalization of `x` [n, c, ...] with its batch's statistics, and each channel's
+/// batch mean and biased variance.
+#[allow(clippy::type_complexity)]
+pub fn try_batch_norm<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+) -> Result<(Tensor<B, D>, Vec<f32>, Vec<f32>), (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>)> {
+    #[cfg(feature = "flex")]
+    return levelset_flex::try_batch_norm(x, gamma, beta, epsilon);
+    #[cfg(not(feature = "flex"))]
+    Err((x, gamma, beta))
+}
+
+/// `x * scale + shift` per channel of `x` [n, c, ...], without autodiff.
+pub fn try_channel_affine<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    scale: Tensor<B, 1>,
+    shift: Tensor<B, 1>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    #[cfg(feature = "flex")]
+    return levelset_flex::try_channel_affine(x, scale, shift);
+    #[cfg(not(feature = "flex"))]
+    Err(x)
+}
+
 /// `conv.forward(x)`.
 pub fn try_conv2d<B: Backend>(
     conv: &Conv2d<B>,

@@ -211,6 +211,7 @@ mod tests {
             bead_steps: 10,
             energy_evaluations: 5,
             wall_seconds: 0.1,
+            bn: None,
         }
     }
 

@@ -338,6 +338,7 @@ fn the_resnet_configs_build_he_et_als_nets() {
     // Another depth is one line.
     let text = std::fs::read_to_string(configs.join("resnet20-a.toml")).unwrap();
     assert!(text.contains("\ndepth = 20\n"));
-    let deeper = ExperimentConfig::parse(&text.replace("\ndepth = 20\n", "\ndepth = 56\n")).unwrap();
+    let deeper =
+        ExperimentConfig::parse(&text.replace("\ndepth = 20\n", "\ndepth = 56\n")).unwrap();
     assert_eq!(params(&deeper), 853_018);
 }

@@ -7,6 +7,8 @@
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 
+use crate::kernels;
+
 /// Which statistics a batch normalization layer normalizes with, and what it records.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NormMode {
@@ -88,47 +90,73 @@ impl<B: Backend> BatchNorm<B> {
 
     /// Normalizes `x` [n, c, ...] per channel as `mode` says.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>, mode: NormMode) -> Tensor<B, D> {
+        let momentum = match mode {
+            NormMode::Running => return self.forward_running(x),
+            NormMode::Train => Some(self.momentum),
+            NormMode::Accumulate { batch } => Some(1.0 / (batch + 1) as f64),
+            NormMode::Batch => None,
+        };
         let dims = x.dims();
         let channels = dims[1];
+        let device = x.device();
+        let (gamma, beta) = self.scale_and_shift(channels, &device);
+        let (y, mean, var) = match kernels::try_batch_norm(x, gamma, beta, self.epsilon) {
+            Ok((y, mean, var)) => {
+                let host = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), &device);
+                (y, host(mean), host(var))
+            }
+            Err((x, gamma, beta)) => {
+                let (mean, var) = batch_statistics(x.clone());
+                let mut shape = [1; D];
+                shape[1] = channels;
+                let y = (x - mean.clone().reshape(shape))
+                    / var.clone().add_scalar(self.epsilon).sqrt().reshape(shape)
+                    * gamma.reshape(shape)
+                    + beta.reshape(shape);
+                (y, mean, var)
+            }
+        };
+        if let Some(m) = momentum {
+            let count = dims.iter().product::<usize>() / channels;
+            // PyTorch records the unbiased variance (it normalizes by the biased).
+            let unbiased = count as f64 / (count.max(2) - 1) as f64;
+            let (running_mean, running_var) = self.statistics();
+            self.running_mean
+                .update(running_mean.mul_scalar(1.0 - m) + mean.detach().mul_scalar(m));
+            self.running_var
+                .update(running_var.mul_scalar(1.0 - m) + var.detach().mul_scalar(m * unbiased));
+        }
+        y
+    }
+
+    /// Evaluation with the running statistics: one scale and shift per channel.
+    fn forward_running<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let channels = x.dims()[1];
+        let device = x.device();
+        let (mean, var) = self.statistics();
+        let (gamma, beta) = self.scale_and_shift(channels, &device);
+        let scale = gamma / var.add_scalar(self.epsilon).sqrt();
+        let shift = beta - mean * scale.clone();
+        let x = match kernels::try_channel_affine(x, scale.clone(), shift.clone()) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
         let mut shape = [1; D];
         shape[1] = channels;
-        let (mean, var) = match mode {
-            NormMode::Running => {
-                let (mean, var) = self.statistics();
-                (mean.reshape(shape), var.reshape(shape))
-            }
-            NormMode::Train | NormMode::Batch | NormMode::Accumulate { .. } => {
-                let (mean, var) = batch_statistics(x.clone());
-                let momentum = match mode {
-                    NormMode::Train => Some(self.momentum),
-                    NormMode::Accumulate { batch } => Some(1.0 / (batch + 1) as f64),
-                    _ => None,
-                };
-                if let Some(m) = momentum {
-                    let count = dims.iter().product::<usize>() / channels;
-                    // PyTorch records the unbiased variance (it normalizes by the biased).
-                    let unbiased = count as f64 / (count.max(2) - 1) as f64;
-                    let (running_mean, running_var) = self.statistics();
-                    let batch_mean = mean.clone().detach().reshape([channels]);
-                    let batch_var = var.clone().detach().reshape([channels]);
-                    self.running_mean
-                        .update(running_mean.mul_scalar(1.0 - m) + batch_mean.mul_scalar(m));
-                    self.running_var.update(
-                        running_var.mul_scalar(1.0 - m) + batch_var.mul_scalar(m * unbiased),
-                    );
-                }
-                (mean.reshape(shape), var.reshape(shape))
-            }
+        x * scale.reshape(shape) + shift.reshape(shape)
+    }
+
+    /// The learned scale and shift, or 1 and 0 without `affine`.
+    fn scale_and_shift(&self, channels: usize, device: &B::Device) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let gamma = match &self.gamma {
+            Some(gamma) => gamma.val(),
+            None => Tensor::ones([channels], device),
         };
-        let y = (x - mean) / var.add_scalar(self.epsilon).sqrt();
-        let y = match &self.gamma {
-            Some(gamma) => y * gamma.val().reshape(shape),
-            None => y,
+        let beta = match &self.beta {
+            Some(beta) => beta.val(),
+            None => Tensor::zeros([channels], device),
         };
-        match &self.beta {
-            Some(beta) => y + beta.val().reshape(shape),
-            None => y,
-        }
+        (gamma, beta)
     }
 }
 

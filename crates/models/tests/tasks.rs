@@ -54,7 +54,10 @@ fn mnist_test_error_is_a_fraction() {
 #[test]
 fn mnist_training_lowers_train_loss_and_is_deterministic_despite_dropout() {
     let task = mnist_task(Energy::TrainLoss, 500, 10);
-    let adam = OptimizerConfig::Adam { lr: 1e-2 };
+    let adam = OptimizerConfig::Adam {
+        lr: 1e-2,
+        weight_decay: None,
+    };
     let model = task.init(1);
     let before = task.energy(&model.valid());
     assert!(
@@ -221,6 +224,8 @@ fn cifar_task_with_crops_evaluates_and_trains() {
         momentum: None,
         clip_global_norm: None,
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let stepped = train_steps(&task, model, &sgd, 0, 1);
     let after = task.energy(&stepped.valid());
@@ -288,6 +293,8 @@ fn a_few_clipped_sgd_steps_lower_the_lm_training_loss() {
         momentum: None,
         clip_global_norm: Some(5.0),
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let trained = train_steps(&task, model, &sgd, 0, 16);
     let after = task.energy(&trained.valid());

@@ -431,3 +431,66 @@ fn a_cifar_crop_the_convnet_was_not_built_for_is_rejected() {
         &["task.crop", "24", "28"],
     );
 }
+
+fn committed_config(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap()
+}
+
+#[test]
+fn sgd_takes_weight_decay_and_a_schedule_and_names_bad_values() {
+    let cifar = committed_config("cifar10-quick");
+    let recipe = "lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-4\n\
+                  schedule = { kind = \"step\", at = [0.5, 0.75], factor = 0.1 }\n";
+    let config = ExperimentConfig::parse(&edit(&cifar, "lr = 0.1\n", recipe)).unwrap();
+    // The milestones are fractions of train.max_steps (20000 here).
+    let optimizer = &config.train.optimizer;
+    assert_eq!(optimizer.learning_rate_at(9_999, 20_000, 0), 0.1);
+    assert!((optimizer.learning_rate_at(10_000, 20_000, 0) - 0.01).abs() < 1e-15);
+    assert!((optimizer.learning_rate_at(15_000, 20_000, 0) - 0.001).abs() < 1e-15);
+    let cosine = "lr = 0.1\nschedule = { kind = \"cosine\" }\n";
+    let config = ExperimentConfig::parse(&edit(&cifar, "lr = 0.1\n", cosine)).unwrap();
+    assert!((config.train.optimizer.learning_rate_at(10_000, 20_000, 0) - 0.05).abs() < 1e-15);
+
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "lr = 0.1\nweight_decay = -1e-4\n",
+            &["train.optimizer.weight_decay", ">= 0", "-0.0001"],
+        ),
+        (
+            "lr = 0.1\nweight_decay = nan\n",
+            &["train.optimizer.weight_decay", "finite", "NaN"],
+        ),
+        (
+            "lr = 0.1\ndecay = { after_epochs = 1, factor = 0.5 }\nschedule = { kind = \"cosine\" }\n",
+            &["train.optimizer.decay", "schedule", "keep one"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.75, 0.5], factor = 0.1 }\n",
+            &[
+                "train.optimizer.schedule.at",
+                "strictly increasing",
+                "(0, 1)",
+            ],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.5, 1.5], factor = 0.1 }\n",
+            &["train.optimizer.schedule.at", "[0.5, 1.5]"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.5], factor = -0.1 }\n",
+            &["train.optimizer.schedule.factor", "-0.1"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.5] }\n",
+            &["missing field", "factor"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"exponential\" }\n",
+            &["unknown variant", "exponential"],
+        ),
+    ];
+    for (to, needles) in cases {
+        rejected(&edit(&cifar, "lr = 0.1\n", to), needles);
+    }
+}

@@ -173,14 +173,23 @@ fn image_task_rejects_bad_configurations() {
     };
     let crop = |size| Pipeline::Crop {
         size,
+        pad: 0,
         stats: stats.clone(),
     };
     let err = build(crop(40), 10, Energy::TestError).expect("40x40 crops of 32x32 images");
     assert!(err.contains("crop size 40"), "{err}");
     assert!(build(crop(0), 10, Energy::TestError).is_some());
+    let wide = Pipeline::Crop {
+        size: 32,
+        pad: 33,
+        stats: stats.clone(),
+    };
+    let err = build(wide, 10, Energy::TestError).expect("padding wider than the images");
+    assert!(err.contains("padding 33"), "{err}");
     let err = build(
         Pipeline::Crop {
             size: 24,
+            pad: 0,
             stats: ChannelStats {
                 mean: vec![0.5],
                 std: vec![0.2],
@@ -208,7 +217,11 @@ fn cifar_task_with_crops_evaluates_and_trains() {
     let stats = ChannelStats::from_images(&train);
     let task = ImageTask::<Train, _>::new(
         small_cifar_config(),
-        Pipeline::Crop { size: 24, stats },
+        Pipeline::Crop {
+            size: 24,
+            pad: 0,
+            stats,
+        },
         train,
         &test,
         20,

@@ -1,5 +1,7 @@
-//! Input pipeline of the TensorFlow CIFAR-10 tutorial: 24x24 crops, random with a random
-//! horizontal flip for training and central for evaluation, normalized per channel.
+//! Image input pipelines: the TensorFlow CIFAR-10 tutorial's (24x24 crops, random with a
+//! random horizontal flip for training and central for evaluation, normalized per channel),
+//! the CIFAR ResNets' (random 32x32 crops of the image zero-padded by 4 pixels, flipped, and
+//! whole images for evaluation), and whole images normalized without augmentation.
 
 use rand::Rng;
 
@@ -52,6 +54,7 @@ impl ChannelStats {
 
 /// Training crop: a `size`x`size` window at a uniformly random position, mirrored
 /// left-right with probability 1/2; f32 (C,H,W) normalized as `(x/255 - mean)/std`.
+/// [`random_padded_crop_flip`] with no padding.
 pub fn random_crop_flip(
     set: &LabeledImages,
     i: usize,
@@ -59,37 +62,100 @@ pub fn random_crop_flip(
     stats: &ChannelStats,
     rng: &mut impl Rng,
 ) -> Result<Vec<f32>> {
-    check_crop(set, i, size, stats)?;
-    let top = rng.random_range(0..=set.height - size);
-    let left = rng.random_range(0..=set.width - size);
+    random_padded_crop_flip(set, i, size, 0, stats, rng)
+}
+
+/// Training crop of the image zero-padded by `pad` pixels on each side (torchvision's
+/// `RandomCrop(size, padding=pad)` then `RandomHorizontalFlip()`, as CIFAR ResNets train):
+/// a `size`x`size` window at a uniformly random position of the padded image, mirrored
+/// left-right with probability 1/2, normalized as [`random_crop_flip`]. Padding is pixel
+/// value 0 before normalization, so a padded pixel becomes `-mean/std`. The random draws
+/// (top, left, flip, in that order) are those of [`random_crop_flip`], so `pad` 0 gives its
+/// crops bit for bit.
+pub fn random_padded_crop_flip(
+    set: &LabeledImages,
+    i: usize,
+    size: usize,
+    pad: usize,
+    stats: &ChannelStats,
+    rng: &mut impl Rng,
+) -> Result<Vec<f32>> {
+    check_crop(set, i, size, pad, stats)?;
+    let top = rng.random_range(0..=set.height + 2 * pad - size);
+    let left = rng.random_range(0..=set.width + 2 * pad - size);
     let flip = rng.random_bool(0.5);
-    Ok(crop_normalize(set, i, size, stats, top, left, flip))
+    let window = Window {
+        top,
+        left,
+        height: size,
+        width: size,
+        pad,
+        flip,
+    };
+    Ok(window.normalized(set, i, stats))
 }
 
 /// Evaluation crop: the central `size`x`size` window (offset rounded down, as TensorFlow's
-/// `resize_image_with_crop_or_pad`), normalized like [`random_crop_flip`].
+/// `resize_image_with_crop_or_pad`), normalized like [`random_crop_flip`]. Never padded:
+/// evaluation sees the image itself, whole when `size` is its side.
 pub fn center_crop(
     set: &LabeledImages,
     i: usize,
     size: usize,
     stats: &ChannelStats,
 ) -> Result<Vec<f32>> {
-    check_crop(set, i, size, stats)?;
-    let top = (set.height - size) / 2;
-    let left = (set.width - size) / 2;
-    Ok(crop_normalize(set, i, size, stats, top, left, false))
+    check_crop(set, i, size, 0, stats)?;
+    let window = Window {
+        top: (set.height - size) / 2,
+        left: (set.width - size) / 2,
+        height: size,
+        width: size,
+        pad: 0,
+        flip: false,
+    };
+    Ok(window.normalized(set, i, stats))
 }
 
-fn check_crop(set: &LabeledImages, i: usize, size: usize, stats: &ChannelStats) -> Result<()> {
+/// The whole image, scaled to [0, 1] and normalized per channel as `(x/255 - mean)/std`, with
+/// no augmentation (MNIST with given statistics).
+pub fn normalize_image(set: &LabeledImages, i: usize, stats: &ChannelStats) -> Result<Vec<f32>> {
+    check_index_and_stats(set, i, stats)?;
+    let window = Window {
+        top: 0,
+        left: 0,
+        height: set.height,
+        width: set.width,
+        pad: 0,
+        flip: false,
+    };
+    Ok(window.normalized(set, i, stats))
+}
+
+fn check_crop(
+    set: &LabeledImages,
+    i: usize,
+    size: usize,
+    pad: usize,
+    stats: &ChannelStats,
+) -> Result<()> {
+    check_index_and_stats(set, i, stats)?;
+    // A window larger than the padded image has no position; the padding is bounded so that
+    // `side + 2 * pad` cannot overflow.
+    let fits = |side: usize| pad <= side && size <= side + 2 * pad;
+    if size == 0 || !fits(set.height) || !fits(set.width) {
+        return Err(DataError::InvalidArgument(format!(
+            "crop size {size} with padding {pad} does not fit {}x{} images",
+            set.height, set.width
+        )));
+    }
+    Ok(())
+}
+
+fn check_index_and_stats(set: &LabeledImages, i: usize, stats: &ChannelStats) -> Result<()> {
     let problem = if i >= set.len() {
         format!(
             "image index {i} out of range for a set of {} images",
             set.len()
-        )
-    } else if size == 0 || size > set.height || size > set.width {
-        format!(
-            "crop size {size} does not fit {}x{} images",
-            set.height, set.width
         )
     } else if stats.mean.len() != set.channels || stats.std.len() != set.channels {
         format!(
@@ -104,33 +170,57 @@ fn check_crop(set: &LabeledImages, i: usize, size: usize, stats: &ChannelStats) 
     Err(DataError::InvalidArgument(problem))
 }
 
-/// The one place pixels are cut out and normalized; arguments were validated by
-/// [`check_crop`].
-fn crop_normalize(
-    set: &LabeledImages,
-    i: usize,
-    size: usize,
-    stats: &ChannelStats,
+/// A `height`x`width` window at (`top`, `left`) of an image zero-padded by `pad` pixels on
+/// each side, mirrored left-right when `flip`; its arguments were validated by
+/// [`check_crop`] (or are the whole image).
+struct Window {
     top: usize,
     left: usize,
+    height: usize,
+    width: usize,
+    pad: usize,
     flip: bool,
-) -> Vec<f32> {
-    let image = set.image(i);
-    let plane = set.height * set.width;
-    let mut out = Vec::with_capacity(set.channels * size * size);
-    for c in 0..set.channels {
-        let (mean, std) = (stats.mean[c], stats.std[c]);
-        for y in 0..size {
-            let row = &image[c * plane + (top + y) * set.width + left..][..size];
+}
+
+impl Window {
+    /// The one place pixels are cut out and normalized: f32 (C,H,W).
+    fn normalized(&self, set: &LabeledImages, i: usize, stats: &ChannelStats) -> Vec<f32> {
+        let image = set.image(i);
+        let plane = set.height * set.width;
+        // The window's columns in the padded image, split into padding on the left, image
+        // columns, and padding on the right.
+        let first = self.left.max(self.pad).min(self.pad + set.width);
+        let end = (self.left + self.width)
+            .min(self.pad + set.width)
+            .max(first);
+        let lead = (first - self.left.min(first)).min(self.width);
+        let inside = end - first;
+        let trail = self.width - lead - inside;
+        let columns = first - self.pad..end - self.pad;
+        let mut out = Vec::with_capacity(set.channels * self.height * self.width);
+        for c in 0..set.channels {
+            let (mean, std) = (stats.mean[c], stats.std[c]);
+            // Padding is the pixel value 0, normalized by the same expression as the image.
             let normalize = |&p: &u8| (f32::from(p) / 255.0 - mean) / std;
-            if flip {
-                out.extend(row.iter().rev().map(normalize));
-            } else {
-                out.extend(row.iter().map(normalize));
+            let padded = normalize(&0);
+            for y in self.top..self.top + self.height {
+                let start = out.len();
+                match y.checked_sub(self.pad).filter(|&y| y < set.height) {
+                    Some(y) => {
+                        let row = &image[c * plane + y * set.width..][..set.width];
+                        out.extend(std::iter::repeat_n(padded, lead));
+                        out.extend(row[columns.clone()].iter().map(normalize));
+                        out.extend(std::iter::repeat_n(padded, trail));
+                    }
+                    None => out.extend(std::iter::repeat_n(padded, self.width)),
+                }
+                if self.flip {
+                    out[start..].reverse();
+                }
             }
         }
+        out
     }
-    out
 }
 
 #[cfg(test)]
@@ -256,6 +346,239 @@ mod tests {
                 Err(DataError::InvalidArgument(_))
             ));
         }
+    }
+
+    /// The crop and normalization as they were before padding existed, kept as the reference
+    /// that `pad = 0` must reproduce bit for bit (the committed CIFAR-10 results).
+    fn unpadded_reference(
+        set: &LabeledImages,
+        i: usize,
+        size: usize,
+        stats: &ChannelStats,
+        rng: &mut impl Rng,
+    ) -> Vec<f32> {
+        let top = rng.random_range(0..=set.height - size);
+        let left = rng.random_range(0..=set.width - size);
+        let flip = rng.random_bool(0.5);
+        let image = set.image(i);
+        let plane = set.height * set.width;
+        let mut out = Vec::new();
+        for c in 0..set.channels {
+            let (mean, std) = (stats.mean[c], stats.std[c]);
+            for y in 0..size {
+                let row = &image[c * plane + (top + y) * set.width + left..][..size];
+                let normalize = |&p: &u8| (f32::from(p) / 255.0 - mean) / std;
+                if flip {
+                    out.extend(row.iter().rev().map(normalize));
+                } else {
+                    out.extend(row.iter().map(normalize));
+                }
+            }
+        }
+        out
+    }
+
+    /// Two 5x6 channels of distinct pixels and statistics that are not the identity.
+    fn two_channels() -> (LabeledImages, ChannelStats) {
+        let set = LabeledImages {
+            images: (0..2 * 5 * 6).map(|p| (p * 7 % 251) as u8).collect(),
+            labels: vec![1],
+            channels: 2,
+            height: 5,
+            width: 6,
+        };
+        let stats = ChannelStats {
+            mean: vec![0.4914, 0.4822],
+            std: vec![0.2470, 0.2435],
+        };
+        (set, stats)
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn no_padding_gives_the_unpadded_crops_bit_for_bit() {
+        let (set, stats) = two_channels();
+        for seed in 0..64 {
+            for size in [1, 3, 5] {
+                let mut ours = ChaCha8Rng::seed_from_u64(seed);
+                let mut theirs = ours.clone();
+                let got = random_padded_crop_flip(&set, 0, size, 0, &stats, &mut ours).unwrap();
+                let want = unpadded_reference(&set, 0, size, &stats, &mut theirs);
+                assert_eq!(bits(&got), bits(&want), "seed {seed}, size {size}");
+                // The stream is left where the old crop left it: the next image's draws agree.
+                assert_eq!(ours, theirs);
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_in_the_corner_of_the_padding_is_mostly_padding() {
+        // 3x3 image of one channel, padded by 2: the top-left 3x3 window of the 7x7 padded
+        // image holds one image pixel, at its bottom-right corner.
+        let set = gradient(3, 3);
+        let stats = ChannelStats {
+            mean: vec![0.5],
+            std: vec![0.25],
+        };
+        let window = |flip| Window {
+            top: 0,
+            left: 0,
+            height: 3,
+            width: 3,
+            pad: 2,
+            flip,
+        };
+        // Padding is pixel 0: (0 - 0.5) / 0.25 = -2; the image's pixel (0, 0) is 0 as well in
+        // this gradient, so take the window one step right and down instead for a visible one.
+        let pad = -2.0;
+        assert_eq!(window(false).normalized(&set, 0, &stats), vec![pad; 9]);
+        let shifted = |flip| Window {
+            top: 1,
+            left: 1,
+            ..window(flip)
+        };
+        // Rows 1..4, columns 1..4 of the padded image: image rows 0..2, columns 0..2 from the
+        // second row and column of the window on; pixel (y, x) is 10 y + x.
+        let px = |p: f32| (p / 255.0 - 0.5) / 0.25;
+        let want = vec![
+            pad,
+            pad,
+            pad,
+            pad,
+            px(0.0),
+            px(1.0),
+            pad,
+            px(10.0),
+            px(11.0),
+        ];
+        assert_eq!(
+            bits(&shifted(false).normalized(&set, 0, &stats)),
+            bits(&want)
+        );
+        let mirrored = vec![
+            pad,
+            pad,
+            pad,
+            px(1.0),
+            px(0.0),
+            pad,
+            px(11.0),
+            px(10.0),
+            pad,
+        ];
+        assert_eq!(
+            bits(&shifted(true).normalized(&set, 0, &stats)),
+            bits(&mirrored)
+        );
+        // Wholly beyond the bottom-right corner: padding only.
+        let beyond = Window {
+            top: 5,
+            left: 5,
+            height: 2,
+            width: 2,
+            ..window(false)
+        };
+        assert_eq!(beyond.normalized(&set, 0, &stats), vec![pad; 4]);
+    }
+
+    /// The padded crop of image 0 by hand: the padded image written out, the window cut out,
+    /// mirrored and normalized, at the offsets and flip drawn as the crop draws them.
+    fn padded_by_hand(
+        set: &LabeledImages,
+        size: usize,
+        pad: usize,
+        stats: &ChannelStats,
+        rng: &mut ChaCha8Rng,
+    ) -> (Vec<f32>, (usize, usize, bool)) {
+        let (h, w) = (set.height + 2 * pad, set.width + 2 * pad);
+        let top = rng.random_range(0..=h - size);
+        let left = rng.random_range(0..=w - size);
+        let flip = rng.random_bool(0.5);
+        let mut out = Vec::new();
+        for c in 0..set.channels {
+            let mut padded = vec![0u8; h * w];
+            for y in 0..set.height {
+                for x in 0..set.width {
+                    padded[(y + pad) * w + x + pad] =
+                        set.image(0)[c * set.height * set.width + y * set.width + x];
+                }
+            }
+            for y in top..top + size {
+                let mut row: Vec<u8> = padded[y * w + left..y * w + left + size].to_vec();
+                if flip {
+                    row.reverse();
+                }
+                out.extend(
+                    row.iter()
+                        .map(|&p| (f32::from(p) / 255.0 - stats.mean[c]) / stats.std[c]),
+                );
+            }
+        }
+        (out, (top, left, flip))
+    }
+
+    #[test]
+    fn a_padded_crop_is_a_window_of_the_zero_padded_image() {
+        let (set, stats) = two_channels();
+        let pad = 2;
+        let padding: Vec<u32> = (0..2)
+            .map(|c| ((0.0 - stats.mean[c]) / stats.std[c]).to_bits())
+            .collect();
+        let mut offsets = std::collections::HashSet::new();
+        let mut flips = std::collections::HashSet::new();
+        for seed in 0..200 {
+            let mut ours = ChaCha8Rng::seed_from_u64(seed);
+            let mut theirs = ours.clone();
+            let got = random_padded_crop_flip(&set, 0, 5, pad, &stats, &mut ours).unwrap();
+            let (want, (top, left, flip)) = padded_by_hand(&set, 5, pad, &stats, &mut theirs);
+            assert_eq!(bits(&got), bits(&want), "seed {seed}");
+            offsets.insert((top, left));
+            flips.insert(flip);
+            // The window's first row lies in the padding when it starts above the image:
+            // every value there is -mean/std of its channel.
+            if top < pad {
+                for c in 0..2 {
+                    let row = &got[c * 25..c * 25 + 5];
+                    assert!(row.iter().all(|v| v.to_bits() == padding[c]), "{row:?}");
+                }
+            }
+        }
+        // Every position of a 5x5 window in the 9x10 padded image, both flips.
+        assert_eq!(offsets.len(), 5 * 6, "{offsets:?}");
+        assert_eq!(flips.len(), 2);
+    }
+
+    #[test]
+    fn padding_and_whole_images_are_checked_and_normalized() {
+        let set = gradient(4, 4);
+        let stats = identity_stats(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        // A window up to the padded side fits; one more, or padding beyond the side, does not.
+        assert!(random_padded_crop_flip(&set, 0, 8, 2, &stats, &mut rng).is_ok());
+        for (size, pad) in [(9, 2), (4, 5), (0, 1)] {
+            let err = random_padded_crop_flip(&set, 0, size, pad, &stats, &mut rng).unwrap_err();
+            assert!(
+                matches!(&err, DataError::InvalidArgument(m) if m.contains("padding")),
+                "{err}"
+            );
+        }
+        let (set, stats) = two_channels();
+        let whole = normalize_image(&set, 0, &stats).unwrap();
+        let want: Vec<f32> = set
+            .image(0)
+            .iter()
+            .enumerate()
+            .map(|(k, &p)| {
+                let c = k / 30;
+                (f32::from(p) / 255.0 - stats.mean[c]) / stats.std[c]
+            })
+            .collect();
+        assert_eq!(bits(&whole), bits(&want));
+        assert!(normalize_image(&set, 1, &stats).is_err());
+        assert!(normalize_image(&set, 0, &identity_stats(1)).is_err());
     }
 
     #[test]

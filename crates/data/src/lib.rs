@@ -17,7 +17,9 @@ mod streams;
 mod synthetic;
 pub mod testing;
 
-pub use augment::{ChannelStats, center_crop, random_crop_flip};
+pub use augment::{
+    ChannelStats, center_crop, normalize_image, random_crop_flip, random_padded_crop_flip,
+};
 pub use cifar::{CIFAR_CLASSES, count_cifar10, load_cifar10};
 pub use error::{DataError, Result};
 pub use images::{LabeledImages, NUM_CLASSES, Split};

@@ -301,6 +301,21 @@ pub enum TaskConfig {
         /// A net described layer by layer or a preset, in place of the paper's (`model`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         net: Option<ImageNetSpec>,
+        /// Per-channel input normalization, `(x - mean) / std` applied after pixels are
+        /// scaled to [0, 1]: `mean = [...]` and `std = [...]`, both or neither, one value per
+        /// channel (one for MNIST), each std > 0. Absent: pixels are only scaled.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "mean_values"
+        )]
+        mean: Option<Vec<f64>>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "std_values"
+        )]
+        std: Option<Vec<f64>>,
     },
     Cifar10 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,12 +325,43 @@ pub enum TaskConfig {
         #[serde(default)]
         test_limit: Option<usize>,
         batch_size: usize,
+        /// The side of the square inputs: training takes random `crop` x `crop` windows
+        /// (flipped left-right at random), evaluation the central window of each image, the
+        /// whole image in file order when `crop` is 32.
         crop: usize,
+        /// Pixels of zero padding on each side of a training image before its random crop
+        /// (torchvision's `RandomCrop(32, padding=4)` for the CIFAR ResNets: `crop = 32`,
+        /// `pad = 4`). Padding is pixel value 0 before normalization, so it becomes
+        /// `-mean/std`. Evaluation images are never padded. Default 0, at most 32.
+        #[serde(
+            default,
+            skip_serializing_if = "is_zero",
+            deserialize_with = "pad_pixels"
+        )]
+        pad: usize,
         #[serde(default)]
         model: CifarConvConfig,
         /// A net described layer by layer or a preset, in place of the paper's (`model`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         net: Option<ImageNetSpec>,
+        /// Per-channel input normalization, `(x - mean) / std` applied after pixels are
+        /// scaled to [0, 1]: `mean = [...]` and `std = [...]`, both or neither, one value per
+        /// channel (three for CIFAR-10), each std > 0. Absent: the exact per-channel
+        /// statistics of the training images used (after `train_limit`). The usual constants
+        /// of the full training set: `mean = [0.4914, 0.4822, 0.4465]`,
+        /// `std = [0.2470, 0.2435, 0.2616]`.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "mean_values"
+        )]
+        mean: Option<Vec<f64>>,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "std_values"
+        )]
+        std: Option<Vec<f64>>,
     },
     Ptb {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -344,8 +390,97 @@ pub enum TaskConfig {
     },
 }
 
-/// The side of CIFAR-10's images, the largest crop.
+/// The side of CIFAR-10's images, the largest crop and the widest padding.
 const CIFAR_SIDE: usize = 32;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+// A value of the wrong type inside `[task]` reaches serde through the tagged enum's buffer,
+// whose errors name no key; these name theirs.
+
+fn pad_pixels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let pad = i64::deserialize(d).map_err(|e| {
+        serde::de::Error::custom(format!("task.pad must be a whole number of pixels: {e}"))
+    })?;
+    usize::try_from(pad).map_err(|_| serde::de::Error::custom(pad_range(pad)))
+}
+
+fn pad_range(pad: impl std::fmt::Display) -> String {
+    format!(
+        "task.pad must be in 0..={CIFAR_SIDE} (pixels of zero padding on each side of the \
+         {CIFAR_SIDE}x{CIFAR_SIDE} images), got {pad}"
+    )
+}
+
+fn channel_values<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    key: &str,
+) -> Result<Option<Vec<f64>>, D::Error> {
+    Vec::<f64>::deserialize(d).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "task.{key} must be a list of numbers, one per channel: {e}"
+        ))
+    })
+}
+
+fn mean_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+    channel_values(d, "mean")
+}
+
+fn std_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+    channel_values(d, "std")
+}
+
+/// Checks an image task's `mean` and `std` (both or neither, one finite value per channel,
+/// std > 0) for `channels`-channel images of `task`.
+fn check_normalization(
+    mean: &Option<Vec<f64>>,
+    std: &Option<Vec<f64>>,
+    channels: usize,
+    task: &str,
+) -> Result<(), String> {
+    let (mean, std) = match (mean, std) {
+        (None, None) => return Ok(()),
+        (Some(mean), Some(std)) => (mean, std),
+        (given, _) => {
+            let (has, lacks) = if given.is_some() {
+                ("mean", "std")
+            } else {
+                ("std", "mean")
+            };
+            return Err(format!(
+                "task.{has} is given without task.{lacks}: normalizing inputs takes both \
+                 per-channel lists, or neither"
+            ));
+        }
+    };
+    for (key, values) in [("mean", mean), ("std", std)] {
+        if values.len() != channels {
+            return Err(format!(
+                "task.{key} must list one value per channel ({channels} for {task} images), \
+                 got {} values",
+                values.len()
+            ));
+        }
+        // Inputs are normalized in f32: the values must be finite there too.
+        if let Some((i, v)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(**v as f32).is_finite())
+        {
+            return Err(format!(
+                "task.{key}[{i}] must be a finite number (in f32), got {v:?}"
+            ));
+        }
+    }
+    if let Some((i, v)) = std.iter().enumerate().find(|(_, v)| (**v as f32) <= 0.0) {
+        return Err(format!("task.std[{i}] must be > 0 (in f32), got {v:?}"));
+    }
+    Ok(())
+}
+
 /// Both image tasks classify into ten classes.
 pub const IMAGE_CLASSES: usize = 10;
 
@@ -482,11 +617,14 @@ impl TaskConfig {
                 batch_size,
                 model,
                 net,
+                mean,
+                std,
                 ..
             } => {
                 optional("train_limit", *train_limit)?;
                 optional("test_limit", *test_limit)?;
                 positive("batch_size", *batch_size)?;
+                check_normalization(mean, std, MNIST_INPUT[0], "mnist")?;
                 match net {
                     Some(net) => described(net, model, &MnistConvConfig::default(), MNIST_INPUT),
                     None => model.validate().map_err(|e| format!("task.model: {e}")),
@@ -497,13 +635,20 @@ impl TaskConfig {
                 test_limit,
                 batch_size,
                 crop,
+                pad,
                 model,
                 net,
+                mean,
+                std,
                 ..
             } => {
                 optional("train_limit", *train_limit)?;
                 optional("test_limit", *test_limit)?;
                 positive("batch_size", *batch_size)?;
+                if *pad > CIFAR_SIDE {
+                    return Err(pad_range(pad));
+                }
+                check_normalization(mean, std, 3, "cifar10")?;
                 if let Some(net) = net {
                     if *crop == 0 || *crop > CIFAR_SIDE {
                         return Err(format!(

@@ -237,12 +237,18 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             batch_size,
             model,
             net,
+            mean,
+            std,
         } => {
             let mut split = load_data(Dataset::Mnist, data_dir, load_mnist)?;
             limit(&mut split.train, *train_limit);
             limit(&mut split.test, *test_limit);
+            let pipeline = match given_stats(mean, std) {
+                Some(stats) => Pipeline::Normalize { stats },
+                None => Pipeline::Scale,
+            };
             let images = Images {
-                pipeline: Pipeline::Scale,
+                pipeline,
                 split,
                 batch_size: *batch_size,
                 energy,
@@ -265,15 +271,23 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
             test_limit,
             batch_size,
             crop,
+            pad,
             model,
             net,
+            mean,
+            std,
         } => {
             let mut split = load_data(Dataset::Cifar10, data_dir, load_cifar10)?;
             limit(&mut split.train, *train_limit);
             limit(&mut split.test, *test_limit);
-            let stats = ChannelStats::from_images(&split.train);
+            let stats =
+                given_stats(mean, std).unwrap_or_else(|| ChannelStats::from_images(&split.train));
             let images = Images {
-                pipeline: Pipeline::Crop { size: *crop, stats },
+                pipeline: Pipeline::Crop {
+                    size: *crop,
+                    pad: *pad,
+                    stats,
+                },
                 split,
                 batch_size: *batch_size,
                 energy,
@@ -344,6 +358,15 @@ pub fn with_landscape<J: WithLandscape>(config: &ExperimentConfig, job: J) -> Re
         | TaskConfig::LinearRegression { .. }
         | TaskConfig::ReluWidth { .. }
         | TaskConfig::ThreePointCycle { .. } => unreachable!("built by regression_spec"),
+    })
+}
+
+/// The per-channel statistics a config gives (`task.mean` and `task.std`, validated with it).
+fn given_stats(mean: &Option<Vec<f64>>, std: &Option<Vec<f64>>) -> Option<ChannelStats> {
+    let single = |values: &[f64]| values.iter().map(|&v| v as f32).collect();
+    Some(ChannelStats {
+        mean: single(mean.as_ref()?),
+        std: single(std.as_ref()?),
     })
 }
 

@@ -241,7 +241,6 @@ pub fn train_to_levels_observed<B: AutodiffBackend, L: Landscape<B>>(
         let mut optimizer = settings.optimizer.init::<B, L::Model>();
         let mut steps = 0;
         for epoch in 0.. {
-            let lr = settings.optimizer.learning_rate(epoch);
             let mut carry = landscape.carry(seed, epoch);
             let mut batches = 0;
             for batch in Epoch::of(&loader, landscape.device()) {
@@ -251,6 +250,11 @@ pub fn train_to_levels_observed<B: AutodiffBackend, L: Landscape<B>>(
                     window.push(loss.clone().into_scalar().elem::<f64>());
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
+                // Per step: a schedule changes the rate within an epoch (per-epoch decay gives
+                // the same rate for every step of the epoch).
+                let lr = settings
+                    .optimizer
+                    .learning_rate_at(steps, settings.max_steps, epoch);
                 model = optimizer.step(lr, model, grads);
                 steps += 1;
                 progress.set_position(steps as u64);

@@ -144,7 +144,11 @@ fn cifar_task<N: ImageNet>(net: N) -> ImageTask<Train, N> {
     let stats = ChannelStats::from_images(&train);
     ImageTask::<Train, _>::new(
         net,
-        Pipeline::Crop { size: 24, stats },
+        Pipeline::Crop {
+            size: 24,
+            pad: 0,
+            stats,
+        },
         train,
         &test,
         20,

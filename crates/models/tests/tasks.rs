@@ -54,7 +54,10 @@ fn mnist_test_error_is_a_fraction() {
 #[test]
 fn mnist_training_lowers_train_loss_and_is_deterministic_despite_dropout() {
     let task = mnist_task(Energy::TrainLoss, 500, 10);
-    let adam = OptimizerConfig::Adam { lr: 1e-2 };
+    let adam = OptimizerConfig::Adam {
+        lr: 1e-2,
+        weight_decay: None,
+    };
     let model = task.init(1);
     let before = task.energy(&model.valid());
     assert!(
@@ -170,14 +173,23 @@ fn image_task_rejects_bad_configurations() {
     };
     let crop = |size| Pipeline::Crop {
         size,
+        pad: 0,
         stats: stats.clone(),
     };
     let err = build(crop(40), 10, Energy::TestError).expect("40x40 crops of 32x32 images");
     assert!(err.contains("crop size 40"), "{err}");
     assert!(build(crop(0), 10, Energy::TestError).is_some());
+    let wide = Pipeline::Crop {
+        size: 32,
+        pad: 33,
+        stats: stats.clone(),
+    };
+    let err = build(wide, 10, Energy::TestError).expect("padding wider than the images");
+    assert!(err.contains("padding 33"), "{err}");
     let err = build(
         Pipeline::Crop {
             size: 24,
+            pad: 0,
             stats: ChannelStats {
                 mean: vec![0.5],
                 std: vec![0.2],
@@ -205,7 +217,11 @@ fn cifar_task_with_crops_evaluates_and_trains() {
     let stats = ChannelStats::from_images(&train);
     let task = ImageTask::<Train, _>::new(
         small_cifar_config(),
-        Pipeline::Crop { size: 24, stats },
+        Pipeline::Crop {
+            size: 24,
+            pad: 0,
+            stats,
+        },
         train,
         &test,
         20,
@@ -221,6 +237,8 @@ fn cifar_task_with_crops_evaluates_and_trains() {
         momentum: None,
         clip_global_norm: None,
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let stepped = train_steps(&task, model, &sgd, 0, 1);
     let after = task.energy(&stepped.valid());
@@ -288,6 +306,8 @@ fn a_few_clipped_sgd_steps_lower_the_lm_training_loss() {
         momentum: None,
         clip_global_norm: Some(5.0),
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let trained = train_steps(&task, model, &sgd, 0, 16);
     let after = task.energy(&trained.valid());

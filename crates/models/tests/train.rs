@@ -15,10 +15,10 @@ use levelset_models::flat::{distance, flatten};
 use levelset_models::landscape::{StackedPass, cpu_backend};
 use levelset_models::nets::described::Shape;
 use levelset_models::nets::{Activation, Described, DescribedConfig, MlpConfig, NetDescription};
-use levelset_models::optim::{LrDecay, OptimizerConfig};
+use levelset_models::optim::{LrDecay, OptimizerConfig, RateSchedule};
 use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
 use levelset_models::train::{
-    StopRule, TrainError, TrainSettings, train_to_level, train_to_levels,
+    StopRule, TrainError, TrainSettings, train_to_level, train_to_levels, train_to_levels_observed,
 };
 use levelset_models::{Architecture, Energy, Landscape};
 
@@ -43,7 +43,10 @@ fn fresh_quadratic() -> TrainSample {
 
 fn adam(lr: f64, check_every: usize, max_steps: usize) -> TrainSettings {
     TrainSettings {
-        optimizer: OptimizerConfig::Adam { lr },
+        optimizer: OptimizerConfig::Adam {
+            lr,
+            weight_decay: None,
+        },
         check_every,
         max_steps,
         stop: Default::default(),
@@ -339,6 +342,8 @@ fn diverging_training_is_reported_as_not_finite() {
             momentum: None,
             clip_global_norm: None,
             decay: None,
+            weight_decay: None,
+            schedule: None,
         },
         check_every: 1,
         max_steps: 50,
@@ -371,6 +376,8 @@ fn diverging_training_is_reported_as_not_finite() {
             momentum: None,
             clip_global_norm: Some(1e-6),
             decay: None,
+            weight_decay: None,
+            schedule: None,
         },
         ..settings
     };
@@ -604,11 +611,16 @@ fn learning_rate_decays_per_epoch_after_the_threshold() {
             after_epochs: 4,
             factor: 0.5,
         }),
+        weight_decay: None,
+        schedule: None,
     };
     let rates: Vec<f64> = (0..7).map(|e| sgd.learning_rate(e)).collect();
     assert_eq!(rates, [1.0, 1.0, 1.0, 1.0, 0.5, 0.25, 0.125]);
     assert!(sgd.validate().is_ok());
-    let adam = OptimizerConfig::Adam { lr: 1e-3 };
+    let adam = OptimizerConfig::Adam {
+        lr: 1e-3,
+        weight_decay: None,
+    };
     assert_eq!(adam.learning_rate(100), 1e-3);
 }
 
@@ -619,11 +631,31 @@ fn optimizer_validation_rejects_bad_values() {
         momentum,
         clip_global_norm: clip,
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let bad = [
-        (OptimizerConfig::Adam { lr: 0.0 }, "lr"),
-        (OptimizerConfig::Adam { lr: -1e-3 }, "lr"),
-        (OptimizerConfig::Adam { lr: f64::NAN }, "lr"),
+        (
+            OptimizerConfig::Adam {
+                lr: 0.0,
+                weight_decay: None,
+            },
+            "lr",
+        ),
+        (
+            OptimizerConfig::Adam {
+                lr: -1e-3,
+                weight_decay: None,
+            },
+            "lr",
+        ),
+        (
+            OptimizerConfig::Adam {
+                lr: f64::NAN,
+                weight_decay: None,
+            },
+            "lr",
+        ),
         (sgd(0.0, None, None), "lr"),
         (sgd(0.1, Some(1.0), None), "momentum"),
         (sgd(0.1, Some(-0.1), None), "momentum"),
@@ -637,6 +669,8 @@ fn optimizer_validation_rejects_bad_values() {
                     after_epochs: 1,
                     factor: 0.0,
                 }),
+                weight_decay: None,
+                schedule: None,
             },
             "decay.factor",
         ),
@@ -648,7 +682,10 @@ fn optimizer_validation_rejects_bad_values() {
     assert!(sgd(0.1, Some(0.9), Some(5.0)).validate().is_ok());
 
     let settings = |check_every, max_steps| TrainSettings {
-        optimizer: OptimizerConfig::Adam { lr: 1e-3 },
+        optimizer: OptimizerConfig::Adam {
+            lr: 1e-3,
+            weight_decay: None,
+        },
         check_every,
         max_steps,
         stop: Default::default(),
@@ -690,6 +727,8 @@ fn optimizer_config_parses_the_documented_json() {
                 after_epochs: 4,
                 factor: 0.5
             }),
+            weight_decay: None,
+            schedule: None,
         }
     );
     assert!(
@@ -713,6 +752,8 @@ fn sgd_step(lr: f64, clip: Option<f64>) -> (f64, f64, Vec<f32>, Vec<f32>) {
         momentum: None,
         clip_global_norm: clip,
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let mut opt = config.init::<Train, Described<Train>>();
     let before = flatten(&model).inner();
@@ -759,4 +800,254 @@ fn global_norm_clipping_bounds_the_step() {
     // A clip above the norm changes nothing.
     let (moved_loose, _, _, _) = sgd_step(0.1, Some(norm * 10.0));
     assert!((moved_loose - moved).abs() < 1e-7);
+}
+
+/// SGD at rate 0.1 with `schedule` and `weight_decay`.
+fn scheduled(schedule: Option<RateSchedule>, weight_decay: Option<f64>) -> OptimizerConfig {
+    OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: Some(0.9),
+        clip_global_norm: None,
+        decay: None,
+        weight_decay,
+        schedule,
+    }
+}
+
+fn step_schedule(at: Vec<f64>, factor: f64) -> Option<RateSchedule> {
+    Some(RateSchedule::Step { at, factor })
+}
+
+#[test]
+fn step_and_cosine_schedules_give_their_rates_per_step() {
+    let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+    // He et al.: lr 0.1, divided by 10 at half and three quarters of the run.
+    let he = scheduled(step_schedule(vec![0.5, 0.75], 0.1), Some(1e-4));
+    assert_eq!(he.validate(), Ok(()));
+    for (step, want) in [
+        (0, 0.1),
+        (49, 0.1),
+        (50, 0.01),
+        (74, 0.01),
+        (75, 0.001),
+        (99, 0.001),
+    ] {
+        // The epoch does not matter under a schedule.
+        close(he.learning_rate_at(step, 100, 7), want);
+    }
+    // A milestone that is not a whole step is rounded: 0.25 of 10 steps is step 3 (2.5 up).
+    let rounded = scheduled(step_schedule(vec![0.25], 0.5), None);
+    close(rounded.learning_rate_at(2, 10, 0), 0.1);
+    close(rounded.learning_rate_at(3, 10, 0), 0.05);
+    // Cosine from lr to 0 over max_steps.
+    let cosine = scheduled(Some(RateSchedule::Cosine {}), None);
+    close(cosine.learning_rate_at(0, 100, 0), 0.1);
+    close(
+        cosine.learning_rate_at(25, 100, 0),
+        0.05 * (1.0 + 0.5f64.sqrt()),
+    );
+    close(cosine.learning_rate_at(50, 100, 0), 0.05);
+    close(
+        cosine.learning_rate_at(75, 100, 0),
+        0.05 * (1.0 - 0.5f64.sqrt()),
+    );
+    close(cosine.learning_rate_at(100, 100, 0), 0.0);
+    // Without a schedule the step's rate is the epoch's, decay included.
+    let decaying = OptimizerConfig::Sgd {
+        lr: 1.0,
+        momentum: None,
+        clip_global_norm: None,
+        decay: Some(LrDecay {
+            after_epochs: 1,
+            factor: 0.5,
+        }),
+        weight_decay: None,
+        schedule: None,
+    };
+    assert_eq!(decaying.learning_rate_at(0, 100, 0), 1.0);
+    assert_eq!(decaying.learning_rate_at(0, 100, 2), 0.25);
+    let adam = OptimizerConfig::Adam {
+        lr: 1e-3,
+        weight_decay: Some(0.1),
+    };
+    assert_eq!(adam.learning_rate_at(99, 100, 9), 1e-3);
+}
+
+#[test]
+fn schedule_and_weight_decay_values_are_checked_by_name() {
+    let with_decay = OptimizerConfig::Sgd {
+        lr: 0.1,
+        momentum: None,
+        clip_global_norm: None,
+        decay: Some(LrDecay {
+            after_epochs: 1,
+            factor: 0.5,
+        }),
+        weight_decay: None,
+        schedule: Some(RateSchedule::Cosine {}),
+    };
+    let bad: Vec<(OptimizerConfig, &[&str])> = vec![
+        (with_decay, &["decay", "schedule", "keep one"]),
+        (
+            scheduled(step_schedule(vec![0.75, 0.5], 0.1), None),
+            &["schedule.at", "increasing", "[0.75, 0.5]"],
+        ),
+        (
+            scheduled(step_schedule(vec![0.5, 0.5], 0.1), None),
+            &["schedule.at", "strictly increasing"],
+        ),
+        (
+            scheduled(step_schedule(vec![0.0, 0.5], 0.1), None),
+            &["schedule.at", "(0, 1)"],
+        ),
+        (
+            scheduled(step_schedule(vec![0.5, 1.0], 0.1), None),
+            &["schedule.at", "(0, 1)"],
+        ),
+        (
+            scheduled(step_schedule(vec![], 0.1), None),
+            &["schedule.at", "[]"],
+        ),
+        (
+            scheduled(step_schedule(vec![0.5], 0.0), None),
+            &["schedule.factor", "positive", "0"],
+        ),
+        (
+            scheduled(step_schedule(vec![0.5], f64::NAN), None),
+            &["schedule.factor", "NaN"],
+        ),
+        (
+            scheduled(None, Some(-1e-4)),
+            &["weight_decay", ">= 0", "-0.0001"],
+        ),
+        (
+            scheduled(None, Some(f64::INFINITY)),
+            &["weight_decay", "finite", "inf"],
+        ),
+        (
+            OptimizerConfig::Adam {
+                lr: 1e-3,
+                weight_decay: Some(f64::NAN),
+            },
+            &["weight_decay", "NaN"],
+        ),
+    ];
+    for (config, needles) in bad {
+        let err = config.validate().expect_err("invalid config accepted");
+        for needle in needles {
+            assert!(err.contains(needle), "{config:?}: {err} lacks {needle}");
+        }
+    }
+    assert_eq!(scheduled(None, Some(0.0)).validate(), Ok(()));
+}
+
+#[test]
+fn schedule_and_weight_decay_parse_and_are_absent_from_old_configs() {
+    let config: OptimizerConfig = toml::from_str(
+        r#"
+        kind = "sgd"
+        lr = 0.1
+        momentum = 0.9
+        weight_decay = 1e-4
+        schedule = { kind = "step", at = [0.5, 0.75], factor = 0.1 }
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        config,
+        scheduled(step_schedule(vec![0.5, 0.75], 0.1), Some(1e-4))
+    );
+    let cosine: OptimizerConfig = toml::from_str(
+        "kind = \"sgd\"\nlr = 0.1\nmomentum = 0.9\nschedule = { kind = \"cosine\" }",
+    )
+    .unwrap();
+    assert_eq!(cosine, scheduled(Some(RateSchedule::Cosine {}), None));
+    let adam: OptimizerConfig =
+        toml::from_str("kind = \"adam\"\nlr = 0.001\nweight_decay = 5e-4").unwrap();
+    assert_eq!(
+        adam,
+        OptimizerConfig::Adam {
+            lr: 0.001,
+            weight_decay: Some(5e-4)
+        }
+    );
+    // Unknown keys and kinds stay errors, inside the schedule too.
+    for text in [
+        "kind = \"sgd\"\nlr = 0.1\nschedule = { kind = \"cosine\", at = [0.5] }",
+        "kind = \"sgd\"\nlr = 0.1\nschedule = { kind = \"step\", at = [0.5], factr = 0.1 }",
+        "kind = \"sgd\"\nlr = 0.1\nschedule = { kind = \"linear\" }",
+        "kind = \"sgd\"\nlr = 0.1\nweight_decy = 0.1",
+    ] {
+        assert!(toml::from_str::<OptimizerConfig>(text).is_err(), "{text}");
+    }
+    // A config without the new keys serializes as before (results files compare configs).
+    let json = serde_json::to_string(&scheduled(None, None)).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"sgd","lr":0.1,"momentum":0.9,"clip_global_norm":null,"decay":null}"#
+    );
+    let back: OptimizerConfig =
+        serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+    assert_eq!(back, config);
+}
+
+/// The training loop takes the schedule's rate at every step, within an epoch: a step
+/// schedule whose factor stops SGD at step 7 of 10-step epochs leaves the energy where the
+/// seventh step left it, while without it the energy keeps moving.
+#[test]
+fn training_takes_the_scheduled_rate_every_step() {
+    let task = RegressionTask::<Train>::new(
+        Architecture::Mlp(MlpConfig::quadratic()),
+        RegressionLoss::Mae,
+        Energy::TestLoss,
+        TrainSample::Fixed(Arc::new(polynomial(Polynomial::Quadratic, 500, 4))),
+        &polynomial(Polynomial::Quadratic, 200, 1_000),
+        0,
+        Some(50),
+        &device(),
+    )
+    .unwrap();
+    let curve = |schedule: Option<RateSchedule>| {
+        let settings = TrainSettings {
+            optimizer: OptimizerConfig::Sgd {
+                lr: 0.05,
+                momentum: None,
+                clip_global_norm: None,
+                decay: None,
+                weight_decay: None,
+                schedule,
+            },
+            check_every: 1,
+            max_steps: 20,
+            stop: Default::default(),
+        };
+        let mut energies = Vec::new();
+        let results = train_to_levels_observed(
+            &task,
+            task.init(2),
+            &[0.0],
+            &settings,
+            2,
+            &ProgressBar::hidden(),
+            |steps, energy| energies.push((steps, energy)),
+        );
+        assert!(results[0].is_err(), "a zero loss is out of reach");
+        assert_eq!(energies.len(), 21);
+        energies.into_iter().map(|(_, e)| e).collect::<Vec<f64>>()
+    };
+    // 0.35 of 20 steps: from step index 7 on, the rate is 0.05 * 1e-30.
+    let stopped = curve(step_schedule(vec![0.35], 1e-30));
+    let free = curve(None);
+    assert_eq!(
+        stopped[..=7],
+        free[..=7],
+        "the same rate up to the milestone"
+    );
+    for w in stopped[..=7].windows(2) {
+        assert!(w[0] != w[1], "steps before the milestone move: {stopped:?}");
+    }
+    for e in &stopped[8..] {
+        assert!((e - stopped[7]).abs() <= 1e-12 * stopped[7], "{stopped:?}");
+    }
+    assert!((free[20] - free[7]).abs() > 1e-6, "{free:?}");
 }

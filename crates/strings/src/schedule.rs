@@ -73,7 +73,8 @@ impl LrSchedule {
 }
 
 /// Checks an optimizer config for a path method (`prefix` names its section). Per-epoch decay
-/// is refused: path methods count steps, not epochs, and set their rates themselves.
+/// and training's per-step schedule are refused: path methods count steps, not epochs, have
+/// no `train.max_steps`, and set their rates themselves (`curve.schedule`, `neb.cycles`).
 pub(crate) fn validate_optimizer(optimizer: &OptimizerConfig, prefix: &str) -> Result<(), String> {
     optimizer
         .validate()
@@ -81,6 +82,12 @@ pub(crate) fn validate_optimizer(optimizer: &OptimizerConfig, prefix: &str) -> R
     match optimizer {
         OptimizerConfig::Sgd { decay: Some(_), .. } => Err(format!(
             "{prefix}.optimizer.decay does not apply to path methods: their steps are not epochs"
+        )),
+        OptimizerConfig::Sgd {
+            schedule: Some(_), ..
+        } => Err(format!(
+            "{prefix}.optimizer.schedule does not apply to path methods: they set their own \
+             learning rates"
         )),
         _ => Ok(()),
     }

@@ -69,7 +69,10 @@ fn the_mnist_convnet_trains_and_its_stacked_energies_match() {
     // Eight Adam steps on one batch lower its loss: gradients flow through conv and pooling.
     let batch = task.loader(3).iter().next().expect("a batch");
     let mut model = task.init(3);
-    let optimizer = OptimizerConfig::Adam { lr: 1e-2 };
+    let optimizer = OptimizerConfig::Adam {
+        lr: 1e-2,
+        weight_decay: None,
+    };
     let mut opt = optimizer.init::<Train, _>();
     let mut rng = task.carry(3, 0);
     let mut losses = vec![];

@@ -71,7 +71,13 @@ fn a_neb_section_lists_its_cycles_and_may_use_an_infinite_spring() {
     assert_eq!(config.cycles.len(), 3);
     assert_eq!(config.cycles[1].insert, 4);
     assert!(config.cycles[2].climbing && !config.cycles[0].climbing);
-    assert_eq!(config.optimizer, OptimizerConfig::Adam { lr: 0.01 });
+    assert_eq!(
+        config.optimizer,
+        OptimizerConfig::Adam {
+            lr: 0.01,
+            weight_decay: None,
+        }
+    );
     assert_eq!(config.validate(), Ok(()));
 
     // JSON has no infinity: results files store "inf" and read it (and the null older files

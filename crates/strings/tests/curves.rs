@@ -10,7 +10,7 @@ use levelset_models::backend::{Compute, Train};
 use levelset_models::flat::{flatten, unflatten};
 use levelset_models::init::Init;
 use levelset_models::nets::{Activation, MlpConfig};
-use levelset_models::optim::{LrDecay, OptimizerConfig};
+use levelset_models::optim::{LrDecay, OptimizerConfig, RateSchedule};
 use levelset_models::tasks::{RegressionLoss, RegressionTask};
 use levelset_strings::{
     Curve, CurveConfig, CurveKind, Knots, LengthOver, LrSchedule, PathReport, Status, connect_curve,
@@ -30,7 +30,10 @@ fn curve(kind: CurveKind, bends: usize, steps: usize, lr: f64) -> CurveConfig {
         bends,
         steps,
         t_per_step: 1,
-        optimizer: OptimizerConfig::Adam { lr },
+        optimizer: OptimizerConfig::Adam {
+            lr,
+            weight_decay: None,
+        },
         schedule: LrSchedule::garipov(),
         eval_points: 61,
         init_noise: 0.0,
@@ -197,7 +200,7 @@ fn same_seed_gives_the_same_curve() {
 fn bad_configs_name_the_key() {
     let (task, a, b) = appendix_e_pair();
     let good = curve(CurveKind::Bezier, 1, 10, 0.01);
-    let breakages: [Breakage<CurveConfig>; 10] = [
+    let breakages: [Breakage<CurveConfig>; 11] = [
         ("curve.bends must be at most", |c| c.bends = usize::MAX),
         ("curve.eval_points must be at most", |c| {
             c.eval_points = 1 << 50
@@ -211,7 +214,10 @@ fn bad_configs_name_the_key() {
         ("curve.init_noise", |c| c.init_noise = f64::NAN),
         ("curve.slack", |c| c.slack = 0.5),
         ("curve.optimizer.lr", |c| {
-            c.optimizer = OptimizerConfig::Adam { lr: -1.0 }
+            c.optimizer = OptimizerConfig::Adam {
+                lr: -1.0,
+                weight_decay: None,
+            }
         }),
         ("curve.optimizer.decay", |c| {
             c.optimizer = OptimizerConfig::Sgd {
@@ -222,6 +228,18 @@ fn bad_configs_name_the_key() {
                     after_epochs: 1,
                     factor: 0.5,
                 }),
+                weight_decay: None,
+                schedule: None,
+            }
+        }),
+        ("curve.optimizer.schedule", |c| {
+            c.optimizer = OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: None,
+                clip_global_norm: None,
+                decay: None,
+                weight_decay: None,
+                schedule: Some(RateSchedule::Cosine {}),
             }
         }),
     ];
@@ -259,6 +277,8 @@ fn a_diverging_curve_fails_with_the_reason() {
         momentum: None,
         clip_global_norm: None,
         decay: None,
+        weight_decay: None,
+        schedule: None,
     };
     let report = run(&task, &a, &b, 2.0, &config, 0);
     match &report.status {

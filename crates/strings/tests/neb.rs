@@ -184,7 +184,10 @@ fn neb(pivots: usize, spring: f64, cycles: Vec<NebCycle>) -> NebConfig {
     NebConfig {
         pivots,
         spring,
-        optimizer: OptimizerConfig::Adam { lr: 0.01 },
+        optimizer: OptimizerConfig::Adam {
+            lr: 0.01,
+            weight_decay: None,
+        },
         cycles,
         grid: 10,
         min_rise: 0.0,
@@ -341,7 +344,10 @@ fn same_seed_gives_the_same_band() {
     let config = NebConfig {
         pivots: 3,
         spring: 1.0,
-        optimizer: OptimizerConfig::Adam { lr: 0.01 },
+        optimizer: OptimizerConfig::Adam {
+            lr: 0.01,
+            weight_decay: None,
+        },
         cycles: vec![
             NebCycle {
                 steps: 200,

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use levelset_data::testing::real_or_fixture_data_dir;
-use levelset_experiments::config::ExperimentConfig;
+use levelset_data::testing::{real_data_or_skip, real_or_fixture_data_dir};
+use levelset_experiments::config::{ExperimentConfig, TaskConfig};
 use tempfile::TempDir;
 
 use crate::common::*;
@@ -430,4 +430,290 @@ fn a_cifar_crop_the_convnet_was_not_built_for_is_rejected() {
         &edit(&text, "crop = 24", "crop = 28"),
         &["task.crop", "24", "28"],
     );
+}
+
+fn committed_config(name: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap()
+}
+
+/// The CIFAR ResNets' inputs: `pad`, and the normalization constants of the full training set.
+const RESNET_INPUTS: &str = "crop = 24\npad = 4\nmean = [0.4914, 0.4822, 0.4465]\n\
+                             std = [0.2470, 0.2435, 0.2616]\n";
+
+#[test]
+fn image_tasks_take_pad_mean_and_std() {
+    let cifar = committed_config("cifar10-quick");
+    let config = ExperimentConfig::parse(&edit(&cifar, "crop = 24\n", RESNET_INPUTS)).unwrap();
+    let TaskConfig::Cifar10 { pad, mean, std, .. } = &config.task else {
+        panic!("a cifar10 task: {:?}", config.task)
+    };
+    assert_eq!(*pad, 4);
+    assert_eq!(mean.as_deref(), Some(&[0.4914, 0.4822, 0.4465][..]));
+    assert_eq!(std.as_deref(), Some(&[0.2470, 0.2435, 0.2616][..]));
+
+    // Absent: no padding, statistics from the training images, and the task serializes as
+    // before (results files compare configs key by key).
+    let plain = ExperimentConfig::parse(&cifar).unwrap();
+    assert!(matches!(
+        plain.task,
+        TaskConfig::Cifar10 {
+            pad: 0,
+            mean: None,
+            std: None,
+            ..
+        }
+    ));
+    let json = serde_json::to_value(&plain.task).unwrap();
+    for key in ["pad", "mean", "std"] {
+        assert!(json.get(key).is_none(), "{key} in {json}");
+    }
+    assert_eq!(
+        plain.differences(&config),
+        ["task.mean", "task.pad", "task.std"]
+    );
+
+    let mnist = committed_config("mnist-quick");
+    let config = ExperimentConfig::parse(&edit(
+        &mnist,
+        "batch_size = 100\n",
+        "batch_size = 100\nmean = [0.1307]\nstd = [0.3081]\n",
+    ))
+    .unwrap();
+    let TaskConfig::Mnist { mean, std, .. } = &config.task else {
+        panic!("an mnist task: {:?}", config.task)
+    };
+    assert_eq!(
+        (mean.as_deref(), std.as_deref()),
+        (Some(&[0.1307][..]), Some(&[0.3081][..]))
+    );
+}
+
+#[test]
+fn bad_image_input_values_name_their_key() {
+    let cifar = committed_config("cifar10-quick");
+    let stats = |mean: &str, std: &str| format!("crop = 24\nmean = {mean}\nstd = {std}\n");
+    let good = "[0.5, 0.5, 0.5]";
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            "crop = 24\npad = 33\n".into(),
+            vec!["task.pad", "0..=32", "got 33"],
+        ),
+        (
+            "crop = 24\npad = -1\n".into(),
+            vec!["task.pad", "0..=32", "got -1"],
+        ),
+        (
+            "crop = 24\npad = 1.5\n".into(),
+            vec!["task.pad", "whole number"],
+        ),
+        (
+            "crop = 24\nmean = 0.5\nstd = [0.2]\n".into(),
+            vec!["task.mean", "list of numbers"],
+        ),
+        (
+            stats(good, "[0.2, 1e-50, 0.2]"),
+            vec!["task.std[1]", "> 0", "got 1e-50"],
+        ),
+        (
+            stats("[0.5, 1e40, 0.5]", good),
+            vec!["task.mean[1]", "finite", "got 1e40"],
+        ),
+        ("crop = 24\npda = 4\n".into(), vec!["unknown field", "pda"]),
+        (
+            format!("crop = 24\nmean = {good}\n"),
+            vec!["task.mean is given without task.std"],
+        ),
+        (
+            format!("crop = 24\nstd = {good}\n"),
+            vec!["task.std is given without task.mean"],
+        ),
+        (
+            stats("[0.5, 0.5]", good),
+            vec![
+                "task.mean",
+                "one value per channel",
+                "3 for cifar10",
+                "got 2",
+            ],
+        ),
+        (
+            stats(good, "[0.2, 0.2, 0.2, 0.2]"),
+            vec!["task.std", "one value per channel", "got 4"],
+        ),
+        (
+            stats(good, "[0.2, 0.0, 0.2]"),
+            vec!["task.std[1]", "> 0", "got 0"],
+        ),
+        (
+            stats(good, "[0.2, -0.1, 0.2]"),
+            vec!["task.std[1]", "> 0", "got -0.1"],
+        ),
+        (
+            stats("[0.5, nan, 0.5]", good),
+            vec!["task.mean[1]", "finite", "NaN"],
+        ),
+        (
+            stats(good, "[0.2, 0.2, inf]"),
+            vec!["task.std[2]", "finite", "inf"],
+        ),
+    ];
+    for (to, needles) in &cases {
+        rejected(&edit(&cifar, "crop = 24\n", to), needles);
+    }
+    let mnist = committed_config("mnist-quick");
+    let mnist_cases: &[(&str, &[&str])] = &[
+        (
+            "batch_size = 100\nmean = [0.1, 0.1, 0.1]\nstd = [0.3, 0.3, 0.3]\n",
+            &["task.mean", "1 for mnist", "got 3"],
+        ),
+        (
+            "batch_size = 100\nstd = [0.3]\n",
+            &["task.std is given without task.mean"],
+        ),
+        // Padding is a CIFAR-10 key.
+        ("batch_size = 100\npad = 4\n", &["unknown field", "pad"]),
+    ];
+    for (to, needles) in mnist_cases {
+        rejected(&edit(&mnist, "batch_size = 100\n", to), needles);
+    }
+}
+
+#[test]
+fn sgd_takes_weight_decay_and_a_schedule_and_names_bad_values() {
+    let cifar = committed_config("cifar10-quick");
+    let recipe = "lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-4\n\
+                  schedule = { kind = \"step\", at = [0.5, 0.75], factor = 0.1 }\n";
+    let config = ExperimentConfig::parse(&edit(&cifar, "lr = 0.1\n", recipe)).unwrap();
+    // The milestones are fractions of train.max_steps (20000 here).
+    let optimizer = &config.train.optimizer;
+    assert_eq!(optimizer.learning_rate_at(9_999, 20_000, 0), 0.1);
+    assert!((optimizer.learning_rate_at(10_000, 20_000, 0) - 0.01).abs() < 1e-15);
+    assert!((optimizer.learning_rate_at(15_000, 20_000, 0) - 0.001).abs() < 1e-15);
+    let cosine = "lr = 0.1\nschedule = { kind = \"cosine\" }\n";
+    let config = ExperimentConfig::parse(&edit(&cifar, "lr = 0.1\n", cosine)).unwrap();
+    assert!((config.train.optimizer.learning_rate_at(10_000, 20_000, 0) - 0.05).abs() < 1e-15);
+
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "lr = 0.1\nweight_decay = -1e-4\n",
+            &["train.optimizer.weight_decay", ">= 0", "-0.0001"],
+        ),
+        (
+            "lr = 0.1\nweight_decay = nan\n",
+            &["train.optimizer.weight_decay", "finite", "NaN"],
+        ),
+        (
+            "lr = 0.1\ndecay = { after_epochs = 1, factor = 0.5 }\nschedule = { kind = \"cosine\" }\n",
+            &["train.optimizer.decay", "schedule", "keep one"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.75, 0.5], factor = 0.1 }\n",
+            &[
+                "train.optimizer.schedule.at",
+                "strictly increasing",
+                "(0, 1)",
+            ],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.5, 1.5], factor = 0.1 }\n",
+            &["train.optimizer.schedule.at", "[0.5, 1.5]"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.5], factor = -0.1 }\n",
+            &["train.optimizer.schedule.factor", "-0.1"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"step\", at = [0.5] }\n",
+            &["missing field", "factor"],
+        ),
+        (
+            "lr = 0.1\nschedule = { kind = \"exponential\" }\n",
+            &["unknown variant", "exponential"],
+        ),
+    ];
+    for (to, needles) in cases {
+        rejected(&edit(&cifar, "lr = 0.1\n", to), needles);
+    }
+}
+
+/// Through the binary on the real CIFAR-10 and MNIST copies: padded crops with given
+/// statistics train (a few steps, to a level out of reach), and MNIST normalized by given
+/// statistics evaluates.
+#[test]
+fn normalized_and_padded_image_inputs_run() {
+    let Some(data) = real_data_or_skip() else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let cifar = r#"name = "padded"
+energy = "train_error"
+
+[task]
+kind = "cifar10"
+train_limit = 64
+test_limit = 16
+batch_size = 16
+crop = 32
+pad = 4
+mean = [0.4914, 0.4822, 0.4465]
+std = [0.2470, 0.2435, 0.2616]
+
+[task.net]
+layers = [
+    { kind = "conv2d", channels = 4, kernel = 3, padding = "same" },
+    { kind = "relu" },
+    { kind = "flatten" },
+    { kind = "linear", features = 10 },
+]
+
+[train]
+check_every = 2
+max_steps = 4
+
+[train.optimizer]
+kind = "sgd"
+lr = 0.1
+momentum = 0.9
+weight_decay = 5e-4
+schedule = { kind = "step", at = [0.5], factor = 0.1 }
+"#;
+    let config = write(dir.path(), "padded.toml", cifar);
+    let out = dir.path().join("padded");
+    fail_with(
+        [
+            "train".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+            "--level".as_ref(),
+            "1e-9".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ],
+        &["did not reach", "within 4 steps"],
+    );
+
+    let mnist = edit(
+        &committed_config("mnist-quick"),
+        "batch_size = 100\n",
+        "batch_size = 100\nmean = [0.1307]\nstd = [0.3081]\n",
+    );
+    let config = write(dir.path(), "mnist.toml", &mnist);
+    let out = dir.path().join("mnist");
+    succeed([
+        "train".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--level".as_ref(),
+        "1e9".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    let meta = read_json(&out.join("model.json"));
+    assert!(f64_at(&meta, "energy") > 0.5, "an untrained net: {meta}");
+    assert_eq!(meta["config"]["task"]["mean"][0].as_f64(), Some(0.1307));
 }

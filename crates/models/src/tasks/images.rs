@@ -8,7 +8,9 @@ use burn::data::dataset::Dataset;
 use burn::module::{AutodiffModule, Module};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use levelset_data::{ChannelStats, LabeledImages, center_crop, random_crop_flip};
+use levelset_data::{
+    ChannelStats, LabeledImages, center_crop, normalize_image, random_padded_crop_flip,
+};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -263,34 +265,59 @@ impl ImageNet for DescribedConfig {
 pub enum Pipeline {
     /// Pixels scaled to [0, 1] (MNIST).
     Scale,
-    /// `size` x `size` crops normalized per channel: random crop and flip for training,
-    /// center crop for evaluation (the TF CIFAR-10 tutorial).
-    Crop { size: usize, stats: ChannelStats },
+    /// Whole images scaled to [0, 1], then normalized per channel as `(x - mean) / std`, with
+    /// no augmentation (MNIST with given statistics).
+    Normalize { stats: ChannelStats },
+    /// `size` x `size` crops normalized per channel. Training takes a random crop of the
+    /// image zero-padded by `pad` pixels on each side (pixel value 0 before normalization)
+    /// and a random horizontal flip; evaluation takes the central crop of the unpadded image,
+    /// the whole image when `size` is its side. `pad` 0 is the TF CIFAR-10 tutorial's input,
+    /// `size` 32 with `pad` 4 the CIFAR ResNets'.
+    Crop {
+        size: usize,
+        pad: usize,
+        stats: ChannelStats,
+    },
 }
 
 impl Pipeline {
     fn validate(&self, set: &LabeledImages) -> Result<(), String> {
-        if let Pipeline::Crop { size, stats } = self {
-            if *size == 0 || *size > set.height || *size > set.width {
+        let channels = |stats: &ChannelStats| {
+            if stats.mean.len() != set.channels || stats.std.len() != set.channels {
                 return Err(format!(
-                    "crop size {size} does not fit {}x{} images",
-                    set.height, set.width
-                ));
-            }
-            if stats.mean.len() != set.channels {
-                return Err(format!(
-                    "channel statistics for {} channels, images have {}",
+                    "channel statistics for {}/{} channels (mean/std), images have {}",
                     stats.mean.len(),
+                    stats.std.len(),
                     set.channels
                 ));
             }
+            Ok(())
+        };
+        match self {
+            Pipeline::Scale => Ok(()),
+            Pipeline::Normalize { stats } => channels(stats),
+            Pipeline::Crop { size, pad, stats } => {
+                // Evaluation crops the unpadded image, so the window must fit it.
+                if *size == 0 || *size > set.height || *size > set.width {
+                    return Err(format!(
+                        "crop size {size} does not fit {}x{} images",
+                        set.height, set.width
+                    ));
+                }
+                if *pad > set.height || *pad > set.width {
+                    return Err(format!(
+                        "padding {pad} is wider than the {}x{} images",
+                        set.height, set.width
+                    ));
+                }
+                channels(stats)
+            }
         }
-        Ok(())
     }
 
     fn dims(&self, set: &LabeledImages) -> [usize; 3] {
         match self {
-            Pipeline::Scale => [set.channels, set.height, set.width],
+            Pipeline::Scale | Pipeline::Normalize { .. } => [set.channels, set.height, set.width],
             Pipeline::Crop { size, .. } => [set.channels, *size, *size],
         }
     }
@@ -299,12 +326,13 @@ impl Pipeline {
     fn image(&self, set: &LabeledImages, i: usize, rng: Option<&mut ChaCha8Rng>) -> Vec<f32> {
         match (self, rng) {
             (Pipeline::Scale, _) => Ok(set.image(i).iter().map(|&p| p as f32 / 255.0).collect()),
-            (Pipeline::Crop { size, stats }, Some(rng)) => {
-                random_crop_flip(set, i, *size, stats, rng)
+            (Pipeline::Normalize { stats }, _) => normalize_image(set, i, stats),
+            (Pipeline::Crop { size, pad, stats }, Some(rng)) => {
+                random_padded_crop_flip(set, i, *size, *pad, stats, rng)
             }
-            (Pipeline::Crop { size, stats }, None) => center_crop(set, i, *size, stats),
+            (Pipeline::Crop { size, stats, .. }, None) => center_crop(set, i, *size, stats),
         }
-        .expect("crop size and statistics are validated when the task is built")
+        .expect("crop size, padding and statistics are validated when the task is built")
     }
 
     fn batch<B: Backend>(

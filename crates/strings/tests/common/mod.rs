@@ -23,7 +23,10 @@ use levelset_strings::ConnectError;
 
 pub fn adam(lr: f64, max_steps: usize) -> TrainSettings {
     TrainSettings {
-        optimizer: OptimizerConfig::Adam { lr },
+        optimizer: OptimizerConfig::Adam {
+            lr,
+            weight_decay: None,
+        },
         check_every: 10,
         max_steps,
         stop: Default::default(),

@@ -159,7 +159,7 @@ pub enum LayerSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         biases: Option<Init>,
     },
-    /// Rejected with the reason (see [`LayerSpec::unsupported`]).
+    /// Rejected with the reason (see `LayerSpec::unsupported`).
     BatchNorm,
     BatchNorm2d,
 }
@@ -864,7 +864,7 @@ impl<B: Backend> Activations<B> {
             .map(Tensor::require_grad, Tensor::require_grad)
     }
 
-    /// The sum of all values, [1].
+    /// The sum of all values, \[1\].
     pub fn sum(self) -> Tensor<B, 1> {
         match self {
             Activations::Image(x) => x.sum(),

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The bead-deficit study's table (experiments/README.md): the quadratic row of Figure 1 as
-the paper reports it, as an independent implementation of the authors' procedure measured it
-(issue 23, 20 pairs per level), and as levelset measures it with the authors' net and stopping
-rules (experiments/quadratic) and with one or both of its former choices (biases on every
-layer; endpoints and beads stopped by a test-loss check every 50 steps).
+"""The bead-deficit study's table (docs/src/results/bead-deficit.md): the quadratic row of
+Figure 1 as the paper reports it, as an independent implementation of the authors' procedure
+measured it (issue 23, 20 pairs per level), and as levelset measures it with the authors' net
+and stopping rules (experiments/quadratic) and with one or both of its former choices (biases
+on every layer; endpoints and beads stopped by a test-loss check every 50 steps).
 
     python3 experiments/bead-deficit.py > experiments/bead-deficit.md
 

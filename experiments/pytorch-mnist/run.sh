@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The walk-through of README.md ("Your own networks"), end to end: two MNIST convnets trained
+# The walk-through of docs/src/guide/own-networks.md, end to end: two MNIST convnets trained
 # in PyTorch, imported into levelset and connected by DSS and by a Bezier curve. Weights and
 # bead checkpoints go to WORK (not committed: about 0.9 MB per network); the reports are
 # copied here.

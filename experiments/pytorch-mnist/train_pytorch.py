@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Trains two small MNIST convnets in PyTorch, from seeds 1 and 2, and saves each state_dict
-with torch.save, for the walk-through in README.md ("Your own networks") and
+with torch.save, for the walk-through in docs/src/guide/own-networks.md and
 experiments/pytorch-mnist/README.md: levelset imports both (configs/pytorch-mnist.toml
 describes the same network layer by layer) and connects them.
 

@@ -8,7 +8,7 @@ use rand::Rng;
 use crate::error::{DataError, Result};
 use crate::images::LabeledImages;
 
-/// Per-channel mean/std in [0,1] pixel units, computed from a training set.
+/// Per-channel mean/std in \[0,1\] pixel units, computed from a training set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelStats {
     pub mean: Vec<f32>,

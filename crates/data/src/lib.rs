@@ -1,6 +1,16 @@
-//! Offline readers for the real data sets of Freeman & Bruna (MNIST, CIFAR-10, Penn Treebank)
-//! and generators for their synthetic tasks. Pure Rust, independent of any tensor library:
-//! images come out as u8 (C,H,W) buffers, text as token ids, synthetic tasks as f32 rows.
+//! levelset's data: readers for the real data sets of Freeman & Bruna (MNIST, CIFAR-10, Penn
+//! Treebank), their download and checksums, and generators for the paper's synthetic tasks.
+//!
+//! It is the bottom crate of the workspace: pure Rust, independent of any tensor library.
+//! Images come out as u8 (C,H,W) buffers ([`LabeledImages`]), text as token ids ([`Corpus`]),
+//! synthetic tasks as f32 rows ([`Regression`]).
+//!
+//! Where to start reading: [`locate`] resolves the data folder every command reads (flag,
+//! environment, config, per-user default); [`load_mnist`], [`load_cifar10`] and [`load_ptb`]
+//! read the official formats; [`catalog`] pins every file's size and SHA-256 and [`fetch`]
+//! downloads against those pins; [`atomic`] is the checked, atomic file write the whole
+//! workspace writes its outputs through. The book's data page (`docs/src/guide/data.md`) says
+//! what each loader accepts.
 
 pub mod atomic;
 mod augment;

@@ -4,10 +4,18 @@
 //! Modules depend downwards only: `config` at the bottom, then `landscapes` (a config's
 //! task, built on the chosen backend) and `pair` (endpoints and one connection), then
 //! `studies`, `output` and `bench`, then `commands`; `weights` (foreign weight files) depends on nothing of ours; `main.rs` holds the command line alone.
+//!
+//! Where to start reading: [`config::ExperimentConfig`], what a config file may say (every
+//! key is in the book's configs reference, `docs/src/reference/configs.md`); [`pair`], which
+//! trains two endpoints and connects them, the unit every study repeats;
+//! [`studies::sweep`], levels x pairs with resume and shards; and [`commands`], one module per
+//! subcommand. The book (`docs/`) describes each command and each study's results.
 
 pub mod bench;
 pub mod commands;
 pub mod config;
+#[cfg(test)]
+mod config_docs;
 #[cfg(test)]
 mod config_props;
 pub mod landscapes;

@@ -1,4 +1,13 @@
 //! `levelset`: train networks to a loss level and map the geometry of their level sets.
+//!
+//! This file is the command line alone: each subcommand parses its flags here and calls the
+//! `levelset_experiments` library (its `commands`, `studies`, `output` and `bench` modules),
+//! where the work is done. Every command is described in the book's usage page
+//! (`docs/src/guide/usage.md`).
+
+// The doc comments of the command line are clap's `--help` text, written for a terminal
+// (`configs/<task>.toml`, `[a,b]`), not Markdown for rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

@@ -155,13 +155,13 @@ pub fn flat_of<M: AutodiffModule<Train>>(model: &M) -> Tensor<Compute, 1> {
 /// The path methods `connect` offers, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MethodName {
-    /// Dynamic String Sampling (the paper), settings in [dss].
+    /// Dynamic String Sampling (the paper), settings in `[dss]`.
     Dss,
-    /// A trained Bezier curve (Garipov et al. 2018), settings in [curve].
+    /// A trained Bezier curve (Garipov et al. 2018), settings in `[curve]`.
     Bezier,
-    /// A trained polygonal chain (Garipov et al. 2018), settings in [curve].
+    /// A trained polygonal chain (Garipov et al. 2018), settings in `[curve]`.
     Polychain,
-    /// Nudged elastic band with AutoNEB insertion (Draxler et al. 2018), settings in [neb].
+    /// Nudged elastic band with AutoNEB insertion (Draxler et al. 2018), settings in `[neb]`.
     Neb,
 }
 

@@ -22,7 +22,7 @@ use super::{CHUNK, cast, on_flex, par_zeroed, primitive, tensor, try_op, values}
 /// Logits and labels.
 type Inputs<B> = (Tensor<B, 2>, Tensor<B, 1, Int>);
 
-/// The mean over rows of -log softmax(logits)[label] for logits [n, classes] and labels [n],
+/// The mean over rows of -log softmax(logits)\[label\] for logits \[n, classes\] and labels \[n\],
 /// when `B` is flex, with or without autodiff, the logits are f32 and the labels i32;
 /// otherwise both back untouched.
 ///

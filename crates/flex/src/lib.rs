@@ -5,6 +5,12 @@
 //! layer, in values and gradients; measured in `experiments/bench/README.md`.
 //!
 //! All of levelset's `unsafe` code lives here, each block with its safety argument.
+//!
+//! Where to start reading: the `try_*` functions below are the whole interface, called from
+//! one module of `levelset-models` (`kernels`); each kernel's module (`conv`, `linear`,
+//! `lstm`, `pool`, `cross_entropy`, `adam`, `sgd`, ...) opens with what it computes and why
+//! it is shaped as it is, and the products all go through `matrix`'s GEMM wrappers. The
+//! book's backends page (`docs/src/guide/backends.md`) lists the kernels.
 
 use std::any::{Any, TypeId};
 use std::mem::MaybeUninit;

@@ -35,7 +35,7 @@ type Input<B> = (Tensor<B, 3>, Option<LstmState<B, 2>>);
 type Output<B> = (Tensor<B, 3>, LstmState<B, 2>);
 
 /// `layer.forward(x, state)` when `B` is flex, with or without autodiff, the tensors are
-/// f32, the window has a step and the layer is the [`standard_cell`] with biases; otherwise
+/// f32, the window has a step and the layer is the `standard_cell` with biases; otherwise
 /// `x` and `state` back (a missing state as zeros).
 pub fn try_lstm<B: Backend>(
     layer: &Lstm<B>,

@@ -1,7 +1,7 @@
 //! Kernel launches counted inside levelset's own process, from CubeCL's execution log.
 //!
 //! On the CubeCL backends (wgpu, cuda) every kernel launch can be logged by name ("Executing
-//! <kernel>"), or, with timing on, by name and duration ("| 12.5µs | <kernel>"): then CubeCL
+//! `<kernel>`"), or, with timing on, by name and duration ("| 12.5µs | `<kernel>`"): then CubeCL
 //! waits for each kernel and times it, so the durations are a per-kernel breakdown with a
 //! device synchronisation per kernel, and the work as a whole runs slower. The log is written by a background thread that CubeCL feeds through a channel,
 //! so a process that reads it right after its work (or exits) misses the tail still in the
@@ -144,8 +144,8 @@ impl LaunchLog {
     }
 }
 
-/// Kernel use by name in the lines of a CubeCL execution log, untimed ("Executing <name>")
-/// or timed ("| <duration> | <name>"); other lines (CubeCL's summary tables) are ignored.
+/// Kernel use by name in the lines of a CubeCL execution log, untimed ("Executing `<name>`")
+/// or timed ("| `<duration>` | `<name>`"); other lines (CubeCL's summary tables) are ignored.
 pub fn parse_launches(text: &str) -> Launches {
     let mut launches = Launches::new();
     for line in text.lines() {

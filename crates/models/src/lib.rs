@@ -1,4 +1,14 @@
-//! levelset's networks, flat parameter vectors, energies and training to a level.
+//! levelset's networks, flat parameter vectors, energies and training to a level: the loss
+//! landscape that the path methods of `levelset-strings` walk.
+//!
+//! Where to start reading: [`Landscape`] is the interface everything above this crate uses (a
+//! task's energy and training loss over one network architecture, evaluated one point or
+//! many stacked points at a time); [`tasks`] holds the paper's tasks that implement it and
+//! [`nets`] their networks, the paper's and the ones described layer by layer in a config.
+//! [`flat`] turns a network into one parameter vector and back, which is how paths between
+//! networks are written; [`train::train_to_level`] trains a network until its energy is at
+//! most a level; [`checkpoint`] saves and loads trained networks with their `model.json`.
+//! The backend is chosen in one place, `backend` (present when a backend feature is on).
 //!
 //! On the flex backend the nets' layers and optimizer steps run levelset-flex's kernels,
 //! called from one module, `kernels`; everything else is Burn.

@@ -26,7 +26,7 @@ const AHEAD: usize = 2;
 pub enum Epoch<'a, T> {
     /// Each batch built when it is asked for.
     OnDemand(Box<dyn Iterator<Item = T> + 'a>),
-    /// Batches built by a thread of their own, up to [`AHEAD`] ahead.
+    /// Batches built by a thread of their own, up to `AHEAD` ahead.
     Ahead {
         batches: Option<Receiver<T>>,
         builder: Option<JoinHandle<()>>,

@@ -49,7 +49,7 @@ impl<B: Backend> Knots<B> {
     }
 
     /// The same number of points moved along the chain `first -> points -> last` so that
-    /// neighbours are equally far apart; a `pinned` point (a row index, [1]) stays where it is
+    /// neighbours are equally far apart; a `pinned` point (a row index, \[1\]) stays where it is
     /// and the points on either side of it are spaced evenly on their side. The parameter id
     /// is kept, so an optimizer's state carries over. Computed on the device, without reading
     /// anything back: NEB respaces its pivots after every step.

@@ -3,6 +3,13 @@
 //!
 //! Every method ([`Method`], run by [`connect_with`]) produces the same [`ModelPath`]; metrics are
 //! computed on it alone.
+//!
+//! Where to start reading: [`connect_with`], the one entry point; then [`dss`] (Dynamic String
+//! Sampling, Freeman & Bruna's Algorithm 1, with the authors' breadth-first variant),
+//! [`curve`] (Bezier curves and polychains trained by autodiff, Garipov et al. 2018), [`neb`]
+//! (nudged elastic band with AutoNEB's pivot insertion) and [`align`](mod@align) (weight matching,
+//! Ainsworth et al. 2022). [`path`] holds the path and its report; every energy is measured
+//! through an [`Evaluator`] over a `levelset_models::Landscape`.
 
 pub mod align;
 mod batches;

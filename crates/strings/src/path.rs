@@ -39,7 +39,7 @@ impl Status {
         matches!(self, Status::Connected)
     }
 
-    /// One line for people: "connected", "not connected: <reason>", "failed: <reason>".
+    /// One line for people: "connected", "not connected: `<reason>`", "failed: `<reason>`".
     pub fn describe(&self) -> String {
         match self {
             Status::Connected => "connected".into(),

@@ -108,7 +108,7 @@ pub struct SweepArgs {
 
 impl SweepArgs {
     /// What a sweep needs from its config, checked before any data is loaded: valid DSS
-    /// settings and a [sweep] section (returned).
+    /// settings and a `[sweep]` section (returned).
     pub fn validate(&self) -> Result<&SweepConfig> {
         self.config.dss()?;
         self.config
@@ -313,7 +313,7 @@ impl WithLandscape for SweepArgs {
     }
 }
 
-/// The sweep of `args` (its config has a [sweep]) on a built landscape, taking endpoints from
+/// The sweep of `args` (its config has a `[sweep]`) on a built landscape, taking endpoints from
 /// `endpoints`, so a caller can reuse them after the sweep.
 pub fn sweep_on<L: Landscape<Train>>(
     args: &SweepArgs,

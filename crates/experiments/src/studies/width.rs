@@ -27,7 +27,7 @@ pub struct WidthRow {
     pub linear_gap: Option<f64>,
     /// Mean over connected pairs of the string's certified maximum minus L0.
     pub string_gap: Option<f64>,
-    /// Mean over pairs of the trained one-bend curve's maximum minus L0 (with a [curve]
+    /// Mean over pairs of the trained one-bend curve's maximum minus L0 (with a `[curve]`
     /// section): the gap of the best path found at fixed complexity, the theory's quantity.
     pub curve_gap: Option<f64>,
     pub length: Option<f64>,

@@ -230,7 +230,7 @@ pub struct StateDict {
 /// The state_dict in `tree`: the entry `key` if given; else the file itself when it holds
 /// tensors at its top level; else the one entry of [`WRAPPER_KEYS`] that holds tensors (two
 /// such entries are an error naming both); else every tensor of the file by its dotted path.
-/// A prefix every name shares from a wrapper ([`WRAPPER_PREFIXES`]) is stripped.
+/// A prefix every name shares from a wrapper (`WRAPPER_PREFIXES`) is stripped.
 pub fn state_dict(tree: &Tree, key: Option<&str>) -> Result<StateDict> {
     let mut notes = Vec::new();
     let ignored = |used: &str| -> Option<String> {

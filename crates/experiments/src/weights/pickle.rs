@@ -4,8 +4,8 @@
 //! here a crafted file can at most fail to parse.
 //!
 //! burn-store has a pickle reader of its own, but it drops each tensor's strides and reads
-//! past the end of a storage as zeros (README, known limits), so `import` reads pickles here
-//! and keeps every argument of `_rebuild_tensor_v2`.
+//! past the end of a storage as zeros (docs/src/guide/known-limits.md), so `import` reads
+//! pickles here and keeps every argument of `_rebuild_tensor_v2`.
 
 use std::fmt;
 

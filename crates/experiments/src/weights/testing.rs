@@ -1,6 +1,6 @@
 //! `torch.save` files written byte by byte, for tests: well-formed ones as PyTorch writes
 //! them (strided views, offsets into shared storages, legacy streams) and crafted ones that
-//! lie about their storages, so that every check of [`super::torch`] has a file that trips
+//! lie about their storages, so that every check of `super::torch` has a file that trips
 //! it. The pickle is protocol 2, as `torch.save` writes it.
 
 use std::io::Write;

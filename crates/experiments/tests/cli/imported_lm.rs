@@ -132,7 +132,7 @@ fn a_pytorch_lstm_language_model_imports_and_connects() {
         "the .pt and .safetensors differ"
     );
 
-    // Net b held as two one-layer LSTMs, `lstm1` and `lstm2`, imports with the README's --map
+    // Net b held as two one-layer LSTMs, `lstm1` and `lstm2`, imports with the book's --map
     // rules as the same parameters.
     let split = dir.path().join("split.safetensors");
     rename_safetensors(

@@ -100,10 +100,34 @@ fn walk(steps: &[Step], found: &mut Found) {
     let message = error_at(steps, probe_table());
     if message.starts_with(&format!("unknown field `{PROBE}`")) {
         // A struct, or a variant of a tagged enum.
-        for field in expected(&message) {
-            let next = with(Step::Field(field));
+        let fields = expected(&message);
+        for field in &fields {
+            let next = with(Step::Field(field.clone()));
             found.keys.insert(path_of(&next));
-            walk(&next, found);
+            // A residual block's `body` and `shortcut` are lists of layers again, whose keys
+            // are the layers' own: the recursion is not walked.
+            let in_layers = steps
+                .iter()
+                .any(|s| matches!(s, Step::Field(name) if name == "layers"));
+            if !(in_layers && (field == "body" || field == "shortcut")) {
+                walk(&next, found);
+            }
+        }
+        // `[task.net]` holds a net described layer by layer, or a preset named by `preset`.
+        if fields.iter().any(|f| f == "layers") {
+            let leaf = Value::Table(Table::from_iter([(
+                "preset".to_string(),
+                Value::String(PROBE.into()),
+            )]));
+            let variants = error_at(steps, leaf);
+            if variants.starts_with(&format!("unknown variant `{PROBE}`")) {
+                let tag_path = path_of(&with(Step::Field("preset".into())));
+                found.keys.insert(tag_path.clone());
+                for variant in expected(&variants) {
+                    found.values.insert((tag_path.clone(), variant.clone()));
+                    walk(&with(Step::Tag("preset".into(), variant)), found);
+                }
+            }
         }
     } else if let Some(tag) = message
         .strip_prefix("missing field `")

@@ -19,7 +19,7 @@ use crate::nets::lrn::Lrn;
 use super::norm::{BatchNorm, NormMode};
 
 /// A described layer's parameters; the variant names are part of the parameters' names
-/// ([`NetDescription::parameter_layers`]).
+/// ([`NetDescription::parameter_layers`](super::NetDescription::parameter_layers)).
 #[derive(Module, Debug)]
 pub enum Layer<B: Backend> {
     Linear(Linear<B>),
@@ -140,7 +140,7 @@ impl<B: Backend> Activations<B> {
             .map(Tensor::require_grad, Tensor::require_grad)
     }
 
-    /// The sum of all values, [1].
+    /// The sum of all values, \[1\].
     pub fn sum(self) -> Tensor<B, 1> {
         match self {
             Activations::Image(x) => x.sum(),

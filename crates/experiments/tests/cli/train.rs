@@ -199,10 +199,12 @@ fn import_reads_pytorch_state_dicts_into_the_configs_network() {
         ],
     );
     assert!(!checkpoint::exists(&out));
-    // Renamed to `layers.*` as the MLPs once took them, they name no described layer.
+    // Renamed to `layers.*` (a module holding the Sequential as `layers`), they are the
+    // described positions too; renamed to anything else, they name no described layer.
+    succeed(import(&[r"^net\.=layers."], &dir.path().join("as-layers")));
     fail_with(
-        import(&[r"^net\.=layers."], &out),
-        &["in the file but not in the network: layers.0.bias, layers.0.weight, layers.2.bias"],
+        import(&[r"^net\.=seq."], &out),
+        &["in the file but not in the network: seq.0.bias, seq.0.weight, seq.2.bias"],
     );
     succeed(import(&[r"^net\.="], &out));
 

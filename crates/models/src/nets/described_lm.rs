@@ -296,7 +296,7 @@ mod tests {
             (
                 r#"{ kind = "embedding", features = 6 }, { kind = "batch_norm" },
                    { kind = "lstm", hidden = 5 }, { kind = "linear", features = 11 }"#,
-                "layers[1] (batch_norm): BatchNorm is not supported",
+                "layers[1] (batch_norm): a language model is an embedding",
             ),
         ];
         for (layers, expected) in cases {

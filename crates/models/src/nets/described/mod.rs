@@ -83,7 +83,9 @@ impl NetDescription {
         out
     }
 
-    /// Whether every layer has a stacked form (see `Described::stacks`).
+    /// Whether every layer has a stacked form ([`crate::flat::Stacked`]): not batch
+    /// normalization (its running statistics are not stacked), group normalization, residual
+    /// blocks, global pooling, subsampling or channel padding.
     pub fn stacks(&self) -> bool {
         !self.flat_layers().iter().any(|layer| {
             matches!(
@@ -139,17 +141,7 @@ impl NetDescription {
         self.flat_layers()
             .into_iter()
             .enumerate()
-            .filter_map(|(i, layer)| {
-                let name = match layer {
-                    LayerSpec::Linear { .. } => "Linear",
-                    LayerSpec::Conv2d { .. } => "Conv2d",
-                    LayerSpec::LayerNorm { .. } => "LayerNorm",
-                    LayerSpec::BatchNorm { .. } => "BatchNorm",
-                    LayerSpec::GroupNorm { .. } => "GroupNorm",
-                    _ => return None,
-                };
-                Some((i, name))
-            })
+            .filter_map(|(i, layer)| names::module_kind(layer).map(|name| (i, name)))
             .collect()
     }
 }

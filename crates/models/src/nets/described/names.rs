@@ -53,7 +53,7 @@ impl NetDescription {
 }
 
 /// The parameter layers' kinds as levelset's module names them (the variant of its `Layer`).
-fn module_kind(layer: &LayerSpec) -> Option<&'static str> {
+pub(super) fn module_kind(layer: &LayerSpec) -> Option<&'static str> {
     Some(match layer {
         LayerSpec::Linear { .. } => "Linear",
         LayerSpec::Conv2d { .. } => "Conv2d",

@@ -181,31 +181,6 @@ impl<B: Backend> Described<B> {
         }
     }
 
-    /// Whether any layer keeps running statistics (a batch normalization, here or in a
-    /// block).
-    pub fn has_running_statistics(&self) -> bool {
-        self.layers
-            .iter()
-            .any(|layer| matches!(layer, Some(Layer::BatchNorm(_))))
-    }
-
-    /// Whether every op has a stacked form ([`crate::flat::Stacked`]): not batch
-    /// normalization (its running statistics are not stacked), group normalization or
-    /// residual blocks, global pooling, subsampling and channel padding.
-    pub fn stacks(&self) -> bool {
-        !self.ops.iter().any(|op| {
-            matches!(
-                op,
-                Op::BatchNorm
-                    | Op::GroupNorm
-                    | Op::GlobalAvgPool
-                    | Op::Residual { .. }
-                    | Op::Subsample(_)
-                    | Op::PadChannels(..)
-            )
-        })
-    }
-
     /// The same net with running statistics of its own in every batch normalization, reset
     /// (see [`BatchNorm::with_fresh_statistics`]).
     pub fn with_fresh_statistics(self) -> Self {

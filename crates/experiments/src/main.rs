@@ -125,7 +125,7 @@ enum Command {
         #[arg(long)]
         resume: bool,
         /// Weight-match the second endpoint's hidden units to the first's before connecting
-        /// (MLPs, the MNIST convnet, described nets); writes align.json with the barriers
+        /// (MLPs, convnets, described and residual nets); writes align.json with the barriers
         /// before and after.
         #[arg(long)]
         align: bool,

@@ -27,7 +27,9 @@ pub mod schedule;
 mod seeds;
 pub mod sizes;
 
-pub use align::{AlignConfig, AlignReport, Aligned, align, permutable_units, permute};
+pub use align::{
+    AlignConfig, AlignReport, Aligned, align, permutable_units, permute, random_orders,
+};
 pub use curve::{Curve, CurveConfig, CurveKind, connect_curve};
 pub use dss::{DssConfig, InsertAt, Order, connect_dss};
 pub use endpoints::ConnectError;

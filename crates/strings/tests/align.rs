@@ -6,13 +6,15 @@ use levelset_data::{LabeledImages, linear_regression};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten, unflatten};
 use levelset_models::init::Init;
-use levelset_models::nets::described::Layer;
+use levelset_models::nets::described::{Layer, NormMode};
 use levelset_models::nets::{
     Activation, Described, DescribedConfig, MlpConfig, MnistConvConfig, NetDescription,
+    ResnetConfig, Shortcut,
 };
+use levelset_models::statistics::{BnConfig, StatsMode};
 use levelset_models::tasks::{ImageNet, ImageTask, Pipeline, RegressionLoss};
 use levelset_models::{Energy, Landscape};
-use levelset_strings::{AlignConfig, Evaluator, align};
+use levelset_strings::{AlignConfig, Evaluator, align, permutable_units, permute};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -249,4 +251,120 @@ fn bad_align_settings_name_the_key() {
         ..AlignConfig::default()
     };
     assert!(config.validate().unwrap_err().starts_with("align.grid"));
+}
+
+/// He et al.'s ResNet-20 (option A or B) at `width`, on a task of random 32x32 images whose
+/// BatchNorm statistics are recomputed at every point.
+fn resnet_task(
+    shortcut: Shortcut,
+    width: usize,
+) -> (DescribedConfig, ImageTask<Train, DescribedConfig>) {
+    let preset = ResnetConfig {
+        width,
+        ..ResnetConfig::new(20, shortcut)
+    };
+    let config = DescribedConfig::new(preset.description(10).unwrap(), [3, 32, 32], 10).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let images = LabeledImages {
+        images: (0..8 * 3 * 32 * 32).map(|_| rng.random()).collect(),
+        labels: (0..8).map(|_| rng.random_range(0..10)).collect(),
+        channels: 3,
+        height: 32,
+        width: 32,
+    };
+    let task = ImageTask::<Train, _>::new(
+        config.clone(),
+        Pipeline::Scale,
+        images.clone(),
+        &images,
+        8,
+        Energy::TestLoss,
+        &device(),
+    )
+    .and_then(|task| {
+        task.with_statistics(BnConfig {
+            stats: StatsMode::Recompute,
+            batches: 1,
+        })
+    })
+    .expect("valid task");
+    (config, task)
+}
+
+/// A residual stream's channels are one group across its blocks, and option A's zero-padded
+/// stream carries the narrower one's channels: a random permutation of every group keeps the
+/// logits (with each batch's statistics) and the energy (with recomputed statistics), and
+/// weight matching undoes it exactly.
+#[test]
+fn permuting_a_resnet_keeps_its_function_and_weight_matching_undoes_it() {
+    for (shortcut, width) in [
+        (Shortcut::A, 1),
+        (Shortcut::B, 1),
+        (Shortcut::A, 4),
+        (Shortcut::B, 4),
+    ] {
+        let (config, task) = resnet_task(shortcut, width);
+        let net = config.init::<Compute>(3, &device());
+        let flat = flatten(&net);
+        let orders = levelset_strings::random_orders::<Train, _>(&task, 7).unwrap();
+        // Three streams (the stem's is stage 1's: a stage's blocks add to one stream) and
+        // every block's inner channels.
+        assert_eq!(orders.len(), 3 + 9, "{shortcut:?} x{width}");
+        let permuted = permute::<Train, _>(&task, &flat, &orders).unwrap();
+        assert!(distance(&flat, &permuted) > 1.0, "{shortcut:?} x{width}");
+
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let x: Vec<f32> = (0..4 * 3 * 32 * 32)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let x = Tensor::<Compute, 4>::from_data(TensorData::new(x, [4, 3, 32, 32]), &device());
+        let logits = |flat: &Tensor<Compute, 1>| {
+            unflatten(net.clone(), flat.clone())
+                .forward_with(x.clone(), None, NormMode::Batch)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let (ours, theirs) = (logits(&flat), logits(&permuted));
+        let scale = ours.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (o, t) in ours.iter().zip(&theirs) {
+            assert!(
+                (o - t).abs() <= 1e-5 * scale,
+                "{shortcut:?} x{width}: {o} vs {t}"
+            );
+        }
+        let evaluator = Evaluator::new(&task);
+        let (ea, eb) = (evaluator.energy(&flat), evaluator.energy(&permuted));
+        assert!((ea - eb).abs() <= 1e-5 * ea.abs().max(1.0), "{ea} vs {eb}");
+
+        if width == 1 {
+            let aligned = align(&task, &flat, &permuted, &AlignConfig::default(), 0).unwrap();
+            let inverses: Vec<Vec<usize>> = orders.iter().map(|o| inverse(o)).collect();
+            assert_eq!(aligned.orders, inverses, "{shortcut:?}");
+            aligned.b.to_data().assert_eq(&flat.to_data(), true);
+            assert_eq!(
+                aligned.report.bn.map(|bn| bn.stats),
+                Some(StatsMode::Recompute)
+            );
+        }
+    }
+}
+
+/// Orders that move a zero-padded stream's carried channels against the narrower stream's
+/// are not a symmetry of the net: refused, naming the layer and its carried units.
+#[test]
+fn permute_refuses_orders_that_break_a_padded_shortcut() {
+    let (config, task) = resnet_task(Shortcut::A, 1);
+    let flat = flatten(&config.init::<Compute>(0, &device()));
+    let sizes = permutable_units::<Train, _>(&task).unwrap();
+    // Stage 2's stream (32 channels) carries stage 1's 16 as its channels 8..24.
+    let stream = sizes.iter().position(|&n| n == 32).unwrap() + 1;
+    assert_eq!(sizes[stream], 32, "{sizes:?}");
+    let mut orders: Vec<Vec<usize>> = sizes.iter().map(|&n| (0..n).collect()).collect();
+    orders[stream].swap(0, 10);
+    let error = permute::<Train, _>(&task, &flat, &orders).unwrap_err();
+    assert!(
+        error.contains(&format!("layer {stream}")) && error.contains("8..24"),
+        "{error}"
+    );
 }

@@ -278,22 +278,20 @@ fn a_resnet_connects_with_each_points_statistics_set_as_bn_says() {
         let beads = u64_at(&report, "beads");
         assert!(beads >= 2, "{report}");
     }
-    // Weight matching does not yet group a residual stream's channels: it says so.
-    fail_with(
-        {
-            let mut words = connect_args(
-                &config,
-                [&a, &b],
-                &level,
-                "dss",
-                &dir.path().join("aligned"),
-                &data,
-            );
-            words.push("--align".into());
-            words
-        },
-        &["weight matching does not yet support residual nets"],
-    );
+    // Weight matching permutes a residual stream's channels as one group, and align.json
+    // keeps the straight line's barrier before and after, with recomputed statistics.
+    let aligned = dir.path().join("aligned");
+    let mut words = connect_args(&config, [&a, &b], &level, "dss", &aligned, &data);
+    words.push("--align".into());
+    succeed(words);
+    let align = read_json(&aligned.join("align.json"));
+    assert_eq!(align["bn"]["stats"], "recompute", "{align}");
+    // The stem's 4 channels and the stream's 8 are one group each (the block's body and
+    // projection shortcut add into the same 8), with the body's inner 8.
+    assert_eq!(align["units"], serde_json::json!([4, 8, 8]), "{align}");
+    for key in ["barrier_before", "barrier_after"] {
+        assert!(align[key].as_f64().is_some_and(f64::is_finite), "{align}");
+    }
     // [bn] on a net without batch normalization is refused, naming the section.
     let plain = MNIST_RESNET
         .replace("STATS", "batch")

@@ -11,6 +11,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use levelset_models::Landscape;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluator::Evaluator;
@@ -88,7 +91,10 @@ pub struct Aligned<B: Backend> {
     pub report: AlignReport,
 }
 
-/// Permutes the hidden units of `b` to match `a` (MLPs and the MNIST convnet).
+/// Permutes the hidden units of `b` to match `a` (feed-forward nets: MLPs, convnets, residual
+/// nets, whose streams are permuted whole). A BatchNorm net's running statistics are not
+/// coordinates: the barriers are measured with the statistics its `[bn]` section says, the
+/// endpoints' recomputed from their (aligned) coordinates.
 pub fn align<B: AutodiffBackend, L: Landscape<B>>(
     landscape: &L,
     a: &Tensor<B::InnerBackend, 1>,
@@ -179,7 +185,58 @@ pub fn permute<B: AutodiffBackend, L: Landscape<B>>(
             ));
         }
     }
+    // A stream's units carried from a narrower one by a zero-padded shortcut follow that
+    // one's order: they may be given as they are, or as that order makes them.
+    let whole = matching::effective(&groups, orders);
+    for (l, ((order, whole), group)) in orders.iter().zip(&whole).zip(&groups).enumerate() {
+        for (place, (&u, &w)) in order.iter().zip(whole).enumerate() {
+            let ok = if group.free(place) {
+                group.free(u)
+            } else {
+                u == place || u == w
+            };
+            if !ok {
+                let tie = group.tie.expect("a group with carried units");
+                return Err(format!(
+                    "order of layer {l}: its units {}..{} are {} carried by a zero-padded \
+                     shortcut and follow that order; the others permute among themselves \
+                     (place {place} takes unit {u})",
+                    tie.offset,
+                    tie.offset + tie.len,
+                    match tie.to {
+                        Some(to) => format!("layer {to}'s units"),
+                        None => "units that keep their order".into(),
+                    }
+                ));
+            }
+        }
+    }
     Ok(Params::split(flat, &shapes).aligned(&groups, orders))
+}
+
+/// A reordering of the network's units drawn uniformly among those that keep its function
+/// (Appendix E's permuted copies): every group's own units shuffled, a stream's units carried
+/// from a narrower one by a zero-padded shortcut following that one's. Orders for [`permute`].
+pub fn random_orders<B: AutodiffBackend, L: Landscape<B>>(
+    landscape: &L,
+    seed: u64,
+) -> Result<Vec<Vec<usize>>, String> {
+    let (_, groups) = layout_of(landscape)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let own: Vec<Vec<usize>> = groups
+        .iter()
+        .map(|group| {
+            let free: Vec<usize> = (0..group.size).filter(|&u| group.free(u)).collect();
+            let mut drawn = free.clone();
+            drawn.shuffle(&mut rng);
+            let mut order: Vec<usize> = (0..group.size).collect();
+            for (&place, unit) in free.iter().zip(drawn) {
+                order[place] = unit;
+            }
+            order
+        })
+        .collect();
+    Ok(matching::effective(&groups, &own))
 }
 
 /// Units per permutable layer of the landscape's network.

@@ -27,6 +27,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.utils import parameters_to_vector, vector_to_parameters  # noqa: E402
 
 MODELS = ["poly", "mnist", "cifar10", "ptb"]
+# Not among the defaults, as in `levelset bench`: minutes a repeat on a 2-core CPU.
+EXTRA = ["resnet20"]
 BUSY = 0.10  # other processes' share of the machine above which a repeat is redone
 GRID = 20  # segment check points t = k/GRID, k = 1..GRID-1 (the configs' dss.grid)
 DEVICE = torch.device("cpu")  # set once by main() from --device
@@ -148,6 +150,59 @@ class LstmLm(nn.Module):
         return self.output(y), state
 
 
+class BasicBlock(nn.Module):
+    """He et al.'s basic block with a projection shortcut (option B), as configs/resnet20-quick.toml."""
+
+    def __init__(self, inputs, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or inputs != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(inputs, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + self.shortcut(x))
+
+
+class Resnet20(nn.Module):
+    """crates/models/src/nets/resnet.rs at depth 20, width 1, shortcut B."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        blocks, inputs = [], 16
+        for stage in range(3):
+            planes = 16 << stage
+            for block in range(3):
+                blocks.append(BasicBlock(inputs, planes, 2 if stage > 0 and block == 0 else 1))
+                inputs = planes
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def update_bn(model, batches):
+    """The statistics pass of `[bn] stats = "recompute"` (torch.optim.swa_utils.update_bn):
+    running statistics reset, then their cumulative average over the batches in train mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    for x in batches:
+        model(x)
+    model.train(was_training)
+
+
 def image_error(model, images, labels, batch=500):
     """Test error as crates/models/src/tasks/images.rs: EVAL_BATCH 500, one read-back."""
     wrong = sum((model(x).argmax(1) != y).sum() for x, y in zip(images.split(batch), labels.split(batch)))
@@ -231,7 +286,27 @@ def build(name):
 
         return model, opt, loss, energy, batch * steps, windows * batch * steps, "tokens/s"
 
-    raise ValueError(f"unknown model {name!r} (choose from {', '.join(MODELS)})")
+    if name == "resnet20":
+        # configs/resnet20-quick.toml: batch 128, SGD momentum 0.9, weight decay 1e-4; the
+        # energy recomputes the statistics over 5 training batches ([bn] batches = 5) and then
+        # evaluates 500 test images.
+        model = Resnet20().to(DEVICE)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        x, y = torch.randn(128, 3, 32, 32, generator=g), torch.randint(0, 10, (128,), generator=g)
+        stats = [torch.randn(128, 3, 32, 32, generator=g) for _ in range(5)]
+        xt, yt = torch.randn(500, 3, 32, 32, generator=g), torch.randint(0, 10, (500,), generator=g)
+        x, y, xt, yt = (v.to(DEVICE) for v in (x, y, xt, yt))
+        stats = [v.to(DEVICE) for v in stats]
+
+        def energy():
+            update_bn(model, stats)
+            model.eval()
+            return image_error(model, xt, yt)
+
+        return (model, opt, lambda: F.cross_entropy(model(x), y), energy, 128, 500,
+                "examples/s")  # fmt: skip
+
+    raise ValueError(f"unknown model {name!r} (choose from {', '.join(MODELS + EXTRA)})")
 
 
 # Forward multiply-adds per MNIST example: conv1 28*28*32*(5*5*1) + conv2 14*14*64*(5*5*32)
@@ -246,6 +321,7 @@ SCHEDULE = {
     "mnist": {"train": (3, 5), "eval": (1, 1)},
     "cifar10": {"train": (2, 3), "eval": (1, 1)},
     "ptb": {"train": (3, 5), "eval": (1, 1)},
+    "resnet20": {"train": (2, 3), "eval": (1, 1)},
 }
 
 
@@ -359,9 +435,9 @@ def main():
         p.exit(2, f"{p.prog}: error: --device cuda asked, but torch.cuda.is_available() is false "
                   f"(torch {torch.__version__}); nothing measured\n")  # fmt: skip
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = sorted(set(models) - set(MODELS))
+    unknown = sorted(set(models) - set(MODELS + EXTRA))
     if unknown:
-        p.error(f"unknown models {unknown}; choose from {MODELS}")
+        p.error(f"unknown models {unknown}; choose from {MODELS + EXTRA}")
     repeats = args.repeats or (1 if args.quick else 5)
     retries = args.retries if args.retries is not None else (0 if args.quick else 3)
 

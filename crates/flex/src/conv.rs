@@ -32,7 +32,7 @@ use super::{AffineState, lane_sum, par_zeroed, try_affine, values};
 
 /// `conv` applied to `x` by levelset's kernels, when `B` is flex, with or without autodiff,
 /// and the convolution is one this module handles (stride 1, no dilation, no groups,
-/// symmetric padding, a bias, f32); otherwise `x` back untouched.
+/// symmetric padding, f32; with or without a bias); otherwise `x` back untouched.
 pub fn try_conv2d<B: Backend>(
     conv: &Conv2d<B>,
     x: Tensor<B, 4>,
@@ -81,13 +81,21 @@ fn try_conv<B: Backend>(
     x: Tensor<B, 4>,
     epilogue: Epilogue,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let (Some(padding), Some(bias)) = (symmetric_padding(conv), &conv.bias) else {
+    let Some(padding) = symmetric_padding(conv) else {
         return Err(x);
+    };
+    // A convolution without a bias (one that batch normalization follows) runs as one with a
+    // zero bias: the zeros are no parameter, so autodiff keeps no gradient for them, and
+    // their gradient's sum is a pass over the output gradient, small beside the GEMMs.
+    let bias = match &conv.bias {
+        Some(bias) => bias.val(),
+        None if super::on_flex::<B>() => Tensor::zeros([conv.weight.dims()[0]], &x.device()),
+        None => return Err(x),
     };
     try_affine(
         x,
         conv.weight.val(),
-        bias.val(),
+        bias,
         Conv2dBackward,
         |x, weight, bias| {
             let (y, saved) = forward(x, weight, bias, padding, epilogue);
@@ -495,12 +503,13 @@ mod tests {
         };
         let y = forward(conv, x.clone());
         let grads = (y.clone() * r.clone()).sum().backward();
-        let bias = conv.bias.as_ref().expect("a bias");
         let mut results = vec![
             y.into_data(),
             conv.weight.grad(&grads).expect("tracked").into_data(),
-            bias.grad(&grads).expect("tracked").into_data(),
         ];
+        if let Some(bias) = &conv.bias {
+            results.push(bias.grad(&grads).expect("tracked").into_data());
+        }
         match x.grad(&grads) {
             Some(dx) => results.push(dx.into_data()),
             None => assert!(!track_x, "input tracked but given no gradient"),
@@ -510,10 +519,15 @@ mod tests {
 
     /// levelset's backward pass against Burn's on the same convolution.
     fn check(padding: PaddingConfig2d, kernel: [usize; 2], x_dims: [usize; 4], c_out: usize) {
+        check_conv(
+            Conv2dConfig::new([x_dims[1], c_out], kernel).with_padding(padding),
+            x_dims,
+        );
+    }
+
+    fn check_conv(config: Conv2dConfig, x_dims: [usize; 4]) {
         let device = Default::default();
-        let conv = Conv2dConfig::new([x_dims[1], c_out], kernel)
-            .with_padding(padding)
-            .init::<FlexTrain>(&device);
+        let conv = config.init::<FlexTrain>(&device);
         let x = Tensor::random(x_dims, Distribution::Normal(0.0, 1.0), &device);
         let y_dims = conv.forward(x.clone()).dims();
         let r = Tensor::random(y_dims, Distribution::Normal(0.0, 1.0), &device);
@@ -542,6 +556,26 @@ mod tests {
             [3, 3],
             [2 * IMAGES_PER_TASK + 3, 2, 5, 4],
             3,
+        );
+    }
+
+    #[test]
+    fn gradients_match_burns_without_a_bias() {
+        // A ResNet's convolutions: batch normalization follows, so they have no bias.
+        let config = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .with_bias(false);
+        check_conv(config.clone(), [IMAGES_PER_TASK + 2, 3, 6, 5]);
+        let inference = config.init::<Flex>(&Default::default());
+        let x = Tensor::random(
+            [2, 3, 6, 5],
+            Distribution::Normal(0.0, 1.0),
+            &Default::default(),
+        );
+        let ours = try_conv2d(&inference, x.clone()).expect("handled by flex_conv");
+        ours.into_data().assert_approx_eq::<f32>(
+            &inference.forward(x).into_data(),
+            Tolerance::rel_abs(1e-4, 1e-5),
         );
     }
 
@@ -637,8 +671,7 @@ mod tests {
         let zeros = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &device);
         let strided = Conv2dConfig::new([1, 2], [3, 3]).with_stride([2, 2]);
         let even_same = Conv2dConfig::new([1, 2], [2, 2]).with_padding(PaddingConfig2d::Same);
-        let no_bias = Conv2dConfig::new([1, 2], [3, 3]).with_bias(false);
-        for config in [strided, even_same, no_bias] {
+        for config in [strided, even_same] {
             assert!(try_conv2d(&config.init(&device), zeros()).is_err());
         }
     }

@@ -11,6 +11,7 @@ use levelset_models::Landscape;
 use levelset_models::backend::Compute;
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::outdir::OutputLock;
+use levelset_models::statistics::StatsMode;
 use levelset_strings::{Outcome, Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,10 @@ pub struct Row {
     /// Time spent on this row, including the endpoint training it was the first to need
     /// (each seed trains once per sweep, through all levels).
     pub wall_seconds: f64,
+    /// How a batch-normalized net's running statistics were set at every point (`[bn]
+    /// stats`); absent for nets without any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bn_stats: Option<StatsMode>,
 }
 
 /// Mean and standard error of the connected pairs at one level.
@@ -410,6 +415,7 @@ fn run_pair<L: Landscape<Train>>(
         bead_steps: 0,
         energy_evaluations: 0,
         wall_seconds: 0.0,
+        bn_stats: landscape.statistics().map(|bn| bn.stats),
     };
     let outcome = (|| -> Result<Status> {
         let (fa, fb) = if let Some(given) = sweep.checkpoints.get(pair) {

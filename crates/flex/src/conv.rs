@@ -7,7 +7,7 @@
 //! (on the MNIST convnet's first layer a 28x28 kernel, a fifth of the training step for a
 //! tiny share of its FLOPs), and the input gradient is a transposed convolution.
 //!
-//! Here each image's patches [c * kh * kw, oh * ow] are unfolded into a buffer that stays in
+//! Here each image's patches [c * kh * kw, oh * ow] (at any stride) are unfolded into a buffer that stays in
 //! cache, and every product is one single-threaded GEMM per image (the `gemm` crate flex
 //! itself runs) writing straight into the output layout; images run in parallel. Batch-wide
 //! patch matrices (63 MB for the MNIST convnet's second layer at batch 100) spent their time
@@ -81,7 +81,7 @@ fn try_conv<B: Backend>(
     x: Tensor<B, 4>,
     epilogue: Epilogue,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    let Some(padding) = symmetric_padding(conv) else {
+    let Some(window) = window(conv) else {
         return Err(x);
     };
     // A convolution without a bias (one that batch normalization follows) runs as one with a
@@ -98,42 +98,52 @@ fn try_conv<B: Backend>(
         bias,
         Conv2dBackward,
         |x, weight, bias| {
-            let (y, saved) = forward(x, weight, bias, padding, epilogue);
-            (y, (padding, saved))
+            let (y, saved) = forward(x, weight, bias, window, epilogue);
+            (y, (window, saved))
         },
     )
 }
 
-/// Padding of a stride-1, undilated, ungrouped convolution whose padding is the same on
-/// both sides of each axis: [rows, columns].
-fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
-    if conv.stride != [1, 1] || conv.dilation != [1, 1] || conv.groups != 1 {
+/// The padding and strides of a convolution, each [rows, columns].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    padding: [usize; 2],
+    stride: [usize; 2],
+}
+
+/// The window of an undilated, ungrouped convolution whose padding is the same on both sides
+/// of each axis (a ResNet's downsampling convolutions stride 2).
+fn window<B: Backend>(conv: &Conv2d<B>) -> Option<Window> {
+    if conv.dilation != [1, 1] || conv.groups != 1 || conv.stride.contains(&0) {
         return None;
     }
     let [kh, kw] = conv.kernel_size;
-    match conv.padding {
-        PaddingConfig2d::Valid => Some([0, 0]),
-        // At stride 1, "same" padding is symmetric only for odd kernels.
-        PaddingConfig2d::Same if kh % 2 == 1 && kw % 2 == 1 => Some([kh / 2, kw / 2]),
+    let stride = conv.stride;
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [0, 0],
+        // At stride 1, "same" padding is symmetric only for odd kernels (Burn computes it
+        // for stride 1 alone).
+        PaddingConfig2d::Same if kh % 2 == 1 && kw % 2 == 1 && stride == [1, 1] => [kh / 2, kw / 2],
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            Some([top, left])
+            [top, left]
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    Some(Window { padding, stride })
 }
 
 /// Convolution of x [n, c, h, w] with weight [o, c, kh, kw] and bias [o], then `epilogue`:
-/// [n, o, oh, ow] with oh = h + 2 ph - kh + 1, ow = w + 2 pw - kw + 1, or [n, o, oh / 2,
-/// ow / 2] after pooling. Each image's convolution [o, oh * ow] is weight [o, c * kh * kw]
+/// [n, o, oh, ow] with oh = (h + 2 ph - kh) / sh + 1, ow = (w + 2 pw - kw) / sw + 1, or
+/// [n, o, oh / 2, ow / 2] after pooling. Each image's convolution [o, oh * ow] is weight [o, c * kh * kw]
 /// @ its patches + bias. Also what the backward pass needs of the epilogue.
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: &FlexTensor,
-    padding: [usize; 2],
+    window: Window,
     epilogue: Epilogue,
 ) -> (FlexTensor, Saved) {
-    let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
+    let geo = Geometry::new(&x.shape(), &weight.shape(), window);
     let rows: Vec<_> = geo.patch_rows().collect();
     let (x, weight, bias) = (
         x.to_contiguous(),
@@ -239,13 +249,13 @@ struct Conv2dBackward;
 const IMAGES_PER_TASK: usize = 8;
 
 impl Backward<Flex, 3> for Conv2dBackward {
-    /// The input, the weight, the padding and what the epilogue saved.
-    type State = AffineState<([usize; 2], Saved)>;
+    /// The input, the weight, the window and what the epilogue saved.
+    type State = AffineState<(Window, Saved)>;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_weight, node_bias] = ops.parents;
-        let (x, weight, (padding, saved)) = ops.state;
-        let geo = Geometry::new(&x.shape(), &weight.shape(), padding);
+        let (x, weight, (window, saved)) = ops.state;
+        let geo = Geometry::new(&x.shape(), &weight.shape(), window);
         let rows: Vec<_> = geo.patch_rows().collect();
         let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
         let (x_data, w) = (x.to_contiguous(), weight.to_contiguous());
@@ -339,14 +349,17 @@ struct Geometry {
     kw: usize,
     ph: usize,
     pw: usize,
+    sh: usize,
+    sw: usize,
     oh: usize,
     ow: usize,
 }
 
 impl Geometry {
-    fn new(x: &Shape, weight: &Shape, [ph, pw]: [usize; 2]) -> Self {
+    fn new(x: &Shape, weight: &Shape, window: Window) -> Self {
         let [n, c, h, w] = x.dims();
         let [o, _, kh, kw] = weight.dims();
+        let ([ph, pw], [sh, sw]) = (window.padding, window.stride);
         Self {
             n,
             c,
@@ -357,8 +370,10 @@ impl Geometry {
             kw,
             ph,
             pw,
-            oh: h + 2 * ph + 1 - kh,
-            ow: w + 2 * pw + 1 - kw,
+            sh,
+            sw,
+            oh: (h + 2 * ph - kh) / sh + 1,
+            ow: (w + 2 * pw - kw) / sw + 1,
         }
     }
 
@@ -380,17 +395,36 @@ impl Geometry {
     /// One image's patches as columns: [c * kh * kw, oh * ow], zero where a patch covers
     /// padding. `rows` are [`Self::patch_rows`].
     fn unfold(&self, rows: &[PatchRow], image: &[f32], patches: &mut Patches) {
+        let step = self.sw;
         self.for_each_span(rows, |span| {
-            patches.0[span.patches()].copy_from_slice(&image[span.image()]);
+            let to = &mut patches.0[span.patches()];
+            if step == 1 {
+                to.copy_from_slice(&image[span.image(1)]);
+            } else {
+                for (t, s) in to
+                    .iter_mut()
+                    .zip(image[span.image(step)].iter().step_by(step))
+                {
+                    *t = *s;
+                }
+            }
         });
     }
 
     /// The adjoint of [`Self::unfold`]: one image's patch gradients [c * kh * kw, oh * ow]
     /// summed back onto its input gradient [c, h, w].
     fn fold(&self, rows: &[PatchRow], dpatches: &[f32], dx: &mut [f32]) {
+        let step = self.sw;
         self.for_each_span(rows, |span| {
-            for (d, s) in dx[span.image()].iter_mut().zip(&dpatches[span.patches()]) {
-                *d += s;
+            let from = &dpatches[span.patches()];
+            if step == 1 {
+                for (d, s) in dx[span.image(1)].iter_mut().zip(from) {
+                    *d += s;
+                }
+            } else {
+                for (d, s) in dx[span.image(step)].iter_mut().step_by(step).zip(from) {
+                    *d += s;
+                }
             }
         });
     }
@@ -420,27 +454,33 @@ impl Geometry {
     }
 
     /// Every patch row (one weight of a filter: channel, kernel row, kernel column), with
-    /// the output columns whose input column `ox + kx - pw` lies inside the image.
+    /// the output columns whose input column `ox * sw + kx - pw` lies inside the image.
     fn patch_rows(&self) -> impl Iterator<Item = PatchRow> + '_ {
-        let (c, kh, kw) = (self.c, self.kh, self.kw);
+        let (c, kh, kw, sw) = (self.c, self.kh, self.kw, self.sw);
         (0..c * kh * kw).map(move |row| {
             let (channel, ky, kx) = (row / (kh * kw), row / kw % kh, row % kw);
-            let lo = self.pw.saturating_sub(kx).min(self.ow);
-            let hi = (self.w + self.pw).saturating_sub(kx).clamp(lo, self.ow);
+            let lo = self.pw.saturating_sub(kx).div_ceil(sw).min(self.ow);
+            let hi = (self.w + self.pw)
+                .saturating_sub(kx)
+                .div_ceil(sw)
+                .clamp(lo, self.ow);
             PatchRow {
                 row,
                 channel,
                 ky,
                 cols: lo..hi,
-                // Input column of output column `lo` (`lo + kx >= pw` unless `cols` is empty).
-                x0: (lo + kx).saturating_sub(self.pw),
+                // Input column of output column `lo` (`lo * sw + kx >= pw` unless `cols` is
+                // empty).
+                x0: (lo * sw + kx).saturating_sub(self.pw),
             }
         })
     }
 
     /// Input image row read at output row `oy` by kernel row `ky`.
     fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy + ky).checked_sub(self.ph).filter(|&iy| iy < self.h)
+        (oy * self.sh + ky)
+            .checked_sub(self.ph)
+            .filter(|&iy| iy < self.h)
     }
 }
 
@@ -450,7 +490,8 @@ impl Geometry {
 struct Patches(Vec<f32>);
 
 /// A run of `len` patch values starting at `patches` that copies the image values starting
-/// at `image` (offsets into one image's patches and into the image).
+/// at `image`, every `step`-th at a stride (offsets into one image's patches and into the
+/// image).
 struct Span {
     patches: usize,
     image: usize,
@@ -462,8 +503,9 @@ impl Span {
         self.patches..self.patches + self.len
     }
 
-    fn image(&self) -> std::ops::Range<usize> {
-        self.image..self.image + self.len
+    /// The image values the run reads, with the `step - 1` between each two at a stride.
+    fn image(&self, step: usize) -> std::ops::Range<usize> {
+        self.image..self.image + (self.len.max(1) - 1) * step + usize::from(self.len > 0)
     }
 }
 
@@ -580,6 +622,36 @@ mod tests {
     }
 
     #[test]
+    fn gradients_match_burns_for_strided_convolutions() {
+        // A ResNet's downsampling: a 3x3 convolution of stride 2 padded by 1 and a 1x1
+        // projection of stride 2; odd sides, where the last column and row read padding (or
+        // are skipped); and unequal strides with a kernel wider than the stride.
+        for (config, x_dims) in [
+            (
+                Conv2dConfig::new([3, 4], [3, 3])
+                    .with_stride([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .with_bias(false),
+                [IMAGES_PER_TASK + 1, 3, 8, 8],
+            ),
+            (
+                Conv2dConfig::new([3, 5], [1, 1])
+                    .with_stride([2, 2])
+                    .with_bias(false),
+                [2, 3, 7, 5],
+            ),
+            (
+                Conv2dConfig::new([2, 3], [3, 4])
+                    .with_stride([2, 3])
+                    .with_padding(PaddingConfig2d::Explicit(1, 2, 1, 2)),
+                [2, 2, 9, 11],
+            ),
+        ] {
+            check_conv(config, x_dims);
+        }
+    }
+
+    #[test]
     fn gradients_match_burns_for_valid_and_rectangular_kernels() {
         check(PaddingConfig2d::Valid, [3, 2], [2, 3, 6, 5], 5);
     }
@@ -668,10 +740,11 @@ mod tests {
     #[test]
     fn other_convolutions_are_left_to_burn() {
         let device = Default::default();
-        let zeros = || Tensor::<FlexTrain, 4>::zeros([1, 1, 6, 6], &device);
-        let strided = Conv2dConfig::new([1, 2], [3, 3]).with_stride([2, 2]);
+        let zeros = || Tensor::<FlexTrain, 4>::zeros([1, 2, 6, 6], &device);
+        let dilated = Conv2dConfig::new([1, 2], [3, 3]).with_dilation([2, 2]);
         let even_same = Conv2dConfig::new([1, 2], [2, 2]).with_padding(PaddingConfig2d::Same);
-        for config in [strided, even_same] {
+        let grouped = Conv2dConfig::new([2, 2], [3, 3]).with_groups(2);
+        for config in [dilated, even_same, grouped] {
             assert!(try_conv2d(&config.init(&device), zeros()).is_err());
         }
     }

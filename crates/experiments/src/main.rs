@@ -14,7 +14,9 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use levelset_experiments::commands::{connect, data, eval, import, reproduce, slurm, train};
+use levelset_experiments::commands::{
+    connect, data, eval, hessian, import, reproduce, slurm, train,
+};
 use levelset_experiments::config::load_config;
 use levelset_experiments::output::{depth, progress};
 use levelset_experiments::studies::{floor, shard, shards, sweep};
@@ -92,6 +94,42 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         checkpoint: PathBuf,
+        /// Overrides the config's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// The curvature at a checkpoint: the largest eigenvalues of the Hessian of the config's
+    /// training loss (without its weight penalty, dropout or augmentation) over the first
+    /// --examples examples of --split, by Lanczos, and with --trace its trace (Hutchinson),
+    /// from Hessian-vector products that are central differences of gradients. Prints JSON.
+    Hessian {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The largest eigenvalues to report.
+        #[arg(long, default_value_t = 1)]
+        top: usize,
+        /// Lanczos iterations (default: 2 x top + 10).
+        #[arg(long)]
+        iterations: Option<usize>,
+        /// Also estimate the trace.
+        #[arg(long)]
+        trace: bool,
+        /// Rademacher probes of the trace's estimate.
+        #[arg(long, default_value_t = 50)]
+        probes: usize,
+        #[arg(long, value_enum, default_value = "train")]
+        split: hessian::SplitName,
+        /// The first N examples of the split.
+        #[arg(long, default_value_t = 500)]
+        examples: usize,
+        /// Seeds the Lanczos start vector and the probes.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Overrides the config's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -306,6 +344,33 @@ fn main() -> Result<()> {
             eval::run(eval::EvalArgs {
                 config: load_config(&config, data_dir)?,
                 checkpoint,
+            })?;
+        }
+        Command::Hessian {
+            config,
+            checkpoint,
+            top,
+            iterations,
+            trace,
+            probes,
+            split,
+            examples,
+            seed,
+            out,
+            data_dir,
+        } => {
+            hessian::run(hessian::HessianArgs {
+                config: load_config(&config, data_dir)?,
+                checkpoint,
+                settings: levelset_strings::HessianConfig {
+                    top,
+                    iterations: iterations.unwrap_or(2 * top + 10),
+                    probes: if trace { probes } else { 0 },
+                    split: split.into(),
+                    examples,
+                    seed,
+                },
+                out,
             })?;
         }
         Command::Connect {

@@ -142,6 +142,14 @@ impl Architecture {
 /// The inner (non-autodiff) module of a landscape's model.
 pub type EvalModel<B, L> = <<L as Landscape<B>>::Model as AutodiffModule<B>>::InnerModule;
 
+/// Which examples a measurement of curvature reads (`levelset hessian --split`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSplit {
+    Train,
+    Test,
+}
+
 /// A network architecture, its data and a chosen energy.
 pub trait Landscape<B: AutodiffBackend> {
     type Model: AutodiffModule<B> + 'static;
@@ -210,6 +218,24 @@ pub trait Landscape<B: AutodiffBackend> {
     /// starts on a pair. A landscape whose energy at a point depends on where the point lies
     /// between them keeps them (`[bn] stats = "interpolate"`); the others ignore them.
     fn set_endpoints(&self, _a: &Tensor<B::InnerBackend, 1>, _b: &Tensor<B::InnerBackend, 1>) {}
+
+    /// The mean loss the net trains on (a classifier's cross-entropy, a regression's error),
+    /// without its weight penalty, dropout or augmentation, over the first `examples`
+    /// examples of `split`, batch normalization with those examples' own statistics: the
+    /// function whose Hessian `levelset hessian` measures. Tasks that do not hold the split,
+    /// or hold fewer examples, say so.
+    fn curvature_loss(
+        &self,
+        _model: &Self::Model,
+        _split: DataSplit,
+        _examples: usize,
+    ) -> Result<Tensor<B, 1>, String> {
+        Err(format!(
+            "levelset hessian does not yet measure {:?}: image classifiers and regression \
+             nets only",
+            self.architecture()
+        ))
+    }
 
     /// Examples in a training batch (tokens for a language model), for throughput reports.
     fn batch_examples(batch: &Self::Batch) -> usize;

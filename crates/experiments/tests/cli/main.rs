@@ -10,6 +10,7 @@ mod data;
 mod described;
 mod floor;
 mod foreign_files;
+mod hessian;
 mod imported_lm;
 mod info;
 mod methods;

@@ -278,6 +278,32 @@ fn a_resnet_connects_with_each_points_statistics_set_as_bn_says() {
         let beads = u64_at(&report, "beads");
         assert!(beads >= 2, "{report}");
     }
+    // The Hessian of a batch-normalized net, on the training split (each example's batch
+    // statistics).
+    let hessian = read_json(&{
+        let out = dir.path().join("hessian.json");
+        succeed(args(&[
+            &"hessian",
+            &"--config",
+            &config,
+            &"--checkpoint",
+            &a,
+            &"--iterations",
+            &"4",
+            &"--examples",
+            &"32",
+            &"--out",
+            &out,
+            &"--data-dir",
+            &data,
+        ]));
+        out
+    });
+    assert!(
+        hessian["top_eigenvalues"][0]["value"]
+            .as_f64()
+            .is_some_and(f64::is_finite)
+    );
     // Weight matching permutes a residual stream's channels as one group, and align.json
     // keeps the straight line's barrier before and after, with recomputed statistics.
     let aligned = dir.path().join("aligned");

@@ -20,7 +20,7 @@ use burn::tensor::activation::log_softmax;
 use super::{cross_entropy, device_sum, host_values, unsupported};
 use crate::flat::{Stacked, flatten, unflatten, unflatten_stacked};
 use crate::landscape::{
-    Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
+    Architecture, DataSplit, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
 };
 use crate::nets::described::{NormMode, Shape};
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
@@ -449,6 +449,43 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
 }
 
 impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
+    /// The first `n` examples of `split`, preprocessed as for evaluation (no augmentation):
+    /// the training set is always held, the test set when the energy is measured on it.
+    fn first_examples(&self, split: DataSplit, n: usize) -> Result<LabeledBatch<B>, String> {
+        let held = match split {
+            DataSplit::Train => self.train.len(),
+            DataSplit::Test if matches!(self.energy, Energy::TestLoss | Energy::TestError) => {
+                self.eval_count
+            }
+            DataSplit::Test => {
+                return Err(format!(
+                    "the task holds no test set: its energy is {:?}, measured on the training \
+                     set (use the training split)",
+                    self.energy
+                ));
+            }
+        };
+        if n == 0 || n > held {
+            return Err(format!(
+                "asked for {n} examples of the {split:?} split, which holds {held}"
+            ));
+        }
+        Ok(match split {
+            DataSplit::Train => {
+                let indices: Vec<usize> = (0..n).collect();
+                self.pipeline
+                    .batch(&self.train, &indices, None, &self.device)
+            }
+            DataSplit::Test => {
+                let (images, labels): (Vec<_>, Vec<_>) = self.eval.iter().cloned().unzip();
+                (
+                    Tensor::from_inner(Tensor::cat(images, 0).narrow(0, 0, n)),
+                    Tensor::from_inner(Tensor::cat(labels, 0).narrow(0, 0, n)),
+                )
+            }
+        })
+    }
+
     /// The task with `[bn]` set: for a net with running statistics and `recompute` or
     /// `interpolate` (which recomputes the endpoints'), the statistics pass's batches are
     /// drawn here, once: the first `bn.batches` training
@@ -620,6 +657,17 @@ where
             Some(p) => loss + p,
             None => loss,
         }
+    }
+
+    fn curvature_loss(
+        &self,
+        model: &C::Net<B>,
+        split: DataSplit,
+        examples: usize,
+    ) -> Result<Tensor<B, 1>, String> {
+        let (images, labels) = self.first_examples(split, examples)?;
+        let logits = C::logits_with(model, images, NormMode::Batch);
+        Ok(cross_entropy(logits, labels))
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {

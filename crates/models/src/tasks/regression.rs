@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{host_values, unsupported};
 use crate::flat::unflatten_stacked;
-use crate::landscape::{Architecture, Energy, EvalModel, Landscape, StackedPass, cpu_backend};
-use crate::nets::described::Shape;
+use crate::landscape::{
+    Architecture, DataSplit, Energy, EvalModel, Landscape, StackedPass, cpu_backend,
+};
+use crate::nets::described::{NormMode, Shape};
 use crate::nets::{Described, DescribedConfig, LayerSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +245,50 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
 
     fn loss(&self, model: &Described<B>, batch: RowBatch<B>, _carry: &mut ()) -> Tensor<B, 1> {
         self.objective(model.forward_flat(batch.x, None), batch.y)
+    }
+
+    fn curvature_loss(
+        &self,
+        model: &Described<B>,
+        split: DataSplit,
+        examples: usize,
+    ) -> Result<Tensor<B, 1>, String> {
+        let data = match (split, &self.sample) {
+            (DataSplit::Train, TrainSample::Fixed(data)) => data.clone(),
+            (DataSplit::Train, TrainSample::Fresh(_)) => {
+                return Err(
+                    "each model of this task draws its own training sample from its \
+                            seed (the paper's fresh points): measure the test split"
+                        .into(),
+                );
+            }
+            (DataSplit::Test, _) if self.energy == Energy::TestLoss => {
+                let (x, y) = self.eval.clone();
+                let held = x.dims()[0];
+                if examples == 0 || examples > held {
+                    return Err(format!(
+                        "asked for {examples} examples of the test split, which holds {held}"
+                    ));
+                }
+                let (x, y) = (x.narrow(0, 0, examples), y.narrow(0, 0, examples));
+                let pred = model.forward_flat_with(Tensor::from_inner(x), None, NormMode::Batch);
+                return Ok(self.objective(pred, Tensor::from_inner(y)));
+            }
+            (DataSplit::Test, _) => {
+                return Err(format!(
+                    "the task holds no test set: its energy is {:?} (use the training split)",
+                    self.energy
+                ));
+            }
+        };
+        if examples == 0 || examples > data.n {
+            return Err(format!(
+                "asked for {examples} examples of the training split, which holds {}",
+                data.n
+            ));
+        }
+        let (x, y) = rows_to_tensors(&data, 0..examples, &self.device);
+        Ok(self.objective(model.forward_flat_with(x, None, NormMode::Batch), y))
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {

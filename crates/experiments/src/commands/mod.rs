@@ -6,6 +6,7 @@ pub mod data;
 pub mod eval;
 pub mod import;
 mod pytorch_lstm;
+pub mod pytorch_names;
 pub mod reproduce;
 pub mod slurm;
 pub mod train;

@@ -15,12 +15,12 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 
 use super::{cross_entropy, device_sum, host_values, unsupported};
 use crate::flat::{Stacked, flatten, unflatten, unflatten_stacked};
 use crate::landscape::{
-    Architecture, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
+    Architecture, Energy, EvalModel, Landscape, Probabilities, StackedPass, pointwise_energies,
 };
 use crate::nets::described::{NormMode, Shape};
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
@@ -681,6 +681,24 @@ where
 
     fn statistics(&self) -> Option<BnConfig> {
         self.net.has_running_statistics().then_some(self.bn)
+    }
+
+    fn probabilities(&self, model: &EvalModel<B, Self>) -> Option<Probabilities<B::InnerBackend>> {
+        let (model, norm) = self.with_point_statistics(model);
+        let (probabilities, labels): (Vec<_>, Vec<_>) = self
+            .eval
+            .iter()
+            .map(|(x, y)| {
+                let logits = C::logits_with(&model, x.clone(), norm);
+                (softmax(logits, 1), y.clone())
+            })
+            .unzip();
+        Some((Tensor::cat(probabilities, 0), Tensor::cat(labels, 0)))
+    }
+
+    fn carrying_point_statistics(&self, model: &EvalModel<B, Self>) -> Option<EvalModel<B, Self>> {
+        let (model, norm) = self.with_point_statistics(model);
+        (self.net.has_running_statistics() && norm == NormMode::Running).then_some(model)
     }
 
     fn set_endpoints(&self, a: &Tensor<B::InnerBackend, 1>, b: &Tensor<B::InnerBackend, 1>) {

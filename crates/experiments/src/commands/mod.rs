@@ -4,6 +4,7 @@ pub mod connect;
 pub mod connect_resume;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod import;
 mod pytorch_lstm;
 pub mod pytorch_names;

@@ -76,7 +76,7 @@ stats = "recompute"
 batches = 2
 "#;
 
-fn resnet8(option: char) -> String {
+pub fn resnet8(option: char) -> String {
     let (two, three) = match option {
         'A' => (
             r#"[{ kind = "subsample", stride = 2 }, { kind = "pad_channels", before = 2, after = 2 }]"#,

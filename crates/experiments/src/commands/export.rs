@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use burn::module::{AutodiffModule, ParamId};
+use burn::module::{AutodiffModule, Module, ParamId};
 use burn::prelude::Backend;
 use burn::tensor::{DType, TensorData};
 use burn_store::{
@@ -271,12 +271,17 @@ pub fn metadata(config: &ExperimentConfig, kind: Energy, energy: f64) -> HashMap
 /// `names` gives it, an LSTM's gates (`language_model`) packed first, then the BatchNorm
 /// counters, then `rules` on every name. A tensor without a name, a recorded name that no
 /// tensor takes, or two tensors under one name are errors.
-pub fn state_dict<B: Backend, M: ModuleSnapshot<B>>(
+pub fn state_dict<B: Backend, M: Module<B>>(
     model: &M,
     language_model: bool,
     names: &ExportNames,
     rules: &KeyRemapper,
 ) -> Result<Vec<TensorSnapshot>> {
+    // burn-store collects a running statistic as the value it holds, without the updates
+    // still pending for it (a `RunningState` applies them in `into_record`, `valid` and
+    // `value_sync` only): a statistics pass's last batches would be lost. A record round
+    // trip applies them.
+    let model = model.clone().load_record(model.clone().into_record());
     let snapshots: Vec<TensorSnapshot> = model
         .collect(None, None, false)
         .iter()

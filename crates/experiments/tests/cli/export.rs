@@ -63,6 +63,21 @@ fn exported(path: &Path) -> (Vec<Entry>, Value) {
     (out, metadata)
 }
 
+/// `export --config CONFIG --path RUN --out OUT --data-dir DATA`.
+fn export_path_args(config: &Path, run: &Path, out: &Path, data: &Path) -> Vec<std::ffi::OsString> {
+    args(&[
+        &"export",
+        &"--config",
+        &config,
+        &"--path",
+        &run,
+        &"--out",
+        &out,
+        &"--data-dir",
+        &data,
+    ])
+}
+
 /// One task's fixtures: its config, data (none for a regression task) and `--map` rules.
 struct Task {
     config: PathBuf,
@@ -406,19 +421,9 @@ fn a_paths_points_export_and_evaluate() {
 
     let points = dir.path().join("points");
     let export_path = |run: &Path, out: &Path| {
-        args(&[
-            &"export",
-            &"--config",
-            &config,
-            &"--path",
-            &run,
-            &"--out",
-            &out,
-            &"--names-from",
-            &a,
-            &"--data-dir",
-            &data,
-        ])
+        let mut words = export_path_args(&config, run, out, &data);
+        words.extend(args(&[&"--names-from", &a]));
+        words
     };
     succeed(export_path(&dss, &points));
     let list = read_json(&points.join("path.json"));
@@ -529,4 +534,63 @@ fn a_paths_points_export_and_evaluate() {
         args(&[&"eval", &"--config", &tiny, &"--path", &own, &"--ensemble"]),
         &["--ensemble", "not a classifier"],
     );
+}
+
+/// A batch-normalized net's points carry the running statistics `[bn]` gives them at their
+/// point (`recompute`: the statistics pass's; `interpolate`: the endpoints', interpolated), so
+/// that evaluating a file with its own statistics (PyTorch's `eval()` mode, `eval`'s
+/// `energy_with_carried_statistics`) gives the energy the report measured.
+#[test]
+fn a_batch_normalized_paths_points_carry_their_statistics() {
+    let temp = TempDir::new().unwrap();
+    let dir = temp.path();
+    let data = real_or_fixture_data_dir();
+    let config = |stats: &str| {
+        write(
+            dir,
+            &format!("{stats}.toml"),
+            &resnet::MNIST_RESNET.replace("STATS", stats),
+        )
+    };
+    let recompute = config("recompute");
+    let train = |seed: &str| {
+        let out = dir.join(seed);
+        succeed(train_args(&recompute, seed, "2.0", &out, &data));
+        out
+    };
+    let (a, b) = (train("1"), train("2"));
+    let energy = |c: &Path| f64_at(&read_json(&c.join("model.json")), "energy");
+    let level = format!("{}", 1.1 * energy(&a).max(energy(&b)));
+    for stats in ["recompute", "interpolate"] {
+        let config = config(stats);
+        let run = dir.join(format!("dss-{stats}"));
+        succeed(connect_args(&config, [&a, &b], &level, "dss", &run, &data));
+        let points = dir.join(format!("points-{stats}"));
+        succeed(export_path_args(&config, &run, &points, &data));
+        let list = read_json(&points.join("path.json"));
+        for (k, point) in list["points"].as_array().unwrap().iter().enumerate() {
+            // Imported and evaluated under `recompute`: a single checkpoint has no endpoints
+            // to interpolate between, and the energy with the file's own statistics does
+            // not depend on `[bn]`.
+            let back = dir.join(format!("back-{stats}-{k}"));
+            let file = points.join(point["file"].as_str().unwrap());
+            succeed(import_args(&recompute, &file, &back, &data));
+            let eval = succeed(args(&[
+                &"eval",
+                &"--config",
+                &recompute,
+                &"--checkpoint",
+                &back,
+                &"--data-dir",
+                &data,
+            ]));
+            let eval: Value = serde_json::from_str(&eval.stdout).unwrap();
+            let carried = f64_at(&eval, "energy_with_carried_statistics");
+            let reported = f64_at(point, "energy");
+            assert!(
+                (carried - reported).abs() <= 1e-5 * reported.abs().max(1.0),
+                "{stats}, point {k}: {carried} with the file's statistics, {reported} reported"
+            );
+        }
+    }
 }

@@ -181,7 +181,7 @@ fn pytorch_resnets_import_by_their_names_and_give_pytorchs_logits() {
 
 /// A ResNet on MNIST small enough for seconds: a stem, one block with a projection
 /// shortcut, pooling.
-const MNIST_RESNET: &str = r#"
+pub const MNIST_RESNET: &str = r#"
 name = "mnist-resnet"
 energy = "test_loss"
 
@@ -246,19 +246,7 @@ fn a_resnet_connects_with_each_points_statistics_set_as_bn_says() {
     );
     let train = |seed: &str, out: &str| {
         let out = dir.path().join(out);
-        succeed(args(&[
-            &"train",
-            &"--config",
-            &config,
-            &"--seed",
-            &seed,
-            &"--level",
-            &"2.0",
-            &"--out",
-            &out,
-            &"--data-dir",
-            &data,
-        ]));
+        succeed(train_args(&config, seed, "2.0", &out, &data));
         out
     };
     let (a, b) = (train("1", "a"), train("2", "b"));

@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use levelset_experiments::commands::{
-    connect, data, eval, hessian, import, reproduce, slurm, train,
+    connect, data, eval, export, hessian, import, reproduce, slurm, train,
 };
 use levelset_experiments::config::load_config;
 use levelset_experiments::output::{depth, progress};
@@ -88,12 +88,61 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Print the config's energy of a checkpoint as JSON, with what the checkpoint recorded.
+    /// Export a checkpoint as a PyTorch state_dict in a .safetensors file, under the names
+    /// `import` reads: a checkpoint imported from PyTorch gets its file's own names back (and
+    /// the same shapes, dtypes and bits); another net the names of its description (the
+    /// paper's convnets their layers' names, a CIFAR ResNet `conv1`, `layer1.0.conv1`, ...,
+    /// `linear`, other nets their nn.Sequential positions, `3.weight`, `3.body.0.weight`; a
+    /// language model `embedding`, `lstm`, `output`). Linear weights are [out, in], an LSTM's
+    /// gates packed as nn.LSTM packs them, and each BatchNorm has its `num_batches_tracked`
+    /// (the imported file's count, else 0), so that `load_state_dict` accepts the file in
+    /// strict mode. The file's metadata records levelset's version, the config's name and
+    /// the checkpoint's energy. With --path, every point of a `connect` run (DSS or NEB: the
+    /// endpoints and every bead) goes to --out/NNNN.safetensors, each with the running
+    /// statistics [bn] gives it at its point, and --out/path.json lists them in path order:
+    /// {"points": [{"file", "t", "energy"}]}, t in [0, 1] by length along the path (over all
+    /// parameters), energy as the run's report measured it. A curve's (bezier, polychain)
+    /// control points are not saved by `connect`, so its points cannot be exported.
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The .safetensors file to write (atomically); with --path, the folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Name the tensors as the PyTorch file this checkpoint was imported from names them
+        /// (an endpoint of the path: its points then load into the module the endpoints came
+        /// from); BatchNorm counters are 0.
+        #[arg(long, value_name = "CHECKPOINT")]
+        names_from: Option<PathBuf>,
+        /// Rename the exported tensors: OLD=NEW, a regex and its replacement (repeatable,
+        /// applied in order, after the names above), as import's --map, e.g.
+        /// --names '^=net.'.
+        #[arg(long)]
+        names: Vec<String>,
+        /// Overrides the config's data directory (export builds the config's network, and a
+        /// language model's vocabulary comes from its data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Replace what --out holds (the file; with --path, path.json and the points' files);
+        /// refused otherwise.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the config's energy of a checkpoint as JSON, with what the checkpoint recorded;
+    /// with --path, the energy at every point of a `connect` run (DSS or NEB), beside what its
+    /// report measured, and with --ensemble the error of the ensemble of its points (the mean
+    /// of their softmax outputs) beside each endpoint's and the endpoints' two-model ensemble.
     Eval {
         #[arg(long)]
         config: PathBuf,
-        #[arg(long)]
-        checkpoint: PathBuf,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// With --path: the errors of the ensembles, on the examples the energy is measured on
+        /// (image classifiers only).
+        #[arg(long, requires = "path")]
+        ensemble: bool,
         /// Overrides the config's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -261,6 +310,28 @@ enum Command {
     },
 }
 
+/// What `export` and `eval` read: one checkpoint, or every point of a path.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct TargetArgs {
+    /// A checkpoint directory.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// A `connect` output folder (its report.json and beads/): every point of its path.
+    #[arg(long)]
+    path: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn target(self) -> eval::Target {
+        match (self.checkpoint, self.path) {
+            (Some(checkpoint), _) => eval::Target::Checkpoint(checkpoint),
+            (None, Some(run)) => eval::Target::Path(run),
+            (None, None) => unreachable!("clap requires --checkpoint or --path"),
+        }
+    }
+}
+
 fn check_level(level: f64) -> Result<()> {
     if !(level.is_finite() && level > 0.0) {
         bail!("--level must be a positive number, got {level}");
@@ -336,14 +407,32 @@ fn main() -> Result<()> {
             map,
             force,
         })?,
+        Command::Export {
+            config,
+            target,
+            out,
+            names_from,
+            names,
+            data_dir,
+            force,
+        } => export::run(export::ExportArgs {
+            config: load_config(&config, data_dir)?,
+            target: target.target(),
+            out,
+            names,
+            names_from,
+            force,
+        })?,
         Command::Eval {
             config,
-            checkpoint,
+            target,
+            ensemble,
             data_dir,
         } => {
             eval::run(eval::EvalArgs {
                 config: load_config(&config, data_dir)?,
-                checkpoint,
+                target: target.target(),
+                ensemble,
             })?;
         }
         Command::Hessian {

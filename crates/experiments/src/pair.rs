@@ -147,6 +147,17 @@ pub fn load_checkpoint<L: Landscape<Train>>(
     Ok((flat_of(&model), meta))
 }
 
+/// The checkpoint in `dir` loaded into the network of `landscape`, whose config is named
+/// `config` in the error.
+pub fn load_model<L: Landscape<Train>>(
+    landscape: &L,
+    dir: &Path,
+    config: &str,
+) -> Result<(L::Model, CheckpointMeta)> {
+    checkpoint::load(landscape.init(0), &landscape.architecture(), dir, &device())
+        .with_context(|| format!("loading {} for config '{config}'", dir.display()))
+}
+
 /// Flat parameters of a trained model, on the evaluation backend.
 pub fn flat_of<M: AutodiffModule<Train>>(model: &M) -> Tensor<Compute, 1> {
     flatten(&model.valid())

@@ -46,6 +46,31 @@ pub struct ImportedFrom {
     /// The key of a PyTorch checkpoint's dictionary the state_dict was read from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Every tensor's name in the file and the name the import gave it, in the file's order,
+    /// so that `levelset export` writes the file's own names back. Empty in checkpoints
+    /// imported before the names were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<ImportedName>,
+    /// The file's BatchNorm step counters (`num_batches_tracked`), which no levelset tensor
+    /// holds, by their names in the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<ImportedCounter>,
+}
+
+/// A tensor's name in an imported file and in levelset's module: levelset's path after the
+/// import's renaming (`layers.3.Linear.weight`), an LSTM's packed tensors before their gates
+/// are split (`lstm.weight_ih_l0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedName {
+    pub file: String,
+    pub levelset: String,
+}
+
+/// A BatchNorm step counter of an imported file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedCounter {
+    pub file: String,
+    pub value: i64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::flat::unflatten;
 use crate::nets::{
-    CifarConvConfig, DescribedConfig, DescribedLmConfig, LstmLmConfig, MlpConfig, MnistConvConfig,
+    CifarConvConfig, DescribedConfig, DescribedLmConfig, LayerNames, LstmLmConfig, MlpConfig,
+    MnistConvConfig,
 };
 use crate::statistics::BnConfig;
 
@@ -137,7 +138,23 @@ impl Architecture {
             _ => &[],
         }
     }
+
+    /// The PyTorch names of a feed-forward net's parameter layers
+    /// ([`NetDescription::pytorch_names`](crate::nets::NetDescription::pytorch_names)), the
+    /// paper's convnets' [`Architecture::field_names`] first: what `levelset import` reads and,
+    /// the first name of each layer, what `levelset export` writes. `None` for a net without
+    /// a description (a language model).
+    pub fn pytorch_names(&self) -> Option<Vec<LayerNames>> {
+        let mut layers = self.described()?.net.pytorch_names();
+        for (layer, field) in layers.iter_mut().zip(self.field_names()) {
+            layer.pytorch.insert(0, field.to_string());
+        }
+        Some(layers)
+    }
 }
+
+/// A classifier's class probabilities, [examples, classes], and the examples' labels.
+pub type Probabilities<B> = (Tensor<B, 2>, Tensor<B, 1, Int>);
 
 /// The inner (non-autodiff) module of a landscape's model.
 pub type EvalModel<B, L> = <<L as Landscape<B>>::Model as AutodiffModule<B>>::InnerModule;
@@ -204,6 +221,23 @@ pub trait Landscape<B: AutodiffBackend> {
     /// How the net's running statistics are set at a point, for a net that keeps some
     /// (batch normalization): what every report says it used. `None` for other nets.
     fn statistics(&self) -> Option<BnConfig> {
+        None
+    }
+
+    /// For a net with running statistics, `model` carrying the statistics
+    /// [`Landscape::energy`] evaluates it with (`[bn]`'s `recompute` or `interpolate`), so that
+    /// a file of it evaluates in PyTorch's `eval()` mode as the reports measured it. `None` for
+    /// other nets, and for `[bn] stats = "batch"`, which normalizes each batch by its own
+    /// statistics and keeps none.
+    fn carrying_point_statistics(&self, _model: &EvalModel<B, Self>) -> Option<EvalModel<B, Self>> {
+        None
+    }
+
+    /// For a classifier, `model`'s class probabilities (the softmax of its logits, with the
+    /// statistics [`Landscape::energy`] uses) on every example its energy is measured on,
+    /// [examples, classes], and the examples' labels: what an ensemble's error is computed
+    /// from. `None` for other tasks.
+    fn probabilities(&self, _model: &EvalModel<B, Self>) -> Option<Probabilities<B::InnerBackend>> {
         None
     }
 

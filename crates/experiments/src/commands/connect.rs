@@ -11,7 +11,7 @@ use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::{num_params, unflatten};
 use levelset_models::outdir::OutputLock;
-use levelset_strings::align;
+use levelset_strings::{PathReport, align};
 
 use crate::commands::connect_resume::{self, RunSettings, SavedString};
 use crate::config::ExperimentConfig;
@@ -37,6 +37,91 @@ pub struct ConnectArgs {
 
 fn beads_dir(out: &Path) -> PathBuf {
     out.join("beads")
+}
+
+/// A finished run as its folder keeps it: the report and, for the methods that save their
+/// beads (DSS and NEB), every bead's checkpoint in path order, the endpoints first and last.
+pub struct SavedPath {
+    pub report: PathReport,
+    pub beads: Vec<PathBuf>,
+}
+
+impl SavedPath {
+    /// Reads the run in `run`. A curve is an error: its report keeps the energy profile of
+    /// its samples, but neither the samples nor its control points (the bends) are saved, so
+    /// its points cannot be rebuilt.
+    pub fn read(run: &Path) -> Result<SavedPath> {
+        let report_path = run.join("report.json");
+        let text = std::fs::read(&report_path).map_err(|e| {
+            let unfinished = if connect_resume::exists(run) {
+                "; it holds an unfinished one: finish it with `connect --resume`"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "{}: {e}: {} holds no finished connect run{unfinished}",
+                report_path.display(),
+                run.display()
+            )
+        })?;
+        let report: PathReport = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not a connect report", report_path.display()))?;
+        let dir = beads_dir(run);
+        if ["bezier", "polychain"].contains(&report.method.as_str()) {
+            bail!(
+                "{} is a {} curve: connect keeps its energy profile (report.json) but not its \
+                 control points (the bends), so its points cannot be rebuilt; paths are read \
+                 from DSS and NEB runs, whose beads are saved in {}",
+                run.display(),
+                report.method,
+                dir.display()
+            );
+        }
+        let mut beads: Vec<(usize, PathBuf)> = Vec::new();
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("reading {}", dir.display()))?
+                .path();
+            // Each bead is a checkpoint folder named by its index along the path.
+            let index = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<usize>().ok());
+            let Some(index) = index else {
+                bail!(
+                    "{}: not a bead checkpoint (connect names them by their index, 0000, \
+                     0001, ...)",
+                    path.display()
+                );
+            };
+            beads.push((index, path));
+        }
+        beads.sort();
+        if beads.iter().enumerate().any(|(k, (index, _))| k != *index) {
+            bail!("{}: the beads' indices have gaps", dir.display());
+        }
+        let beads: Vec<PathBuf> = beads.into_iter().map(|(_, path)| path).collect();
+        if report.beads < 2 {
+            bail!(
+                "{}: a path of {} points; a path runs between two endpoints",
+                report_path.display(),
+                report.beads
+            );
+        }
+        if beads.len() != report.beads || report.bead_energies.len() != report.beads {
+            bail!(
+                "{} holds {} bead checkpoints, its report {} beads with {} energies: the run \
+                 folder is incomplete or was changed",
+                dir.display(),
+                beads.len(),
+                report.beads,
+                report.bead_energies.len()
+            );
+        }
+        Ok(SavedPath { report, beads })
+    }
 }
 
 pub fn run(args: ConnectArgs) -> Result<()> {

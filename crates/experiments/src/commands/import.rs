@@ -7,15 +7,18 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn::tensor::DType;
-use burn_store::{ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
+use burn_store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, TensorSnapshot};
 use levelset_data::fetch::sha256_file;
 use levelset_models::Landscape;
 use levelset_models::backend::{BACKEND_NAME, Train};
-use levelset_models::checkpoint::{self, CheckpointMeta, ImportedFrom};
+use levelset_models::checkpoint::{
+    self, CheckpointMeta, ImportedCounter, ImportedFrom, ImportedName,
+};
 use levelset_models::flat::num_params;
 use levelset_models::outdir::OutputLock;
 
 use super::pytorch_lstm;
+use super::pytorch_names::{self, COUNTER, LANGUAGE_MODEL_ALIASES};
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::weights::{self, Format, Named, ReadErrors};
@@ -30,14 +33,6 @@ pub struct ImportArgs {
     pub map: Vec<String>,
     pub force: bool,
 }
-
-/// The names a language model's parts are also read under (PyTorch's word_language_model
-/// example's), and levelset's.
-const LANGUAGE_MODEL_ALIASES: [(&str, &str); 3] = [
-    ("encoder", "embedding"),
-    ("rnn", "lstm"),
-    ("decoder", "output"),
-];
 
 pub fn run(args: ImportArgs) -> Result<()> {
     let format = weights::format_of(&args.from)?;
@@ -59,15 +54,21 @@ pub fn run(args: ImportArgs) -> Result<()> {
         println!("{}: {note}", args.from.display());
     }
     // BatchNorm's step counter (an integer) is not a parameter or a statistic levelset keeps:
-    // its running statistics are.
+    // its running statistics are. The counts are kept in the checkpoint's sidecar, for
+    // `levelset export` to write back.
     let (counters, tensors): (Vec<_>, Vec<_>) = found
         .tensors
         .into_iter()
-        .partition(|(name, _)| name.rsplit('.').next() == Some("num_batches_tracked"));
+        .partition(|(name, _)| name.rsplit('.').next() == Some(COUNTER));
+    let counters = counters
+        .iter()
+        .map(|(name, tensor)| counter(name, tensor))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| args.from.display().to_string())?;
     if !counters.is_empty() {
         println!(
-            "{}: ignoring {} BatchNorm step counters (num_batches_tracked): the running means \
-             and variances are imported, the counts are not used",
+            "{}: keeping {} BatchNorm step counters ({COUNTER}) in the checkpoint's sidecar for \
+             export: the running means and variances are imported, the counts are not used",
             args.from.display(),
             counters.len()
         );
@@ -87,28 +88,40 @@ pub fn run(args: ImportArgs) -> Result<()> {
             converted.join(", ")
         );
     }
-    with_landscape(&args.config.clone(), (tensors, ImportArgs { key, ..args }))?
+    with_landscape(
+        &args.config.clone(),
+        (tensors, counters, ImportArgs { key, ..args }),
+    )?
 }
 
-/// The `--map` rules as a remapper, each `OLD=NEW` a regex and its replacement.
-fn remapper(map: &[String]) -> Result<KeyRemapper> {
-    let mut remapper = KeyRemapper::new();
-    for rule in map {
-        let Some((from, to)) = rule.split_once('=') else {
-            bail!("--map {rule:?}: expected OLD=NEW (a regex and its replacement)");
-        };
-        remapper = remapper
-            .add_pattern(from, to)
-            .with_context(|| format!("--map {rule:?}: {from:?} is not a valid regex"))?;
+/// A BatchNorm step counter's value: one integer (PyTorch's is an int64 scalar).
+fn counter(name: &str, tensor: &weights::ForeignTensor) -> Result<ImportedCounter> {
+    let one = tensor.shape.iter().product::<usize>() == 1;
+    if !one || !(tensor.dtype.is_int() || tensor.dtype.is_uint()) {
+        bail!(
+            "{name}: a BatchNorm step counter is one integer, found a {:?} tensor of shape {:?}",
+            tensor.dtype,
+            tensor.shape
+        );
     }
-    Ok(remapper)
+    let value = (tensor.loader)()
+        .and_then(|data| {
+            data.convert::<i64>()
+                .to_vec::<i64>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))
+        })
+        .with_context(|| name.to_string())?;
+    Ok(ImportedCounter {
+        file: name.to_string(),
+        value: value[0],
+    })
 }
 
-impl WithLandscape for (Named, ImportArgs) {
+impl WithLandscape for (Named, Vec<ImportedCounter>, ImportArgs) {
     type Output = Result<()>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<()> {
-        let (tensors, args) = self;
+        let (tensors, counters, args) = self;
         let digest = sha256_file(&args.from)?;
         let architecture = landscape.architecture();
         // A feed-forward net (described, or one of the paper's MLPs and convnets, which are
@@ -117,29 +130,8 @@ impl WithLandscape for (Named, ImportArgs) {
         // included); the paper's convnets also take their layers' old names (`conv1.weight`,
         // `fc2.bias`), as a module with those attributes names them. Linear weights are
         // transposed from PyTorch's [out, in].
-        let mut rules = remapper(&args.map)?;
-        let mut names = KeyRemapper::new();
-        if let Some(config) = architecture.described() {
-            let mut layers = config.net.pytorch_names();
-            for (layer, field) in layers.iter_mut().zip(architecture.field_names()) {
-                layer.pytorch.push(field.to_string());
-            }
-            // Whole names only (`3.weight`, `layer1.0.bn1.running_mean`), each renamed once:
-            // levelset's names never match one of PyTorch's again.
-            for layer in &layers {
-                for prefix in &layer.pytorch {
-                    let prefix = prefix.replace('.', r"\.");
-                    for (from, to) in layer.tensors() {
-                        names = names
-                            .add_pattern(
-                                format!("^{prefix}\\.{from}$"),
-                                format!("{}.{to}", layer.levelset),
-                            )
-                            .expect("a fixed pattern");
-                    }
-                }
-            }
-        }
+        let mut rules = pytorch_names::rules("--map", &args.map)?;
+        let names = pytorch_names::import_names(&architecture);
         // A language model takes a module's `embedding`, `lstm` and `output` (or, as PyTorch's
         // word_language_model example names them, `encoder`, `rnn` and `decoder`); its LSTM's
         // packed gate tensors are split into Burn's gates below.
@@ -160,8 +152,15 @@ impl WithLandscape for (Named, ImportArgs) {
             .iter()
             .map(|(name, tensor)| weights::snapshot(name, tensor, largest, &errors))
             .collect();
-        let (snapshots, _) = rules.remap(snapshots);
-        let (snapshots, _) = names.remap(snapshots);
+        let (snapshots, by_rules) = rules.remap(snapshots);
+        let (snapshots, by_names) = names.remap(snapshots);
+        // Both remaps keep the order and give (new name, old name) a tensor: the file's name
+        // and levelset's, for export to write back.
+        let renamed: Vec<ImportedName> = by_rules
+            .into_iter()
+            .zip(by_names)
+            .map(|((_, file), (levelset, _))| ImportedName { file, levelset })
+            .collect();
         let snapshots = if language_model {
             pytorch_lstm::unpack(snapshots, "lstm")?
         } else {
@@ -245,6 +244,8 @@ impl WithLandscape for (Named, ImportArgs) {
                 sha256: digest,
                 map: args.map.clone(),
                 key: args.key.clone(),
+                names: renamed,
+                counters,
             }),
         };
         checkpoint::save(model, &meta, &args.out)?;

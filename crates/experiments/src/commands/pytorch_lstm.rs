@@ -3,7 +3,7 @@
 //! `bias_ih_l{k}` and `bias_hh_l{k}` [4h], gate blocks in the order input, forget, cell,
 //! output); Burn keeps a gate controller per gate, each an input and a hidden transform
 //! (`Linear` layers). Both compute `W_ih x + b_ih + W_hh h + b_hh` per gate, so the blocks map
-//! one to one.
+//! one to one. [`unpack`] reads PyTorch's layout at import, [`pack`] writes it at export.
 
 use anyhow::{Result, anyhow, bail};
 use burn::module::ParamId;
@@ -85,6 +85,115 @@ pub fn unpack(snapshots: Vec<TensorSnapshot>, prefix: &str) -> Result<Vec<Tensor
     Ok(out)
 }
 
+/// A gate controller's tensor, as Burn's `Lstm` in a `Vec` at a prefix names it:
+/// `{prefix}.{layer}.{gate}.{transform}.{weight|bias}`, the gate's index in [`GATES`].
+struct Gate<'a> {
+    layer: usize,
+    gate: usize,
+    transform: &'a str,
+    tensor: &'a str,
+}
+
+fn gate<'a>(name: &'a str, prefix: &str) -> Option<Gate<'a>> {
+    let rest = name.strip_prefix(prefix)?.strip_prefix('.')?;
+    let parts: Vec<&str> = rest.split('.').collect();
+    let [layer, gate, transform, tensor] = parts[..] else {
+        return None;
+    };
+    let which = match transform {
+        "input_transform" | "hidden_transform" => transform,
+        _ => return None,
+    };
+    matches!(tensor, "weight" | "bias").then_some(())?;
+    Some(Gate {
+        layer: layer.parse().ok()?,
+        gate: GATES.iter().position(|g| *g == gate)?,
+        transform: which,
+        tensor,
+    })
+}
+
+/// The inverse of [`unpack`]: every gate controller's tensors under `prefix` (weights already
+/// in PyTorch's [out, in] layout) stacked into PyTorch's packed tensors,
+/// `{prefix}.{weight|bias}_{ih|hh}_l{layer}`, gate blocks in PyTorch's order. The bytes are
+/// concatenated as they are, so the values are exact. Other tensors pass unchanged; the packed
+/// ones take the place of their first gate.
+pub fn pack(snapshots: Vec<TensorSnapshot>, prefix: &str) -> Result<Vec<TensorSnapshot>> {
+    /// A place in the output: a tensor that passes, or the packed tensor `packed[i]`.
+    enum Place {
+        Kept(TensorSnapshot),
+        Packed(usize),
+    }
+    // (packed name, [its four blocks]) in order of first appearance.
+    let mut places = Vec::with_capacity(snapshots.len());
+    let mut packed: Vec<(String, [Option<TensorData>; 4])> = Vec::new();
+    for snapshot in snapshots {
+        let name = snapshot.full_path();
+        let Some(place) = gate(&name, prefix) else {
+            places.push(Place::Kept(snapshot));
+            continue;
+        };
+        let which = if place.transform == "input_transform" {
+            "ih"
+        } else {
+            "hh"
+        };
+        let target = format!("{prefix}.{}_{which}_l{}", place.tensor, place.layer);
+        let index = match packed.iter().position(|(n, _)| *n == target) {
+            Some(index) => index,
+            None => {
+                packed.push((target, Default::default()));
+                places.push(Place::Packed(packed.len() - 1));
+                packed.len() - 1
+            }
+        };
+        let data = snapshot.to_data().map_err(|e| anyhow!("{name}: {e:?}"))?;
+        packed[index].1[place.gate] = Some(data);
+    }
+    let mut out = Vec::with_capacity(places.len());
+    for place in places {
+        let index = match place {
+            Place::Kept(snapshot) => {
+                out.push(snapshot);
+                continue;
+            }
+            Place::Packed(index) => index,
+        };
+        let (name, blocks) = &packed[index];
+        let mut bytes = Vec::new();
+        let mut first: Option<&TensorData> = None;
+        for (block, gate) in blocks.iter().zip(GATES) {
+            let Some(block) = block else {
+                bail!("{name}: the LSTM's {gate} has no tensor for it; Burn's LSTM has four gates");
+            };
+            if let Some(first) = first
+                && (first.shape != block.shape || first.dtype != block.dtype)
+            {
+                bail!(
+                    "{name}: the gates' blocks differ ({:?} {:?} against {:?} {:?})",
+                    first.dtype,
+                    first.shape,
+                    block.dtype,
+                    block.shape
+                );
+            }
+            first = first.or(Some(block));
+            bytes.extend_from_slice(block.as_bytes());
+        }
+        let first = first.expect("four blocks");
+        let mut shape = first.shape.to_vec();
+        shape[0] *= GATES.len();
+        let data = TensorData::from_bytes_vec(bytes, shape, first.dtype);
+        out.push(TensorSnapshot::from_data(
+            data,
+            name.split('.').map(String::from).collect(),
+            Vec::new(),
+            ParamId::new(),
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +240,59 @@ mod tests {
         find("lstm.weight_ih_l0_reverse");
         find("embedding.weight");
         assert_eq!(out.len(), 4 + 4 + 2);
+    }
+
+    /// Packing is unpacking's inverse: a packed layer's tensors, split and packed again, come
+    /// back with the same names, shapes and bits; the other tensors pass both ways.
+    #[test]
+    fn pack_undoes_unpack_bit_for_bit() {
+        let weight: Vec<f32> = (0..24).map(|v| (v as f32).sin() * 1e-3).collect();
+        let hidden: Vec<f32> = (0..16).map(|v| -(v as f32) / 7.0).collect();
+        let bias: Vec<f32> = (0..8).map(|v| 100.0 + v as f32 / 3.0).collect();
+        let original = vec![
+            snapshot("lstm.weight_ih_l0", weight, vec![8, 3]),
+            snapshot("lstm.weight_hh_l0", hidden, vec![8, 2]),
+            snapshot("lstm.bias_ih_l0", bias.clone(), vec![8]),
+            snapshot(
+                "lstm.bias_hh_l0",
+                bias.iter().map(|b| -b).collect(),
+                vec![8],
+            ),
+            snapshot("embedding.weight", vec![1.5; 6], vec![3, 2]),
+        ];
+        let split = unpack(original.clone(), "lstm").unwrap();
+        assert_eq!(split.len(), 4 * 4 + 1);
+        let packed = pack(split, "lstm").unwrap();
+        let describe = |all: &[TensorSnapshot]| -> Vec<(String, Vec<usize>, Vec<u8>)> {
+            let mut out: Vec<_> = all
+                .iter()
+                .map(|s| {
+                    let data = s.to_data().unwrap();
+                    (s.full_path(), data.shape.to_vec(), data.as_bytes().to_vec())
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(describe(&packed), describe(&original));
+    }
+
+    #[test]
+    fn a_gate_missing_from_a_layer_is_an_error_naming_it() {
+        let split = unpack(
+            vec![snapshot("lstm.bias_ih_l0", vec![0.0; 8], vec![8])],
+            "lstm",
+        )
+        .unwrap();
+        let without_cell: Vec<_> = split
+            .into_iter()
+            .filter(|s| !s.full_path().contains("cell_gate"))
+            .collect();
+        let err = pack(without_cell, "lstm").unwrap_err().to_string();
+        assert!(
+            err.contains("lstm.bias_ih_l0") && err.contains("cell_gate"),
+            "{err}"
+        );
     }
 
     #[test]

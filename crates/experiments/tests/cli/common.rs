@@ -233,6 +233,29 @@ pub fn import_args(config: &Path, from: &Path, out: &Path, data: &Path) -> Vec<s
     ])
 }
 
+/// `train --config CONFIG --seed SEED --level LEVEL --out OUT --data-dir DATA`.
+pub fn train_args(
+    config: &Path,
+    seed: &str,
+    level: &str,
+    out: &Path,
+    data: &Path,
+) -> Vec<std::ffi::OsString> {
+    args(&[
+        &"train",
+        &"--config",
+        &config,
+        &"--seed",
+        &seed,
+        &"--level",
+        &level,
+        &"--out",
+        &out,
+        &"--data-dir",
+        &data,
+    ])
+}
+
 /// `connect --config CONFIG --a A --b B --level LEVEL --method METHOD --out OUT --data-dir
 /// DATA`.
 pub fn connect_args(

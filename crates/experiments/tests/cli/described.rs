@@ -19,7 +19,7 @@ use crate::common::*;
 /// The fixture's net, `Sequential(Conv2d(1, 4, 5, padding=2), ReLU(), MaxPool2d(2),
 /// Conv2d(4, 4, 3), ReLU(), MaxPool2d(2), Flatten(), Linear(144, 10))`, on a few hundred
 /// MNIST images.
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 name = "imported-convnet"
 energy = "test_loss"
 

@@ -16,7 +16,7 @@ use crate::common::*;
 
 /// The fixtures' net on the committed PTB extract, whose vocabulary (`VOCAB`) they were made
 /// for.
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 name = "imported-lm"
 energy = "test_loss"
 

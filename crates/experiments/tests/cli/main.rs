@@ -8,6 +8,7 @@ mod config;
 mod connect;
 mod data;
 mod described;
+mod export;
 mod floor;
 mod foreign_files;
 mod hessian;

@@ -76,7 +76,7 @@ stats = "recompute"
 batches = 2
 "#;
 
-fn resnet8(option: char) -> String {
+pub fn resnet8(option: char) -> String {
     let (two, three) = match option {
         'A' => (
             r#"[{ kind = "subsample", stride = 2 }, { kind = "pad_channels", before = 2, after = 2 }]"#,
@@ -181,7 +181,7 @@ fn pytorch_resnets_import_by_their_names_and_give_pytorchs_logits() {
 
 /// A ResNet on MNIST small enough for seconds: a stem, one block with a projection
 /// shortcut, pooling.
-const MNIST_RESNET: &str = r#"
+pub const MNIST_RESNET: &str = r#"
 name = "mnist-resnet"
 energy = "test_loss"
 
@@ -246,19 +246,7 @@ fn a_resnet_connects_with_each_points_statistics_set_as_bn_says() {
     );
     let train = |seed: &str, out: &str| {
         let out = dir.path().join(out);
-        succeed(args(&[
-            &"train",
-            &"--config",
-            &config,
-            &"--seed",
-            &seed,
-            &"--level",
-            &"2.0",
-            &"--out",
-            &out,
-            &"--data-dir",
-            &data,
-        ]));
+        succeed(train_args(&config, seed, "2.0", &out, &data));
         out
     };
     let (a, b) = (train("1", "a"), train("2", "b"));
@@ -278,6 +266,21 @@ fn a_resnet_connects_with_each_points_statistics_set_as_bn_says() {
         let beads = u64_at(&report, "beads");
         assert!(beads >= 2, "{report}");
     }
+    // Outside a path a checkpoint is its own endpoint: under `interpolate` its energy is the
+    // one with its recomputed statistics.
+    let eval_with = |stats: &str| {
+        let run = succeed(args(&[
+            &"eval",
+            &"--config",
+            &dir.path().join(format!("{stats}.toml")),
+            &"--checkpoint",
+            &a,
+            &"--data-dir",
+            &data,
+        ]));
+        f64_at(&serde_json::from_str(&run.stdout).unwrap(), "energy")
+    };
+    assert_eq!(eval_with("interpolate"), eval_with("recompute"));
     // The Hessian of a batch-normalized net, on the training split (each example's batch
     // statistics).
     let hessian = read_json(&{

@@ -27,7 +27,9 @@ pub mod rule;
 pub mod stacked;
 
 pub use cifar_cnn::{CIFAR_CROP, CifarConvConfig};
-pub use described::{Activations, Described, DescribedConfig, LayerSpec, NetDescription};
+pub use described::{
+    Activations, Described, DescribedConfig, LayerNames, LayerSpec, NetDescription,
+};
 pub use described_lm::{DescribedLmConfig, LmState, LstmLm};
 pub use lrn::Lrn;
 pub use lstm_lm::LstmLmConfig;

@@ -15,12 +15,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 
 use super::{cross_entropy, device_sum, host_values, unsupported};
 use crate::flat::{Stacked, flatten, unflatten, unflatten_stacked};
 use crate::landscape::{
-    Architecture, DataSplit, Energy, EvalModel, Landscape, StackedPass, pointwise_energies,
+    Architecture, DataSplit, Energy, EvalModel, Landscape, Probabilities, StackedPass,
+    pointwise_energies,
 };
 use crate::nets::described::{NormMode, Shape};
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
@@ -550,14 +551,15 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
             StatsMode::Batch => (model.clone(), NormMode::Batch),
             StatsMode::Interpolate => {
                 let endpoints = self.endpoints.lock().expect("endpoints lock poisoned");
-                let endpoints = endpoints.as_ref().expect(
-                    "[bn] stats = \"interpolate\" needs the path's endpoints \
-                     (Landscape::set_endpoints) before any energy",
-                );
-                (
-                    C::interpolate_statistics(model, endpoints),
-                    NormMode::Running,
-                )
+                match endpoints.as_ref() {
+                    Some(endpoints) => (
+                        C::interpolate_statistics(model, endpoints),
+                        NormMode::Running,
+                    ),
+                    // A model measured outside a path (training, `eval`, `import`) is its own
+                    // endpoint: the statistics an endpoint gets are its recomputed ones.
+                    None => (self.recomputed(model), NormMode::Running),
+                }
             }
         }
     }
@@ -729,6 +731,24 @@ where
 
     fn statistics(&self) -> Option<BnConfig> {
         self.net.has_running_statistics().then_some(self.bn)
+    }
+
+    fn probabilities(&self, model: &EvalModel<B, Self>) -> Option<Probabilities<B::InnerBackend>> {
+        let (model, norm) = self.with_point_statistics(model);
+        let (probabilities, labels): (Vec<_>, Vec<_>) = self
+            .eval
+            .iter()
+            .map(|(x, y)| {
+                let logits = C::logits_with(&model, x.clone(), norm);
+                (softmax(logits, 1), y.clone())
+            })
+            .unzip();
+        Some((Tensor::cat(probabilities, 0), Tensor::cat(labels, 0)))
+    }
+
+    fn carrying_point_statistics(&self, model: &EvalModel<B, Self>) -> Option<EvalModel<B, Self>> {
+        let (model, norm) = self.with_point_statistics(model);
+        (self.net.has_running_statistics() && norm == NormMode::Running).then_some(model)
     }
 
     fn set_endpoints(&self, a: &Tensor<B::InnerBackend, 1>, b: &Tensor<B::InnerBackend, 1>) {

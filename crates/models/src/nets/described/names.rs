@@ -1,12 +1,13 @@
 //! The names a PyTorch module gives a described net's parameter layers: one table, read by
-//! `levelset import` (PyTorch name to levelset's) and meant to be read the other way by an
-//! export, so that a round trip is exact by construction.
+//! `levelset import` (PyTorch name to levelset's) and the other way by `levelset export`, so
+//! that a round trip is exact by construction.
 
 use super::NetDescription;
 use super::spec::LayerSpec;
 
 /// A parameter layer's PyTorch names (each a module path, the tensor's own name after it:
-/// `layer1.0.conv1` + `.weight`) and its path in levelset's module (`layers.5.Conv2d`).
+/// `layer1.0.conv1` + `.weight`) and its path in levelset's module (`layers.5.Conv2d`). An
+/// import reads any of the PyTorch names; an export writes the first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerNames {
     pub pytorch: Vec<String>,
@@ -31,7 +32,8 @@ impl LayerNames {
 }
 
 impl NetDescription {
-    /// Every parameter layer's names, in the module's order:
+    /// Every parameter layer's names, in the module's order, the CIFAR ResNet names (where
+    /// the net has them) before the positions:
     /// - by position, as nested `nn.Sequential`s name them: `3` for the fourth layer, and in a
     ///   residual block at position 3, `3.body.0`, `3.shortcut.1` (a block a module with
     ///   `body` and `shortcut` Sequentials); the same with a `layers.` prefix (a module
@@ -46,7 +48,7 @@ impl NetDescription {
         let mut flat = 0;
         positions(&self.layers, "", &mut flat, &mut names);
         for (layer, alias) in names.iter_mut().zip(resnet_names(&self.layers)) {
-            layer.pytorch.extend(alias);
+            layer.pytorch.splice(0..0, alias);
         }
         names
     }
@@ -84,8 +86,8 @@ fn positions(layers: &[LayerSpec], prefix: &str, flat: &mut usize, out: &mut Vec
     }
 }
 
-/// The CIFAR ResNet names of every parameter layer, in the module's order (empty lists where
-/// the net is not shaped as one).
+/// The CIFAR ResNet names of every parameter layer, in the module's order (none for a net
+/// without residual blocks, empty lists for layers where the net is not shaped as one).
 fn resnet_names(layers: &[LayerSpec]) -> Vec<Vec<String>> {
     let mut names = Vec::new();
     let mut stage = 0;
@@ -138,6 +140,11 @@ fn resnet_names(layers: &[LayerSpec]) -> Vec<Vec<String>> {
             other if module_kind(other).is_some() => names.push(Vec::new()),
             _ => {}
         }
+    }
+    // A net without residual blocks is not shaped as a ResNet: its first convolutions are not
+    // a stem's `conv1`, and an export names them by position.
+    if !seen_block {
+        return Vec::new();
     }
     names
 }

@@ -167,6 +167,9 @@ pub enum DataSplit {
     Test,
 }
 
+/// A model's loss over examples fixed in advance ([`Landscape::curvature_loss`]).
+pub type CurvatureLoss<'a, B, M> = Box<dyn Fn(&M) -> Tensor<B, 1> + 'a>;
+
 /// A network architecture, its data and a chosen energy.
 pub trait Landscape<B: AutodiffBackend> {
     type Model: AutodiffModule<B> + 'static;
@@ -256,14 +259,14 @@ pub trait Landscape<B: AutodiffBackend> {
     /// The mean loss the net trains on (a classifier's cross-entropy, a regression's error),
     /// without its weight penalty, dropout or augmentation, over the first `examples`
     /// examples of `split`, batch normalization with those examples' own statistics: the
-    /// function whose Hessian `levelset hessian` measures. Tasks that do not hold the split,
-    /// or hold fewer examples, say so.
+    /// function whose Hessian `levelset hessian` measures, as a function of the model, its
+    /// examples prepared once. Tasks that do not hold the split, or hold fewer examples, say
+    /// so.
     fn curvature_loss(
         &self,
-        _model: &Self::Model,
         _split: DataSplit,
         _examples: usize,
-    ) -> Result<Tensor<B, 1>, String> {
+    ) -> Result<CurvatureLoss<'_, B, Self::Model>, String> {
         Err(format!(
             "levelset hessian does not yet measure {:?}: image classifiers and regression \
              nets only",

@@ -42,4 +42,4 @@ pub mod statistics;
 pub mod tasks;
 pub mod train;
 
-pub use landscape::{Architecture, DataSplit, Energy, EvalModel, Landscape};
+pub use landscape::{Architecture, CurvatureLoss, DataSplit, Energy, EvalModel, Landscape};

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use levelset_data::standard_normal;
 use levelset_models::flat::unflatten;
-use levelset_models::{DataSplit, Landscape};
+use levelset_models::{CurvatureLoss, DataSplit, Landscape};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -83,18 +83,16 @@ pub struct HessianReport {
 
 /// Hessian-vector products of a landscape's [`Landscape::curvature_loss`] at one point.
 pub struct Curvature<'a, B: AutodiffBackend, L: Landscape<B>> {
-    landscape: &'a L,
+    loss: CurvatureLoss<'a, B, L::Model>,
     template: L::Model,
     point: Tensor<B::InnerBackend, 1>,
-    split: DataSplit,
-    examples: usize,
     step: f64,
     products: usize,
 }
 
 impl<'a, B: AutodiffBackend, L: Landscape<B>> Curvature<'a, B, L> {
-    /// At `point` (a flat vector), over the first `examples` examples of `split`; checks that
-    /// the landscape measures them.
+    /// At `point` (a flat vector), over the first `examples` examples of `split`, which the
+    /// landscape prepares once (or says why it cannot).
     pub fn new(
         landscape: &'a L,
         point: Tensor<B::InnerBackend, 1>,
@@ -111,17 +109,13 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Curvature<'a, B, L> {
             .elem::<f64>()
             / n as f64)
             .sqrt();
-        let curvature = Self {
-            landscape,
+        Ok(Self {
+            loss: landscape.curvature_loss(split, examples)?,
             template,
             point,
-            split,
-            examples,
             step: f64::from(f32::EPSILON).cbrt() * rms.max(1e-3),
             products: 0,
-        };
-        curvature.gradient(curvature.point.clone())?;
-        Ok(curvature)
+        })
     }
 
     /// The difference step for a unit vector.
@@ -144,10 +138,7 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Curvature<'a, B, L> {
         w: Tensor<B::InnerBackend, 1>,
     ) -> Result<Tensor<B::InnerBackend, 1>, String> {
         let w = Tensor::<B, 1>::from_inner(w).require_grad();
-        let model = unflatten(self.template.clone(), w.clone());
-        let loss = self
-            .landscape
-            .curvature_loss(&model, self.split, self.examples)?;
+        let loss = (self.loss)(&unflatten(self.template.clone(), w.clone()));
         w.grad(&loss.backward())
             .ok_or_else(|| "the loss does not depend on the parameters".to_string())
     }

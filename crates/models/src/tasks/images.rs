@@ -20,8 +20,8 @@ use burn::tensor::activation::{log_softmax, softmax};
 use super::{cross_entropy, device_sum, host_values, unsupported};
 use crate::flat::{Stacked, flatten, unflatten, unflatten_stacked};
 use crate::landscape::{
-    Architecture, DataSplit, Energy, EvalModel, Landscape, Probabilities, StackedPass,
-    pointwise_energies,
+    Architecture, CurvatureLoss, DataSplit, Energy, EvalModel, Landscape, Probabilities,
+    StackedPass, pointwise_energies,
 };
 use crate::nets::described::{NormMode, Shape};
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
@@ -478,7 +478,13 @@ impl<B: AutodiffBackend, C: ImageNet> ImageTask<B, C> {
                     .batch(&self.train, &indices, None, &self.device)
             }
             DataSplit::Test => {
-                let (images, labels): (Vec<_>, Vec<_>) = self.eval.iter().cloned().unzip();
+                // Only the evaluation batches that hold the first n examples.
+                let (images, labels): (Vec<_>, Vec<_>) = self
+                    .eval
+                    .iter()
+                    .take(n.div_ceil(EVAL_BATCH))
+                    .cloned()
+                    .unzip();
                 (
                     Tensor::from_inner(Tensor::cat(images, 0).narrow(0, 0, n)),
                     Tensor::from_inner(Tensor::cat(labels, 0).narrow(0, 0, n)),
@@ -663,13 +669,14 @@ where
 
     fn curvature_loss(
         &self,
-        model: &C::Net<B>,
         split: DataSplit,
         examples: usize,
-    ) -> Result<Tensor<B, 1>, String> {
+    ) -> Result<CurvatureLoss<'_, B, C::Net<B>>, String> {
         let (images, labels) = self.first_examples(split, examples)?;
-        let logits = C::logits_with(model, images, NormMode::Batch);
-        Ok(cross_entropy(logits, labels))
+        Ok(Box::new(move |model: &C::Net<B>| {
+            let logits = C::logits_with(model, images.clone(), NormMode::Batch);
+            cross_entropy(logits, labels.clone())
+        }))
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{host_values, unsupported};
 use crate::flat::unflatten_stacked;
 use crate::landscape::{
-    Architecture, DataSplit, Energy, EvalModel, Landscape, StackedPass, cpu_backend,
+    Architecture, CurvatureLoss, DataSplit, Energy, EvalModel, Landscape, StackedPass, cpu_backend,
 };
 use crate::nets::described::{NormMode, Shape};
 use crate::nets::{Described, DescribedConfig, LayerSpec};
@@ -249,12 +249,13 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
 
     fn curvature_loss(
         &self,
-        model: &Described<B>,
         split: DataSplit,
         examples: usize,
-    ) -> Result<Tensor<B, 1>, String> {
-        let data = match (split, &self.sample) {
-            (DataSplit::Train, TrainSample::Fixed(data)) => data.clone(),
+    ) -> Result<CurvatureLoss<'_, B, Described<B>>, String> {
+        let (x, y) = match (split, &self.sample) {
+            (DataSplit::Train, TrainSample::Fixed(data)) => {
+                rows_to_tensors(data, 0..data.n, &self.device)
+            }
             (DataSplit::Train, TrainSample::Fresh(_)) => {
                 return Err(
                     "each model of this task draws its own training sample from its \
@@ -264,15 +265,7 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
             }
             (DataSplit::Test, _) if self.energy == Energy::TestLoss => {
                 let (x, y) = self.eval.clone();
-                let held = x.dims()[0];
-                if examples == 0 || examples > held {
-                    return Err(format!(
-                        "asked for {examples} examples of the test split, which holds {held}"
-                    ));
-                }
-                let (x, y) = (x.narrow(0, 0, examples), y.narrow(0, 0, examples));
-                let pred = model.forward_flat_with(Tensor::from_inner(x), None, NormMode::Batch);
-                return Ok(self.objective(pred, Tensor::from_inner(y)));
+                (Tensor::from_inner(x), Tensor::from_inner(y))
             }
             (DataSplit::Test, _) => {
                 return Err(format!(
@@ -281,14 +274,17 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
                 ));
             }
         };
-        if examples == 0 || examples > data.n {
+        let held = x.dims()[0];
+        if examples == 0 || examples > held {
             return Err(format!(
-                "asked for {examples} examples of the training split, which holds {}",
-                data.n
+                "asked for {examples} examples of the {split:?} split, which holds {held}"
             ));
         }
-        let (x, y) = rows_to_tensors(&data, 0..examples, &self.device);
-        Ok(self.objective(model.forward_flat_with(x, None, NormMode::Batch), y))
+        let (x, y) = (x.narrow(0, 0, examples), y.narrow(0, 0, examples));
+        Ok(Box::new(move |model: &Described<B>| {
+            let pred = model.forward_flat_with(x.clone(), None, NormMode::Batch);
+            self.objective(pred, y.clone())
+        }))
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {

@@ -453,3 +453,47 @@ fn a_released_checkpoint_imports_as_it_is_wrapped() {
     let meta = read_json(&out.join("model.json"));
     assert_eq!(meta["imported_from"]["key"], "state_dict");
 }
+
+/// A BatchNorm step counter (`num_batches_tracked`) that is not one integer: a float, or
+/// several entries. Refused before any data is read, naming the tensor.
+#[test]
+fn a_batch_norm_step_counter_that_is_not_one_integer_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "b.toml", &super::resnet::resnet8('B'));
+    let bytes = std::fs::read(import_fixtures().join("resnet8_b.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let counter = "layer1.0.bn2.num_batches_tracked";
+    let one_float = (vec![], safetensors::Dtype::F32, 7f32.to_le_bytes().to_vec());
+    let two_ints = (
+        vec![2],
+        safetensors::Dtype::I64,
+        [7i64, 8].iter().flat_map(|v| v.to_le_bytes()).collect(),
+    );
+    for (k, (shape, dtype, data)) in [one_float, two_ints].into_iter().enumerate() {
+        let mut tensors: Vec<_> = file
+            .tensors()
+            .into_iter()
+            .filter(|(name, _)| name != counter)
+            .map(|(name, view)| {
+                (
+                    name,
+                    view.shape().to_vec(),
+                    view.dtype(),
+                    view.data().to_vec(),
+                )
+            })
+            .collect();
+        tensors.push((counter.to_string(), shape, dtype, data));
+        let path = dir.path().join(format!("bad-{k}.safetensors"));
+        safetensors_file(&path, &tensors);
+        fail_with(
+            import_args(
+                &config,
+                &path,
+                &dir.path().join(format!("out-{k}")),
+                &dir.path().join("no-data"),
+            ),
+            &[counter, "one integer"],
+        );
+    }
+}

@@ -115,7 +115,7 @@ pub fn check_fresh<H: Header>(output: &OutputFlags) -> Result<()> {
 }
 
 /// Fills `picture`'s grid with `landscape`'s energy and the training loss
-/// ([`with_evaluators`], [`fill`]): `points(j)` gives row `j`'s flat points, `endpoints` are
+/// (`with_evaluators`, `fill`): `points(j)` gives row `j`'s flat points, `endpoints` are
 /// handed to the landscapes first.
 pub fn compute<H: Header, L: Landscape<Train>>(
     config: &ExperimentConfig,

@@ -815,6 +815,7 @@ fn section<'a, T>(value: &'a Option<T>, config: &str, name: &str) -> Result<&'a 
         .ok_or_else(|| anyhow::anyhow!("config {config} has no [{name}] section"))
 }
 
+/// Appends to `keys` the dotted keys (below `at`) whose values differ between `a` and `b`.
 pub fn differing_keys(
     a: &serde_json::Value,
     b: &serde_json::Value,

@@ -815,7 +815,13 @@ fn section<'a, T>(value: &'a Option<T>, config: &str, name: &str) -> Result<&'a 
         .ok_or_else(|| anyhow::anyhow!("config {config} has no [{name}] section"))
 }
 
-fn differing_keys(a: &serde_json::Value, b: &serde_json::Value, at: &str, keys: &mut Vec<String>) {
+/// Appends to `keys` the dotted keys (below `at`) whose values differ between `a` and `b`.
+pub fn differing_keys(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: &str,
+    keys: &mut Vec<String>,
+) {
     use serde_json::Value;
     let key = |name: &str| {
         if at.is_empty() {

@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use levelset_experiments::commands::{
-    connect, data, eval, export, hessian, import, reproduce, slurm, train,
+    connect, data, eval, export, hessian, import, plane, reproduce, slurm, surface, train,
 };
 use levelset_experiments::config::load_config;
 use levelset_experiments::output::{depth, progress};
@@ -183,6 +183,15 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The energy and training loss on the plane through three models (Garipov et al.), or
+    /// through a `connect` run's endpoints and its bead farthest from their straight line,
+    /// the path projected onto it: plane.json, plane.csv and the contour figure
+    /// plane.{svg,png}. Coordinates are distances in parameter space from --a.
+    Plane(plane::PlaneCli),
+    /// The energy and training loss around a checkpoint along Li et al.'s filter-normalized
+    /// random directions: surface.json, surface.csv and a curve (--dims 1) or contour figure
+    /// (--dims 2), surface.{svg,png}.
+    Surface(surface::SurfaceCli),
     /// Connect two endpoints with Dynamic String Sampling and report the string's geometry.
     /// Without --a/--b both endpoints are first trained from seeds derived from --seed.
     Connect {
@@ -461,6 +470,12 @@ fn main() -> Result<()> {
                 },
                 out,
             })?;
+        }
+        Command::Plane(args) => {
+            plane::run(args.into_args()?)?;
+        }
+        Command::Surface(args) => {
+            surface::run(args.into_args()?)?;
         }
         Command::Connect {
             config,

@@ -10,10 +10,13 @@
 //! (nudged elastic band with AutoNEB's pivot insertion) and [`align`](mod@align) (weight matching,
 //! Ainsworth et al. 2022). [`path`] holds the path and its report; every energy is measured
 //! through an [`Evaluator`] over a `levelset_models::Landscape`.
+//! [`plane`](mod@plane) and [`directions`] give the pictures of the landscape around
+//! models (Garipov et al.'s planes, Li et al.'s filter-normalized directions).
 
 pub mod align;
 mod batches;
 pub mod curve;
+pub mod directions;
 pub mod dss;
 mod endpoints;
 pub mod evaluator;
@@ -22,6 +25,7 @@ mod knots;
 mod method;
 pub mod neb;
 pub mod path;
+pub mod plane;
 mod recertify;
 mod report;
 pub mod schedule;
@@ -40,5 +44,6 @@ pub use knots::Knots;
 pub use method::{Method, connect_with};
 pub use neb::{NebConfig, NebCycle, connect_neb};
 pub use path::{LengthOver, ModelPath, Outcome, PathReport, SegmentCheck, Status};
+pub use plane::Plane;
 pub use recertify::{consistent, recertify};
 pub use schedule::LrSchedule;

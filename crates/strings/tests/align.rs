@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::{adam, linears, regression, trained};
+use common::{adam, linears, noise_images, regression, trained};
 
 /// Reorders `param` along `axis` seen in blocks: entry block `i` becomes block `order[i]`.
 fn reorder<const D: usize>(
@@ -114,18 +114,6 @@ fn weight_matching_undoes_a_random_permutation_of_an_mlp() {
         layers[h + 1].weight = reorder(layers[h + 1].weight.clone(), 0, order);
     }
     aligns_exactly(&task, &flatten(&net), &flatten(&permuted), &orders);
-}
-
-/// Random 28x28 images with random labels: enough for a convnet to memorize.
-fn noise_images(n: usize, seed: u64) -> LabeledImages {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    LabeledImages {
-        images: (0..n * 28 * 28).map(|_| rng.random()).collect(),
-        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
-        channels: 1,
-        height: 28,
-        width: 28,
-    }
 }
 
 /// `net` memorizing 40 noise images, its energy the loss on them.

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow};
-use plotters::coord::Shift;
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -62,20 +63,31 @@ fn register_font() -> Result<()> {
 
 /// Writes `<stem>.svg` and `<stem>.png`.
 pub fn draw(figure: &Figure, stem: &Path) -> Result<()> {
+    write_svg_and_png(figure, stem, (800, 520))
+}
+
+/// A figure that draws itself on any plotters backend.
+pub(crate) trait Render {
+    fn render<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+impl Render for Figure {
+    fn render<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()> {
+        render(root, self)
+    }
+}
+
+/// Writes `figure` as `<stem>.svg` and `<stem>.png`, `size` pixels each.
+pub(crate) fn write_svg_and_png(figure: &impl Render, stem: &Path, size: (u32, u32)) -> Result<()> {
     register_font()?;
     let svg = stem.with_extension("svg");
-    render(
-        SVGBackend::new(&svg, (800, 520)).into_drawing_area(),
-        figure,
-    )
-    .with_context(|| format!("drawing {}", svg.display()))?;
+    figure
+        .render(SVGBackend::new(&svg, size).into_drawing_area())
+        .with_context(|| format!("drawing {}", svg.display()))?;
     let png = stem.with_extension("png");
-    render(
-        BitMapBackend::new(&png, (800, 520)).into_drawing_area(),
-        figure,
-    )
-    .with_context(|| format!("drawing {}", png.display()))?;
-    Ok(())
+    figure
+        .render(BitMapBackend::new(&png, size).into_drawing_area())
+        .with_context(|| format!("drawing {}", png.display()))
 }
 
 fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
@@ -122,15 +134,7 @@ where
         .y_label_area_size(65)
         .build_cartesian_2d(x, y)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_label_formatter(&|v| short_number(*v))
-        .y_label_formatter(&|v| short_number(*v))
-        .x_desc(&figure.x_label)
-        .y_desc(&figure.y_label)
-        .label_style(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
+    draw_axes(&mut chart, &figure.x_label, &figure.y_label, true)?;
     for series in &figure.series {
         let color = series.color;
         let line = series.points.iter().map(|&(x, y, _)| (x, y));
@@ -155,22 +159,63 @@ where
             }))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
+    finish(chart, &root, true)
+}
+
+/// Draws `chart`'s axes: ticks labelled by [`short_number`], the axes' descriptions, and the
+/// grid lines where asked.
+pub(crate) fn draw_axes<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    grid_lines: bool,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let mut mesh = chart.configure_mesh();
+    if !grid_lines {
+        mesh.disable_mesh();
+    }
+    mesh.x_label_formatter(&|v| short_number(*v))
+        .y_label_formatter(&|v| short_number(*v))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 14))
         .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
-    Ok(())
+        .map_err(|e| anyhow!("{e:?}"))
+}
+
+/// Draws `chart`'s legend (where asked) and writes the figure out.
+pub(crate) fn finish<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    mut chart: ChartContext<'a, DB, CT>,
+    root: &DrawingArea<DB, Shift>,
+    legend: bool,
+) -> Result<()> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
+    if legend {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)
 }
 
 /// A tick label with at most four significant digits and no trailing zeros (log-scale ticks
 /// such as 0.30000000000000004 otherwise print in full).
-fn short_number(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
+pub(crate) fn short_number(v: f64) -> String {
+    if !v.is_finite() {
         return format!("{v}");
+    }
+    // A tick that is zero up to rounding (2.2e-16 on an axis from -1 to 1) is zero.
+    if v.abs() < 1e-12 {
+        return "0".into();
     }
     let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
     let text = format!("{v:.digits$}");
@@ -193,5 +238,6 @@ mod tests {
         assert_eq!(short_number(700.0), "700");
         assert_eq!(short_number(12345.0), "12345");
         assert_eq!(short_number(0.0), "0");
+        assert_eq!(short_number(2.220446049250313e-16), "0");
     }
 }

@@ -17,6 +17,19 @@ pub fn steps_bar(prefix: &str) -> ProgressBar {
     bar
 }
 
+/// A bar counting `len` units of work (`rows` of a grid); drawn as [`steps_bar`].
+pub fn count_bar(prefix: &str, unit: &str, len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{prefix}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} (eta {{eta}})"
+        ))
+        .expect("valid template"),
+    );
+    bar.set_prefix(prefix.to_string());
+    bar
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the default `info` level.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -260,11 +260,24 @@ pub fn train_args(
 /// DATA`.
 pub fn connect_args(
     config: &Path,
-    [a, b]: [&Path; 2],
+    endpoints: [&Path; 2],
     level: &str,
     method: &str,
     out: &Path,
     data: &Path,
+) -> Vec<std::ffi::OsString> {
+    let mut words = connect_words(config, endpoints, level, method, out);
+    words.extend(args(&[&"--data-dir", &data]));
+    words
+}
+
+/// `connect --config CONFIG --a A --b B --level LEVEL --method METHOD --out OUT`.
+pub fn connect_words(
+    config: &Path,
+    [a, b]: [&Path; 2],
+    level: &str,
+    method: &str,
+    out: &Path,
 ) -> Vec<std::ffi::OsString> {
     args(&[
         &"connect",
@@ -280,8 +293,6 @@ pub fn connect_args(
         &method,
         &"--out",
         &out,
-        &"--data-dir",
-        &data,
     ])
 }
 

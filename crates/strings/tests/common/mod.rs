@@ -9,7 +9,7 @@ use burn::module::AutodiffModule;
 use burn::nn::Linear;
 use burn::prelude::*;
 use indicatif::ProgressBar;
-use levelset_data::{Polynomial, Regression, polynomial, three_point_cycle};
+use levelset_data::{LabeledImages, Polynomial, Regression, polynomial, three_point_cycle};
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::{distance, flatten};
 use levelset_models::init::Init;
@@ -20,6 +20,8 @@ use levelset_models::tasks::{RegressionLoss, RegressionTask, TrainSample};
 use levelset_models::train::{TrainSettings, train_to_level};
 use levelset_models::{Architecture, Energy, EvalModel, Landscape};
 use levelset_strings::ConnectError;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 pub fn adam(lr: f64, max_steps: usize) -> TrainSettings {
     TrainSettings {
@@ -191,5 +193,17 @@ pub fn assert_breakages_name_their_keys<C: Clone, T>(
             Err(other) => panic!("{key}: {other}"),
             Ok(_) => panic!("{key}: a broken config connected"),
         }
+    }
+}
+
+/// Random 28x28 images with random labels: enough for a convnet to memorize.
+pub fn noise_images(n: usize, seed: u64) -> LabeledImages {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    LabeledImages {
+        images: (0..n * 28 * 28).map(|_| rng.random()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
+        channels: 1,
+        height: 28,
+        width: 28,
     }
 }

@@ -15,7 +15,7 @@ use levelset_models::tasks::regression_net;
 use levelset_models::train::TrainSettings;
 use levelset_models::{Architecture, Energy};
 use levelset_strings::sizes::at_most;
-use levelset_strings::{AlignConfig, CurveConfig, DssConfig, NebConfig};
+use levelset_strings::{AlignConfig, CurveConfig, CurveKind, DssConfig, Method, NebConfig};
 use serde::{Deserialize, Serialize};
 
 /// The largest sample count, layer width or pair count a config takes: each sizes an
@@ -36,6 +36,9 @@ pub struct ExperimentConfig {
     pub dss: Option<DssConfig>,
     #[serde(default)]
     pub sweep: Option<SweepConfig>,
+    /// Many minima connected into one graph per level (`levelset graph`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphConfig>,
     /// Bezier / polychain curve settings (`connect --method bezier|polychain`).
     #[serde(default)]
     pub curve: Option<CurveConfig>,
@@ -168,6 +171,150 @@ pub struct SweepConfig {
     pub checkpoints: Vec<CheckpointPair>,
 }
 
+/// The path methods `connect` offers, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodName {
+    /// Dynamic String Sampling (the paper), settings in `[dss]`.
+    #[default]
+    Dss,
+    /// A trained Bezier curve (Garipov et al. 2018), settings in `[curve]`.
+    Bezier,
+    /// A trained polygonal chain (Garipov et al. 2018), settings in `[curve]`.
+    Polychain,
+    /// Nudged elastic band with AutoNEB insertion (Draxler et al. 2018), settings in `[neb]`.
+    Neb,
+}
+
+impl MethodName {
+    /// The method with the config's settings for it, or an error naming the missing section.
+    pub fn method(self, config: &ExperimentConfig) -> Result<Method> {
+        let curve = |kind| -> Result<Method> {
+            let mut curve = config.curve()?.clone();
+            curve.kind = kind;
+            Ok(Method::Curve(curve))
+        };
+        match self {
+            MethodName::Dss => Ok(Method::Dss {
+                config: config.dss()?.clone(),
+                endpoint_training: config.train.clone(),
+            }),
+            MethodName::Bezier => curve(CurveKind::Bezier),
+            MethodName::Polychain => curve(CurveKind::Polychain),
+            MethodName::Neb => Ok(Method::Neb(config.neb()?.clone())),
+        }
+    }
+
+    /// The name `--method` and `graph.method` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodName::Dss => "dss",
+            MethodName::Bezier => "bezier",
+            MethodName::Polychain => "polychain",
+            MethodName::Neb => "neb",
+        }
+    }
+
+    /// Whether the path's beads are a dense sampling of a curve rather than trained models.
+    pub fn samples_a_curve(self) -> bool {
+        matches!(self, MethodName::Bezier | MethodName::Polychain)
+    }
+}
+
+/// Many minima, one graph per level, for `levelset graph` (its flags override each key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Levels L0, each a graph of its own, run in this order.
+    #[serde(default)]
+    pub levels: Vec<f64>,
+    /// Minima to train, from seeds derived from `seed` (minima 2p and 2p + 1 are a sweep's
+    /// pair p with the same seed); with `checkpoints`, 0 or their number.
+    #[serde(default)]
+    pub minima: usize,
+    #[serde(default)]
+    pub seed: u64,
+    /// The path method run on the pairs the straight line does not join.
+    #[serde(default)]
+    pub method: MethodName,
+    /// Weight-match each pair's second minimum to its first before its line and path.
+    #[serde(default)]
+    pub align: bool,
+    /// Checkpoints (imported or trained before) to take as the minima instead of training
+    /// them, the same at every level. Paths relative to the directory `levelset` runs in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<PathBuf>,
+}
+
+/// The largest number of minima a graph takes: every pair's straight line is measured.
+pub const MAX_MINIMA: usize = 1000;
+
+impl GraphConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        validate_levels("graph.levels", &self.levels)?;
+        at_most("graph.minima", self.minima, MAX_MINIMA)?;
+        at_most("graph.checkpoints", self.checkpoints.len(), MAX_MINIMA)?;
+        if !self.checkpoints.is_empty() {
+            if self.minima != 0 && self.minima != self.checkpoints.len() {
+                return Err(format!(
+                    "graph.minima is {} but graph.checkpoints lists {}: with checkpoints, the \
+                     minima are the checkpoints",
+                    self.minima,
+                    self.checkpoints.len()
+                ));
+            }
+        } else if self.minima == 1 {
+            return Err("graph.minima must be at least 2 (a graph joins minima)".into());
+        }
+        Ok(())
+    }
+
+    /// The settings a run uses, checked complete: at least one level and two minima.
+    pub fn complete(&self) -> Result<(), String> {
+        self.validate()?;
+        if self.levels.is_empty() {
+            return Err(
+                "a graph needs a level: pass --level L0 or --levels a,b,c, or set graph.levels"
+                    .into(),
+            );
+        }
+        if self.count() < 2 {
+            return Err(
+                "a graph needs at least 2 minima: pass --minima N, or set graph.minima or \
+                 graph.checkpoints"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The number of minima.
+    pub fn count(&self) -> usize {
+        if self.checkpoints.is_empty() {
+            self.minima
+        } else {
+            self.checkpoints.len()
+        }
+    }
+}
+
+/// Checks a list of levels: positive numbers, each once.
+fn validate_levels(key: &str, levels: &[f64]) -> Result<(), String> {
+    if let Some(bad) = levels.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
+        return Err(format!("{key} must be positive numbers, found {bad}"));
+    }
+    if let Some((i, dup)) = levels
+        .iter()
+        .enumerate()
+        .find(|(i, l)| levels[..*i].contains(l))
+    {
+        return Err(format!(
+            "{key} lists {dup} twice (entry {i}): each level is run once"
+        ));
+    }
+    Ok(())
+}
+
 /// Two checkpoint directories to connect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,21 +339,7 @@ impl SweepConfig {
         if self.levels.is_empty() {
             return Err("sweep.levels must list at least one level".into());
         }
-        if let Some(bad) = self.levels.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
-            return Err(format!(
-                "sweep.levels must be positive numbers, found {bad}"
-            ));
-        }
-        if let Some((i, dup)) = self
-            .levels
-            .iter()
-            .enumerate()
-            .find(|(i, l)| self.levels[..*i].contains(l))
-        {
-            return Err(format!(
-                "sweep.levels lists {dup} twice (entry {i}): each level is run once"
-            ));
-        }
+        validate_levels("sweep.levels", &self.levels)?;
         if self.pairs == 0 {
             return Err("sweep.pairs must be at least 1".into());
         }
@@ -767,6 +900,9 @@ impl ExperimentConfig {
         }
         if let Some(sweep) = &self.sweep {
             sweep.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(graph) = &self.graph {
+            graph.validate().map_err(anyhow::Error::msg)?;
         }
         if let Some(curve) = &self.curve {
             curve.validate().map_err(anyhow::Error::msg)?;

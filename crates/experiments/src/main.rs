@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
 use levelset_experiments::commands::{
-    connect, data, eval, export, hessian, import, plane, reproduce, slurm, surface, train,
+    connect, data, eval, export, graph, hessian, import, plane, reproduce, slurm, surface, train,
 };
 use levelset_experiments::config::load_config;
 use levelset_experiments::output::{depth, progress};
@@ -225,6 +225,39 @@ enum Command {
         /// before and after.
         #[arg(long)]
         align: bool,
+    },
+    /// Many minima at one or more levels, one graph per level: every pair's straight line
+    /// first, then path methods on the pairs that would most lower the barrier between two
+    /// components, until each level is one component or every such pair has been tried.
+    /// Writes graph.json (after every edge), its figures and prints components per level.
+    Graph {
+        #[arg(long)]
+        config: PathBuf,
+        /// The level L0 (replaces graph.levels).
+        #[arg(long, allow_negative_numbers = true, conflicts_with = "levels")]
+        level: Option<f64>,
+        /// Several levels, comma-separated: minima trained once, down to the lowest.
+        #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+        levels: Option<Vec<f64>>,
+        /// Minima to train (replaces graph.minima).
+        #[arg(long)]
+        minima: Option<usize>,
+        /// Base seed of the minima (replaces graph.seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The path method for pairs the straight line does not join (replaces graph.method).
+        #[arg(long, value_enum)]
+        method: Option<pair::MethodName>,
+        /// Weight-match each pair's second minimum to its first (sets graph.align).
+        #[arg(long)]
+        align: bool,
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue the graph whose graph.json is in --out.
+        #[arg(long)]
+        resume: bool,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Run the config's [sweep]: levels x pairs, each pair trained and connected; writes
     /// results.json, results.csv and summary.md.
@@ -502,6 +535,31 @@ fn main() -> Result<()> {
                 align,
                 resume,
             })?
+        }
+        Command::Graph {
+            config,
+            level,
+            levels,
+            minima,
+            seed,
+            method,
+            align,
+            out,
+            resume,
+            data_dir,
+        } => {
+            let levels = level.map(|l| vec![l]).or(levels);
+            for &level in levels.iter().flatten() {
+                check_level(level)?;
+            }
+            let flags = graph::GraphFlags {
+                levels,
+                minima,
+                method,
+                align,
+                seed,
+            };
+            graph::run(load_config(&config, data_dir)?, flags, out, resume)?;
         }
         Command::Sweep {
             config,

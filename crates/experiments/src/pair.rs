@@ -12,9 +12,10 @@ use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::flatten;
 use levelset_models::train::{TrainError, Trained, train_to_levels};
 use levelset_models::{Energy, Landscape};
-use levelset_strings::{CurveKind, Method, ModelPath, PathReport, connect_with};
+use levelset_strings::{Method, ModelPath, PathReport, connect_with};
 
 use crate::config::ExperimentConfig;
+pub use crate::config::MethodName;
 use crate::output::progress::steps_bar;
 
 /// Seeds of the two endpoints of pair `pair` (distinct across pairs and from each other).
@@ -161,44 +162,6 @@ pub fn load_model<L: Landscape<Train>>(
 /// Flat parameters of a trained model, on the evaluation backend.
 pub fn flat_of<M: AutodiffModule<Train>>(model: &M) -> Tensor<Compute, 1> {
     flatten(&model.valid())
-}
-
-/// The path methods `connect` offers, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MethodName {
-    /// Dynamic String Sampling (the paper), settings in `[dss]`.
-    Dss,
-    /// A trained Bezier curve (Garipov et al. 2018), settings in `[curve]`.
-    Bezier,
-    /// A trained polygonal chain (Garipov et al. 2018), settings in `[curve]`.
-    Polychain,
-    /// Nudged elastic band with AutoNEB insertion (Draxler et al. 2018), settings in `[neb]`.
-    Neb,
-}
-
-impl MethodName {
-    /// The method with the config's settings for it, or an error naming the missing section.
-    pub fn method(self, config: &ExperimentConfig) -> Result<Method> {
-        let curve = |kind| -> Result<Method> {
-            let mut curve = config.curve()?.clone();
-            curve.kind = kind;
-            Ok(Method::Curve(curve))
-        };
-        match self {
-            MethodName::Dss => Ok(Method::Dss {
-                config: config.dss()?.clone(),
-                endpoint_training: config.train.clone(),
-            }),
-            MethodName::Bezier => curve(CurveKind::Bezier),
-            MethodName::Polychain => curve(CurveKind::Polychain),
-            MethodName::Neb => Ok(Method::Neb(config.neb()?.clone())),
-        }
-    }
-
-    /// Whether the path's beads are a dense sampling of a curve rather than trained models.
-    pub fn samples_a_curve(self) -> bool {
-        matches!(self, MethodName::Bezier | MethodName::Polychain)
-    }
 }
 
 /// Connects two flat endpoints with `method`, showing its progress.

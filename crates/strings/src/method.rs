@@ -37,6 +37,25 @@ impl Method {
         }
     }
 
+    /// The settings' own check, as the method makes it before it starts.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Method::Dss { config, .. } => config.validate(),
+            Method::Curve(config) => config.validate(),
+            Method::Neb(config) => config.validate(),
+        }
+    }
+
+    /// Points the method checks the straight line between its endpoints on (a curve checks
+    /// it at its own samples' spacing).
+    pub fn line_grid(&self) -> usize {
+        match self {
+            Method::Dss { config, .. } => config.grid,
+            Method::Curve(config) => config.eval_points - 1,
+            Method::Neb(config) => config.grid,
+        }
+    }
+
     /// The path stays within `slack * level`: the limit its every point is checked against.
     pub fn slack(&self) -> f64 {
         match self {

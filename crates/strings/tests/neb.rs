@@ -1,5 +1,6 @@
 //! The nudged elastic band on the Müller-Brown potential, whose minima and saddle points are
-//! known, and on a network landscape.
+//! known, and on a network landscape; and a graph of the potential's three minima, whose
+//! components at each level the saddles' energies give.
 
 use std::sync::Arc;
 
@@ -13,8 +14,10 @@ use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::lerp;
 use levelset_models::optim::OptimizerConfig;
 use levelset_models::{Architecture, Energy, EvalModel, Landscape};
+use levelset_strings::graph::pairs;
 use levelset_strings::{
-    LengthOver, ModelPath, NebConfig, NebCycle, PathReport, Status, connect_neb,
+    Evaluator, GraphEdge, LengthOver, Method, MinimaGraph, ModelPath, NebConfig, NebCycle,
+    PathReport, Status, connect_neb, connect_with, line_barrier,
 };
 
 mod common;
@@ -223,6 +226,17 @@ fn run_mb(
     .expect("valid endpoints and config")
 }
 
+/// AutoNEB's cycles that carry a 3-pivot band across both saddles: relax, insert pivots
+/// twice, then climb.
+fn autoneb_cycles() -> Vec<NebCycle> {
+    vec![
+        cycle(400, 0.01, 0, false),
+        cycle(400, 0.01, 4, false),
+        cycle(400, 0.005, 4, false),
+        cycle(800, 0.002, 0, true),
+    ]
+}
+
 /// The published stationary points, refined by Newton's method and checked.
 struct Known {
     minimum_a: [f64; 2],
@@ -292,16 +306,7 @@ fn a_climbing_band_finds_the_saddle_between_two_minima() {
 #[test]
 fn autoneb_inserts_pivots_and_the_band_passes_both_saddles() {
     let k = known();
-    let config = neb(
-        3,
-        1.0,
-        vec![
-            cycle(400, 0.01, 0, false),
-            cycle(400, 0.01, 4, false),
-            cycle(400, 0.005, 4, false),
-            cycle(800, 0.002, 0, true),
-        ],
-    );
+    let config = neb(3, 1.0, autoneb_cycles());
     let (path, report) = run_mb(k.minimum_a, k.minimum_b, -30.0, &config);
     assert!(path.beads.len() > 5, "{}", path.beads.len());
     let (top, energy) = highest(&path);
@@ -422,4 +427,72 @@ fn bad_configs_name_the_key() {
     no_pivots_but_inserts.pivots = 0;
     no_pivots_but_inserts.cycles[0].insert = 1;
     assert_eq!(no_pivots_but_inserts.validate(), Ok(()));
+}
+
+/// The three minima as one graph per level, connected in the graph's own order by a climbing
+/// band: at -60 the band joins B and C below their saddle (-72.25) and finds A behind the
+/// A-C saddle (-40.66), which every path to A crosses; at -30 one component.
+#[test]
+fn a_graph_of_the_three_minima_joins_them_at_their_saddles() {
+    let k = known();
+    let landscape = MullerBrown { device: device() };
+    let points = [k.minimum_a, k.minimum_b, k.minimum_c];
+    let minima = points.map(flat);
+    let energies: Vec<f64> = points.iter().map(|&p| muller_brown(p).0).collect();
+    let method = Method::Neb(neb(3, 1.0, autoneb_cycles()));
+    let evaluator = Evaluator::new(&landscape);
+    let saddle_ac = muller_brown(k.saddle_ac).0;
+    let saddle_cb = muller_brown(k.saddle_cb).0;
+    for (level, components) in [
+        (-60.0, vec![vec![0], vec![1, 2]]),
+        (-30.0, vec![vec![0, 1, 2]]),
+    ] {
+        let lines = pairs(3)
+            .map(|(a, b)| {
+                let ends = [energies[a], energies[b]];
+                line_barrier(&evaluator, &minima[a], &minima[b], ends, 10)
+            })
+            .collect();
+        let mut graph = MinimaGraph::new(level, energies.clone(), lines).unwrap();
+        let mut runs = 0;
+        while let Some((a, b)) = graph.next_pair() {
+            let result = connect_with::<Train, _>(
+                &landscape,
+                minima[a].clone(),
+                minima[b].clone(),
+                level,
+                &method,
+                0,
+                &ProgressBar::hidden(),
+            );
+            let result = result.map(|(_, report)| report).map_err(|e| e.to_string());
+            let edge = GraphEdge::from_result((a, b), "neb", graph.line(a, b), result, 0.0);
+            graph.record(edge).unwrap();
+            runs += 1;
+        }
+        assert_eq!(graph.components(), components, "level {level}");
+        // Every path from A crosses the A-C saddle: at -60 the bands find it; at -30 a line
+        // within the level may join A first.
+        let minimax = graph.minimax();
+        if level == -60.0 {
+            assert!((minimax[0][2] - saddle_ac).abs() < 1.0, "{minimax:?}");
+        } else {
+            assert!(
+                minimax[0][2] >= saddle_ac - 1.0 && minimax[0][2] <= level,
+                "{minimax:?}"
+            );
+        }
+        assert_eq!(minimax[0][1], minimax[0][2]);
+        // B and C join at or below the level, never below their saddle.
+        assert!(
+            minimax[1][2] >= saddle_cb - 0.5 && minimax[1][2] <= level,
+            "{minimax:?}"
+        );
+        // A is tried from both of the other minima at -60 only; at -30 no pair of one
+        // component is connected twice.
+        assert!(runs <= 3, "{runs}");
+        if level == -60.0 {
+            assert_eq!(graph.edges.iter().filter(|e| e.a == 0).count(), 2);
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod connect_resume;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod graph;
 pub mod hessian;
 pub mod import;
 pub mod pictures;

@@ -41,7 +41,7 @@ fn font_path() -> PathBuf {
 }
 
 /// Both backends lay text out with glyph metrics from a font file.
-fn register_font() -> Result<()> {
+pub(crate) fn register_font() -> Result<()> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {

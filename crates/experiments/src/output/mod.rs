@@ -4,6 +4,7 @@
 pub mod contour;
 pub mod depth;
 pub mod figures;
+pub mod graph_figure;
 pub mod paper;
 pub mod progress;
 pub mod tables;

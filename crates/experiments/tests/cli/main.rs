@@ -11,6 +11,7 @@ mod described;
 mod export;
 mod floor;
 mod foreign_files;
+mod graph;
 mod hessian;
 mod imported_lm;
 mod info;

@@ -208,8 +208,8 @@ impl MinimaGraph {
                 .is_some_and(|e| e.outcome == Outcome::Connected)
     }
 
-    /// The components at the level: minima joined through pairs that are [`joined`]
-    /// (`MinimaGraph::joined`), each sorted, ordered by their first minimum.
+    /// The components at the level: minima joined through pairs that are
+    /// [`MinimaGraph::joined`], each sorted, ordered by their first minimum.
     pub fn components(&self) -> Vec<Vec<usize>> {
         let n = self.minima();
         let mut sets = UnionFind::<usize>::new(n);

@@ -1,5 +1,6 @@
-//! Pictures of a graph of minima (`levelset graph`): per level, the minima with the spanning
-//! tree's edges labelled by their barriers and coloured by component, beside the
+//! Pictures of a graph of minima (`levelset graph`): per level, the minima coloured by
+//! component with the spanning tree's edges labelled by their barriers (black where the
+//! graph joins the pair directly, grey otherwise), beside the
 //! disconnectivity graph (each minimum a vertical line from its energy up to the barrier at
 //! which the known paths merge it with others); across levels, the components per level.
 
@@ -32,6 +33,12 @@ pub fn level_stem(level: f64) -> String {
 /// more than one level, `components.{svg,png}`.
 pub fn draw_all(results: &GraphResults, out: &Path) -> Result<()> {
     register_font()?;
+    // A path method's connection certifies its path within its slack times the level.
+    let slack = results
+        .settings
+        .method
+        .method(&results.config)
+        .map_or(1.0, |m| m.slack());
     for level in results.levels.iter().filter(|l| l.minima.len() >= 2) {
         // A level such as 0.1 holds a dot: the extension is appended, not set.
         let stem = level_stem(level.level);
@@ -41,11 +48,13 @@ pub fn draw_all(results: &GraphResults, out: &Path) -> Result<()> {
                 draw_level(
                     SVGBackend::new(&path, (1100, 500)).into_drawing_area(),
                     level,
+                    slack,
                 )
             } else {
                 draw_level(
                     BitMapBackend::new(&path, (1100, 500)).into_drawing_area(),
                     level,
+                    slack,
                 )
             };
             drawn.with_context(|| format!("drawing {}", path.display()))?;
@@ -72,14 +81,32 @@ pub fn draw_all(results: &GraphResults, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn draw_level<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, level: &LevelGraph) -> Result<()> {
+fn draw_level<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    level: &LevelGraph,
+    slack: f64,
+) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
     let (left, right) = root.split_horizontally(500);
     tree_panel(&left, level)?;
-    disconnectivity_panel(&right, level)?;
+    disconnectivity_panel(&right, level, slack)?;
     root.present().map_err(err)?;
     Ok(())
+}
+
+/// Whether the level's graph joins `a` and `b` directly: their line within the level, or a
+/// path a method connected.
+fn joined(level: &LevelGraph, a: usize, b: usize) -> bool {
+    let (a, b) = (a.min(b), a.max(b));
+    level
+        .lines
+        .iter()
+        .any(|l| l.a == a && l.b == b && l.barrier <= level.level)
+        || level
+            .edges
+            .iter()
+            .any(|e| e.a == a && e.b == b && e.outcome == levelset_strings::Outcome::Connected)
 }
 
 /// Each minimum's component number.
@@ -99,9 +126,10 @@ fn tree_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, level: &LevelGr
     let mut chart = ChartBuilder::on(area)
         .caption(
             format!(
-                "level {}: {} components",
+                "level {}: {} component{}",
                 short_number(level.level),
-                level.components.len()
+                level.components.len(),
+                if level.components.len() == 1 { "" } else { "s" }
             ),
             ("sans-serif", 20),
         )
@@ -113,7 +141,7 @@ fn tree_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, level: &LevelGr
         (angle.cos(), angle.sin())
     };
     for edge in &level.spanning_tree {
-        let within = edge.barrier <= level.level;
+        let within = joined(level, edge.a, edge.b);
         let color = if within {
             BLACK.stroke_width(2)
         } else {
@@ -170,6 +198,7 @@ fn leaf_order(level: &LevelGraph) -> Vec<usize> {
 fn disconnectivity_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     level: &LevelGraph,
+    slack: f64,
 ) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
     let n = level.minima.len();
@@ -182,7 +211,7 @@ fn disconnectivity_panel<DB: DrawingBackend>(
     let low = energies.iter().copied().fold(f64::INFINITY, f64::min);
     let high = finite
         .chain(energies.iter().copied())
-        .chain([level.level])
+        .chain([level.level * slack])
         .fold(f64::NEG_INFINITY, f64::max);
     let pad = ((high - low) * 0.08).max(1e-6);
     let top = high + pad;
@@ -214,12 +243,18 @@ fn disconnectivity_panel<DB: DrawingBackend>(
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(err)?;
-    chart
-        .draw_series(std::iter::once(PathElement::new(
-            vec![(-0.5, level.level), (n as f64 - 0.5, level.level)],
-            RED.stroke_width(1),
-        )))
-        .map_err(err)?;
+    // The level, and the most a connected path may reach (its slack times the level).
+    for (height, color) in [
+        (level.level, RED),
+        (level.level * slack, RGBColor(240, 160, 160)),
+    ] {
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(-0.5, height), (n as f64 - 0.5, height)],
+                color.stroke_width(1),
+            )))
+            .map_err(err)?;
+    }
     // Each group: where its branch stands and from which height it rises.
     let mut branch: Vec<(f64, f64)> = (0..n).map(|i| (x[i], energies[i])).collect();
     let mut owner: Vec<usize> = (0..n).collect();

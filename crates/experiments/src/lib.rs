@@ -2,7 +2,8 @@
 //! they run (sweeps, method comparisons, width series), their outputs and the benchmarks.
 //!
 //! Modules depend downwards only: `config` at the bottom, then `landscapes` (a config's
-//! task, built on the chosen backend) and `pair` (endpoints and one connection), then
+//! task, built on the chosen backend), `pair` (endpoints and one connection) and `resumable`
+//! (the checks before a results file is continued), then
 //! `studies`, `output` and `bench`, then `commands`; `weights` (foreign weight files) depends on nothing of ours; `main.rs` holds the command line alone.
 //!
 //! Where to start reading: [`config::ExperimentConfig`], what a config file may say (every
@@ -21,5 +22,6 @@ mod config_props;
 pub mod landscapes;
 pub mod output;
 pub mod pair;
+pub mod resumable;
 pub mod studies;
 pub mod weights;

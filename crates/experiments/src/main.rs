@@ -231,8 +231,8 @@ enum Command {
     /// components, until each level is one component or every such pair has been tried.
     /// Writes graph.json (after every edge), its figures and prints components per level.
     Graph {
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "merge")]
+        config: Option<PathBuf>,
         /// The level L0 (replaces graph.levels).
         #[arg(long, allow_negative_numbers = true, conflicts_with = "levels")]
         level: Option<f64>,
@@ -258,6 +258,14 @@ enum Command {
         resume: bool,
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Run only shard K of N: level i of the list goes to shard i mod N (each shard trains
+        /// the minima down to its own lowest level), into --out/shards/K-of-N; `graph --merge
+        /// --out` joins the shards.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<shard::Shard>,
+        /// Join the finished shards under --out/shards into --out/graph.json and its figures.
+        #[arg(long, conflicts_with_all = ["config", "level", "levels", "minima", "seed", "method", "align", "resume", "shard", "data_dir"])]
+        merge: bool,
     },
     /// Run the config's [sweep]: levels x pairs, each pair trained and connected; writes
     /// results.json, results.csv and summary.md.
@@ -547,7 +555,13 @@ fn main() -> Result<()> {
             out,
             resume,
             data_dir,
+            shard,
+            merge,
         } => {
+            let Some(config) = config.filter(|_| !merge) else {
+                graph::merge(&out)?;
+                return Ok(());
+            };
             let levels = level.map(|l| vec![l]).or(levels);
             for &level in levels.iter().flatten() {
                 check_level(level)?;
@@ -559,7 +573,7 @@ fn main() -> Result<()> {
                 align,
                 seed,
             };
-            graph::run(load_config(&config, data_dir)?, flags, out, resume)?;
+            graph::run(load_config(&config, data_dir)?, flags, out, resume, shard)?;
         }
         Command::Sweep {
             config,

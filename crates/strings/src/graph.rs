@@ -44,9 +44,11 @@ pub struct GraphEdge {
     /// Why the pair is not connected or failed; empty when connected.
     pub reason: String,
     /// Highest energy on the straight line (the endpoints included).
+    #[serde(with = "crate::json_float")]
     pub linear_barrier: f64,
     /// Highest energy of the path found (beads and checked segment points); none when the
     /// method failed before it had a path.
+    #[serde(with = "crate::json_float::option")]
     pub path_max: Option<f64>,
     pub normalized_length: Option<f64>,
     pub beads: Option<usize>,
@@ -104,12 +106,14 @@ pub struct TreeEdge {
     pub a: usize,
     pub b: usize,
     /// The best known barrier of the pair: the level at which the tree joins the two sides.
+    #[serde(with = "crate::json_float")]
     pub barrier: f64,
 }
 
 /// Two groups of minima joined at `barrier` (a node of the disconnectivity graph).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Merge {
+    #[serde(with = "crate::json_float")]
     pub barrier: f64,
     pub left: Vec<usize>,
     pub right: Vec<usize>,
@@ -124,7 +128,11 @@ pub struct MinimaGraph {
     /// The straight line's highest energy for every pair `a < b`, endpoints included, in
     /// the order of [`pairs`].
     pub lines: Vec<f64>,
-    pub edges: Vec<GraphEdge>,
+    /// The tried edges, in the order they were recorded.
+    edges: Vec<GraphEdge>,
+    /// Each pair's position in `edges` (pairs in the order of [`pairs`]), so that the
+    /// comparisons of [`MinimaGraph::next_pair`] look an edge up in constant time.
+    edge_at: Vec<Option<usize>>,
 }
 
 /// Every pair `(a, b)` with `a < b < n`, in the order graphs store per-pair values.
@@ -158,6 +166,7 @@ impl MinimaGraph {
             energies,
             lines,
             edges: Vec::new(),
+            edge_at: vec![None; expected],
         })
     }
 
@@ -172,8 +181,12 @@ impl MinimaGraph {
 
     /// The recorded edge of a pair, if it was tried.
     pub fn edge(&self, a: usize, b: usize) -> Option<&GraphEdge> {
-        let (a, b) = (a.min(b), a.max(b));
-        self.edges.iter().find(|e| e.a == a && e.b == b)
+        self.edge_at[pair_index(self.minima(), a, b)].map(|i| &self.edges[i])
+    }
+
+    /// The tried edges, in the order they were recorded.
+    pub fn edges(&self) -> &[GraphEdge] {
+        &self.edges
     }
 
     /// Adds a tried edge, refusing one that is not a pair of this graph or was tried before
@@ -186,9 +199,11 @@ impl MinimaGraph {
                 edge.a, edge.b
             ));
         }
-        if self.edge(edge.a, edge.b).is_some() {
+        let at = pair_index(n, edge.a, edge.b);
+        if self.edge_at[at].is_some() {
             return Err(format!("edge ({}, {}) is recorded twice", edge.a, edge.b));
         }
+        self.edge_at[at] = Some(self.edges.len());
         self.edges.push(edge);
         Ok(())
     }
@@ -262,56 +277,36 @@ impl MinimaGraph {
     /// The merges of the disconnectivity graph: the spanning tree's edges in increasing
     /// barrier, each joining the two groups of minima it connects.
     pub fn merges(&self) -> Vec<Merge> {
-        let n = self.minima();
-        let mut groups: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
-        let mut owner: Vec<usize> = (0..n).collect();
-        let mut merges = Vec::with_capacity(n - 1);
-        for edge in self.spanning_tree() {
-            let (ga, gb) = (owner[edge.a], owner[edge.b]);
-            let (left, right) = (groups[ga].clone(), std::mem::take(&mut groups[gb]));
-            for &m in &right {
-                owner[m] = ga;
-            }
-            groups[ga].extend(&right);
-            groups[ga].sort_unstable();
-            merges.push(Merge {
-                barrier: edge.barrier,
-                left,
-                right,
-            });
-        }
-        merges
+        merges_of(self.minima(), &self.spanning_tree())
     }
 
     /// The minimax barrier of every pair through the spanning tree, `[a][b]`: the lowest
     /// level at which the known paths join them (0 on the diagonal).
     pub fn minimax(&self) -> Vec<Vec<f64>> {
-        let n = self.minima();
-        let mut joined = vec![vec![0.0; n]; n];
-        for merge in self.merges() {
-            for &l in &merge.left {
-                for &r in &merge.right {
-                    joined[l][r] = merge.barrier;
-                    joined[r][l] = merge.barrier;
-                }
-            }
-        }
-        joined
+        minimax_of(self.minima(), &self.merges())
     }
 
     /// The pair to connect next, or `None` when the graph is one component at the level or
     /// every pair between two components has been tried (see the module's rule).
     pub fn next_pair(&self) -> Option<(usize, usize)> {
+        self.derive().next_pair
+    }
+
+    /// Everything derived from what is known, each computed once: what a run records after
+    /// every edge.
+    pub fn derive(&self) -> Derived {
         let n = self.minima();
         let components = self.components();
+        let spanning_tree = self.spanning_tree();
+        let merges = merges_of(n, &spanning_tree);
         let mut component = vec![0; n];
         for (c, members) in components.iter().enumerate() {
             for &m in members {
                 component[m] = c;
             }
         }
-        let minimax = self.minimax();
-        pairs(n)
+        let minimax = minimax_of(n, &merges);
+        let next_pair = pairs(n)
             .filter(|&(a, b)| component[a] != component[b] && self.edge(a, b).is_none())
             .min_by(|&(a, b), &(c, d)| {
                 // Highest minimax first, then lowest own barrier, then pair order.
@@ -319,8 +314,63 @@ impl MinimaGraph {
                     .total_cmp(&minimax[a][b])
                     .then(self.barrier(a, b).total_cmp(&self.barrier(c, d)))
                     .then((a, b).cmp(&(c, d)))
-            })
+            });
+        Derived {
+            components,
+            spanning_tree,
+            merges,
+            next_pair,
+        }
     }
+}
+
+/// What [`MinimaGraph::derive`] computes from a graph's lines and edges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    /// [`MinimaGraph::components`].
+    pub components: Vec<Vec<usize>>,
+    /// [`MinimaGraph::spanning_tree`].
+    pub spanning_tree: Vec<TreeEdge>,
+    /// [`MinimaGraph::merges`].
+    pub merges: Vec<Merge>,
+    /// [`MinimaGraph::next_pair`].
+    pub next_pair: Option<(usize, usize)>,
+}
+
+/// The merges that the spanning `tree` of `n` minima makes, in its order.
+fn merges_of(n: usize, tree: &[TreeEdge]) -> Vec<Merge> {
+    let mut groups: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
+    let mut owner: Vec<usize> = (0..n).collect();
+    let mut merges = Vec::with_capacity(n.saturating_sub(1));
+    for edge in tree {
+        let (ga, gb) = (owner[edge.a], owner[edge.b]);
+        let (left, right) = (groups[ga].clone(), std::mem::take(&mut groups[gb]));
+        for &m in &right {
+            owner[m] = ga;
+        }
+        groups[ga].extend(&right);
+        groups[ga].sort_unstable();
+        merges.push(Merge {
+            barrier: edge.barrier,
+            left,
+            right,
+        });
+    }
+    merges
+}
+
+/// The minimax barrier of every pair of `n` minima that `merges` give, `[a][b]`.
+fn minimax_of(n: usize, merges: &[Merge]) -> Vec<Vec<f64>> {
+    let mut joined = vec![vec![0.0; n]; n];
+    for merge in merges {
+        for &l in &merge.left {
+            for &r in &merge.right {
+                joined[l][r] = merge.barrier;
+                joined[r][l] = merge.barrier;
+            }
+        }
+    }
+    joined
 }
 
 /// The straight line's highest energy between `a` and `b`, whose energies are `ends`:

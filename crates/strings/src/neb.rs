@@ -441,18 +441,14 @@ fn insert_pivots<B: Backend>(
 
 /// JSON has no infinity: serde_json writes `inf` as `null`, which then fails to read back (a
 /// resumed sweep compares its config with the one stored in `results.json`). The spring
-/// constant is therefore written as the string "inf" when infinite, and `null` (from files
-/// written before) reads as infinite too.
+/// constant is therefore written as [`crate::json_float`] writes it (the string "inf" when
+/// infinite), and `null` (from files written before) reads as infinite too.
 mod spring_constant {
     use serde::de::Error;
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-        if value.is_infinite() && *value > 0.0 {
-            serializer.serialize_str("inf")
-        } else {
-            serializer.serialize_f64(*value)
-        }
+        crate::json_float::serialize(value, serializer)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -465,7 +461,9 @@ mod spring_constant {
         }
         match Spring::deserialize(deserializer)? {
             Spring::Number(k) => Ok(k),
-            Spring::Text(t) if t == "inf" => Ok(f64::INFINITY),
+            Spring::Text(t) if crate::json_float::from_text(&t) == Some(f64::INFINITY) => {
+                Ok(f64::INFINITY)
+            }
             Spring::Null(()) => Ok(f64::INFINITY),
             Spring::Text(t) => Err(D::Error::custom(format!(
                 "neb.spring must be a number or inf, got \"{t}\""

@@ -492,7 +492,7 @@ fn a_graph_of_the_three_minima_joins_them_at_their_saddles() {
         // component is connected twice.
         assert!(runs <= 3, "{runs}");
         if level == -60.0 {
-            assert_eq!(graph.edges.iter().filter(|e| e.a == 0).count(), 2);
+            assert_eq!(graph.edges().iter().filter(|e| e.a == 0).count(), 2);
         }
     }
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ExperimentConfig, differing_keys};
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::output::progress::count_bar;
+use crate::resumable::{read_json, refuse_unless_resumed};
 
 /// The flags `plane` and `surface` share.
 #[derive(clap::Args, Debug)]
@@ -104,14 +105,7 @@ pub fn json_path<H: Header>(out: &Path) -> PathBuf {
 
 /// Refuses to start over a picture already in `out` unless asked to resume it.
 pub fn check_fresh<H: Header>(output: &OutputFlags) -> Result<()> {
-    let path = json_path::<H>(&output.out);
-    if path.exists() && !output.resume {
-        bail!(
-            "{} exists: pass --resume to continue that run, or choose another --out",
-            path.display()
-        );
-    }
-    Ok(())
+    refuse_unless_resumed(&json_path::<H>(&output.out), output.resume, "run")
 }
 
 /// Fills `picture`'s grid with `landscape`'s energy and the training loss
@@ -183,10 +177,12 @@ fn fill<H: Header>(
 /// The finished rows of the picture in `path`, which must match `picture` in everything
 /// but its rows.
 fn resumed_rows<H: Header>(path: &Path, picture: &Picture<H>) -> Result<Grid> {
-    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let again = "rerun with the same settings, or choose another --out";
-    let damaged = || format!("{} is damaged; remove it to start over", path.display());
-    let previous: serde_json::Value = serde_json::from_slice(&text).with_context(damaged)?;
+    let remove = "remove it to start over";
+    let what = format!("a levelset {} file", H::NAME);
+    let damaged = || format!("{} is damaged; {remove}", path.display());
+    let previous: serde_json::Value =
+        read_json(path, &what, remove)?.with_context(|| format!("{} is gone", path.display()))?;
     let saved: Picture<H> = serde_json::from_value(previous.clone()).with_context(damaged)?;
     // Both sides go through JSON text, so equal settings compare equal to the last bit.
     let current: serde_json::Value = serde_json::from_slice(&serde_json::to_vec(picture)?)?;

@@ -1,8 +1,8 @@
-//! `levelset slurm`: a sweep as a Slurm job array. Each array task runs one shard
-//! (`sweep --shard $SLURM_ARRAY_TASK_ID/N --resume`, so a failed or preempted task resubmitted
-//! under the same index resumes its shard), and a merge job that waits for the whole array
-//! (`--dependency=afterok`) writes the sweep's results. Slurm is driven through its programs
-//! (`sbatch`), not a library binding.
+//! `levelset slurm`: a sweep (or with `--graph`, a graph over levels) as a Slurm job array.
+//! Each array task runs one shard (`sweep --shard $SLURM_ARRAY_TASK_ID/N --resume`, or `graph
+//! --shard ...`, so a failed or preempted task resubmitted under the same index resumes its
+//! shard), and a merge job that waits for the whole array (`--dependency=afterok`) writes the
+//! results. Slurm is driven through its programs (`sbatch`), not a library binding.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,9 +21,13 @@ pub struct SlurmArgs {
     /// The sweep's output folder; the scripts and logs go there too.
     #[arg(long)]
     pub out: PathBuf,
-    /// Array tasks (shards) to split the pairs over.
+    /// Array tasks (shards) to split the pairs over (with --graph, the levels).
     #[arg(long, default_value_t = 4)]
     pub tasks: usize,
+    /// Run the config's [graph] instead of its [sweep]: each task takes whole levels (level i
+    /// goes to task i mod N), and the merge job runs `graph --merge`.
+    #[arg(long)]
+    pub graph: bool,
     /// At most this many tasks run at once (`--array=...%P`); default: all.
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -156,11 +160,17 @@ pub fn run(args: SlurmArgs) -> Result<()> {
     };
     // The config is read now, so that a bad one fails here and not in every task.
     let config = crate::config::load_config(&args.config, args.data_dir.clone())?;
-    let sweep = config
-        .sweep
-        .as_ref()
-        .with_context(|| format!("{} has no [sweep] section", args.config.display()))?;
-    check_count(args.tasks, sweep).map_err(|e| anyhow::anyhow!("--tasks {}: {e}", args.tasks))?;
+    let study = if args.graph { "graph" } else { "sweep" };
+    if args.graph {
+        check_graph_count(args.tasks, &config, &args.config)?;
+    } else {
+        let sweep = config
+            .sweep
+            .as_ref()
+            .with_context(|| format!("{} has no [sweep] section", args.config.display()))?;
+        check_count(args.tasks, sweep)
+            .map_err(|e| anyhow::anyhow!("--tasks {}: {e}", args.tasks))?;
+    }
     let name_source = format!("config key `name` (in {})", args.config.display());
     let job_name = directive(
         "job-name",
@@ -174,10 +184,10 @@ pub fn run(args: SlurmArgs) -> Result<()> {
     )?;
     let [sweep_output, sweep_error] = log_directives("--out", logs_text, "%A_%a")?;
     let [merge_output, merge_error] = log_directives("--out", logs_text, "merge_%j")?;
-    let config_copy = out.join("sweep-config.toml");
+    let config_copy = out.join(format!("{study}-config.toml"));
     let config_word = shell_word("--out", &config_copy)?;
     let out_word = shell_word("--out", &out)?;
-    let sweep_path = out.join("sweep.sbatch");
+    let sweep_path = out.join(format!("{study}.sbatch"));
     let merge_path = out.join("merge.sbatch");
     let (sweep_word, merge_word) = (
         shell_word("--out", &sweep_path)?,
@@ -188,16 +198,19 @@ pub fn run(args: SlurmArgs) -> Result<()> {
 
     let _lock = OutputLock::acquire(&out)?;
     refuse_other_config(&config_copy, &config, args.data_dir.clone(), args.force)?;
-    let split = Split {
-        shards: args.tasks,
-        config: config.clone(),
-    };
-    record_split(
-        &out,
-        &split,
-        args.force,
-        "pass --force to replace it (while no shard has started), or choose another --out",
-    )?;
+    // A graph's shards record their split in their own files, which its merge checks.
+    if !args.graph {
+        let split = Split {
+            shards: args.tasks,
+            config: config.clone(),
+        };
+        record_split(
+            &out,
+            &split,
+            args.force,
+            "pass --force to replace it (while no shard has started), or choose another --out",
+        )?;
+    }
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     // Every task reads the same copy of the config, whatever becomes of the original.
     write_atomic(&config_copy, &text)
@@ -222,7 +235,7 @@ pub fn run(args: SlurmArgs) -> Result<()> {
     let sweep_script = format!(
         "#!/bin/bash\n{}\n# Shard $SLURM_ARRAY_TASK_ID of {n}; resubmitting a failed index resumes its shard.\n\
          set -euo pipefail\n\
-         exec {exe_word} sweep --config {config_word} --out {out_word} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" --resume{data_dir}\n",
+         exec {exe_word} {study} --config {config_word} --out {out_word} --shard \"$SLURM_ARRAY_TASK_ID/{n}\" --resume{data_dir}\n",
         sweep_header.join("\n"),
         n = args.tasks,
     );
@@ -233,8 +246,9 @@ pub fn run(args: SlurmArgs) -> Result<()> {
         "#SBATCH --ntasks=1".into(),
     ];
     merge_header.extend(header);
+    let merge_command = if args.graph { "graph --merge" } else { "merge" };
     let merge_script = format!(
-        "#!/bin/bash\n{}\nset -euo pipefail\nexec {exe_word} merge --out {out_word}\n",
+        "#!/bin/bash\n{}\nset -euo pipefail\nexec {exe_word} {merge_command} --out {out_word}\n",
         merge_header.join("\n"),
     );
     for (path, text) in [(&sweep_path, &sweep_script), (&merge_path, &merge_script)] {
@@ -259,7 +273,28 @@ pub fn run(args: SlurmArgs) -> Result<()> {
         &format!("--dependency=afterok:{array}"),
         &merge_path.to_string_lossy(),
     ])?;
-    println!("submitted: sweep array job {array}, merge job {merge}");
+    println!("submitted: {study} array job {array}, merge job {merge}");
+    Ok(())
+}
+
+/// Refuses a split of `config`'s graph (from `path`) into `tasks` shards that leaves a shard
+/// without a level.
+fn check_graph_count(tasks: usize, config: &ExperimentConfig, path: &Path) -> Result<()> {
+    let graph = config
+        .graph
+        .as_ref()
+        .with_context(|| format!("{} has no [graph] section", path.display()))?;
+    graph
+        .complete()
+        .map_err(|e| anyhow::anyhow!("{}: [graph]: {e}", path.display()))?;
+    if tasks > graph.levels.len() {
+        bail!(
+            "--tasks {tasks}: a graph's shards take whole levels, and graph.levels has {} \
+             ({:?})",
+            graph.levels.len(),
+            graph.levels
+        );
+    }
     Ok(())
 }
 

@@ -231,16 +231,29 @@ fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Contour) ->
     });
     chart.draw_series(cell_rects).map_err(err)?;
     if let Some(level) = figure.level {
+        // White with a black edge, so that the line shows on every colour of the scale and
+        // its legend entry on the legend's white.
         let segments = contour_segments(figure.x, figure.y, figure.values, level);
         chart
             .draw_series(
                 segments
-                    .into_iter()
+                    .iter()
+                    .map(|s| PathElement::new(s.to_vec(), BLACK.stroke_width(4))),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(
+                segments
+                    .iter()
                     .map(|s| PathElement::new(s.to_vec(), WHITE.stroke_width(2))),
             )
             .map_err(err)?
             .label(format!("L0 = {}", short_number(level)))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
+            .legend(|(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (20, 0)], BLACK.stroke_width(4))
+                    + PathElement::new(vec![(0, 0), (20, 0)], WHITE.stroke_width(2))
+            });
     }
     if let Some(path) = &figure.path {
         let red = RGBColor(214, 39, 40);

@@ -18,13 +18,15 @@ use levelset_models::outdir::OutputLock;
 use levelset_models::statistics::StatsMode;
 use levelset_strings::graph::pairs;
 use levelset_strings::{
-    Evaluator, GraphEdge, Merge, MinimaGraph, Outcome, TreeEdge, align, line_barrier,
+    Derived, Evaluator, GraphEdge, Merge, MinimaGraph, Outcome, TreeEdge, align, line_barrier,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, GraphConfig};
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::pair::{Endpoints, connect_pair, load_checkpoint, warn_if_unresolved};
+use crate::resumable::{check_origin, read_json, refuse_unless_resumed};
+use crate::studies::shard::Shard;
 
 /// The seed minimum `k` trains from: minima `2p` and `2p + 1` are the endpoints a sweep with
 /// the same base seed trains for its pair `p`.
@@ -59,7 +61,9 @@ pub struct Excluded {
 pub struct LineRecord {
     pub a: usize,
     pub b: usize,
-    /// Highest energy on the line, its ends included.
+    /// Highest energy on the line, its ends included (`"inf"`: the line met a non-finite
+    /// energy).
+    #[serde(with = "levelset_strings::json_float")]
     pub barrier: f64,
 }
 
@@ -106,6 +110,10 @@ pub struct GraphResults {
     /// How a batch-normalized net's running statistics were set at every point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bn_stats: Option<StatsMode>,
+    /// The shard whose levels these are (`graph --shard`); none for a whole graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The levels run, in the settings' order (a shard's own levels only).
     pub levels: Vec<LevelGraph>,
     pub summary: Vec<GraphSummary>,
 }
@@ -116,6 +124,35 @@ pub struct GraphArgs {
     pub settings: GraphConfig,
     pub out: PathBuf,
     pub resume: bool,
+    /// Run only this shard's levels, into `out/shards/K-of-N`.
+    pub shard: Option<Shard>,
+}
+
+impl GraphArgs {
+    /// Where this run's `graph.json` goes: `out`, or the shard's folder under it.
+    pub fn results_dir(&self) -> PathBuf {
+        match self.shard {
+            Some(shard) => shard.dir(&self.out),
+            None => self.out.clone(),
+        }
+    }
+
+    /// The levels this run computes, in the settings' order.
+    pub fn levels(&self) -> Vec<f64> {
+        shard_levels(&self.settings.levels, self.shard)
+    }
+}
+
+/// The levels of `levels` that `shard` owns (level `i` of the list goes to shard `i mod N`);
+/// all of them without a shard. Levels are the unit of a graph's shards: the pairs of one
+/// level are chosen one after another, each from what the edges before it found.
+pub fn shard_levels(levels: &[f64], shard: Option<Shard>) -> Vec<f64> {
+    levels
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| shard.is_none_or(|s| s.owns(i)))
+        .map(|(_, &l)| l)
+        .collect()
 }
 
 pub fn graph_path(out: &Path) -> PathBuf {
@@ -130,67 +167,111 @@ pub fn run(args: GraphArgs) -> Result<GraphResults> {
         .with_context(|| format!("config {}", args.config.name))?;
     let method = args.settings.method.method(&args.config)?;
     method.validate().map_err(anyhow::Error::msg)?;
-    let _lock = OutputLock::acquire(&args.out)?;
+    if let Some(shard) = args.shard
+        && shard.count > args.settings.levels.len()
+    {
+        bail!(
+            "--shard {}/{}: a graph splits into at most one shard per level, and it has {} \
+             ({:?})",
+            shard.index,
+            shard.count,
+            args.settings.levels.len(),
+            args.settings.levels
+        );
+    }
+    let _lock = OutputLock::acquire(&args.results_dir())?;
     let previous = previous_levels(&args)?;
     with_landscape(&args.config.clone(), (args, previous))?
 }
 
 /// The levels an earlier run of the same settings recorded.
 fn previous_levels(args: &GraphArgs) -> Result<Vec<LevelGraph>> {
-    let path = graph_path(&args.out);
-    if !path.exists() {
+    let path = graph_path(&args.results_dir());
+    refuse_unless_resumed(&path, args.resume, "graph")?;
+    let Some(previous) = read_json::<GraphResults>(
+        &path,
+        "a levelset graph",
+        "move it aside to start over, or choose another --out",
+    )?
+    else {
         return Ok(Vec::new());
-    }
-    if !args.resume {
+    };
+    check_origin(
+        &path,
+        (&previous.config, &previous.backend),
+        &args.config,
+        BACKEND_NAME,
+        "resume needs the same one",
+    )?;
+    check_graph(
+        &path,
+        &previous,
+        &args.settings,
+        args.shard,
+        "resume needs the same --level(s), --minima, --method and --align",
+    )?;
+    Ok(previous.levels)
+}
+
+/// Checks a graph read back from `path` against the settings and shard it is to continue or
+/// join (`needs` says why): the same settings, the same shard, and only that shard's levels
+/// in their order (a run stopped part-way has a prefix of them), each level's lines and edges
+/// those of its own minima. A file edited or copied from another run is refused, the entry
+/// named, instead of being taken in part.
+pub fn check_graph(
+    path: &Path,
+    results: &GraphResults,
+    settings: &GraphConfig,
+    shard: Option<Shard>,
+    needs: &str,
+) -> Result<()> {
+    if results.settings != *settings {
         bail!(
-            "{} exists: pass --resume to continue that graph, or choose another --out",
-            path.display()
-        );
-    }
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let previous: GraphResults = serde_json::from_slice(&text).with_context(|| {
-        format!(
-            "{} is not a levelset graph (damaged?); move it aside to start over, or choose \
-             another --out",
-            path.display()
-        )
-    })?;
-    let changed = previous.config.differences(&args.config);
-    if !changed.is_empty() {
-        bail!(
-            "{} was produced by a different config (differs in {}); resume needs the same one",
+            "{} was produced with other graph settings ({:?}, now {:?}); {needs}",
             path.display(),
-            changed.join(", ")
+            results.settings,
+            settings
         );
     }
-    if previous.settings != args.settings {
+    let part = |s: Option<Shard>| s.map_or("a whole graph".to_string(), |s| format!("shard {s}"));
+    if results.shard != shard {
         bail!(
-            "{} was produced with other graph settings ({:?}, now {:?}); resume needs the same \
-             --level(s), --minima, --method and --align",
+            "{} holds the levels of {}, not of {}",
             path.display(),
-            previous.settings,
-            args.settings
+            part(results.shard),
+            part(shard)
         );
     }
-    if previous.backend != BACKEND_NAME {
-        bail!(
-            "{} was computed on the {} backend, not {BACKEND_NAME}: resume it there, or choose \
-             another --out",
-            path.display(),
-            previous.backend
-        );
-    }
-    for (i, level) in previous.levels.iter().enumerate() {
-        if args.settings.levels.get(i) != Some(&level.level) {
+    let owned = shard_levels(&settings.levels, shard);
+    for (i, level) in results.levels.iter().enumerate() {
+        if owned.get(i) != Some(&level.level) {
             bail!(
-                "{}: entry {i} is level {}, not the settings' level {:?}: the file was edited",
+                "{}: entry {i} is level {}, not level {:?} of {}'s levels {owned:?}: the file \
+                 was edited or comes from another run",
                 path.display(),
                 level.level,
-                args.settings.levels.get(i)
+                owned.get(i),
+                part(shard)
+            );
+        }
+        let n = level.minima.len();
+        let lines_fit = level.lines.len() == n * n.saturating_sub(1) / 2
+            && level
+                .lines
+                .iter()
+                .zip(pairs(n))
+                .all(|(l, (a, b))| (l.a, l.b) == (a, b));
+        let edges_fit = level.edges.iter().all(|e| e.a < e.b && e.b < n);
+        if n >= 2 && !(lines_fit && edges_fit) {
+            bail!(
+                "{}: level {}'s lines or edges are not those of its {n} minima: the file was \
+                 edited or damaged",
+                path.display(),
+                level.level
             );
         }
     }
-    Ok(previous.levels)
+    Ok(())
 }
 
 impl WithLandscape for (GraphArgs, Vec<LevelGraph>) {
@@ -219,19 +300,19 @@ struct Runner<'a, L: Landscape<Train>> {
 
 impl<'a, L: Landscape<Train>> Runner<'a, L> {
     fn new(args: &'a GraphArgs, landscape: &'a L, levels: Vec<LevelGraph>) -> Result<Self> {
-        warn_if_unresolved(landscape, &args.settings.levels);
+        warn_if_unresolved(landscape, &args.levels());
         Ok(Runner {
             args,
             landscape,
             method: args.settings.method.method(&args.config)?,
-            endpoints: Endpoints::new(&args.settings.levels),
+            endpoints: Endpoints::new(&args.levels()),
             checkpoints: vec![None; args.settings.checkpoints.len()],
             levels,
         })
     }
 
     fn run(mut self) -> Result<GraphResults> {
-        let levels = self.args.settings.levels.clone();
+        let levels = self.args.levels();
         for (i, &level) in levels.iter().enumerate() {
             if self.levels.get(i).is_some_and(|l| l.done) {
                 continue;
@@ -316,7 +397,7 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
             bail!(
                 "{}: level {level}'s minima now differ from the recorded ones (their energies or \
                  which reached the level): a resume needs the same machine, backend and data",
-                graph_path(&self.args.out).display()
+                graph_path(&self.args.results_dir()).display()
             );
         }
         let mut aligned = Aligned::default();
@@ -333,22 +414,23 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
         if let (Some(graph), Some(recorded)) = (&mut graph, &recorded) {
             for edge in &recorded.edges {
                 graph.record(edge.clone()).map_err(|e| {
-                    anyhow::anyhow!("{}: {e}", graph_path(&self.args.out).display())
+                    anyhow::anyhow!("{}: {e}", graph_path(&self.args.results_dir()).display())
                 })?;
             }
         }
-        self.store(index, level, &records, &excluded, graph.as_ref())?;
         let Some(mut graph) = graph else {
-            return Ok(());
+            return self.store(index, level, &records, &excluded, None);
         };
+        let mut derived = graph.derive();
+        self.store(index, level, &records, &excluded, Some((&graph, &derived)))?;
         let bar = ProgressBar::new_spinner().with_style(
             ProgressStyle::with_template("graph [{elapsed_precise}] level {msg}")
                 .expect("valid template"),
         );
-        while let Some((a, b)) = graph.next_pair() {
+        while let Some((a, b)) = derived.next_pair {
             bar.set_message(format!(
                 "{level}: {} components, connecting {a}-{b}",
-                graph.components().len()
+                derived.components.len()
             ));
             let edge = self.connect(level, &minima, &graph, (a, b), &mut aligned);
             tracing::info!(
@@ -362,7 +444,8 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
                 "edge done"
             );
             graph.record(edge).map_err(anyhow::Error::msg)?;
-            self.store(index, level, &records, &excluded, Some(&graph))?;
+            derived = graph.derive();
+            self.store(index, level, &records, &excluded, Some((&graph, &derived)))?;
         }
         bar.finish_and_clear();
         Ok(())
@@ -456,20 +539,21 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
         )
     }
 
-    /// Puts level `index`'s state in the results and rewrites `graph.json`.
+    /// Puts level `index`'s state (its graph with what is derived from it; none with fewer
+    /// than two minima) in the results and rewrites `graph.json`.
     fn store(
         &mut self,
         index: usize,
         level: f64,
         minima: &[MinimumRecord],
         excluded: &[Excluded],
-        graph: Option<&MinimaGraph>,
+        graph: Option<(&MinimaGraph, &Derived)>,
     ) -> Result<()> {
         let entry = LevelGraph {
             level,
             minima: minima.to_vec(),
             excluded: excluded.to_vec(),
-            lines: graph.map_or_else(Vec::new, |g| {
+            lines: graph.map_or_else(Vec::new, |(g, _)| {
                 pairs(g.minima())
                     .map(|(a, b)| LineRecord {
                         a,
@@ -478,14 +562,14 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
                     })
                     .collect()
             }),
-            edges: graph.map_or_else(Vec::new, |g| g.edges.clone()),
+            edges: graph.map_or_else(Vec::new, |(g, _)| g.edges().to_vec()),
             components: graph.map_or_else(
                 || (0..minima.len()).map(|i| vec![i]).collect(),
-                MinimaGraph::components,
+                |(_, d)| d.components.clone(),
             ),
-            spanning_tree: graph.map_or_else(Vec::new, MinimaGraph::spanning_tree),
-            merges: graph.map_or_else(Vec::new, MinimaGraph::merges),
-            done: graph.is_none_or(|g| g.next_pair().is_none()),
+            spanning_tree: graph.map_or_else(Vec::new, |(_, d)| d.spanning_tree.clone()),
+            merges: graph.map_or_else(Vec::new, |(_, d)| d.merges.clone()),
+            done: graph.is_none_or(|(_, d)| d.next_pair.is_none()),
         };
         if index < self.levels.len() {
             self.levels[index] = entry;
@@ -502,22 +586,29 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
             config: self.args.config.clone(),
             settings: self.args.settings.clone(),
             bn_stats: self.landscape.statistics().map(|bn| bn.stats),
+            shard: self.args.shard,
             summary: self.levels.iter().map(summarize).collect(),
             levels: self.levels.clone(),
         };
-        let path = graph_path(&self.args.out);
-        let mut text = serde_json::to_vec_pretty(&results)?;
-        text.push(b'\n');
-        write_atomic(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        write_graph(&self.args.results_dir(), &results)?;
         Ok(results)
     }
+}
+
+/// Rewrites `dir/graph.json` atomically with `results`.
+pub fn write_graph(dir: &Path, results: &GraphResults) -> Result<()> {
+    let path = graph_path(dir);
+    let mut text = serde_json::to_vec_pretty(results)?;
+    text.push(b'\n');
+    write_atomic(&path, &text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// With `--align`, each pair's weight-matched second minimum, computed once per run.
 #[derive(Default)]
 struct Aligned(HashMap<(usize, usize), Tensor<Compute, 1>>);
 
-fn summarize(level: &LevelGraph) -> GraphSummary {
+/// A level's row of the summary.
+pub fn summarize(level: &LevelGraph) -> GraphSummary {
     GraphSummary {
         level: level.level,
         minima: level.minima.len(),

@@ -21,6 +21,7 @@ use crate::output::tables::{mean_se, plus_minus, write_study};
 use crate::pair::{
     Endpoints, MethodName, connect_pair, load_checkpoint, pair_seeds, warn_if_unresolved,
 };
+use crate::resumable::{check_origin, read_json, refuse_unless_resumed};
 use crate::studies::shard::{Shard, Split, record_split};
 
 /// One pair at one level.
@@ -165,19 +166,15 @@ pub fn results_path(out: &Path) -> PathBuf {
 /// The results.json in `dir`, if there is one.
 pub fn read_results(dir: &Path) -> Result<Option<SweepResults>> {
     let path = results_path(dir);
-    if !path.exists() {
+    let instead = format!(
+        "results.csv beside it holds the same finished rows for reference; move \
+         results.json aside to start this sweep over in {}, or choose another --out",
+        dir.display()
+    );
+    let Some(results) = read_json::<SweepResults>(&path, "a levelset sweep result", &instead)?
+    else {
         return Ok(None);
-    }
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let results: SweepResults = serde_json::from_slice(&text).with_context(|| {
-        format!(
-            "{} is not a levelset sweep result (damaged?): results.csv beside it holds the \
-             same finished rows for reference; move results.json aside to start this sweep \
-             over in {}, or choose another --out",
-            path.display(),
-            dir.display()
-        )
-    })?;
+    };
     // The config read back sizes what is done with the rows (sweep.pairs, the levels), so
     // it is held to the same rules as a config file.
     results
@@ -217,22 +214,13 @@ pub fn check_results(
     shard: Option<Shard>,
     needs: &str,
 ) -> Result<()> {
-    let changed = results.config.differences(config);
-    if !changed.is_empty() {
-        bail!(
-            "{} was produced by a different config (differs in {}); {needs}",
-            path.display(),
-            changed.join(", ")
-        );
-    }
-    if results.backend != backend {
-        bail!(
-            "{} was computed on the {} backend, not {backend}: rows of two backends do not mix \
-             in one sweep; run it on the {1} backend, or choose another --out",
-            path.display(),
-            results.backend
-        );
-    }
+    check_origin(
+        path,
+        (&results.config, &results.backend),
+        config,
+        backend,
+        needs,
+    )?;
     let part = |s: Option<Shard>| s.map_or("a whole sweep".to_string(), |s| format!("shard {s}"));
     if results.shard != shard {
         bail!(
@@ -289,12 +277,7 @@ pub fn check_results(
 fn previous_rows(args: &SweepArgs) -> Result<Vec<Row>> {
     let dir = args.results_dir();
     let path = results_path(&dir);
-    if path.exists() && !args.resume {
-        bail!(
-            "{} exists: pass --resume to continue that sweep, or choose another --out",
-            path.display()
-        );
-    }
+    refuse_unless_resumed(&path, args.resume, "sweep")?;
     let Some(previous) = read_results(&dir)? else {
         return Ok(Vec::new());
     };

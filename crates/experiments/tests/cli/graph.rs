@@ -203,3 +203,97 @@ fn graph_settings_are_checked_before_any_work() {
     );
     assert!(!out.join("graph.json").exists());
 }
+
+/// Shards take whole levels (level i to shard i mod N, each training the minima to its own
+/// lowest level) and merge to the single-process graph; the merge refuses unfinished,
+/// missing and mismatched shards. A graph file holding an infinite barrier (a line that met
+/// NaN) resumes; truncated, non-JSON and `null`-barrier files are refused, naming the file.
+#[test]
+fn graph_shards_merge_to_the_whole_graph_and_crafted_files_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let whole = dir.path().join("whole");
+    succeed(graph(&config, &whole, &[]));
+    let written = read_json(&whole.join("graph.json"));
+
+    let out = dir.path().join("sharded");
+    let o: &dyn AsRef<std::ffi::OsStr> = &out;
+    let merge = || args(&[&"graph", &"--merge", &"--out", o]);
+    fail_with(
+        graph(&config, &out, &[&"--shard", &"0/3"]),
+        &["at most one shard per level"],
+    );
+    succeed(graph(&config, &out, &[&"--shard", &"1/2"]));
+    let one = read_json(&out.join("shards/1-of-2/graph.json"));
+    assert_eq!(one["shard"], serde_json::json!({"index": 1, "count": 2}));
+    assert_eq!(one["levels"].as_array().unwrap().len(), 1);
+    assert_eq!(f64_at(&one["levels"][0], "level"), 0.06);
+    assert!(out.join("shards/1-of-2/graph-0.06.svg").exists());
+    fail_with(merge(), &["0-of-2", "no graph.json"]);
+    succeed(graph(&config, &out, &[&"--shard", &"0/2"]));
+    let run = succeed(merge());
+    assert!(run.stdout.contains("| level | minima | components |"));
+    let merged = read_json(&out.join("graph.json"));
+    assert_eq!(merged.get("shard"), None);
+    assert_eq!(
+        without_wall_seconds(&merged),
+        without_wall_seconds(&written)
+    );
+    assert!(out.join("components.svg").exists());
+
+    // A shard cut short (its level not finished), or of other settings, is refused.
+    let shard0 = out.join("shards/0-of-2/graph.json");
+    let original = std::fs::read(&shard0).unwrap();
+    let mut cut = read_json(&shard0);
+    cut["levels"][0]["done"] = Value::Bool(false);
+    std::fs::write(&shard0, serde_json::to_vec_pretty(&cut).unwrap()).unwrap();
+    fail_with(merge(), &["0-of-2/graph.json", "not finished", "--resume"]);
+    let mut other = read_json(&shard0);
+    other["levels"][0]["done"] = Value::Bool(true);
+    other["settings"]["seed"] = 9.into();
+    std::fs::write(&shard0, serde_json::to_vec_pretty(&other).unwrap()).unwrap();
+    fail_with(merge(), &["other graph settings"]);
+    std::fs::write(&shard0, &original).unwrap();
+    succeed(merge());
+
+    // Crafted files read back by --resume.
+    let path = whole.join("graph.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let resume = || graph(&config, &whole, &[&"--resume"]);
+    for (case, bad) in [
+        ("truncated", text[..text.len() / 2].to_string()),
+        ("not JSON", "\u{0}\u{1}binary".to_string()),
+        (
+            "null barrier",
+            text.replacen("\"barrier\": ", "\"barrier\": null, \"was\": ", 1),
+        ),
+    ] {
+        std::fs::write(&path, &bad).unwrap();
+        let run = fail_with(resume(), &["graph.json", "not a levelset graph"]);
+        assert!(!run.stderr.contains("panicked"), "{case}: {}", run.stderr);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), bad, "{case}");
+    }
+    // An edge naming a minimum the level does not have.
+    let mut edited = written.clone();
+    let level = edited["levels"][0].as_object_mut().unwrap();
+    let mut edge = level["edges"]
+        .as_array()
+        .and_then(|e| e.first().cloned())
+        .unwrap_or_else(|| {
+            serde_json::json!({"a": 0, "b": 1, "method": "dss",
+            "outcome": "failed", "reason": "x", "linear_barrier": 1.0, "path_max": null,
+            "normalized_length": null, "beads": null, "wall_seconds": 0.0})
+        });
+    edge["b"] = 7.into();
+    level["edges"].as_array_mut().unwrap().push(edge);
+    std::fs::write(&path, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    fail_with(resume(), &["graph.json", "not those of its 4 minima"]);
+    // An infinite barrier is written as "inf" and read back: the finished graph resumes
+    // and keeps it.
+    let mut infinite = written.clone();
+    infinite["levels"][0]["lines"][0]["barrier"] = "inf".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&infinite).unwrap()).unwrap();
+    succeed(resume());
+    let back = read_json(&path);
+    assert_eq!(back["levels"][0]["lines"][0]["barrier"], "inf");
+}

@@ -508,3 +508,53 @@ fn slurm_refuses_another_configs_folder_unless_forced() {
     );
     assert_eq!(read(&copy), read(&b), "the shards' config stays");
 }
+
+/// `slurm --graph`: each array task runs a graph shard of whole levels and the merge job
+/// `graph --merge`; the scripts, run as Slurm would run them, give the whole graph.
+#[test]
+fn graph_scripts_run_level_shards_and_merge_to_the_whole_graph() {
+    let dir = TempDir::new().unwrap();
+    let text = format!("{}\n[graph]\nlevels = [0.1, 0.06]\nminima = 4\n", tiny());
+    let config = write(dir.path(), "tiny-graph.toml", &text);
+    let whole = dir.path().join("whole");
+    succeed(args(&[&"graph", &"--config", &config, &"--out", &whole]));
+    let out = dir.path().join("cluster");
+    fail_with(
+        slurm_args(&config, &out, &["--graph", "--tasks", "3"]),
+        &["--tasks 3", "whole levels", "has 2"],
+    );
+    fail_with(
+        slurm_args(
+            &write(dir.path(), "no-graph.toml", &tiny()),
+            &out,
+            &["--graph"],
+        ),
+        &["no [graph] section"],
+    );
+    succeed(slurm_args(&config, &out, &["--graph", "--tasks", "2"]));
+    let array = out.join("graph.sbatch");
+    let script = std::fs::read_to_string(&array).unwrap();
+    for needle in [
+        " graph --config ",
+        "graph-config.toml",
+        "--shard \"$SLURM_ARRAY_TASK_ID/2\" --resume",
+    ] {
+        assert!(script.contains(needle), "{needle:?} in:\n{script}");
+    }
+    assert!(sbatch_options(&script).contains(&"--array=0-1".to_string()));
+    let merge = out.join("merge.sbatch");
+    assert!(
+        std::fs::read_to_string(&merge)
+            .unwrap()
+            .contains(" graph --merge --out ")
+    );
+    assert!(!out.join("shards/split.json").exists());
+    for task in 0..2 {
+        run_script(&array, Some(task));
+    }
+    run_script(&merge, None);
+    assert_eq!(
+        without_wall_seconds(&read_json(&out.join("graph.json"))),
+        without_wall_seconds(&read_json(&whole.join("graph.json")))
+    );
+}

@@ -13,9 +13,11 @@ use levelset_models::nets::{
 use levelset_models::statistics::BnConfig;
 use levelset_models::tasks::regression_net;
 use levelset_models::train::TrainSettings;
-use levelset_models::{Architecture, Energy};
+use levelset_models::{Architecture, DataSplit, Energy};
 use levelset_strings::sizes::at_most;
-use levelset_strings::{AlignConfig, CurveConfig, CurveKind, DssConfig, Method, NebConfig};
+use levelset_strings::{
+    AlignConfig, CurveConfig, CurveKind, DssConfig, HessianConfig, Method, NebConfig,
+};
 use serde::{Deserialize, Serialize};
 
 /// The largest sample count, layer width or pair count a config takes: each sizes an
@@ -39,6 +41,9 @@ pub struct ExperimentConfig {
     /// Many minima connected into one graph per level (`levelset graph`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph: Option<GraphConfig>,
+    /// The curvature measured at every point of a path (`connect --hessian`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hessian: Option<HessianSection>,
     /// Bezier / polychain curve settings (`connect --method bezier|polychain`).
     #[serde(default)]
     pub curve: Option<CurveConfig>,
@@ -244,6 +249,71 @@ pub struct GraphConfig {
     /// them, the same at every level. Paths relative to the directory `levelset` runs in.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkpoints: Vec<PathBuf>,
+}
+
+/// The curvature `connect --hessian` measures at every point of a path, as `levelset hessian`
+/// measures it at a checkpoint (the same defaults as its flags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HessianSection {
+    /// The largest eigenvalues (0: none).
+    #[serde(default = "one")]
+    pub top: usize,
+    /// Lanczos iterations (default: 2 x top + 10).
+    #[serde(default)]
+    pub iterations: Option<usize>,
+    /// Also estimate the trace (Hutchinson).
+    #[serde(default)]
+    pub trace: bool,
+    /// Rademacher probes of the trace's estimate.
+    #[serde(default = "fifty")]
+    pub probes: usize,
+    /// The examples the loss is measured on: the first `examples` of `split`.
+    #[serde(default = "train_split")]
+    pub split: DataSplit,
+    #[serde(default = "five_hundred")]
+    pub examples: usize,
+    /// Seeds the Lanczos start vector and the probes (the same at every point).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn fifty() -> usize {
+    50
+}
+
+fn five_hundred() -> usize {
+    500
+}
+
+fn train_split() -> DataSplit {
+    DataSplit::Train
+}
+
+impl Default for HessianSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
+}
+
+impl HessianSection {
+    /// What `levelset_strings::hessian` measures, checked.
+    pub fn settings(&self) -> Result<HessianConfig, String> {
+        let settings = HessianConfig {
+            top: self.top,
+            iterations: self.iterations.unwrap_or(2 * self.top + 10),
+            probes: if self.trace { self.probes } else { 0 },
+            split: self.split,
+            examples: self.examples,
+            seed: self.seed,
+        };
+        settings.validate().map_err(|e| format!("hessian: {e}"))?;
+        Ok(settings)
+    }
 }
 
 /// The largest number of minima a graph takes: every pair's straight line is measured.
@@ -903,6 +973,9 @@ impl ExperimentConfig {
         }
         if let Some(graph) = &self.graph {
             graph.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(hessian) = &self.hessian {
+            hessian.settings().map_err(anyhow::Error::msg)?;
         }
         if let Some(curve) = &self.curve {
             curve.validate().map_err(anyhow::Error::msg)?;

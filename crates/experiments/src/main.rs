@@ -225,6 +225,11 @@ enum Command {
         /// before and after.
         #[arg(long)]
         align: bool,
+        /// Measure the Hessian's top eigenvalue (and trace) at every point of the path, as the
+        /// config's [hessian] says (`levelset hessian`'s defaults without one): hessian.json,
+        /// hessian.{svg,png} and a summary in report.json.
+        #[arg(long)]
+        hessian: bool,
     },
     /// Many minima at one or more levels, one graph per level: every pair's straight line
     /// first, then path methods on the pairs that would most lower the barrier between two
@@ -529,12 +534,25 @@ fn main() -> Result<()> {
             method,
             resume,
             align,
+            hessian,
         } => {
             if let Some(level) = level {
                 check_level(level)?;
             }
+            let config = load_config(&config, data_dir)?;
+            let hessian = match hessian {
+                true => Some(
+                    config
+                        .hessian
+                        .clone()
+                        .unwrap_or_default()
+                        .settings()
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                false => None,
+            };
             connect::run(connect::ConnectArgs {
-                config: load_config(&config, data_dir)?,
+                config,
                 endpoints: a.zip(b),
                 level,
                 seed,
@@ -542,6 +560,7 @@ fn main() -> Result<()> {
                 method,
                 align,
                 resume,
+                hessian,
             })?
         }
         Command::Graph {

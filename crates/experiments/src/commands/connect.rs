@@ -11,8 +11,9 @@ use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::{num_params, unflatten};
 use levelset_models::outdir::OutputLock;
-use levelset_strings::{PathReport, align};
+use levelset_strings::{HessianConfig, PathReport, align};
 
+use crate::commands::connect_hessian;
 use crate::commands::connect_resume::{self, RunSettings, SavedString};
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
@@ -33,6 +34,8 @@ pub struct ConnectArgs {
     pub align: bool,
     /// Finish an interrupted run in `out` from its saved path.
     pub resume: bool,
+    /// Measure the Hessian at every point of the path (`connect --hessian`, `[hessian]`).
+    pub hessian: Option<HessianConfig>,
 }
 
 fn beads_dir(out: &Path) -> PathBuf {
@@ -125,6 +128,14 @@ impl SavedPath {
 }
 
 pub fn run(args: ConnectArgs) -> Result<()> {
+    if args.hessian.is_some() && args.method.samples_a_curve() {
+        bail!(
+            "--hessian measures the Hessian at every saved point of the path, and a {} curve's \
+             samples are not saved: use dss or neb, or measure a checkpoint with `levelset \
+             hessian`",
+            args.method.name()
+        );
+    }
     // Fails early when the config lacks the method's section.
     args.method.method(&args.config)?;
     // Refuse before any training: writing a second path into the folder of a first one
@@ -227,8 +238,19 @@ impl WithLandscape for ConnectArgs {
             };
             checkpoint::save(model, &meta, &dir)?;
         }
+        let mut written = serde_json::to_value(&report)?;
+        if let Some(settings) = &self.hessian {
+            let curvature = connect_hessian::measure(
+                &landscape,
+                &self.out,
+                &saved.beads,
+                &saved.bead_energies,
+                settings,
+            )?;
+            written["hessian"] = connect_hessian::summary(&curvature);
+        }
         let report_path = self.out.join("report.json");
-        write_atomic(&report_path, &serde_json::to_vec_pretty(&report)?)
+        write_atomic(&report_path, &serde_json::to_vec_pretty(&written)?)
             .with_context(|| format!("writing {}", report_path.display()))?;
         SavedString::remove(&self.out);
         println!(

@@ -1,6 +1,7 @@
 //! What each `levelset` subcommand does, given its parsed arguments.
 
 pub mod connect;
+pub mod connect_hessian;
 pub mod connect_resume;
 pub mod data;
 pub mod eval;

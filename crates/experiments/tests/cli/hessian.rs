@@ -69,3 +69,119 @@ fn hessian_reports_the_top_eigenvalues_and_trace_of_a_trained_net() {
     fail_with(hessian("train", "200"), &["draws its own training sample"]);
     fail_with(hessian("test", "201"), &["201 examples", "holds 200"]);
 }
+
+/// `connect --hessian`: the config's `[hessian]` measured at every bead (the same numbers
+/// `levelset hessian` gives at the bead's checkpoint), hessian.json with positions along the
+/// path, a summary in report.json and the figure. A measurement stopped part-way continues
+/// with `connect --resume --hessian`, to the same file; one of other settings is refused.
+#[test]
+fn connect_hessian_measures_every_bead_and_resumes() {
+    let dir = TempDir::new().unwrap();
+    let section =
+        "\n[hessian]\ntop = 2\ntrace = true\nprobes = 10\nsplit = \"test\"\nexamples = 200\n";
+    let config = write(dir.path(), "tiny.toml", &format!("{}{section}", tiny()));
+    let connect = |out: &std::path::Path, extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut words: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"connect",
+            &"--config",
+            &config,
+            &"--level",
+            &"0.1",
+            &"--hessian",
+            &"--out",
+        ];
+        words.push(&out);
+        words.extend_from_slice(extra);
+        args(&words)
+    };
+    let out = dir.path().join("run");
+    succeed(connect(&out, &[]));
+    let report = read_json(&out.join("report.json"));
+    let measured = read_json(&out.join("hessian.json"));
+    let points = measured["points"].as_array().unwrap();
+    let beads = u64_at(&report, "beads") as usize;
+    assert_eq!(points.len(), beads, "{measured}");
+    assert_eq!(measured["settings"]["top"], 2);
+    assert_eq!(measured["settings"]["probes"], 10);
+    let t: Vec<f64> = points.iter().map(|p| f64_at(p, "t")).collect();
+    assert_eq!((t[0], t[beads - 1]), (0.0, 1.0));
+    assert!(t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
+    for (k, p) in points.iter().enumerate() {
+        assert_eq!(u64_at(p, "index") as usize, k);
+        assert_eq!(p["energy"], report["bead_energies"][k]);
+        assert_eq!(p["hessian"]["top_eigenvalues"].as_array().unwrap().len(), 2);
+    }
+    let summary = &report["hessian"];
+    assert_eq!(summary["file"], "hessian.json");
+    assert_eq!(
+        summary["top_eigenvalue"][1],
+        points[1]["hessian"]["top_eigenvalues"][0]["value"]
+    );
+    assert_eq!(
+        summary["trace"][0],
+        points[0]["hessian"]["trace"]["estimate"]
+    );
+    for ext in ["svg", "png"] {
+        assert!(
+            std::fs::metadata(out.join(format!("hessian.{ext}")))
+                .unwrap()
+                .len()
+                > 0
+        );
+    }
+    // The numbers `levelset hessian` gives at a bead's checkpoint, settings alike.
+    let bead = out.join("beads").join("0001");
+    let alone = succeed(args(&[
+        &"hessian",
+        &"--config",
+        &config,
+        &"--checkpoint",
+        &bead,
+        &"--top",
+        &"2",
+        &"--trace",
+        &"--probes",
+        &"10",
+        &"--split",
+        &"test",
+        &"--examples",
+        &"200",
+    ]));
+    let alone: serde_json::Value = serde_json::from_str(&alone.stdout).unwrap();
+    assert_eq!(
+        alone["top_eigenvalues"],
+        points[1]["hessian"]["top_eigenvalues"]
+    );
+    assert_eq!(alone["trace"], points[1]["hessian"]["trace"]);
+
+    // A measurement of other settings in the folder is refused once the path is computed;
+    // the path is kept, and a resume with a partial measurement of these settings continues
+    // it to the uninterrupted run's file.
+    let again = dir.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    let mut other = measured.clone();
+    other["settings"]["seed"] = 5.into();
+    std::fs::write(
+        again.join("hessian.json"),
+        serde_json::to_vec_pretty(&other).unwrap(),
+    )
+    .unwrap();
+    fail_with(connect(&again, &[]), &["hessian.json", "other settings"]);
+    assert!(!again.join("report.json").exists());
+    let mut partial = measured.clone();
+    partial["points"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(
+        again.join("hessian.json"),
+        serde_json::to_vec_pretty(&partial).unwrap(),
+    )
+    .unwrap();
+    succeed(connect(&again, &[&"--resume"]));
+    assert_eq!(read_json(&again.join("hessian.json")), measured);
+    // A curve keeps no points to measure: refused before any work.
+    let curve = dir.path().join("curve");
+    fail_with(
+        connect(&curve, &[&"--method", &"bezier"]),
+        &["--hessian", "curve"],
+    );
+    assert!(!curve.exists());
+}

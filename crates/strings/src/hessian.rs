@@ -132,8 +132,8 @@ impl<'a, B: AutodiffBackend, L: Landscape<B>> Curvature<'a, B, L> {
         self.point.dims()[0]
     }
 
-    /// The loss's gradient at `w`.
-    fn gradient(
+    /// The loss's gradient at `w`: a Hessian-vector product costs two.
+    pub fn gradient(
         &self,
         w: Tensor<B::InnerBackend, 1>,
     ) -> Result<Tensor<B::InnerBackend, 1>, String> {

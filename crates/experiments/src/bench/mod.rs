@@ -26,8 +26,8 @@ use layers::{layer_breakdown, lm_layer_breakdown};
 pub use measure::has_avx2_and_fma;
 pub use measure::{BenchReport, Machine, Measurement};
 use workloads::{
-    Phase, Plan, dss_end_to_end, eval, forward_flops, gflops, matmul_peak, segment_check,
-    train_phase, train_step,
+    Phase, Plan, dss_end_to_end, eval, forward_flops, gflops, hessian_product, matmul_peak,
+    segment_check, train_phase, train_step,
 };
 
 /// A benchmarked model: the quick config it comes from, and the level of its end-to-end DSS
@@ -253,6 +253,12 @@ impl WithLandscape for ModelBench<'_> {
             record(segment_check(name, &landscape, self.plan, true))?;
         }
         record(segment_check(name, &landscape, self.plan, false))?;
+        for measured in hessian_product(name, &landscape, self.plan)
+            .into_iter()
+            .flatten()
+        {
+            record(measured)?;
+        }
         if let (1.., Some(level)) = (self.dss_repeats, self.model.dss_level) {
             let plan = Plan {
                 repeats: self.dss_repeats,

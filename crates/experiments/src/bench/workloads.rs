@@ -8,8 +8,9 @@ use burn::prelude::*;
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::flat::flatten;
 use levelset_models::optim::AnyOptimizer;
-use levelset_models::{Architecture, Landscape};
+use levelset_models::{Architecture, DataSplit, Landscape};
 use levelset_strings::Evaluator;
+use levelset_strings::hessian::Curvature;
 
 use super::measure::{Measurement, Report, Timed, measure};
 use crate::config::ExperimentConfig;
@@ -262,6 +263,62 @@ pub fn segment_check_run<L: Landscape<Train>>(
             evaluator.check(&a, &b, CHECK_GRID, f64::INFINITY, 0);
         })
     }
+}
+
+/// Examples the curvature workloads measure the loss on: `levelset hessian`'s default.
+pub const HESSIAN_EXAMPLES: usize = 500;
+
+/// One gradient of the curvature loss and one Hessian-vector product (a central difference
+/// of two gradients) at a random model, in seconds each, over the first
+/// [`HESSIAN_EXAMPLES`] examples of the first split the task holds; none when the task
+/// measures no curvature (a language model).
+pub fn hessian_product<L: Landscape<Train>>(
+    name: &str,
+    landscape: &L,
+    plan: Plan,
+) -> Option<[Measurement; 2]> {
+    let point = flatten(&landscape.init(plan.seed).valid());
+    let examples = HESSIAN_EXAMPLES.min(landscape.eval_examples());
+    let curvature = [DataSplit::Train, DataSplit::Test]
+        .into_iter()
+        .find_map(|split| Curvature::new(landscape, point.clone(), split, examples).ok())?;
+    let curvature = std::cell::RefCell::new(curvature);
+    let n = point.dims()[0];
+    let v = Tensor::<Compute, 1>::ones([n], &device()).div_scalar((n as f64).sqrt());
+    let gradient = || {
+        timed(1.0, || {
+            curvature
+                .borrow()
+                .gradient(point.clone())
+                .expect("the loss has a gradient");
+        })
+    };
+    let product = || {
+        timed(1.0, || {
+            curvature
+                .borrow_mut()
+                .product(&v)
+                .expect("the loss has a gradient");
+        })
+    };
+    gradient();
+    product();
+    Some([
+        measure(
+            name,
+            "hessian_gradient",
+            Report::Seconds,
+            plan.repeats,
+            gradient,
+        ),
+        measure(
+            name,
+            "hessian_vector_product",
+            Report::Seconds,
+            plan.repeats,
+            product,
+        ),
+    ])
 }
 
 /// DSS between one fixed pair of endpoints at `level` (trained once, untimed), in seconds.

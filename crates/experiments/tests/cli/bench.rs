@@ -55,6 +55,8 @@ fn bench_times_the_polynomial_net_and_writes_the_shared_schema() {
         ("poly", "eval", "examples/s"),
         ("poly", "segment_check_stacked", "s"),
         ("poly", "segment_check_pointwise", "s"),
+        ("poly", "hessian_gradient", "s"),
+        ("poly", "hessian_vector_product", "s"),
         ("poly", "dss_end_to_end", "s"),
         ("poly", "step_forward", "ms/step"),
         ("poly", "step_backward", "ms/step"),

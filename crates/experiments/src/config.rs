@@ -303,6 +303,13 @@ impl Default for HessianSection {
 impl HessianSection {
     /// What `levelset_strings::hessian` measures, checked.
     pub fn settings(&self) -> Result<HessianConfig, String> {
+        // Each is a count of Hessian-vector products (or of vectors held): bounded, whatever
+        // a file says.
+        at_most("hessian.top", self.top, MAX_PRODUCTS)?;
+        at_most("hessian.probes", self.probes, MAX_PRODUCTS)?;
+        if let Some(iterations) = self.iterations {
+            at_most("hessian.iterations", iterations, MAX_PRODUCTS)?;
+        }
         let settings = HessianConfig {
             top: self.top,
             iterations: self.iterations.unwrap_or(2 * self.top + 10),
@@ -315,6 +322,10 @@ impl HessianSection {
         Ok(settings)
     }
 }
+
+/// The most Hessian-vector products (eigenvalues, Lanczos iterations, probes) a `[hessian]`
+/// asks for at one point.
+pub const MAX_PRODUCTS: usize = 100_000;
 
 /// The largest number of minima a graph takes: every pair's straight line is measured.
 pub const MAX_MINIMA: usize = 1000;

@@ -508,7 +508,7 @@ fn main() -> Result<()> {
                 checkpoint,
                 settings: levelset_strings::HessianConfig {
                     top,
-                    iterations: iterations.unwrap_or(2 * top + 10),
+                    iterations: iterations.unwrap_or(top.saturating_mul(2).saturating_add(10)),
                     probes: if trace { probes } else { 0 },
                     split: split.into(),
                     examples,

@@ -274,6 +274,15 @@ pub trait Landscape<B: AutodiffBackend> {
         ))
     }
 
+    /// Why [`Landscape::curvature_loss`] has no Hessian worth measuring, if it has none: a
+    /// loss with kinks where examples sit (a mean absolute error is not differentiable where a
+    /// residual is zero, and near a fit many residuals are), which differences of gradients
+    /// across `e` turn into noise of order one instead of a second derivative. A net's own
+    /// kinks (ReLU) are not counted: they are crossed by few examples at a time.
+    fn curvature_caveat(&self) -> Option<String> {
+        None
+    }
+
     /// Examples in a training batch (tokens for a language model), for throughput reports.
     fn batch_examples(batch: &Self::Batch) -> usize;
 

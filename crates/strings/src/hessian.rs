@@ -294,6 +294,9 @@ pub fn hessian<B: AutodiffBackend, L: Landscape<B>>(
     config: &HessianConfig,
 ) -> Result<HessianReport, String> {
     config.validate()?;
+    if let Some(caveat) = landscape.curvature_caveat() {
+        return Err(caveat);
+    }
     let mut curvature = Curvature::new(landscape, point, config.split, config.examples)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let top_eigenvalues = if config.top > 0 {

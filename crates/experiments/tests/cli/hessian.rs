@@ -1,21 +1,29 @@
 //! `levelset hessian` at a trained checkpoint: the JSON it prints and writes, and the splits a
-//! task holds.
+//! task holds; `connect --hessian` along a path. The nets are the linear-regression quick
+//! config's (a squared error: a smooth loss); the polynomial tasks' absolute error is refused.
 
 use tempfile::TempDir;
 
 use crate::common::*;
 
+/// `configs/linear-quick.toml` with `extra` appended.
+fn linear(extra: &str) -> String {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/linear-quick.toml");
+    format!("{}{extra}", std::fs::read_to_string(path).unwrap())
+}
+
 #[test]
 fn hessian_reports_the_top_eigenvalues_and_trace_of_a_trained_net() {
     let dir = TempDir::new().unwrap();
-    let config = write(dir.path(), "tiny.toml", &tiny());
+    let config = write(dir.path(), "linear.toml", &linear(""));
     let model = dir.path().join("a");
     succeed(args(&[
         &"train",
         &"--config",
         &config,
         &"--level",
-        &"0.1",
+        &"0.2",
         &"--out",
         &model,
     ]));
@@ -64,10 +72,35 @@ fn hessian_reports_the_top_eigenvalues_and_trace_of_a_trained_net() {
     assert_eq!(written["examples"], 200);
     assert_eq!(written["lanczos_iterations"], 16);
     assert!(f64_at(&written, "difference_step") > 0.0);
-    // The polynomial task draws each model's training points from its seed: no fixed
-    // training split to measure, and no more test points than it holds.
-    fail_with(hessian("train", "200"), &["draws its own training sample"]);
-    fail_with(hessian("test", "201"), &["201 examples", "holds 200"]);
+    // The training split too; no more examples than the split holds.
+    succeed(hessian("train", "500"));
+    fail_with(hessian("test", "501"), &["501 examples", "holds 500"]);
+    // The polynomial tasks' mean absolute error has kinks where residuals are zero: refused.
+    let tiny = write(dir.path(), "tiny.toml", &tiny());
+    let poly = dir.path().join("poly");
+    succeed(args(&[
+        &"train",
+        &"--config",
+        &tiny,
+        &"--level",
+        &"0.1",
+        &"--out",
+        &poly,
+    ]));
+    fail_with(
+        args(&[
+            &"hessian",
+            &"--config",
+            &tiny,
+            &"--checkpoint",
+            &poly,
+            &"--split",
+            &"test",
+            &"--examples",
+            &"200",
+        ]),
+        &["mean absolute error", "no second derivative"],
+    );
 }
 
 /// `connect --hessian`: the config's `[hessian]` measured at every bead (the same numbers
@@ -79,14 +112,14 @@ fn connect_hessian_measures_every_bead_and_resumes() {
     let dir = TempDir::new().unwrap();
     let section =
         "\n[hessian]\ntop = 2\ntrace = true\nprobes = 10\nsplit = \"test\"\nexamples = 200\n";
-    let config = write(dir.path(), "tiny.toml", &format!("{}{section}", tiny()));
+    let config = write(dir.path(), "linear.toml", &linear(section));
     let connect = |out: &std::path::Path, extra: &[&dyn AsRef<std::ffi::OsStr>]| {
         let mut words: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
             &"connect",
             &"--config",
             &config,
             &"--level",
-            &"0.1",
+            &"0.2",
             &"--hessian",
             &"--out",
         ];

@@ -247,6 +247,17 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
         self.objective(model.forward_flat(batch.x, None), batch.y)
     }
 
+    fn curvature_caveat(&self) -> Option<String> {
+        (self.loss == RegressionLoss::Mae).then(|| {
+            "the task's loss is the mean absolute error, which has no second derivative where \
+             a residual is zero (near a fit, many are): differences of gradients across those \
+             kinks measure noise, not a Hessian, and Lanczos and Hutchinson disagree on it. \
+             Measure a task with a smooth loss (linear_regression's squared error, the image \
+             classifiers' cross-entropy)"
+                .to_string()
+        })
+    }
+
     fn curvature_loss(
         &self,
         split: DataSplit,

@@ -173,6 +173,16 @@ pub fn run(args: ConnectArgs) -> Result<()> {
     with_landscape(&args.config.clone(), args)?
 }
 
+/// `report.json`: the path's report, its keys in their order, and with `--hessian` the
+/// curvature's summary after them.
+#[derive(serde::Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    report: &'a PathReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hessian: Option<serde_json::Value>,
+}
+
 impl ConnectArgs {
     fn settings(&self) -> RunSettings {
         RunSettings {
@@ -238,17 +248,20 @@ impl WithLandscape for ConnectArgs {
             };
             checkpoint::save(model, &meta, &dir)?;
         }
-        let mut written = serde_json::to_value(&report)?;
-        if let Some(settings) = &self.hessian {
-            let curvature = connect_hessian::measure(
+        let hessian = match &self.hessian {
+            Some(settings) => Some(connect_hessian::summary(&connect_hessian::measure(
                 &landscape,
                 &self.out,
                 &saved.beads,
                 &saved.bead_energies,
                 settings,
-            )?;
-            written["hessian"] = connect_hessian::summary(&curvature);
-        }
+            )?)),
+            None => None,
+        };
+        let written = Written {
+            report: &report,
+            hessian,
+        };
         let report_path = self.out.join("report.json");
         write_atomic(&report_path, &serde_json::to_vec_pretty(&written)?)
             .with_context(|| format!("writing {}", report_path.display()))?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
-use levelset_models::backend::{Compute, Train, device};
+use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
 use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::flatten;
 use levelset_models::train::{TrainError, Trained, train_to_levels};
@@ -157,6 +157,40 @@ pub fn load_model<L: Landscape<Train>>(
 ) -> Result<(L::Model, CheckpointMeta)> {
     checkpoint::load(landscape.init(0), &landscape.architecture(), dir, &device())
         .with_context(|| format!("loading {} for config '{config}'", dir.display()))
+}
+
+/// How a model levelset made came to be, as its checkpoint records it.
+pub struct Provenance {
+    pub seed: u64,
+    pub energy: f64,
+    pub level: Option<f64>,
+    /// Optimizer steps from initialization (0 for points a path method placed).
+    pub steps: usize,
+}
+
+/// Saves `model`, a network of `landscape` made under `config`, as a checkpoint in `dir`.
+pub fn save_model<L: Landscape<Train>, B: Backend, M: Module<B>>(
+    landscape: &L,
+    config: &ExperimentConfig,
+    model: M,
+    made: Provenance,
+    dir: &Path,
+) -> Result<CheckpointMeta> {
+    let meta = CheckpointMeta {
+        levelset_version: env!("CARGO_PKG_VERSION").to_string(),
+        architecture: landscape.architecture(),
+        config: serde_json::to_value(config)?,
+        seed: made.seed,
+        energy_kind: landscape.energy_kind(),
+        energy: made.energy,
+        level: made.level,
+        steps: made.steps,
+        backend: BACKEND_NAME.to_string(),
+        num_params: levelset_models::flat::num_params(&model),
+        imported_from: None,
+    };
+    checkpoint::save(model, &meta, dir)?;
+    Ok(meta)
 }
 
 /// Flat parameters of a trained model, on the evaluation backend.

@@ -7,8 +7,8 @@ use burn::module::AutodiffModule;
 use burn::prelude::Tensor;
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
-use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
-use levelset_models::checkpoint::{self, CheckpointMeta};
+use levelset_models::backend::{Compute, Train, device};
+use levelset_models::checkpoint;
 use levelset_models::flat::{num_params, unflatten};
 use levelset_models::outdir::OutputLock;
 use levelset_strings::{HessianConfig, PathReport, align};
@@ -18,8 +18,8 @@ use crate::commands::connect_resume::{self, RunSettings, SavedString};
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::pair::{
-    MethodName, connect_pair, flat_of, load_checkpoint, pair_seeds, train_endpoint,
-    warn_if_unresolved,
+    MethodName, Provenance, connect_pair, flat_of, load_checkpoint, pair_seeds, save_model,
+    train_endpoint, warn_if_unresolved,
 };
 
 pub struct ConnectArgs {
@@ -232,21 +232,14 @@ impl WithLandscape for ConnectArgs {
                 continue;
             }
             let flat = Tensor::<Compute, 1>::from_data(flat.as_slice(), &device());
-            let model = unflatten(template.clone(), flat);
-            let meta = CheckpointMeta {
-                levelset_version: env!("CARGO_PKG_VERSION").to_string(),
-                architecture: landscape.architecture(),
-                config: serde_json::to_value(&self.config)?,
+            let made = Provenance {
                 seed: self.seed,
-                energy_kind: landscape.energy_kind(),
                 energy: *energy,
                 level: Some(level),
                 steps: 0,
-                backend: BACKEND_NAME.to_string(),
-                num_params: num_params(&model),
-                imported_from: None,
             };
-            checkpoint::save(model, &meta, &dir)?;
+            let model = unflatten(template.clone(), flat);
+            save_model(&landscape, &self.config, model, made, &dir)?;
         }
         let hessian = match &self.hessian {
             Some(settings) => Some(connect_hessian::summary(&connect_hessian::measure(

@@ -6,15 +6,15 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use levelset_models::Landscape;
 use levelset_models::backend::{BACKEND_NAME, Train};
-use levelset_models::checkpoint::{self, CheckpointMeta};
-use levelset_models::flat::num_params;
+
+use levelset_models::checkpoint;
 use levelset_models::outdir::OutputLock;
 use levelset_models::train::train_to_level;
 
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::output::progress::steps_bar;
-use crate::pair::warn_if_unresolved;
+use crate::pair::{Provenance, save_model, warn_if_unresolved};
 
 pub struct TrainArgs {
     pub config: ExperimentConfig,
@@ -66,20 +66,13 @@ impl WithLandscape for TrainArgs {
         bar.finish_and_clear();
         let trained = trained?;
         let seconds = start.elapsed().as_secs_f64();
-        let meta = CheckpointMeta {
-            levelset_version: env!("CARGO_PKG_VERSION").to_string(),
-            architecture: landscape.architecture(),
-            config: serde_json::to_value(&self.config)?,
+        let made = Provenance {
             seed: self.seed,
-            energy_kind: kind,
             energy: trained.energy,
             level: Some(self.level),
             steps: trained.steps,
-            backend: BACKEND_NAME.to_string(),
-            num_params: num_params(&trained.model),
-            imported_from: None,
         };
-        checkpoint::save(trained.model, &meta, &self.out)?;
+        let meta = save_model(&landscape, &self.config, trained.model, made, &self.out)?;
         println!(
             "{}: {kind} {:.6} <= {} after {} steps in {seconds:.1} s ({} parameters, {BACKEND_NAME}); checkpoint in {}",
             self.config.name,

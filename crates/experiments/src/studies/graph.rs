@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train};
+use levelset_models::checkpoint;
+use levelset_models::flat::unflatten;
 use levelset_models::outdir::OutputLock;
 use levelset_models::statistics::StatsMode;
 use levelset_strings::graph::pairs;
@@ -24,7 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ExperimentConfig, GraphConfig};
 use crate::landscapes::{WithLandscape, with_landscape};
-use crate::pair::{Endpoints, connect_pair, load_checkpoint, warn_if_unresolved};
+use crate::pair::{
+    Endpoints, Provenance, connect_pair, load_checkpoint, save_model, warn_if_unresolved,
+};
 use crate::resumable::{check_origin, read_json, refuse_unless_resumed};
 use crate::studies::shard::Shard;
 
@@ -153,6 +158,14 @@ pub fn shard_levels(levels: &[f64], shard: Option<Shard>) -> Vec<f64> {
         .filter(|&(i, _)| shard.is_none_or(|s| s.owns(i)))
         .map(|(_, &l)| l)
         .collect()
+}
+
+/// Where a graph run in `dir` saves its trained minimum `id` at `level`:
+/// `dir/minima/<level>/<id>`.
+pub fn minimum_dir(dir: &Path, level: f64, id: usize) -> PathBuf {
+    dir.join("minima")
+        .join(level.to_string())
+        .join(format!("{id:03}"))
 }
 
 pub fn graph_path(out: &Path) -> PathBuf {
@@ -375,6 +388,32 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
         Ok((minima, excluded))
     }
 
+    /// Saves the trained minima of `level` as checkpoints (for `hessian`, `plane`,
+    /// `connect`), each once: a resumed run finds them complete and leaves them.
+    fn save_minima(&self, level: f64, minima: &[Minimum]) -> Result<()> {
+        let template = self.landscape.init(0).valid();
+        for minimum in minima {
+            let (Some(seed), Some(steps)) = (minimum.record.seed, minimum.record.steps) else {
+                continue;
+            };
+            let dir = minimum_dir(&self.args.results_dir(), level, minimum.record.id);
+            if checkpoint::read_meta(&dir).is_ok() {
+                continue;
+            }
+            let made = Provenance {
+                seed,
+                energy: minimum.record.energy,
+                level: Some(level),
+                steps,
+            };
+            let model = unflatten(template.clone(), minimum.flat.clone());
+            save_model(self.landscape, &self.args.config, model, made, &dir).with_context(
+                || format!("saving minimum {} of level {level}", minimum.record.id),
+            )?;
+        }
+        Ok(())
+    }
+
     /// A checkpoint minimum, loaded once and measured by this run's landscape.
     fn checkpoint(&mut self, id: usize, dir: &Path) -> Result<(Tensor<Compute, 1>, f64)> {
         if let Some(loaded) = &self.checkpoints[id] {
@@ -389,6 +428,7 @@ impl<'a, L: Landscape<Train>> Runner<'a, L> {
 
     fn run_level(&mut self, index: usize, level: f64) -> Result<()> {
         let (minima, excluded) = self.minima(level)?;
+        self.save_minima(level, &minima)?;
         let records: Vec<MinimumRecord> = minima.iter().map(|m| m.record.clone()).collect();
         let recorded = self.levels.get(index).cloned();
         if let Some(recorded) = &recorded

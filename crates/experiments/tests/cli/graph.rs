@@ -93,6 +93,15 @@ fn graph_writes_components_tree_and_figures_and_resumes_to_the_same_graph() {
         assert_eq!(minima.len(), 4, "{level}");
         for m in minima {
             assert!(f64_at(m, "energy") <= 1.1 * l0, "{m}");
+            // Each trained minimum is saved as a checkpoint of its level.
+            let saved = out
+                .join("minima")
+                .join(l0.to_string())
+                .join(format!("{:03}", u64_at(m, "id")));
+            let meta = read_json(&saved.join("model.json"));
+            assert_eq!(meta["energy"], m["energy"], "{}", saved.display());
+            assert_eq!(f64_at(&meta, "level"), l0);
+            assert_eq!(meta["seed"], m["seed"]);
         }
         assert_eq!(level["lines"].as_array().unwrap().len(), 6);
         let expected: Vec<Vec<u64>> = components(level);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The curvature along a DSS string of the MNIST quick config at test error 0.05: minima 0 and 1
 # of the graph study (seeds 0 and 1), connected with `connect --hessian`
-# (configs/mnist-quick-hessian.toml: the top 3 eigenvalues and the trace of the training
-# cross-entropy's Hessian over 1,000 training images, at every bead). From the repository root:
+# (configs/mnist-quick-hessian.toml: the top 2 eigenvalues and the trace of the training
+# cross-entropy's Hessian over 500 training images, at every bead). From the repository root:
 #   experiments/hessian-mnist-quick/run.sh WORK      (WORK: a scratch folder for checkpoints)
 set -euo pipefail
 LEVELSET=${LEVELSET:-target/release/levelset}

@@ -12,10 +12,10 @@ use burn::prelude::Tensor;
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
+use levelset_strings::path::positions;
 use levelset_strings::{HessianConfig, HessianReport, hessian};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::export::positions;
 use crate::output::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
 use crate::output::progress::count_bar;
 use crate::resumable::read_json;

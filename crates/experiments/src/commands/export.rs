@@ -22,6 +22,7 @@ use levelset_models::flat::flatten;
 use levelset_models::outdir::OutputLock;
 use levelset_models::statistics::StatsMode;
 use levelset_models::{Architecture, Energy, Landscape};
+use levelset_strings::path::positions;
 use serde_json::json;
 
 use super::connect::SavedPath;
@@ -229,26 +230,6 @@ impl ExportArgs {
         }
         Ok(())
     }
-}
-
-/// Each point's position along the polygonal path through `points`, by length: 0 at the
-/// first, 1 at the last (all 0 when the path has no length).
-pub fn positions(points: &[Vec<f32>]) -> Vec<f64> {
-    let mut along = vec![0.0];
-    for pair in points.windows(2) {
-        let step: f64 = pair[0]
-            .iter()
-            .zip(&pair[1])
-            .map(|(a, b)| (f64::from(*a) - f64::from(*b)).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        along.push(along.last().copied().unwrap_or(0.0) + step);
-    }
-    let total = along.last().copied().unwrap_or(0.0);
-    along
-        .into_iter()
-        .map(|d| if total > 0.0 { d / total } else { 0.0 })
-        .collect()
 }
 
 /// What the file says of itself: levelset's version, the config and the energy measured at

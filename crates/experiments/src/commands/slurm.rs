@@ -24,7 +24,7 @@ pub struct SlurmArgs {
     /// Array tasks (shards) to split the pairs over (with --graph, the levels).
     #[arg(long, default_value_t = 4)]
     pub tasks: usize,
-    /// Run the config's [graph] instead of its [sweep]: each task takes whole levels (level i
+    /// Run the config's `[graph]` instead of its `[sweep]`: each task takes whole levels (level i
     /// goes to task i mod N), and the merge job runs `graph --merge`.
     #[arg(long)]
     pub graph: bool,

@@ -306,3 +306,56 @@ fn graph_shards_merge_to_the_whole_graph_and_crafted_files_are_refused() {
     let back = read_json(&path);
     assert_eq!(back["levels"][0]["lines"][0]["barrier"], "inf");
 }
+
+/// A graph killed (SIGKILL) as soon as its graph.json first appears resumes to the graph of
+/// an uninterrupted run (wall seconds aside).
+#[test]
+fn a_graph_killed_and_resumed_is_the_uninterrupted_graph() {
+    let dir = TempDir::new().unwrap();
+    let config = write(dir.path(), "tiny.toml", &tiny());
+    let longer = |out: &Path| -> Vec<std::ffi::OsString> {
+        args(&[
+            &"graph",
+            &"--config",
+            &config,
+            &"--levels",
+            &"0.1,0.08,0.06,0.05",
+            &"--minima",
+            &"6",
+            &"--out",
+            &out,
+        ])
+    };
+    let whole = dir.path().join("whole");
+    succeed(longer(&whole));
+    let out = dir.path().join("killed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_levelset"))
+        .args(longer(&out))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = out.join("graph.json");
+    let start = std::time::Instant::now();
+    while !file.exists() && start.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed = read_json(&file);
+    let levels = killed["levels"].as_array().unwrap();
+    assert!(
+        levels.len() < 4 || levels.iter().any(|l| l["done"] == false),
+        "the kill came after the graph finished"
+    );
+    succeed({
+        let mut words = longer(&out);
+        words.push("--resume".into());
+        words
+    });
+    assert_eq!(
+        without_wall_seconds(&read_json(&file)),
+        without_wall_seconds(&read_json(&whole.join("graph.json")))
+    );
+}

@@ -506,14 +506,18 @@ fn main() -> Result<()> {
             hessian::run(hessian::HessianArgs {
                 config: load_config(&config, data_dir)?,
                 checkpoint,
-                settings: levelset_strings::HessianConfig {
+                // The flags are a `[hessian]` section: the same defaults and checks.
+                settings: levelset_experiments::config::HessianSection {
                     top,
-                    iterations: iterations.unwrap_or(top.saturating_mul(2).saturating_add(10)),
-                    probes: if trace { probes } else { 0 },
+                    iterations,
+                    trace,
+                    probes,
                     split: split.into(),
                     examples,
                     seed,
-                },
+                }
+                .settings()
+                .map_err(anyhow::Error::msg)?,
                 out,
             })?;
         }
@@ -540,17 +544,10 @@ fn main() -> Result<()> {
                 check_level(level)?;
             }
             let config = load_config(&config, data_dir)?;
-            let hessian = match hessian {
-                true => Some(
-                    config
-                        .hessian
-                        .clone()
-                        .unwrap_or_default()
-                        .settings()
-                        .map_err(anyhow::Error::msg)?,
-                ),
-                false => None,
-            };
+            let hessian = hessian
+                .then(|| config.hessian.clone().unwrap_or_default().settings())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             connect::run(connect::ConnectArgs {
                 config,
                 endpoints: a.zip(b),

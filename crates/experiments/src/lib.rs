@@ -2,7 +2,7 @@
 //! they run (sweeps, method comparisons, width series), their outputs and the benchmarks.
 //!
 //! Modules depend downwards only: `config` at the bottom, then `landscapes` (a config's
-//! task, built on the chosen backend), `pair` (endpoints and one connection) and `resumable`
+//! task, built on the chosen backend), `pair` (endpoints and one connection), `curvature` (the Hessian along a path) and `resumable`
 //! (the checks before a results file is continued), then
 //! `studies`, `output` and `bench`, then `commands`; `weights` (foreign weight files) depends on nothing of ours; `main.rs` holds the command line alone.
 //!
@@ -19,6 +19,7 @@ pub mod config;
 mod config_docs;
 #[cfg(test)]
 mod config_props;
+pub mod curvature;
 pub mod landscapes;
 pub mod output;
 pub mod pair;

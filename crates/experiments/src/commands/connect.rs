@@ -180,7 +180,7 @@ struct Written<'a> {
     #[serde(flatten)]
     report: &'a PathReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    hessian: Option<serde_json::Value>,
+    hessian: Option<connect_hessian::ReportCurvature>,
 }
 
 impl ConnectArgs {

@@ -8,14 +8,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::Tensor;
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
-use levelset_models::backend::{BACKEND_NAME, Compute, Train, device};
+use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_strings::path::positions;
-use levelset_strings::{HessianConfig, HessianReport, hessian};
+use levelset_strings::{HessianConfig, HessianReport};
 use serde::{Deserialize, Serialize};
 
+use crate::curvature::{CurvatureSummary, PointCurvature, measure_point};
 use crate::output::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
 use crate::output::progress::count_bar;
 use crate::resumable::read_json;
@@ -27,19 +27,6 @@ pub struct PathCurvature {
     pub settings: HessianConfig,
     /// The points measured so far, in path order.
     pub points: Vec<PointCurvature>,
-}
-
-/// The curvature at one point of the path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PointCurvature {
-    /// The point's index along the path (its bead checkpoint `beads/<index>`).
-    pub index: usize,
-    /// Its position along the path by length, 0 at the first endpoint and 1 at the second.
-    pub t: f64,
-    /// The config's energy there, as the run measured it.
-    #[serde(with = "levelset_strings::json_float")]
-    pub energy: f64,
-    pub hessian: HessianReport,
 }
 
 pub fn json_path(run: &Path) -> PathBuf {
@@ -80,15 +67,9 @@ pub fn measure<L: Landscape<Train>>(
     let bar = count_bar("hessian", "points", beads.len() as u64);
     bar.set_position(curvature.points.len() as u64);
     for k in curvature.points.len()..beads.len() {
-        let point = Tensor::<Compute, 1>::from_data(beads[k].as_slice(), &device());
-        let report = hessian(landscape, point, settings)
-            .map_err(|e| anyhow::anyhow!("--hessian at point {k} of {}: {e}", run.display()))?;
-        curvature.points.push(PointCurvature {
-            index: k,
-            t: along[k],
-            energy: energies[k],
-            hessian: report,
-        });
+        let measured = measure_point(landscape, &beads[k], (k, along[k], energies[k]), settings)
+            .with_context(|| run.display().to_string())?;
+        curvature.points.push(measured);
         let mut text = serde_json::to_vec_pretty(&curvature)?;
         text.push(b'\n');
         write_atomic(&path, &text).with_context(|| format!("writing {}", path.display()))?;
@@ -101,20 +82,18 @@ pub fn measure<L: Landscape<Train>>(
 
 /// What `report.json` says of the curvature: the file, and per point (in path order) its
 /// position, top eigenvalue and trace.
-pub fn summary(curvature: &PathCurvature) -> serde_json::Value {
-    let points = &curvature.points;
-    serde_json::json!({
-        "file": "hessian.json",
-        "t": points.iter().map(|p| p.t).collect::<Vec<_>>(),
-        "top_eigenvalue": points
-            .iter()
-            .map(|p| p.hessian.top_eigenvalues.first().map(|e| e.value))
-            .collect::<Vec<_>>(),
-        "trace": points
-            .iter()
-            .map(|p| p.hessian.trace.as_ref().map(|t| t.estimate))
-            .collect::<Vec<_>>(),
-    })
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportCurvature {
+    pub file: String,
+    #[serde(flatten)]
+    pub summary: CurvatureSummary,
+}
+
+pub fn summary(curvature: &PathCurvature) -> ReportCurvature {
+    ReportCurvature {
+        file: "hessian.json".into(),
+        summary: CurvatureSummary::of(&curvature.points),
+    }
 }
 
 /// Refuses to continue a measurement in `path` made with other settings, on another backend

@@ -12,10 +12,12 @@ use levelset_models::backend::Compute;
 use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::outdir::OutputLock;
 use levelset_models::statistics::StatsMode;
-use levelset_strings::{Outcome, Status, permutable_units, permute};
+use levelset_strings::path::positions;
+use levelset_strings::{ModelPath, Outcome, Status, permutable_units, permute};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ExperimentConfig, Partner, SweepConfig};
+use crate::config::{ExperimentConfig, HessianSection, Partner, SweepConfig};
+use crate::curvature::{CurvatureSummary, measure_point};
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::output::tables::{mean_se, plus_minus, write_study};
 use crate::pair::{
@@ -52,6 +54,10 @@ pub struct Row {
     /// stats`); absent for nets without any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bn_stats: Option<StatsMode>,
+    /// The curvature at every bead of the string, as the config's `[hessian]` asks; absent
+    /// without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curvature: Option<CurvatureSummary>,
 }
 
 /// Mean and standard error of the connected pairs at one level.
@@ -310,6 +316,21 @@ pub fn sweep_on<L: Landscape<Train>>(
 ) -> Result<SweepResults> {
     let sweep = args.validate()?.clone();
     warn_if_unresolved(landscape, &sweep.levels);
+    if let Some(section) = &args.config.hessian {
+        // Before any training: a curvature no row could measure is an error now, not a
+        // failed row per pair.
+        let settings = section.settings().map_err(anyhow::Error::msg)?;
+        let refused = landscape
+            .curvature_caveat()
+            .map(Err)
+            .unwrap_or(Ok(()))
+            .and_then(|()| {
+                landscape
+                    .curvature_loss(settings.split, settings.examples)
+                    .map(|_| ())
+            });
+        refused.map_err(|e| anyhow::anyhow!("config {}: [hessian]: {e}", args.config.name))?;
+    }
     let out = args.results_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut rows = previous_rows(args)?;
@@ -399,6 +420,7 @@ fn run_pair<L: Landscape<Train>>(
         energy_evaluations: 0,
         wall_seconds: 0.0,
         bn_stats: landscape.statistics().map(|bn| bn.stats),
+        curvature: None,
     };
     let outcome = (|| -> Result<Status> {
         let (fa, fb) = if let Some(given) = sweep.checkpoints.get(pair) {
@@ -413,7 +435,7 @@ fn run_pair<L: Landscape<Train>>(
         } else {
             trained_pair(landscape, config, sweep, endpoints, level, &mut row)?
         };
-        let (_, report) = connect_pair(
+        let (path, report) = connect_pair(
             landscape,
             &MethodName::Dss.method(config)?,
             fa,
@@ -421,6 +443,9 @@ fn run_pair<L: Landscape<Train>>(
             level,
             seed_a ^ seed_b.rotate_left(32),
         )?;
+        if let Some(section) = &config.hessian {
+            row.curvature = Some(string_curvature(landscape, &path, section)?);
+        }
         row.beads = Some(report.beads);
         row.normalized_length = Some(report.normalized_length);
         row.max_energy = Some(report.max_energy);
@@ -439,6 +464,34 @@ fn run_pair<L: Landscape<Train>>(
     };
     row.wall_seconds = start.elapsed().as_secs_f64();
     row
+}
+
+/// The curvature at every bead of a string, as `section` asks.
+fn string_curvature<L: Landscape<Train>>(
+    landscape: &L,
+    path: &ModelPath<Compute>,
+    section: &HessianSection,
+) -> Result<CurvatureSummary> {
+    let settings = section.settings().map_err(anyhow::Error::msg)?;
+    let beads: Vec<Vec<f32>> = path
+        .beads
+        .iter()
+        .map(|b| b.to_data().to_vec().expect("f32 parameters"))
+        .collect();
+    let along = positions(&beads);
+    let points = beads
+        .iter()
+        .enumerate()
+        .map(|(k, bead)| {
+            measure_point(
+                landscape,
+                bead,
+                (k, along[k], path.bead_energies[k]),
+                &settings,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CurvatureSummary::of(&points))
 }
 
 /// The endpoints of pair `row.pair` at `level`, trained (or taken from the endpoints trained
@@ -531,7 +584,15 @@ pub fn write_results(
     if let Some(note) = note {
         table.push_str(&format!("\n{note}\n"));
     }
-    write_study(out, &results, &results.rows, &table)?;
+    // A row's curvature is a list per bead, which a CSV line cannot hold: results.json
+    // keeps it.
+    let flat_rows: Vec<Row> = (results.rows.iter())
+        .map(|r| Row {
+            curvature: None,
+            ..r.clone()
+        })
+        .collect();
+    write_study(out, &results, &flat_rows, &table)?;
     Ok(results)
 }
 

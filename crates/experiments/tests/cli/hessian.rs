@@ -303,3 +303,46 @@ lr = 1e-3
         "trace {estimate} +- {se}, exact {want}"
     );
 }
+
+/// A sweep whose config has a `[hessian]` measures every string's beads: each row's
+/// `curvature` has one entry per bead, from t = 0 to 1. A task whose loss has kinks is
+/// refused before any training.
+#[test]
+fn a_sweep_with_a_hessian_section_measures_every_string() {
+    let dir = TempDir::new().unwrap();
+    let text = linear("\n[hessian]\ntop = 1\ntrace = true\nprobes = 5\nexamples = 100\n")
+        .replace(
+            "levels = [1.0, 0.5, 0.2, 0.1, 0.05, 0.03, 0.02]",
+            "levels = [0.2]",
+        )
+        .replace("pairs = 5", "pairs = 1");
+    let config = write(dir.path(), "linear.toml", &text);
+    let out = dir.path().join("sweep");
+    succeed(args(&[&"sweep", &"--config", &config, &"--out", &out]));
+    let results = read_json(&out.join("results.json"));
+    let row = &results["rows"][0];
+    let beads = u64_at(row, "beads") as usize;
+    let curvature = &row["curvature"];
+    let t: Vec<f64> = serde_json::from_value(curvature["t"].clone()).unwrap();
+    assert_eq!(t.len(), beads, "{row}");
+    assert_eq!((t[0], t[beads - 1]), (0.0, 1.0));
+    for key in ["top_eigenvalue", "trace"] {
+        let values: Vec<f64> = serde_json::from_value(curvature[key].clone()).unwrap();
+        assert_eq!(values.len(), beads, "{row}");
+        assert!(values.iter().all(|v| v.is_finite()), "{row}");
+    }
+    let top: Vec<f64> = serde_json::from_value(curvature["top_eigenvalue"].clone()).unwrap();
+    assert!(top.iter().all(|v| *v > 0.0), "{row}");
+
+    let kinked = write(
+        dir.path(),
+        "tiny.toml",
+        &format!("{}\n[hessian]\nsplit = \"test\"\nexamples = 100\n", tiny()),
+    );
+    let refused = dir.path().join("refused");
+    fail_with(
+        args(&[&"sweep", &"--config", &kinked, &"--out", &refused]),
+        &["[hessian]", "mean absolute error"],
+    );
+    assert!(!refused.join("results.json").exists());
+}

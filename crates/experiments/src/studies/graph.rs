@@ -31,7 +31,7 @@ use crate::pair::{
     Endpoints, Provenance, connect_pair, load_checkpoint, save_model, warn_if_unresolved,
 };
 use crate::resumable::{check_origin, read_json, refuse_unless_resumed};
-use crate::studies::shard::Shard;
+use crate::studies::shard::{Shard, describe, results_dir};
 
 /// The seed minimum `k` trains from: minima `2p` and `2p + 1` are the endpoints a sweep with
 /// the same base seed trains for its pair `p`.
@@ -136,10 +136,7 @@ pub struct GraphArgs {
 impl GraphArgs {
     /// Where this run's `graph.json` goes: `out`, or the shard's folder under it.
     pub fn results_dir(&self) -> PathBuf {
-        match self.shard {
-            Some(shard) => shard.dir(&self.out),
-            None => self.out.clone(),
-        }
+        results_dir(&self.out, self.shard)
     }
 
     /// The levels this run computes, in the settings' order.
@@ -246,7 +243,7 @@ pub fn check_graph(
             settings
         );
     }
-    let part = |s: Option<Shard>| s.map_or("a whole graph".to_string(), |s| format!("shard {s}"));
+    let part = |s: Option<Shard>| describe(s, "a whole graph");
     if results.shard != shard {
         bail!(
             "{} holds the levels of {}, not of {}",

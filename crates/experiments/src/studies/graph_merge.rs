@@ -13,7 +13,7 @@ use crate::resumable::{check_origin, read_json};
 use crate::studies::graph::{
     GraphResults, check_graph, graph_path, shard_levels, summarize, write_graph,
 };
-use crate::studies::shard::{Shard, shard_entries, shards_dir};
+use crate::studies::shard::{Shard, describe, shard_entries, shards_dir};
 
 /// Merges the shards under `out/shards` into `out/graph.json`. A `graph.json` already in
 /// `out` is replaced only by a merge of the same config and settings.
@@ -155,9 +155,7 @@ fn read_shards(out: &Path) -> Result<Vec<(PathBuf, GraphResults)>> {
             bail!(
                 "{} holds {}, not shard {named} as its folder's name says",
                 path.display(),
-                results
-                    .shard
-                    .map_or("a whole graph".to_string(), |s| format!("shard {s}"))
+                describe(results.shard, "a whole graph")
             );
         }
         shards.push((path, results));

@@ -90,6 +90,16 @@ impl FromStr for Shard {
     }
 }
 
+/// Where a study in `out` keeps its results: `out` itself, or the folder of `shard` under it.
+pub fn results_dir(out: &Path, shard: Option<Shard>) -> PathBuf {
+    shard.map_or_else(|| out.to_path_buf(), |s| s.dir(out))
+}
+
+/// `shard`, or `whole` (e.g. "a whole graph") for none, as a message names it.
+pub fn describe(shard: Option<Shard>, whole: &str) -> String {
+    shard.map_or_else(|| whole.to_string(), |s| format!("shard {s}"))
+}
+
 pub fn shards_dir(out: &Path) -> PathBuf {
     out.join("shards")
 }

@@ -24,7 +24,7 @@ use crate::pair::{
     Endpoints, MethodName, connect_pair, load_checkpoint, pair_seeds, warn_if_unresolved,
 };
 use crate::resumable::{check_origin, read_json, refuse_unless_resumed};
-use crate::studies::shard::{Shard, Split, record_split};
+use crate::studies::shard::{Shard, Split, describe, record_split, results_dir};
 
 /// One pair at one level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,10 +131,7 @@ impl SweepArgs {
 
     /// Where this run writes: `out`, or its shard's folder under it.
     pub fn results_dir(&self) -> PathBuf {
-        match self.shard {
-            Some(shard) => shard.dir(&self.out),
-            None => self.out.clone(),
-        }
+        results_dir(&self.out, self.shard)
     }
 }
 
@@ -227,7 +224,7 @@ pub fn check_results(
         backend,
         needs,
     )?;
-    let part = |s: Option<Shard>| s.map_or("a whole sweep".to_string(), |s| format!("shard {s}"));
+    let part = |s: Option<Shard>| describe(s, "a whole sweep");
     if results.shard != shard {
         bail!(
             "{} holds the rows of {}, not of {}",
@@ -320,16 +317,15 @@ pub fn sweep_on<L: Landscape<Train>>(
         // Before any training: a curvature no row could measure is an error now, not a
         // failed row per pair.
         let settings = section.settings().map_err(anyhow::Error::msg)?;
-        let refused = landscape
-            .curvature_caveat()
-            .map(Err)
-            .unwrap_or(Ok(()))
-            .and_then(|()| {
-                landscape
-                    .curvature_loss(settings.split, settings.examples)
-                    .map(|_| ())
-            });
-        refused.map_err(|e| anyhow::anyhow!("config {}: [hessian]: {e}", args.config.name))?;
+        let refuse = |e: String| anyhow::anyhow!("config {}: [hessian]: {e}", args.config.name);
+        if let Some(caveat) = landscape.curvature_caveat() {
+            return Err(refuse(caveat));
+        }
+        // Prepares the examples once, to refuse a split the task lacks or holds too few of.
+        landscape
+            .curvature_loss(settings.split, settings.examples)
+            .map(drop)
+            .map_err(refuse)?;
     }
     let out = args.results_dir();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

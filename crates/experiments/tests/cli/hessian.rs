@@ -201,6 +201,19 @@ fn connect_hessian_measures_every_bead_and_resumes() {
     .unwrap();
     fail_with(connect(&again, &[]), &["hessian.json", "other settings"]);
     assert!(!again.join("report.json").exists());
+    // A cut-short or foreign file is refused by name and left as it is.
+    let text = serde_json::to_string_pretty(&measured).unwrap();
+    for bad in [&text[..text.len() / 2], "\u{0}binary"] {
+        std::fs::write(again.join("hessian.json"), bad).unwrap();
+        fail_with(
+            connect(&again, &[&"--resume"]),
+            &["hessian.json", "not a levelset path curvature"],
+        );
+        assert_eq!(
+            std::fs::read_to_string(again.join("hessian.json")).unwrap(),
+            bad
+        );
+    }
     let mut partial = measured.clone();
     partial["points"].as_array_mut().unwrap().truncate(1);
     std::fs::write(

@@ -15,6 +15,7 @@ use crate::nets::{
     CifarConvConfig, DescribedConfig, DescribedLmConfig, LayerNames, LstmLmConfig, MlpConfig,
     MnistConvConfig,
 };
+use crate::pattern::Pattern;
 use crate::statistics::BnConfig;
 
 /// Which quantity defines the level set. A task rejects the ones it cannot compute.
@@ -167,8 +168,9 @@ pub enum DataSplit {
     Test,
 }
 
-/// A model's loss over examples fixed in advance ([`Landscape::curvature_loss`]).
-pub type CurvatureLoss<'a, B, M> = Box<dyn Fn(&M) -> Tensor<B, 1> + 'a>;
+/// A model's loss over examples fixed in advance ([`Landscape::curvature_loss`]), its ReLU
+/// and max pooling recording or holding an activation pattern.
+pub type CurvatureLoss<'a, B, M> = Box<dyn Fn(&M, &mut Pattern<B>) -> Tensor<B, 1> + 'a>;
 
 /// A network architecture, its data and a chosen energy.
 pub trait Landscape<B: AutodiffBackend> {
@@ -260,7 +262,8 @@ pub trait Landscape<B: AutodiffBackend> {
     /// without its weight penalty, dropout or augmentation, over the first `examples`
     /// examples of `split`, batch normalization with those examples' own statistics: the
     /// function whose Hessian `levelset hessian` measures, as a function of the model, its
-    /// examples prepared once. Tasks that do not hold the split, or hold fewer examples, say
+    /// examples prepared once. A recording [`Pattern`] takes the net's activation pattern,
+    /// a held one keeps the net on the piece where it was recorded. Tasks that do not hold the split, or hold fewer examples, say
     /// so.
     fn curvature_loss(
         &self,
@@ -278,7 +281,7 @@ pub trait Landscape<B: AutodiffBackend> {
     /// loss with kinks where examples sit (a mean absolute error is not differentiable where a
     /// residual is zero, and near a fit many residuals are), which differences of gradients
     /// across `e` turn into noise of order one instead of a second derivative. A net's own
-    /// kinks (ReLU) are not counted: they are crossed by few examples at a time.
+    /// kinks (ReLU, max pooling) are not counted: the products hold their pattern.
     fn curvature_caveat(&self) -> Option<String> {
         None
     }

@@ -37,6 +37,7 @@ pub mod launches;
 pub mod nets;
 pub mod optim;
 pub mod outdir;
+pub mod pattern;
 pub mod prefetch;
 pub mod statistics;
 pub mod tasks;

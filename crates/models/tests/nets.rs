@@ -6,7 +6,12 @@ mod common;
 use burn::prelude::*;
 use common::{flat_host, host, params, random_input, small_cifar_config, small_lstm_config};
 use levelset_models::backend::{Compute, device};
-use levelset_models::nets::{CifarConvConfig, Lrn, MlpConfig};
+use levelset_models::flat::{flatten, unflatten};
+use levelset_models::nets::described::{Activations, NormMode, Op};
+use levelset_models::nets::{
+    CifarConvConfig, Described, DescribedConfig, Lrn, MlpConfig, ResnetConfig, Shortcut,
+};
+use levelset_models::pattern::Pattern;
 
 #[test]
 fn same_seed_same_parameters_different_seed_different_parameters() {
@@ -326,4 +331,75 @@ fn initialization_is_independent_of_data_drawn_from_the_same_seed() {
         "{tied} of {} weights equal 2x - 1 of the training inputs",
         weights.len()
     );
+}
+
+/// The patterned forward (ReLU and max pooling recording or holding the activation pattern,
+/// every op run alone) computes the ordinary fused forward at the point it records: on the
+/// paper's convnets (fused convolution, ReLU and pooling; the CIFAR-10 net's TensorFlow
+/// 'same' pools, padded more on one side) and a ResNet (blocks, batch normalization).
+#[test]
+fn a_patterned_forward_records_and_holds_the_ordinary_forward() {
+    let resnet = ResnetConfig {
+        width: 1,
+        ..ResnetConfig::new(8, Shortcut::A)
+    };
+    let resnet = DescribedConfig::new(resnet.description(10).unwrap(), [3, 16, 16], 10).unwrap();
+    let dev = device();
+    let (mnist, cifar) = (common::small_mnist_config(), small_cifar_config());
+    // Each net with an input batch and another seed's net.
+    type Case = (
+        &'static str,
+        Described<Compute>,
+        Tensor<Compute, 4>,
+        Described<Compute>,
+    );
+    let nets: [Case; 3] = [
+        (
+            "mnist",
+            mnist.init(1, &dev),
+            random_input([3, 1, 28, 28], 2),
+            mnist.init(2, &dev),
+        ),
+        (
+            "cifar10",
+            cifar.init(1, &dev),
+            random_input([3, 3, 24, 24], 3),
+            cifar.init(2, &dev),
+        ),
+        (
+            "resnet8",
+            resnet.init(1, &dev),
+            random_input([4, 3, 16, 16], 4),
+            resnet.init(2, &dev),
+        ),
+    ];
+    for (what, net, x, other) in nets {
+        let switching = net
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Relu | Op::MaxPool2d(_)))
+            .count();
+        let plain = host(net.forward_with(x.clone(), None, NormMode::Batch));
+        let mut pattern = Pattern::recording();
+        let image = || Activations::Image(x.clone());
+        let recorded = host(net.forward_patterned(image(), NormMode::Batch, &mut pattern));
+        assert_eq!(pattern.switching_layers(), switching, "{what}");
+        let held = host(net.forward_patterned(image(), NormMode::Batch, &mut pattern.held()));
+        common::assert_close(&plain, &recorded, 1e-5, what);
+        common::assert_close(&plain, &held, 1e-5, what);
+        // Held at other weights (halfway to another seed's), the net stays on the recorded
+        // piece: its outputs are not the ordinary ones there.
+        let halfway = (flatten(&net) + flatten(&other)).mul_scalar(0.5);
+        let moved = unflatten(net.clone(), halfway);
+        let ordinary = host(moved.forward_with(x.clone(), None, NormMode::Batch));
+        let kept = host(moved.forward_patterned(image(), NormMode::Batch, &mut pattern.held()));
+        let scale = ordinary.iter().fold(0f32, |m, a| m.max(a.abs()));
+        assert!(
+            ordinary
+                .iter()
+                .zip(&kept)
+                .any(|(a, b)| (a - b).abs() > 1e-3 * scale),
+            "{what}: a held pattern changed nothing at other weights"
+        );
+    }
 }

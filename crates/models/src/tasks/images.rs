@@ -23,8 +23,9 @@ use crate::landscape::{
     Architecture, CurvatureLoss, DataSplit, Energy, EvalModel, Landscape, Probabilities,
     StackedPass, pointwise_energies,
 };
-use crate::nets::described::{NormMode, Shape};
+use crate::nets::described::{Activations, NormMode, Shape};
 use crate::nets::{CifarConvConfig, Described, DescribedConfig, MnistConvConfig};
+use crate::pattern::Pattern;
 use crate::statistics::{BnConfig, StatsMode};
 
 /// Images per evaluation batch: large enough to amortize dispatch, small enough for memory.
@@ -43,6 +44,14 @@ pub trait ImageNet: Send + Sync + 'static {
         net: &Self::Net<B>,
         x: Tensor<B, 4>,
         rng: Option<&mut ChaCha8Rng>,
+    ) -> Tensor<B, 2>;
+    /// Logits without dropout, batch normalization in `norm` mode, the net's ReLU and max
+    /// pooling recording `pattern` or holding it ([`Pattern`]).
+    fn logits_patterned<B: Backend>(
+        net: &Self::Net<B>,
+        x: Tensor<B, 4>,
+        norm: NormMode,
+        pattern: &mut Pattern<B>,
     ) -> Tensor<B, 2>;
     /// Whether the net has a stacked forward ([`ImageNet::stacked_logits`]) and what it is
     /// worth on the backend of `device`.
@@ -181,6 +190,14 @@ macro_rules! preset_net {
             ) -> Tensor<B, 2> {
                 DescribedConfig::logits(net, x, rng)
             }
+            fn logits_patterned<B: Backend>(
+                net: &Described<B>,
+                x: Tensor<B, 4>,
+                norm: NormMode,
+                pattern: &mut Pattern<B>,
+            ) -> Tensor<B, 2> {
+                DescribedConfig::logits_patterned(net, x, norm, pattern)
+            }
             fn stacked_pass<B: Backend>(device: &B::Device) -> StackedPass {
                 DescribedConfig::stacked_pass::<B>(device)
             }
@@ -217,6 +234,14 @@ impl ImageNet for DescribedConfig {
         rng: Option<&mut ChaCha8Rng>,
     ) -> Tensor<B, 2> {
         net.forward(x, rng)
+    }
+    fn logits_patterned<B: Backend>(
+        net: &Described<B>,
+        x: Tensor<B, 4>,
+        norm: NormMode,
+        pattern: &mut Pattern<B>,
+    ) -> Tensor<B, 2> {
+        net.forward_patterned(Activations::Image(x), norm, pattern)
     }
     /// Present for every described net and not yet measured faster than one point at a time
     /// (the paper's MNIST net: slower on flex and on an H200, where CubeCL's grouped
@@ -673,10 +698,12 @@ where
         examples: usize,
     ) -> Result<CurvatureLoss<'_, B, C::Net<B>>, String> {
         let (images, labels) = self.first_examples(split, examples)?;
-        Ok(Box::new(move |model: &C::Net<B>| {
-            let logits = C::logits_with(model, images.clone(), NormMode::Batch);
-            cross_entropy(logits, labels.clone())
-        }))
+        Ok(Box::new(
+            move |model: &C::Net<B>, pattern: &mut Pattern<B>| {
+                let logits = C::logits_patterned(model, images.clone(), NormMode::Batch, pattern);
+                cross_entropy(logits, labels.clone())
+            },
+        ))
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {

@@ -17,8 +17,9 @@ use crate::flat::unflatten_stacked;
 use crate::landscape::{
     Architecture, CurvatureLoss, DataSplit, Energy, EvalModel, Landscape, StackedPass, cpu_backend,
 };
-use crate::nets::described::{NormMode, Shape};
+use crate::nets::described::{Activations, NormMode, Shape};
 use crate::nets::{Described, DescribedConfig, LayerSpec};
+use crate::pattern::Pattern;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -292,10 +293,13 @@ impl<B: AutodiffBackend> Landscape<B> for RegressionTask<B> {
             ));
         }
         let (x, y) = (x.narrow(0, 0, examples), y.narrow(0, 0, examples));
-        Ok(Box::new(move |model: &Described<B>| {
-            let pred = model.forward_flat_with(x.clone(), None, NormMode::Batch);
-            self.objective(pred, y.clone())
-        }))
+        Ok(Box::new(
+            move |model: &Described<B>, pattern: &mut Pattern<B>| {
+                let pred =
+                    model.forward_patterned(Activations::Flat(x.clone()), NormMode::Batch, pattern);
+                self.objective(pred, y.clone())
+            },
+        ))
     }
 
     fn energy(&self, model: &EvalModel<B, Self>) -> f64 {

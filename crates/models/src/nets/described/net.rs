@@ -15,6 +15,7 @@ use crate::nets::layers::{
     conv2d, conv2d_relu, conv2d_relu_max_pool2d, linear, max_pool2d, relu_max_pool2d, sigmoid,
 };
 use crate::nets::lrn::Lrn;
+use crate::pattern::Pattern;
 
 use super::norm::{BatchNorm, NormMode};
 
@@ -225,14 +226,15 @@ impl<B: Backend> Described<B> {
     /// in the paper's nets, which they reproduce bit for bit; every other op alone.
     /// A residual block is one operation.
     pub fn operations(&self) -> Vec<Range<usize>> {
-        self.operations_in(0..self.ops.len())
+        self.operations_in(0..self.ops.len(), true)
     }
 
-    /// [`Described::operations`] of the ops in `range` (the net's, or a block's branch).
-    fn operations_in(&self, range: Range<usize>) -> Vec<Range<usize>> {
+    /// [`Described::operations`] of the ops in `range` (the net's, or a block's branch);
+    /// without `fuse`, every op alone but a residual block.
+    fn operations_in(&self, range: Range<usize>, fuse: bool) -> Vec<Range<usize>> {
         let mut operations = Vec::new();
         let mut i = range.start;
-        let op = |j: usize| (j < range.end).then(|| &self.ops[j]);
+        let op = |j: usize| (fuse && j < range.end).then(|| &self.ops[j]);
         while i < range.end {
             let taken = match (&self.ops[i], op(i + 1), op(i + 2)) {
                 (Op::Residual { body, shortcut }, _, _) => 1 + body + shortcut,
@@ -246,17 +248,21 @@ impl<B: Backend> Described<B> {
         operations
     }
 
-    /// The ops of `range` on the activations before them.
+    /// The ops of `range` on the activations before them; with a `pattern`, each op alone,
+    /// ReLU and max pooling recording or holding it.
     fn forward_range(
         &self,
         range: Range<usize>,
         x: Activations<B>,
         mut rng: Option<&mut ChaCha8Rng>,
         norm: NormMode,
+        mut pattern: Option<&mut Pattern<B>>,
     ) -> Activations<B> {
-        self.operations_in(range).into_iter().fold(x, |x, ops| {
-            self.forward_operation(ops, x, rng.as_deref_mut(), norm)
-        })
+        self.operations_in(range, pattern.is_none())
+            .into_iter()
+            .fold(x, |x, ops| {
+                self.operation(ops, x, rng.as_deref_mut(), norm, pattern.as_deref_mut())
+            })
     }
 
     /// An operation's name: its ops' names joined by `+` (`conv2d+relu+max_pool2d`); a
@@ -281,7 +287,33 @@ impl<B: Backend> Described<B> {
         rng: Option<&mut ChaCha8Rng>,
         norm: NormMode,
     ) -> Activations<B> {
+        self.operation(ops, x, rng, norm, None)
+    }
+
+    /// [`Described::forward_operation`], with ReLU and max pooling taken by `pattern` when
+    /// one is given (the operation is then a single op or a residual block).
+    fn operation(
+        &self,
+        ops: Range<usize>,
+        x: Activations<B>,
+        rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
+        pattern: Option<&mut Pattern<B>>,
+    ) -> Activations<B> {
         let i = ops.start;
+        if let Some(pattern) = pattern {
+            match (&self.ops[i], x) {
+                (Op::Relu, Activations::Image(x)) => return Activations::Image(pattern.relu(x)),
+                (Op::Relu, Activations::Flat(x)) => return Activations::Flat(pattern.relu(x)),
+                (Op::MaxPool2d(pool), x) => {
+                    return Activations::Image(pattern.max_pool2d(pool, x.image()));
+                }
+                (&Op::Residual { body, shortcut }, x) => {
+                    return self.residual(i, body, shortcut, x, rng, norm, Some(pattern));
+                }
+                (_, x) => return self.operation(ops, x, rng, norm, None),
+            }
+        }
         match (&self.ops[i], ops.len()) {
             (Op::Conv2d, 3) => match &self.ops[i + 2] {
                 Op::MaxPool2d(pool) => {
@@ -332,20 +364,40 @@ impl<B: Backend> Described<B> {
                 Activations::Flat(adaptive_avg_pool2d(x, [1, 1]).reshape([n, c]))
             }
             (&Op::Residual { body, shortcut }, _) => {
-                let mut rng = rng;
-                let body_end = i + 1 + body;
-                let sum = self.forward_range(i + 1..body_end, x.clone(), rng.as_deref_mut(), norm);
-                let shortcut = self.forward_range(body_end..body_end + shortcut, x, rng, norm);
-                match (sum, shortcut) {
-                    (Activations::Image(a), Activations::Image(b)) => Activations::Image(a + b),
-                    (Activations::Flat(a), Activations::Flat(b)) => Activations::Flat(a + b),
-                    _ => unreachable!("validated: a block's branches give the same shape"),
-                }
+                self.residual(i, body, shortcut, x, rng, norm, None)
             }
             (Op::Subsample(stride), _) => Activations::Image(subsample(x.image(), *stride)),
             (Op::PadChannels(before, after), _) => {
                 Activations::Image(pad_channels(x.image(), *before, *after))
             }
+        }
+    }
+
+    /// The residual block at op `i`: its body's and its shortcut's sum.
+    #[allow(clippy::too_many_arguments)]
+    fn residual(
+        &self,
+        i: usize,
+        body: usize,
+        shortcut: usize,
+        x: Activations<B>,
+        mut rng: Option<&mut ChaCha8Rng>,
+        norm: NormMode,
+        mut pattern: Option<&mut Pattern<B>>,
+    ) -> Activations<B> {
+        let body_end = i + 1 + body;
+        let sum = self.forward_range(
+            i + 1..body_end,
+            x.clone(),
+            rng.as_deref_mut(),
+            norm,
+            pattern.as_deref_mut(),
+        );
+        let shortcut = self.forward_range(body_end..body_end + shortcut, x, rng, norm, pattern);
+        match (sum, shortcut) {
+            (Activations::Image(a), Activations::Image(b)) => Activations::Image(a + b),
+            (Activations::Flat(a), Activations::Flat(b)) => Activations::Flat(a + b),
+            _ => unreachable!("validated: a block's branches give the same shape"),
         }
     }
 
@@ -395,7 +447,19 @@ impl<B: Backend> Described<B> {
         rng: Option<&mut ChaCha8Rng>,
         norm: NormMode,
     ) -> Activations<B> {
-        self.forward_range(0..self.ops.len(), x, rng, norm)
+        self.forward_range(0..self.ops.len(), x, rng, norm, None)
+    }
+
+    /// Outputs [batch, outputs] without dropout, batch normalization in `norm` mode, ReLU
+    /// and max pooling recording `pattern` or holding it (see [`Pattern`]).
+    pub fn forward_patterned(
+        &self,
+        x: Activations<B>,
+        norm: NormMode,
+        pattern: &mut Pattern<B>,
+    ) -> Tensor<B, 2> {
+        self.forward_range(0..self.ops.len(), x, None, norm, Some(pattern))
+            .flat()
     }
 }
 

@@ -151,11 +151,17 @@ enum Command {
     /// training loss (without its weight penalty, dropout or augmentation) over the first
     /// --examples examples of --split, by Lanczos, and with --trace its trace (Hutchinson),
     /// from Hessian-vector products that are central differences of gradients. Prints JSON.
+    #[command(group(clap::ArgGroup::new("at").required(true).args(["checkpoint", "path"])))]
     Hessian {
         #[arg(long)]
         config: PathBuf,
         #[arg(long)]
-        checkpoint: PathBuf,
+        checkpoint: Option<PathBuf>,
+        /// A finished `connect` run (DSS or NEB): every point of its path, into its
+        /// hessian.json and hessian.{svg,png} (continued where an earlier measurement of the
+        /// same settings stopped), the summary added to its report.json.
+        #[arg(long)]
+        path: Option<PathBuf>,
         /// The largest eigenvalues to report.
         #[arg(long, default_value_t = 1)]
         top: usize,
@@ -348,7 +354,8 @@ enum Command {
     /// Reproduce a task of the paper: its sweep (resumed when interrupted) and figures, in
     /// experiments/<task>-quick/ (or experiments/<task>/ with --full).
     Reproduce {
-        /// quadratic, cubic, mnist, cifar10, ptb, linear (sweeps with figures), prop23,
+        /// quadratic, cubic, mnist, cifar10, ptb, linear, symmetry, resnet20 (sweeps with
+        /// figures; the curvature along every string when the config has a [hessian]), prop23,
         /// methods and methods-mnist (every path method on the same quadratic or MNIST pairs,
         /// configs/methods[-mnist]-quick.toml), or width (ReLU nets of growing width).
         task: String,
@@ -493,6 +500,7 @@ fn main() -> Result<()> {
         Command::Hessian {
             config,
             checkpoint,
+            path,
             top,
             iterations,
             trace,
@@ -503,9 +511,14 @@ fn main() -> Result<()> {
             out,
             data_dir,
         } => {
+            let target = match (checkpoint, path) {
+                (Some(dir), None) => hessian::HessianTarget::Checkpoint(dir),
+                (None, Some(run)) => hessian::HessianTarget::Path(run),
+                _ => unreachable!("clap takes exactly one of --checkpoint and --path"),
+            };
             hessian::run(hessian::HessianArgs {
                 config: load_config(&config, data_dir)?,
-                checkpoint,
+                target,
                 // The flags are a `[hessian]` section: the same defaults and checks.
                 settings: levelset_experiments::config::HessianSection {
                     top,

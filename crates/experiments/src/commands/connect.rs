@@ -183,6 +183,19 @@ struct Written<'a> {
     hessian: Option<connect_hessian::ReportCurvature>,
 }
 
+/// Writes `run/report.json` (atomically) and returns its path.
+pub fn write_report(
+    run: &Path,
+    report: &PathReport,
+    hessian: Option<connect_hessian::ReportCurvature>,
+) -> Result<PathBuf> {
+    let path = run.join("report.json");
+    let written = Written { report, hessian };
+    write_atomic(&path, &serde_json::to_vec_pretty(&written)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 impl ConnectArgs {
     fn settings(&self) -> RunSettings {
         RunSettings {
@@ -251,13 +264,7 @@ impl WithLandscape for ConnectArgs {
             )?)),
             None => None,
         };
-        let written = Written {
-            report: &report,
-            hessian,
-        };
-        let report_path = self.out.join("report.json");
-        write_atomic(&report_path, &serde_json::to_vec_pretty(&written)?)
-            .with_context(|| format!("writing {}", report_path.display()))?;
+        let report_path = write_report(&self.out, &report, hessian)?;
         SavedString::remove(&self.out);
         println!(
             "{}: {} at {} <= {level}\n  beads {}, normalized length {:.4} (over {} parameters)\n  \

@@ -1,23 +1,36 @@
 //! `levelset hessian`: the curvature of the config's training loss at a checkpoint, its
-//! largest Hessian eigenvalues and its trace, as JSON.
+//! largest Hessian eigenvalues and its trace, as JSON; or at every point of a finished
+//! `connect` run (`--path`), as `connect --hessian` measures them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use levelset_models::backend::{BACKEND_NAME, Train, device};
 use levelset_models::checkpoint;
 use levelset_models::flat::flatten;
+use levelset_models::outdir::OutputLock;
 use levelset_models::{DataSplit, Landscape};
-use levelset_strings::{HessianConfig, hessian};
+use levelset_strings::{HessianConfig, HessianReport, hessian};
 use serde_json::json;
 
+use crate::commands::connect::{SavedPath, write_report};
+use crate::commands::connect_hessian;
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
+use crate::pair::load_checkpoint;
+
+/// Where `levelset hessian` measures.
+#[derive(Debug, Clone)]
+pub enum HessianTarget {
+    Checkpoint(PathBuf),
+    /// Every point of the finished `connect` run in this folder (DSS beads, NEB pivots).
+    Path(PathBuf),
+}
 
 pub struct HessianArgs {
     pub config: ExperimentConfig,
-    pub checkpoint: PathBuf,
+    pub target: HessianTarget,
     pub settings: HessianConfig,
     /// Also written here, atomically.
     pub out: Option<PathBuf>,
@@ -33,24 +46,18 @@ impl WithLandscape for HessianArgs {
     type Output = Result<serde_json::Value>;
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<serde_json::Value> {
-        let (model, _) = checkpoint::load(
-            landscape.init(0),
-            &landscape.architecture(),
-            &self.checkpoint,
-            &device(),
-        )
-        .with_context(|| {
-            format!(
-                "loading {} for config '{}'",
-                self.checkpoint.display(),
-                self.config.name
-            )
-        })?;
-        let point = flatten(&model.valid());
-        let measured = hessian(&landscape, point, &self.settings)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", self.checkpoint.display()))?;
-        let mut report = serde_json::to_value(&measured)?;
-        report["checkpoint"] = json!(self.checkpoint);
+        let mut report = match &self.target {
+            HessianTarget::Checkpoint(dir) => {
+                let mut report = serde_json::to_value(self.at_checkpoint(&landscape, dir)?)?;
+                report["checkpoint"] = json!(dir);
+                report
+            }
+            HessianTarget::Path(run) => {
+                let mut report = serde_json::to_value(self.along_path(&landscape, run)?)?;
+                report["path"] = json!(run);
+                report
+            }
+        };
         report["config"] = json!(self.config.name);
         report["backend"] = json!(BACKEND_NAME);
         // What was differentiated: a classifier's mean cross-entropy, a regression's mean
@@ -63,6 +70,58 @@ impl WithLandscape for HessianArgs {
         }
         println!("{text}");
         Ok(report)
+    }
+}
+
+impl HessianArgs {
+    fn at_checkpoint<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        dir: &Path,
+    ) -> Result<HessianReport> {
+        let (model, _) =
+            checkpoint::load(landscape.init(0), &landscape.architecture(), dir, &device())
+                .with_context(|| {
+                    format!(
+                        "loading {} for config '{}'",
+                        dir.display(),
+                        self.config.name
+                    )
+                })?;
+        let point = flatten(&model.valid());
+        hessian(landscape, point, &self.settings)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
+    }
+
+    /// Measures every point of the run in `run` into its `hessian.json` (continuing a
+    /// measurement of the same settings there) and adds the summary to its `report.json`, as
+    /// `connect --hessian` does.
+    fn along_path<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        run: &Path,
+    ) -> Result<connect_hessian::ReportCurvature> {
+        let _lock = OutputLock::acquire(run)?;
+        let saved = SavedPath::read(run)?;
+        let beads = saved
+            .beads
+            .iter()
+            .map(|dir| {
+                let (flat, _) = load_checkpoint(landscape, dir)
+                    .with_context(|| format!("loading {}", dir.display()))?;
+                Ok(flat.to_data().to_vec::<f32>().expect("f32 parameters"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let curvature = connect_hessian::measure(
+            landscape,
+            run,
+            &beads,
+            &saved.report.bead_energies,
+            &self.settings,
+        )?;
+        let summary = connect_hessian::summary(&curvature);
+        write_report(run, &saved.report, Some(summary.clone()))?;
+        Ok(summary)
     }
 }
 

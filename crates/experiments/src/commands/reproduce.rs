@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use levelset_models::atomic::write_atomic;
 use levelset_models::outdir::OutputLock;
+use plotters::style::RGBColor;
 
 use crate::config::ExperimentConfig;
 use crate::output::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
@@ -14,7 +15,7 @@ use crate::output::tables::{number, plus_minus};
 use crate::studies::sweep::{LevelSummary, SweepArgs, SweepResults, endpoint_ratios};
 
 /// Figure 1's five tasks and the deep-linear theory check: each a sweep.
-pub const SWEEP_TASKS: [&str; 7] = [
+pub const SWEEP_TASKS: [&str; 8] = [
     "quadratic",
     "cubic",
     "mnist",
@@ -22,6 +23,7 @@ pub const SWEEP_TASKS: [&str; 7] = [
     "ptb",
     "linear",
     "symmetry",
+    "resnet20",
 ];
 
 /// The tasks with their own config that are not sweeps: path-method comparisons and the width
@@ -206,6 +208,7 @@ pub fn sweep_figures(
         },
         &out.join("connected"),
     )?;
+    sweep_curvature(config, results, out)?;
     draw(
         &Figure {
             title: format!("{}: beads in the string", config.name),
@@ -219,4 +222,76 @@ pub fn sweep_figures(
         },
         &out.join("beads"),
     )
+}
+
+/// Colors of the levels in a curvature figure, highest level first (the tab10 palette).
+const LEVEL_COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// For a sweep with a `[hessian]`: `curvature.{svg,png}` (the top eigenvalue at every bead of
+/// every string, endpoints included, against the position along the string) and
+/// `curvature-trace.{svg,png}` (the trace, when measured), one line a pair, one color a
+/// level. Nothing for a sweep without curvature.
+fn sweep_curvature(config: &ExperimentConfig, results: &SweepResults, out: &Path) -> Result<()> {
+    let measured: Vec<_> = results
+        .rows
+        .iter()
+        .filter_map(|r| r.curvature.as_ref().map(|c| (r, c)))
+        .collect();
+    if measured.is_empty() {
+        return Ok(());
+    }
+    let levels = &results
+        .config
+        .sweep
+        .as_ref()
+        .map_or(vec![], |s| s.levels.clone());
+    let color = |level: f64| {
+        let k = levels.iter().position(|&l| l == level).unwrap_or(0);
+        LEVEL_COLORS[k % LEVEL_COLORS.len()]
+    };
+    for (pick, stem, what) in [
+        (
+            (|c: &crate::curvature::CurvatureSummary| c.top_eigenvalue.clone())
+                as fn(&crate::curvature::CurvatureSummary) -> Vec<Option<f64>>,
+            "curvature",
+            "top eigenvalue",
+        ),
+        (|c| c.trace.clone(), "curvature-trace", "trace"),
+    ] {
+        let series: Vec<Series> = measured
+            .iter()
+            .map(|(row, curvature)| Series {
+                label: format!("L0 = {}, pair {}", row.level, row.pair),
+                points: curvature
+                    .t
+                    .iter()
+                    .zip(pick(curvature))
+                    .filter_map(|(&t, v)| v.map(|v| (t, v, None)))
+                    .collect(),
+                color: color(row.level),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if series.is_empty() {
+            continue;
+        }
+        draw(
+            &Figure {
+                title: format!("{}: Hessian {what} along each string", config.name),
+                x_label: "position along the string (by length)".into(),
+                y_label: format!("{what} of the training loss's Hessian"),
+                log_x: false,
+                series,
+            },
+            &out.join(stem),
+        )?;
+    }
+    Ok(())
 }

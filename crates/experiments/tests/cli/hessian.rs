@@ -187,6 +187,54 @@ fn connect_hessian_measures_every_bead_and_resumes() {
     );
     assert_eq!(alone["trace"], points[1]["hessian"]["trace"]);
 
+    // `hessian --path` measures a run connected without --hessian afterwards: the same file
+    // and summary as `connect --hessian`.
+    let plain = dir.path().join("plain");
+    succeed(args(&[
+        &"connect",
+        &"--config",
+        &config,
+        &"--level",
+        &"0.2",
+        &"--out",
+        &plain,
+    ]));
+    assert!(
+        read_json(&plain.join("report.json"))
+            .get("hessian")
+            .is_none()
+    );
+    let flags: [&dyn AsRef<std::ffi::OsStr>; 11] = [
+        &"--top",
+        &"2",
+        &"--trace",
+        &"--probes",
+        &"10",
+        &"--split",
+        &"test",
+        &"--examples",
+        &"200",
+        &"--config",
+        &config,
+    ];
+    let mut words: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"hessian", &"--path", &plain];
+    words.extend_from_slice(&flags);
+    let printed = succeed(args(&words));
+    assert_eq!(read_json(&plain.join("hessian.json")), measured);
+    assert_eq!(
+        read_json(&plain.join("report.json"))["hessian"],
+        report["hessian"]
+    );
+    let printed: serde_json::Value = serde_json::from_str(&printed.stdout).unwrap();
+    assert_eq!(
+        printed["top_eigenvalue"],
+        report["hessian"]["top_eigenvalue"]
+    );
+    // One place to measure, not two.
+    let mut both: Vec<&dyn AsRef<std::ffi::OsStr>> = words.clone();
+    both.extend_from_slice(&[&"--checkpoint", &bead]);
+    fail_with(args(&both), &["--checkpoint", "--path"]);
+
     // A measurement of other settings in the folder is refused once the path is computed;
     // the path is kept, and a resume with a partial measurement of these settings continues
     // it to the uninterrupted run's file.
@@ -329,7 +377,7 @@ fn a_sweep_with_a_hessian_section_measures_every_string() {
             "levels = [0.2]",
         )
         .replace("pairs = 5", "pairs = 1");
-    let config = write(dir.path(), "linear.toml", &text);
+    let config = write(dir.path(), "linear-quick.toml", &text);
     let out = dir.path().join("sweep");
     succeed(args(&[&"sweep", &"--config", &config, &"--out", &out]));
     let results = read_json(&out.join("results.json"));
@@ -346,6 +394,21 @@ fn a_sweep_with_a_hessian_section_measures_every_string() {
     }
     let top: Vec<f64> = serde_json::from_value(curvature["top_eigenvalue"].clone()).unwrap();
     assert!(top.iter().all(|v| *v > 0.0), "{row}");
+    // `reproduce` finds the sweep finished and draws the curvature along every string.
+    let configs = dir.path().to_path_buf();
+    succeed(args(&[
+        &"reproduce",
+        &"linear",
+        &"--configs",
+        &configs,
+        &"--out",
+        &out,
+    ]));
+    for stem in ["curvature", "curvature-trace"] {
+        let svg = std::fs::read_to_string(out.join(format!("{stem}.svg"))).unwrap();
+        assert!(svg.contains("L0 = 0.2, pair 0"), "{stem}.svg");
+        assert!(out.join(format!("{stem}.png")).exists());
+    }
 
     let kinked = write(
         dir.path(),

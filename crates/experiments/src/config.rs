@@ -10,7 +10,7 @@ use levelset_models::nets::{
     CIFAR_CROP, CifarConvConfig, DescribedConfig, MNIST_INPUT, MnistConvConfig, NetDescription,
     ResnetConfig,
 };
-use levelset_models::statistics::BnConfig;
+use levelset_models::statistics::{BnConfig, StatsMode};
 use levelset_models::tasks::regression_net;
 use levelset_models::train::TrainSettings;
 use levelset_models::{Architecture, DataSplit, Energy};
@@ -116,6 +116,11 @@ pub struct CompareConfig {
     pub pairs: usize,
     #[serde(default)]
     pub seed: u64,
+    /// For a net with running statistics (batch normalization): the `[bn] stats` modes whose
+    /// straight line and DSS string the statistics table compares on the same pairs (none:
+    /// no table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statistics: Vec<StatsMode>,
 }
 
 impl CompareConfig {
@@ -128,6 +133,14 @@ impl CompareConfig {
         }
         if self.pairs == 0 {
             return Err("compare.pairs must be at least 1".into());
+        }
+        if let Some(k) =
+            (1..self.statistics.len()).find(|&k| self.statistics[..k].contains(&self.statistics[k]))
+        {
+            return Err(format!(
+                "compare.statistics names {:?} twice",
+                self.statistics[k]
+            ));
         }
         Ok(())
     }

@@ -356,8 +356,9 @@ enum Command {
     Reproduce {
         /// quadratic, cubic, mnist, cifar10, ptb, linear, symmetry, resnet20 (sweeps with
         /// figures; the curvature along every string when the config has a [hessian]), prop23,
-        /// methods and methods-mnist (every path method on the same quadratic or MNIST pairs,
-        /// configs/methods[-mnist]-quick.toml), or width (ReLU nets of growing width).
+        /// methods, methods-mnist and methods-resnet20 (every path method on the same
+        /// quadratic, MNIST or ResNet-20 pairs, configs/methods[-mnist|-resnet20]-quick.toml),
+        /// or width (ReLU nets of growing width).
         task: String,
         /// Paper-scale settings (configs/<task>.toml) instead of configs/<task>-quick.toml.
         #[arg(long)]

@@ -28,7 +28,7 @@ pub const SWEEP_TASKS: [&str; 8] = [
 
 /// The tasks with their own config that are not sweeps: path-method comparisons and the width
 /// study.
-const CONFIG_TASKS: [&str; 3] = ["methods", "methods-mnist", "width"];
+const CONFIG_TASKS: [&str; 4] = ["methods", "methods-mnist", "methods-resnet20", "width"];
 
 pub struct ReproduceArgs {
     pub task: String,
@@ -69,7 +69,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     // Held for the sweep, the figures and the tables alike.
     let _lock = OutputLock::acquire(&out)?;
     match args.task.as_str() {
-        "methods" | "methods-mnist" => {
+        "methods" | "methods-mnist" | "methods-resnet20" => {
             crate::studies::compare::run(crate::studies::compare::CompareArgs { config, out })?;
             return Ok(());
         }

@@ -42,6 +42,15 @@ pub fn plus_minus(mean: Option<f64>, se: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// Writes `rows` to `path` as CSV (a header from their fields), atomically.
+pub fn write_csv<R: Serialize>(path: &Path, rows: &[R]) -> Result<()> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        csv.serialize(row)?;
+    }
+    write_atomic(path, &csv.into_inner()?).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes a study's `results` as `out/results.json`, its `rows` as `out/results.csv` and
 /// `summary` as `out/summary.md`, each atomically.
 pub fn write_study<R: Serialize>(
@@ -53,13 +62,7 @@ pub fn write_study<R: Serialize>(
     let json = out.join("results.json");
     write_atomic(&json, &serde_json::to_vec_pretty(results)?)
         .with_context(|| format!("writing {}", json.display()))?;
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        csv.serialize(row)?;
-    }
-    let csv_path = out.join("results.csv");
-    write_atomic(&csv_path, &csv.into_inner()?)
-        .with_context(|| format!("writing {}", csv_path.display()))?;
+    write_csv(&out.join("results.csv"), rows)?;
     let md = out.join("summary.md");
     write_atomic(&md, summary.as_bytes()).with_context(|| format!("writing {}", md.display()))
 }

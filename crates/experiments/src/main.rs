@@ -344,8 +344,9 @@ enum Command {
     /// each task, the paper's against L0 / its lowest level; writes length.{svg,png},
     /// beads.{svg,png} and depth.md to --out.
     Depth {
-        /// TASK=SWEEP_DIR[,FLOOR_DIR] (TASK: mnist, cifar10, ptb, ...; FLOOR_DIR defaults to
-        /// SWEEP_DIR/floor, written by `levelset floor`). Repeat for each task.
+        /// TASK=SWEEP_DIR[,FLOOR_DIR] (TASK: a name for the legend; mnist, cifar10, ptb and the
+        /// other Figure 1 tasks also draw the paper's line; FLOOR_DIR defaults to
+        /// SWEEP_DIR/floor, written by `levelset floor`). Repeat for each task, up to 4.
         #[arg(long = "sweep", required = true)]
         sweeps: Vec<depth::DepthTask>,
         #[arg(long)]

@@ -35,11 +35,8 @@ impl std::str::FromStr for DepthTask {
         let (task, dirs) = s
             .split_once('=')
             .ok_or_else(|| format!("expected TASK=SWEEP_DIR[,FLOOR_DIR], got '{s}'"))?;
-        if figure1(task).is_none() {
-            return Err(format!(
-                "'{task}' is not a task of the paper's Figure 1 (quadratic, cubic, mnist, \
-                 cifar10, ptb)"
-            ));
+        if task.is_empty() {
+            return Err(format!("expected a task's name before '=', got '{s}'"));
         }
         let (sweep, floor) = match dirs.split_once(',') {
             Some((sweep, floor)) => (PathBuf::from(sweep), PathBuf::from(floor)),
@@ -53,10 +50,12 @@ impl std::str::FromStr for DepthTask {
     }
 }
 
-const COLORS: [(RGBColor, RGBColor); 3] = [
+/// Each task's line and, for a task of the paper's Figure 1, the paper's (a lighter shade).
+const COLORS: [(RGBColor, RGBColor); 4] = [
     (RGBColor(31, 119, 180), RGBColor(158, 202, 225)),
     (RGBColor(255, 127, 14), RGBColor(253, 190, 133)),
     (RGBColor(44, 160, 44), RGBColor(161, 217, 155)),
+    (RGBColor(214, 39, 40), RGBColor(252, 174, 145)),
 ];
 
 struct Loaded {

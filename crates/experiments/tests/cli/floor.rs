@@ -147,7 +147,12 @@ fn depth_draws_a_sweep_against_its_floor() {
     ] {
         assert!(out.join(file).exists(), "{file}");
     }
-    fail_with(depth("resnet=somewhere"), &["'resnet' is not a task"]);
+    // A task outside the paper's Figure 1 (a ResNet) is drawn by its name, without a paper
+    // line; a spec without a name is refused.
+    succeed(depth(&format!("resnet20={}", sweep.display())));
+    let svg = std::fs::read_to_string(out.join("length.svg")).unwrap();
+    assert!(svg.contains("resnet20 (levelset") && !svg.contains("(paper"));
+    fail_with(depth("=somewhere"), &["a task's name"]);
 
     // depth draws the stored summary: one its rows do not give (a mean length edited) is
     // refused, naming the file.

@@ -147,10 +147,12 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// The curvature at a checkpoint: the largest eigenvalues of the Hessian of the config's
-    /// training loss (without its weight penalty, dropout or augmentation) over the first
-    /// --examples examples of --split, by Lanczos, and with --trace its trace (Hutchinson),
-    /// from Hessian-vector products that are central differences of gradients. Prints JSON.
+    /// The curvature at a checkpoint (or at every point of a connect run, --path): the
+    /// largest eigenvalues of the Hessian of the config's training loss (without its weight
+    /// penalty, dropout or augmentation) over the first --examples examples of --split, by
+    /// Lanczos, and with --trace its trace (Hutchinson), from Hessian-vector products that are
+    /// central differences of gradients holding the point's ReLU and max-pool pattern. Prints
+    /// JSON.
     #[command(group(clap::ArgGroup::new("at").required(true).args(["checkpoint", "path"])))]
     Hessian {
         #[arg(long)]
@@ -162,26 +164,27 @@ enum Command {
         /// same settings stopped), the summary added to its report.json.
         #[arg(long)]
         path: Option<PathBuf>,
-        /// The largest eigenvalues to report.
-        #[arg(long, default_value_t = 1)]
-        top: usize,
+        /// The largest eigenvalues to report (default: a `[hessian]` section's, 1).
+        #[arg(long)]
+        top: Option<usize>,
         /// Lanczos iterations (default: 2 x top + 10).
         #[arg(long)]
         iterations: Option<usize>,
         /// Also estimate the trace.
         #[arg(long)]
         trace: bool,
-        /// Rademacher probes of the trace's estimate.
-        #[arg(long, default_value_t = 50)]
-        probes: usize,
-        #[arg(long, value_enum, default_value = "train")]
-        split: hessian::SplitName,
-        /// The first N examples of the split.
-        #[arg(long, default_value_t = 500)]
-        examples: usize,
-        /// Seeds the Lanczos start vector and the probes.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Rademacher probes of the trace's estimate (default: a `[hessian]` section's, 50).
+        #[arg(long)]
+        probes: Option<usize>,
+        /// Default: a `[hessian]` section's, train.
+        #[arg(long, value_enum)]
+        split: Option<hessian::SplitName>,
+        /// The first N examples of the split (default: a `[hessian]` section's, 500).
+        #[arg(long)]
+        examples: Option<usize>,
+        /// Seeds the Lanczos start vector and the probes (default: a `[hessian]` section's, 0).
+        #[arg(long)]
+        seed: Option<u64>,
         /// Also write the JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -521,18 +524,21 @@ fn main() -> Result<()> {
             hessian::run(hessian::HessianArgs {
                 config: load_config(&config, data_dir)?,
                 target,
-                // The flags are a `[hessian]` section: the same defaults and checks.
-                settings: levelset_experiments::config::HessianSection {
-                    top,
-                    iterations,
-                    trace,
-                    probes,
-                    split: split.into(),
-                    examples,
-                    seed,
-                }
-                .settings()
-                .map_err(anyhow::Error::msg)?,
+                // The flags are a `[hessian]` section: its defaults and checks.
+                settings: {
+                    let section = levelset_experiments::config::HessianSection::default();
+                    levelset_experiments::config::HessianSection {
+                        top: top.unwrap_or(section.top),
+                        iterations,
+                        trace,
+                        probes: probes.unwrap_or(section.probes),
+                        split: split.map_or(section.split, Into::into),
+                        examples: examples.unwrap_or(section.examples),
+                        seed: seed.unwrap_or(section.seed),
+                    }
+                    .settings()
+                    .map_err(anyhow::Error::msg)?
+                },
                 out,
             })?;
         }

@@ -102,7 +102,8 @@ enum Command {
     /// statistics [bn] gives it at its point, and --out/path.json lists them in path order:
     /// {"points": [{"file", "t", "energy"}]}, t in [0, 1] by length along the path (over all
     /// parameters), energy as the run's report measured it. A curve's (bezier, polychain)
-    /// control points are not saved by `connect`, so its points cannot be exported.
+    /// points are its samples, rebuilt from the points of control `connect` saves in
+    /// RUN/bends.
     Export {
         #[arg(long)]
         config: PathBuf,

@@ -241,11 +241,20 @@ pub fn connect_curve<B: AutodiffBackend, L: Landscape<B>>(
         Ok(()) => verdict(&bead_energies, &segments, setup.limit),
         Err(reason) => Status::Failed { reason },
     };
+    let mut bends = vec![curve.first.clone()];
+    bends.extend(
+        curve
+            .controls
+            .iter_dim(0)
+            .map(|row| row.squeeze_dim::<1>(0)),
+    );
+    bends.push(curve.last.clone());
     let path = ModelPath {
         beads,
         bead_energies,
         segments,
         status,
+        bends,
     };
     let report = setup.report(&path, config.kind.name(), config.length_over, 1, steps);
     Ok((path, report))

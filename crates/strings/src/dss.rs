@@ -154,6 +154,7 @@ pub fn connect_dss<B: AutodiffBackend, L: Landscape<B>>(
         bead_energies: string.bead_energies,
         segments: string.segments,
         status,
+        bends: Vec::new(),
     };
     let report = setup.report(
         &path,

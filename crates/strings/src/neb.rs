@@ -173,6 +173,7 @@ pub fn connect_neb<B: AutodiffBackend, L: Landscape<B>>(
         bead_energies,
         segments,
         status,
+        bends: Vec::new(),
     };
     let report = setup.report(&path, "neb", config.length_over, config.grid, steps);
     Ok((path, report))

@@ -105,6 +105,10 @@ pub struct ModelPath<B: Backend> {
     /// `segments[i]` lies between `beads[i]` and `beads[i + 1]`.
     pub segments: Vec<SegmentCheck>,
     pub status: Status,
+    /// A curve's points of control in coefficient order, the endpoints first and last (its
+    /// beads are its samples, rebuilt from these); empty for strings and bands, whose beads
+    /// are their points.
+    pub bends: Vec<Tensor<B, 1>>,
 }
 
 impl<B: Backend> ModelPath<B> {

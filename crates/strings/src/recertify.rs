@@ -88,6 +88,7 @@ pub fn recertify<B: AutodiffBackend, L: Landscape<B>>(
         bead_energies: energies,
         segments,
         status,
+        bends: Vec::new(),
     };
     let mask = weight_mask(evaluator.template());
     let all = path.normalized_length(None);

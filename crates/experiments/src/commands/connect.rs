@@ -5,21 +5,22 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn::prelude::Tensor;
+use levelset_models::EvalModel;
 use levelset_models::Landscape;
 use levelset_models::atomic::write_atomic;
 use levelset_models::backend::{Compute, Train, device};
 use levelset_models::checkpoint;
-use levelset_models::flat::{num_params, unflatten};
+use levelset_models::flat::{flatten, num_params, unflatten};
 use levelset_models::outdir::OutputLock;
-use levelset_strings::{HessianConfig, PathReport, align};
+use levelset_strings::{Curve, CurveKind, HessianConfig, PathReport, align};
 
 use crate::commands::connect_hessian;
 use crate::commands::connect_resume::{self, RunSettings, SavedString};
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
 use crate::pair::{
-    MethodName, Provenance, connect_pair, flat_of, load_checkpoint, pair_seeds, save_model,
-    train_endpoint, warn_if_unresolved,
+    MethodName, Provenance, connect_pair, flat_of, load_checkpoint, load_model, pair_seeds,
+    save_model, train_endpoint, warn_if_unresolved,
 };
 
 pub struct ConnectArgs {
@@ -42,17 +43,60 @@ fn beads_dir(out: &Path) -> PathBuf {
     out.join("beads")
 }
 
-/// A finished run as its folder keeps it: the report and, for the methods that save their
-/// beads (DSS and NEB), every bead's checkpoint in path order, the endpoints first and last.
+fn bends_dir(out: &Path) -> PathBuf {
+    out.join("bends")
+}
+
+/// A finished run as its folder keeps it: the report and its points, for the methods that
+/// save their beads (DSS and NEB) every bead's checkpoint in path order, the endpoints first
+/// and last; for a curve its points of control (`bends/`, the endpoints first and last), from
+/// which its samples are rebuilt.
 pub struct SavedPath {
     pub report: PathReport,
-    pub beads: Vec<PathBuf>,
+    pub points: SavedPoints,
+}
+
+/// Where a finished run's points come from.
+pub enum SavedPoints {
+    /// One checkpoint a point, in path order.
+    Beads(Vec<PathBuf>),
+    /// A curve of this kind through these checkpoints (coefficient order); its points are
+    /// its samples at the report's evenly spaced `t`.
+    Curve {
+        kind: CurveKind,
+        bends: Vec<PathBuf>,
+    },
+}
+
+/// The checkpoints named by their index (0000, 0001, ...) in `dir`, in index order.
+fn indexed_checkpoints(dir: &Path, what: &str) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<(usize, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        let index = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<usize>().ok());
+        let Some(index) = index else {
+            bail!(
+                "{}: not a {what} checkpoint (connect names them by their index, 0000, 0001, \
+                 ...)",
+                path.display()
+            );
+        };
+        found.push((index, path));
+    }
+    found.sort();
+    if found.iter().enumerate().any(|(k, (index, _))| k != *index) {
+        bail!("{}: the {what}s' indices have gaps", dir.display());
+    }
+    Ok(found.into_iter().map(|(_, path)| path).collect())
 }
 
 impl SavedPath {
-    /// Reads the run in `run`. A curve is an error: its report keeps the energy profile of
-    /// its samples, but neither the samples nor its control points (the bends) are saved, so
-    /// its points cannot be rebuilt.
+    /// Reads the run in `run`.
     pub fn read(run: &Path) -> Result<SavedPath> {
         let report_path = run.join("report.json");
         let text = std::fs::read(&report_path).map_err(|e| {
@@ -69,70 +113,136 @@ impl SavedPath {
         })?;
         let report: PathReport = serde_json::from_slice(&text)
             .with_context(|| format!("{}: not a connect report", report_path.display()))?;
-        let dir = beads_dir(run);
-        if ["bezier", "polychain"].contains(&report.method.as_str()) {
+        if report.beads < 2 || report.bead_energies.len() != report.beads {
             bail!(
-                "{} is a {} curve: connect keeps its energy profile (report.json) but not its \
-                 control points (the bends), so its points cannot be rebuilt; paths are read \
-                 from DSS and NEB runs, whose beads are saved in {}",
-                run.display(),
-                report.method,
-                dir.display()
-            );
-        }
-        let mut beads: Vec<(usize, PathBuf)> = Vec::new();
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let path = entry
-                .with_context(|| format!("reading {}", dir.display()))?
-                .path();
-            // Each bead is a checkpoint folder named by its index along the path.
-            let index = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.parse::<usize>().ok());
-            let Some(index) = index else {
-                bail!(
-                    "{}: not a bead checkpoint (connect names them by their index, 0000, \
-                     0001, ...)",
-                    path.display()
-                );
-            };
-            beads.push((index, path));
-        }
-        beads.sort();
-        if beads.iter().enumerate().any(|(k, (index, _))| k != *index) {
-            bail!("{}: the beads' indices have gaps", dir.display());
-        }
-        let beads: Vec<PathBuf> = beads.into_iter().map(|(_, path)| path).collect();
-        if report.beads < 2 {
-            bail!(
-                "{}: a path of {} points; a path runs between two endpoints",
+                "{}: a path of {} points with {} energies; a path runs between two endpoints, \
+                 an energy a point",
                 report_path.display(),
-                report.beads
-            );
-        }
-        if beads.len() != report.beads || report.bead_energies.len() != report.beads {
-            bail!(
-                "{} holds {} bead checkpoints, its report {} beads with {} energies: the run \
-                 folder is incomplete or was changed",
-                dir.display(),
-                beads.len(),
                 report.beads,
                 report.bead_energies.len()
             );
         }
-        Ok(SavedPath { report, beads })
+        let curve = match report.method.as_str() {
+            "bezier" => Some(CurveKind::Bezier),
+            "polychain" => Some(CurveKind::Polychain),
+            _ => None,
+        };
+        let points = match curve {
+            Some(kind) => {
+                let dir = bends_dir(run);
+                if !dir.exists() {
+                    bail!(
+                        "{} is a {} curve without its points of control ({} is missing: it was \
+                         connected by a levelset that did not save them); connect it again",
+                        run.display(),
+                        report.method,
+                        dir.display()
+                    );
+                }
+                let bends = indexed_checkpoints(&dir, "bend")?;
+                if bends.len() < 2 {
+                    bail!(
+                        "{}: {} points of control; a curve has its two endpoints and its bends",
+                        dir.display(),
+                        bends.len()
+                    );
+                }
+                SavedPoints::Curve { kind, bends }
+            }
+            None => {
+                let dir = beads_dir(run);
+                let beads = indexed_checkpoints(&dir, "bead")?;
+                if beads.len() != report.beads {
+                    bail!(
+                        "{} holds {} bead checkpoints, its report {} beads: the run folder is \
+                         incomplete or was changed",
+                        dir.display(),
+                        beads.len(),
+                        report.beads
+                    );
+                }
+                SavedPoints::Beads(beads)
+            }
+        };
+        Ok(SavedPath { report, points })
+    }
+
+    /// Each point's position parameter: a curve's `t` (its samples are evenly spaced in
+    /// `t`), `None` for a string's beads.
+    pub fn curve_t(&self, k: usize) -> Option<f64> {
+        match self.points {
+            SavedPoints::Beads(_) => None,
+            SavedPoints::Curve { .. } => Some(k as f64 / (self.report.beads - 1) as f64),
+        }
+    }
+
+    /// What point `k` is, for a report: its checkpoint, or the curve at its `t`.
+    pub fn describe(&self, k: usize) -> serde_json::Value {
+        match &self.points {
+            SavedPoints::Beads(beads) => serde_json::json!({ "checkpoint": beads[k] }),
+            SavedPoints::Curve { .. } => serde_json::json!({ "curve_t": self.curve_t(k) }),
+        }
+    }
+
+    /// Every point's model, in path order: the bead checkpoints as saved (their running
+    /// statistics with them), or the curve's samples rebuilt from its points of control,
+    /// with the first endpoint's running statistics.
+    pub fn models<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        config: &str,
+    ) -> Result<Vec<EvalModel<Train, L>>> {
+        match &self.points {
+            SavedPoints::Beads(beads) => beads
+                .iter()
+                .map(|dir| Ok(load_model(landscape, dir, config)?.0.valid()))
+                .collect(),
+            SavedPoints::Curve { kind, bends } => {
+                let models = bends
+                    .iter()
+                    .map(|dir| Ok(load_model(landscape, dir, config)?.0.valid()))
+                    .collect::<Result<Vec<_>>>()?;
+                let flats: Vec<Tensor<Compute, 1>> = models.iter().map(flatten).collect();
+                let last = flats.len() - 1;
+                let curve = Curve {
+                    kind: *kind,
+                    first: flats[0].clone(),
+                    controls: Tensor::stack(flats[1..last].to_vec(), 0),
+                    last: flats[last].clone(),
+                };
+                let ts: Vec<f64> = (0..self.report.beads)
+                    .map(|k| self.curve_t(k).expect("a curve"))
+                    .collect();
+                let template = models[0].clone();
+                Ok(curve
+                    .points(&ts)
+                    .iter_dim(0)
+                    .map(|row| unflatten(template.clone(), row.squeeze_dim::<1>(0)))
+                    .collect())
+            }
+        }
+    }
+
+    /// Every point's flat parameters, in path order (see [`SavedPath::models`]).
+    pub fn flats<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        config: &str,
+    ) -> Result<Vec<Tensor<Compute, 1>>> {
+        Ok(self
+            .models(landscape, config)?
+            .iter()
+            .map(flatten)
+            .collect())
     }
 }
 
 pub fn run(args: ConnectArgs) -> Result<()> {
     if args.hessian.is_some() && args.method.samples_a_curve() {
         bail!(
-            "--hessian measures the Hessian at every saved point of the path, and a {} curve's \
-             samples are not saved: use dss or neb, or measure a checkpoint with `levelset \
-             hessian`",
+            "--hessian measures the Hessian at every bead of a DSS string or NEB band as it is \
+             found; a {} curve's points are its samples, rebuilt from the points of control \
+             it saves: connect it, then measure them with `levelset hessian --path RUN`",
             args.method.name()
         );
     }
@@ -300,8 +410,8 @@ impl WithLandscape for ConnectArgs {
 
 impl ConnectArgs {
     /// Measures a saved path again before a resumed run reports it: its beads' energies and
-    /// segments, its status and lengths (for a curve, whose control points are not saved,
-    /// that its status follows from its own energies).
+    /// segments, its status and lengths (for a curve, that its status follows from its own
+    /// energies: its samples are rebuilt only when a finished run is read back).
     fn recertify<L: Landscape<Train>>(&self, landscape: &L, saved: &SavedString) -> Result<()> {
         let limit = self.method.method(&self.config)?.slack() * saved.level;
         let result = if self.method.samples_a_curve() {
@@ -322,6 +432,41 @@ impl ConnectArgs {
                 connect_resume::json_path(&self.out).display()
             )
         })
+    }
+
+    /// Saves a curve's points of control as checkpoints `bends/0000`, ..., the endpoints
+    /// first and last, each with its energy.
+    fn save_bends<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        bends: &[Tensor<Compute, 1>],
+        level: f64,
+    ) -> Result<()> {
+        let template = landscape.init(0).valid();
+        let energies = landscape.energies(&template, Tensor::stack(bends.to_vec(), 0));
+        let dir = bends_dir(&self.out);
+        // A run that stopped while writing them left no string.json: this one starts over.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("removing the earlier {}", dir.display()))?;
+        }
+        for (k, (flat, energy)) in bends.iter().zip(energies).enumerate() {
+            let made = Provenance {
+                seed: self.seed,
+                energy,
+                level: Some(level),
+                steps: 0,
+            };
+            let model = unflatten(template.clone(), flat.clone());
+            save_model(
+                landscape,
+                &self.config,
+                model,
+                made,
+                &dir.join(format!("{k:04}")),
+            )?;
+        }
+        Ok(())
     }
 
     /// Trains or loads the endpoints, aligns them if asked, and computes the path.
@@ -373,8 +518,10 @@ impl ConnectArgs {
         let (path, report) = connect_pair(landscape, &method, a, b, level, self.seed)?;
 
         // A curve's beads are its dense samples (61 models by default): the report holds its
-        // energy profile, and saving every sample would cost 61 checkpoints.
+        // energy profile, and its points of control, saved here before the run's string.json
+        // (so a resumed run finds them complete), rebuild every sample.
         let beads: Vec<Vec<f32>> = if self.method.samples_a_curve() {
+            self.save_bends(landscape, &path.bends, level)?;
             Vec::new()
         } else {
             path.beads

@@ -45,8 +45,8 @@ pub fn measure<L: Landscape<Train>>(
 ) -> Result<PathCurvature> {
     if beads.len() < 2 {
         bail!(
-            "--hessian needs the points of the path, and this method keeps none (a curve's \
-             samples are not saved): measure its endpoints with `levelset hessian`"
+            "--hessian needs the points of the path, and this path has fewer than two: measure \
+             a checkpoint with `levelset hessian`"
         );
     }
     let path = json_path(run);

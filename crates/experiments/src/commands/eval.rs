@@ -9,7 +9,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::{ElementConversion, Int, Tensor};
 use levelset_models::Landscape;
 use levelset_models::backend::{BACKEND_NAME, Compute, Train};
-use levelset_models::flat::{flatten, num_params};
+use levelset_models::flat::num_params;
 use serde_json::json;
 
 use super::connect::SavedPath;
@@ -92,25 +92,19 @@ impl EvalArgs {
     fn path<L: Landscape<Train>>(&self, landscape: &L, run: &Path) -> Result<serde_json::Value> {
         let saved = SavedPath::read(run)?;
         let template = landscape.init(0).valid();
-        let flats = saved
-            .beads
-            .iter()
-            .map(|dir| {
-                Ok(flatten(
-                    &load_model(landscape, dir, &self.config.name)?.0.valid(),
-                ))
-            })
-            .collect::<Result<Vec<Tensor<Compute, 1>>>>()?;
+        let flats = saved.flats(landscape, &self.config.name)?;
         let (first, last) = (&flats[0], &flats[flats.len() - 1]);
         landscape.set_endpoints(first, last);
         let energies = landscape.energies(&template, Tensor::stack(flats.clone(), 0));
-        let points: Vec<serde_json::Value> = saved
-            .beads
+        let points: Vec<serde_json::Value> = energies
             .iter()
-            .zip(&energies)
             .zip(&saved.report.bead_energies)
-            .map(|((bead, energy), reported)| {
-                json!({ "checkpoint": bead, "energy": energy, "reported": reported })
+            .enumerate()
+            .map(|(k, (energy, reported))| {
+                let mut point = saved.describe(k);
+                point["energy"] = json!(energy);
+                point["reported"] = json!(reported);
+                point
             })
             .collect();
         let mut report = json!({

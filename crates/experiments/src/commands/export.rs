@@ -152,11 +152,7 @@ impl ExportArgs {
     fn path<L: Landscape<Train>>(&self, landscape: &L, run: &Path) -> Result<()> {
         let saved = SavedPath::read(run)?;
         let architecture = landscape.architecture();
-        let models = saved
-            .beads
-            .iter()
-            .map(|dir| Ok(load_model(landscape, dir, &self.config.name)?.0.valid()))
-            .collect::<Result<Vec<_>>>()?;
+        let models = saved.models(landscape, &self.config.name)?;
         let flats: Vec<Vec<f32>> = models
             .iter()
             .map(|m| {
@@ -188,7 +184,7 @@ impl ExportArgs {
                 &names,
                 &rules,
             )
-            .with_context(|| format!("exporting {}", saved.beads[k].display()))?;
+            .with_context(|| format!("exporting point {k} ({})", saved.describe(k)))?;
             let file = format!("{k:04}.safetensors");
             let energy = saved.report.bead_energies[k];
             let mut metadata = metadata(&self.config, kind, energy);

@@ -18,7 +18,6 @@ use crate::commands::connect::{SavedPath, write_report};
 use crate::commands::connect_hessian;
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
-use crate::pair::load_checkpoint;
 
 /// Where `levelset hessian` measures.
 #[derive(Debug, Clone)]
@@ -103,15 +102,11 @@ impl HessianArgs {
     ) -> Result<connect_hessian::ReportCurvature> {
         let _lock = OutputLock::acquire(run)?;
         let saved = SavedPath::read(run)?;
-        let beads = saved
-            .beads
+        let beads: Vec<Vec<f32>> = saved
+            .flats(landscape, &self.config.name)?
             .iter()
-            .map(|dir| {
-                let (flat, _) = load_checkpoint(landscape, dir)
-                    .with_context(|| format!("loading {}", dir.display()))?;
-                Ok(flat.to_data().to_vec::<f32>().expect("f32 parameters"))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|flat| flat.to_data().to_vec::<f32>().expect("f32 parameters"))
+            .collect();
         let curvature = connect_hessian::measure(
             landscape,
             run,

@@ -155,7 +155,7 @@ struct Loaded {
 
 type Tensor1 = burn::prelude::Tensor<Compute, 1>;
 
-fn load<L: Landscape<Train>>(landscape: &L, models: &Models) -> Result<Loaded> {
+fn load<L: Landscape<Train>>(landscape: &L, models: &Models, config: &str) -> Result<Loaded> {
     let load = |dir: &Path| {
         load_checkpoint(landscape, dir).with_context(|| format!("loading {}", dir.display()))
     };
@@ -176,11 +176,7 @@ fn load<L: Landscape<Train>>(landscape: &L, models: &Models) -> Result<Loaded> {
         }
         Models::Path(run) => {
             let saved = SavedPath::read(run)?;
-            let points: Vec<Tensor1> = saved
-                .beads
-                .iter()
-                .map(|dir| load(dir).map(|(flat, _)| flat))
-                .collect::<Result<_>>()?;
+            let points: Vec<Tensor1> = saved.flats(landscape, config)?;
             let (a, b) = (&points[0], &points[points.len() - 1]);
             let inner = &points[1..points.len() - 1];
             let Some((k, _)) = farthest_from_line(a, b, inner) else {
@@ -207,7 +203,7 @@ impl WithLandscape for PlaneArgs {
 
     fn run<L: Landscape<Train>>(self, landscape: L) -> Result<Picture<PlaneFile>> {
         let settings = &self.settings;
-        let loaded = load(&landscape, &settings.models)?;
+        let loaded = load(&landscape, &settings.models, &settings.config.name)?;
         let [a, b, c] = &loaded.abc;
         let plane = Plane::through(a, b, c).map_err(anyhow::Error::msg)?;
         let mark = |name: String, point: &Tensor1| {

@@ -397,9 +397,10 @@ fn a_net_never_imported_gets_its_descriptions_names() {
 /// `export --path` and `eval --path`: two imported convnets connected by DSS; every point of
 /// the string is written with `path.json` in path order, each file imports back to the
 /// energy the report measured (and `eval` of its bead gives), the first is endpoint a's file
-/// again under `--names-from`; `eval --path --ensemble` measures the ensembles. A Bezier run
-/// has no saved control points and is refused naming them; a regression task has no
-/// ensemble error.
+/// again under `--names-from`; `eval --path --ensemble` measures the ensembles. A Bezier run's
+/// samples are rebuilt from its saved points of control to the report's energies, and
+/// exported; without them it is refused, naming them. A regression task has no ensemble
+/// error.
 #[test]
 fn a_paths_points_export_and_evaluate() {
     let dir = TempDir::new().unwrap();
@@ -497,7 +498,8 @@ fn a_paths_points_export_and_evaluate() {
     assert_eq!(ensemble["points"].as_array().unwrap().len(), beads);
     assert_eq!(ensemble["endpoints"][0], ensemble["points"][0], "{eval}");
 
-    // A curve keeps no control points: refused, naming them.
+    // A curve keeps its points of control (the endpoints and its bend): its samples are
+    // rebuilt from them, to the energies the report measured, and exported in path order.
     let bezier = dir.path().join("bezier");
     succeed(connect_args(
         &config,
@@ -507,9 +509,43 @@ fn a_paths_points_export_and_evaluate() {
         &bezier,
         &data,
     ));
+    let curve = read_json(&bezier.join("report.json"));
+    let samples = u64_at(&curve, "beads") as usize;
+    for k in 0..3 {
+        let bend = bezier.join("bends").join(format!("{k:04}"));
+        assert!(bend.join("model.json").is_file(), "{}", bend.display());
+    }
+    assert!(!bezier.join("bends").join("0003").exists());
+    let run = succeed(args(&[
+        &"eval",
+        &"--config",
+        &config,
+        &"--path",
+        &bezier,
+        &"--data-dir",
+        &data,
+    ]));
+    let eval: Value = serde_json::from_str(&run.stdout).unwrap();
+    let evaluated = eval["points"].as_array().unwrap();
+    assert_eq!(evaluated.len(), samples);
+    for (k, point) in evaluated.iter().enumerate() {
+        let (got, reported) = (f64_at(point, "energy"), f64_at(point, "reported"));
+        assert!(
+            (got - reported).abs() <= 1e-5 * reported.abs().max(1.0),
+            "{eval}"
+        );
+        assert_eq!(f64_at(point, "curve_t"), k as f64 / (samples - 1) as f64);
+    }
+    let curve_points = dir.path().join("curve-points");
+    succeed(export_path(&bezier, &curve_points));
+    let list = read_json(&curve_points.join("path.json"));
+    assert_eq!(list["points"].as_array().unwrap().len(), samples, "{list}");
+    assert_eq!(list["method"], "bezier");
+    // Without its points of control, a curve is refused, naming them.
+    std::fs::remove_dir_all(bezier.join("bends")).unwrap();
     fail_with(
-        export_path(&bezier, &dir.path().join("curve-points")),
-        &["bezier curve", "control points"],
+        export_path(&bezier, &dir.path().join("curve-points-2")),
+        &["bezier curve", "points of control", "bends"],
     );
 
     // A regression task's path evaluates, but has no ensemble error.

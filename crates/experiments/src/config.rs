@@ -138,8 +138,8 @@ impl CompareConfig {
             (1..self.statistics.len()).find(|&k| self.statistics[..k].contains(&self.statistics[k]))
         {
             return Err(format!(
-                "compare.statistics names {:?} twice",
-                self.statistics[k]
+                "compare.statistics names {} twice",
+                self.statistics[k].name()
             ));
         }
         Ok(())

@@ -33,12 +33,6 @@ pub struct Pattern<B: Backend> {
     next: usize,
 }
 
-impl<B: Backend> Default for Pattern<B> {
-    fn default() -> Self {
-        Self::recording()
-    }
-}
-
 impl<B: Backend> Pattern<B> {
     /// An empty pattern that records the choices of the pass it is given to.
     pub fn recording() -> Self {

@@ -122,11 +122,9 @@ impl SavedPath {
                 report.bead_energies.len()
             );
         }
-        let curve = match report.method.as_str() {
-            "bezier" => Some(CurveKind::Bezier),
-            "polychain" => Some(CurveKind::Polychain),
-            _ => None,
-        };
+        let curve = [CurveKind::Bezier, CurveKind::Polychain]
+            .into_iter()
+            .find(|kind| kind.name() == report.method);
         let points = match curve {
             Some(kind) => {
                 let dir = bends_dir(run);
@@ -193,31 +191,12 @@ impl SavedPath {
         config: &str,
     ) -> Result<Vec<EvalModel<Train, L>>> {
         match &self.points {
-            SavedPoints::Beads(beads) => beads
-                .iter()
-                .map(|dir| Ok(load_model(landscape, dir, config)?.0.valid()))
-                .collect(),
+            SavedPoints::Beads(beads) => load_models(landscape, beads, config),
             SavedPoints::Curve { kind, bends } => {
-                let models = bends
-                    .iter()
-                    .map(|dir| Ok(load_model(landscape, dir, config)?.0.valid()))
-                    .collect::<Result<Vec<_>>>()?;
-                let flats: Vec<Tensor<Compute, 1>> = models.iter().map(flatten).collect();
-                let last = flats.len() - 1;
-                let curve = Curve {
-                    kind: *kind,
-                    first: flats[0].clone(),
-                    controls: Tensor::stack(flats[1..last].to_vec(), 0),
-                    last: flats[last].clone(),
-                };
-                let ts: Vec<f64> = (0..self.report.beads)
-                    .map(|k| self.curve_t(k).expect("a curve"))
-                    .collect();
-                let template = models[0].clone();
-                Ok(curve
-                    .points(&ts)
-                    .iter_dim(0)
-                    .map(|row| unflatten(template.clone(), row.squeeze_dim::<1>(0)))
+                let (template, samples) = self.curve_samples(landscape, *kind, bends, config)?;
+                Ok(samples
+                    .into_iter()
+                    .map(|flat| unflatten(template.clone(), flat))
                     .collect())
             }
         }
@@ -229,12 +208,63 @@ impl SavedPath {
         landscape: &L,
         config: &str,
     ) -> Result<Vec<Tensor<Compute, 1>>> {
-        Ok(self
-            .models(landscape, config)?
-            .iter()
-            .map(flatten)
-            .collect())
+        match &self.points {
+            SavedPoints::Beads(beads) => Ok(load_models(landscape, beads, config)?
+                .iter()
+                .map(flatten)
+                .collect()),
+            SavedPoints::Curve { kind, bends } => {
+                Ok(self.curve_samples(landscape, *kind, bends, config)?.1)
+            }
+        }
     }
+
+    /// A curve's samples at the report's `t`, rebuilt from its points of control, and the
+    /// first endpoint's model (a template carrying its running statistics).
+    fn curve_samples<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        kind: CurveKind,
+        bends: &[PathBuf],
+        config: &str,
+    ) -> Result<CurveSamples<L>> {
+        let models = load_models(landscape, bends, config)?;
+        let flats: Vec<Tensor<Compute, 1>> = models.iter().map(flatten).collect();
+        let last = flats.len() - 1;
+        let curve = Curve {
+            kind,
+            first: flats[0].clone(),
+            controls: Tensor::stack(flats[1..last].to_vec(), 0),
+            last: flats[last].clone(),
+        };
+        let ts: Vec<f64> = (0..self.report.beads)
+            .map(|k| self.curve_t(k).expect("a curve"))
+            .collect();
+        let samples = curve
+            .points(&ts)
+            .iter_dim(0)
+            .map(|row| row.squeeze_dim::<1>(0))
+            .collect();
+        let template = models
+            .into_iter()
+            .next()
+            .expect("a curve has its endpoints");
+        Ok((template, samples))
+    }
+}
+
+/// A curve's first endpoint (carrying its running statistics) and its samples.
+type CurveSamples<L> = (EvalModel<Train, L>, Vec<Tensor<Compute, 1>>);
+
+/// The checkpoints in `dirs`, loaded for `config`, as evaluation models.
+fn load_models<L: Landscape<Train>>(
+    landscape: &L,
+    dirs: &[PathBuf],
+    config: &str,
+) -> Result<Vec<EvalModel<Train, L>>> {
+    dirs.iter()
+        .map(|dir| Ok(load_model(landscape, dir, config)?.0.valid()))
+        .collect()
 }
 
 pub fn run(args: ConnectArgs) -> Result<()> {
@@ -347,23 +377,11 @@ impl WithLandscape for ConnectArgs {
         let (level, report) = (saved.level, saved.report.clone());
 
         let beads_dir = beads_dir(&self.out);
-        let template = landscape.init(0).valid();
-        for (k, (flat, energy)) in saved.beads.iter().zip(&saved.bead_energies).enumerate() {
-            let dir = beads_dir.join(format!("{k:04}"));
-            // Beads a resumed run finds complete (the sidecar is written last) stay as they are.
-            if checkpoint::read_meta(&dir).is_ok() {
-                continue;
-            }
-            let flat = Tensor::<Compute, 1>::from_data(flat.as_slice(), &device());
-            let made = Provenance {
-                seed: self.seed,
-                energy: *energy,
-                level: Some(level),
-                steps: 0,
-            };
-            let model = unflatten(template.clone(), flat);
-            save_model(&landscape, &self.config, model, made, &dir)?;
-        }
+        let beads = saved
+            .beads
+            .iter()
+            .map(|flat| Tensor::<Compute, 1>::from_data(flat.as_slice(), &device()));
+        self.save_points(&landscape, &beads_dir, beads, &saved.bead_energies, level)?;
         let hessian = match &self.hessian {
             Some(settings) => Some(connect_hessian::summary(&connect_hessian::measure(
                 &landscape,
@@ -434,6 +452,40 @@ impl ConnectArgs {
         })
     }
 
+    /// Saves the points of a path as checkpoints `dir/0000`, `dir/0001`, ..., each with its
+    /// energy; points a resumed run finds complete (the sidecar is written last) stay as
+    /// they are.
+    fn save_points<L: Landscape<Train>>(
+        &self,
+        landscape: &L,
+        dir: &Path,
+        points: impl Iterator<Item = Tensor<Compute, 1>>,
+        energies: &[f64],
+        level: f64,
+    ) -> Result<()> {
+        let template = landscape.init(0).valid();
+        for (k, (flat, &energy)) in points.zip(energies).enumerate() {
+            let dir = dir.join(format!("{k:04}"));
+            if checkpoint::read_meta(&dir).is_ok() {
+                continue;
+            }
+            let made = Provenance {
+                seed: self.seed,
+                energy,
+                level: Some(level),
+                steps: 0,
+            };
+            save_model(
+                landscape,
+                &self.config,
+                unflatten(template.clone(), flat),
+                made,
+                &dir,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Saves a curve's points of control as checkpoints `bends/0000`, ..., the endpoints
     /// first and last, each with its energy.
     fn save_bends<L: Landscape<Train>>(
@@ -450,23 +502,7 @@ impl ConnectArgs {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("removing the earlier {}", dir.display()))?;
         }
-        for (k, (flat, energy)) in bends.iter().zip(energies).enumerate() {
-            let made = Provenance {
-                seed: self.seed,
-                energy,
-                level: Some(level),
-                steps: 0,
-            };
-            let model = unflatten(template.clone(), flat.clone());
-            save_model(
-                landscape,
-                &self.config,
-                model,
-                made,
-                &dir.join(format!("{k:04}")),
-            )?;
-        }
-        Ok(())
+        self.save_points(landscape, &dir, bends.iter().cloned(), &energies, level)
     }
 
     /// Trains or loads the endpoints, aligns them if asked, and computes the path.

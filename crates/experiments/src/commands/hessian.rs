@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
-use levelset_models::backend::{BACKEND_NAME, Train, device};
-use levelset_models::checkpoint;
+use levelset_models::backend::{BACKEND_NAME, Train};
 use levelset_models::flat::flatten;
 use levelset_models::outdir::OutputLock;
 use levelset_models::{DataSplit, Landscape};
@@ -18,6 +17,7 @@ use crate::commands::connect::{SavedPath, write_report};
 use crate::commands::connect_hessian;
 use crate::config::ExperimentConfig;
 use crate::landscapes::{WithLandscape, with_landscape};
+use crate::pair::load_model;
 
 /// Where `levelset hessian` measures.
 #[derive(Debug, Clone)]
@@ -78,15 +78,7 @@ impl HessianArgs {
         landscape: &L,
         dir: &Path,
     ) -> Result<HessianReport> {
-        let (model, _) =
-            checkpoint::load(landscape.init(0), &landscape.architecture(), dir, &device())
-                .with_context(|| {
-                    format!(
-                        "loading {} for config '{}'",
-                        dir.display(),
-                        self.config.name
-                    )
-                })?;
+        let (model, _) = load_model(landscape, dir, &self.config.name)?;
         let point = flatten(&model.valid());
         hessian(landscape, point, &self.settings)
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use levelset_models::atomic::write_atomic;
 use levelset_models::outdir::OutputLock;
-use plotters::style::RGBColor;
 
 use crate::config::ExperimentConfig;
-use crate::output::figures::{Figure, LEVELSET_COLOR, PAPER_COLOR, Series, draw};
+use crate::output::figures::{Figure, LEVELSET_COLOR, PALETTE, PAPER_COLOR, Series, draw};
 use crate::output::paper::figure1;
 use crate::output::tables::{number, plus_minus};
 use crate::studies::sweep::{LevelSummary, SweepArgs, SweepResults, endpoint_ratios};
@@ -224,16 +223,6 @@ pub fn sweep_figures(
     )
 }
 
-/// Colors of the levels in a curvature figure, highest level first (the tab10 palette).
-const LEVEL_COLORS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
-
 /// For a sweep with a `[hessian]`: `curvature.{svg,png}` (the top eigenvalue at every bead of
 /// every string, endpoints included, against the position along the string) and
 /// `curvature-trace.{svg,png}` (the trace, when measured), one line a pair, one color a
@@ -247,14 +236,10 @@ fn sweep_curvature(config: &ExperimentConfig, results: &SweepResults, out: &Path
     if measured.is_empty() {
         return Ok(());
     }
-    let levels = &results
-        .config
-        .sweep
-        .as_ref()
-        .map_or(vec![], |s| s.levels.clone());
+    let levels: &[f64] = results.config.sweep.as_ref().map_or(&[], |s| &s.levels);
     let color = |level: f64| {
         let k = levels.iter().position(|&l| l == level).unwrap_or(0);
-        LEVEL_COLORS[k % LEVEL_COLORS.len()]
+        PALETTE[k % PALETTE.len()]
     };
     for (pick, stem, what) in [
         (

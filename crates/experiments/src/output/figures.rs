@@ -32,6 +32,18 @@ pub struct Figure {
 pub const LEVELSET_COLOR: RGBColor = RGBColor(31, 119, 180);
 pub const PAPER_COLOR: RGBColor = RGBColor(214, 39, 40);
 
+/// Colors for lines or groups told apart by index (a graph's components, a sweep's levels).
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
 /// Where the PNG renderer finds its font: `$LEVELSET_FONT`, else Debian's DejaVu Sans
 /// (package `fonts-dejavu-core`).
 fn font_path() -> PathBuf {

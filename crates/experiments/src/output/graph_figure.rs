@@ -10,19 +10,10 @@ use anyhow::{Context, Result, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::output::figures::{Figure, LEVELSET_COLOR, Series, draw, register_font, short_number};
+use crate::output::figures::{
+    Figure, LEVELSET_COLOR, PALETTE, Series, draw, register_font, short_number,
+};
 use crate::studies::graph::{GraphResults, LevelGraph};
-
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
 
 /// The file stem of a level's picture: `graph-<level>`.
 pub fn level_stem(level: f64) -> String {

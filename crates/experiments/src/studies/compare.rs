@@ -406,22 +406,18 @@ fn statistics_table(config: &ExperimentConfig, level: f64, rows: &[StatisticsRow
          |---|---|---|---|---|---|---|---|\n",
         config.name, config.energy
     );
-    let mut modes: Vec<StatsMode> = Vec::new();
-    for row in rows {
-        if !modes.contains(&row.stats) {
-            modes.push(row.stats);
-        }
-    }
-    for stats in modes {
+    let modes = &config
+        .compare
+        .as_ref()
+        .expect("a comparison's config")
+        .statistics;
+    for &stats in modes {
         let group: Vec<&StatisticsRow> = rows.iter().filter(|r| r.stats == stats).collect();
         let mean_of =
             |f: fn(&StatisticsRow) -> f64| mean(group.iter().map(|r| f(r))).unwrap_or(f64::NAN);
         table.push_str(&format!(
             "| {} | {:.5} | {}/{} | {:.5} | {:.3} | {:.1} | {:.0} | {:.1} |\n",
-            serde_json::to_value(stats)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            stats.name(),
             mean_of(|r| r.line_max_energy),
             group
                 .iter()

@@ -163,13 +163,7 @@ fn connect_hessian_measures_every_bead_and_resumes() {
         );
     }
     // The numbers `levelset hessian` gives at a bead's checkpoint, settings alike.
-    let bead = out.join("beads").join("0001");
-    let alone = succeed(args(&[
-        &"hessian",
-        &"--config",
-        &config,
-        &"--checkpoint",
-        &bead,
+    let flags: [&dyn AsRef<std::ffi::OsStr>; 11] = [
         &"--top",
         &"2",
         &"--trace",
@@ -179,7 +173,13 @@ fn connect_hessian_measures_every_bead_and_resumes() {
         &"test",
         &"--examples",
         &"200",
-    ]));
+        &"--config",
+        &config,
+    ];
+    let bead = out.join("beads").join("0001");
+    let mut at_bead: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"hessian", &"--checkpoint", &bead];
+    at_bead.extend_from_slice(&flags);
+    let alone = succeed(args(&at_bead));
     let alone: serde_json::Value = serde_json::from_str(&alone.stdout).unwrap();
     assert_eq!(
         alone["top_eigenvalues"],
@@ -204,19 +204,6 @@ fn connect_hessian_measures_every_bead_and_resumes() {
             .get("hessian")
             .is_none()
     );
-    let flags: [&dyn AsRef<std::ffi::OsStr>; 11] = [
-        &"--top",
-        &"2",
-        &"--trace",
-        &"--probes",
-        &"10",
-        &"--split",
-        &"test",
-        &"--examples",
-        &"200",
-        &"--config",
-        &config,
-    ];
     let mut words: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"hessian", &"--path", &plain];
     words.extend_from_slice(&flags);
     let printed = succeed(args(&words));

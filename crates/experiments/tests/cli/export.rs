@@ -541,6 +541,18 @@ fn a_paths_points_export_and_evaluate() {
     let list = read_json(&curve_points.join("path.json"));
     assert_eq!(list["points"].as_array().unwrap().len(), samples, "{list}");
     assert_eq!(list["method"], "bezier");
+    // A crafted bends/ folder is refused by name: a gap in the indices, a lone endpoint.
+    std::fs::rename(bezier.join("bends/0001"), bezier.join("bends/0007")).unwrap();
+    fail_with(
+        export_path(&bezier, &dir.path().join("curve-gap")),
+        &["bends", "gaps"],
+    );
+    std::fs::remove_dir_all(bezier.join("bends/0007")).unwrap();
+    std::fs::remove_dir_all(bezier.join("bends/0002")).unwrap();
+    fail_with(
+        export_path(&bezier, &dir.path().join("curve-lone")),
+        &["bends", "1 points of control"],
+    );
     // Without its points of control, a curve is refused, naming them.
     std::fs::remove_dir_all(bezier.join("bends")).unwrap();
     fail_with(

@@ -103,7 +103,8 @@ enum Command {
     /// {"points": [{"file", "t", "energy"}]}, t in [0, 1] by length along the path (over all
     /// parameters), energy as the run's report measured it. A curve's (bezier, polychain)
     /// points are its samples, rebuilt from the points of control `connect` saves in
-    /// RUN/bends.
+    /// RUN/bends (--points N resamples it); those go to --out/bends/NNNN.safetensors,
+    /// listed in path.json's control_points with the energy connect measured at each.
     Export {
         #[arg(long)]
         config: PathBuf,
@@ -126,6 +127,11 @@ enum Command {
         /// language model's vocabulary comes from its data).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// With --path of a curve (bezier, polychain): export its samples at N points evenly
+        /// spaced in t (the endpoints included), their energies measured by export, instead
+        /// of the report's samples. A curve's points of control always go to --out/bends/.
+        #[arg(long, value_name = "N")]
+        points: Option<usize>,
         /// Replace what --out holds (the file; with --path, path.json and the points' files);
         /// refused otherwise.
         #[arg(long)]
@@ -482,6 +488,7 @@ fn main() -> Result<()> {
             names_from,
             names,
             data_dir,
+            points,
             force,
         } => export::run(export::ExportArgs {
             config: load_config(&config, data_dir)?,
@@ -489,6 +496,7 @@ fn main() -> Result<()> {
             out,
             names,
             names_from,
+            points,
             force,
         })?,
         Command::Eval {

@@ -167,6 +167,10 @@ pub struct PathReport {
     /// absent for nets without them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bn: Option<BnConfig>,
+    /// A curve's points of control, its endpoints included (the checkpoints its samples are
+    /// rebuilt from); absent for strings and bands, whose beads are their points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_points: Option<usize>,
 }
 
 /// Each point's position along the polygonal path through `points`, by length: 0 at the

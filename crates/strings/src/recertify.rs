@@ -213,6 +213,7 @@ mod tests {
             energy_evaluations: 5,
             wall_seconds: 0.1,
             bn: None,
+            control_points: Some(3),
         }
     }
 

@@ -55,6 +55,7 @@ pub(crate) fn report<B: AutodiffBackend, L: Landscape<B>>(
         energy_evaluations: evaluator.evaluations(),
         wall_seconds: run.start.elapsed().as_secs_f64(),
         bn: evaluator.landscape.statistics(),
+        control_points: (!path.bends.is_empty()).then_some(path.bends.len()),
     }
 }
 

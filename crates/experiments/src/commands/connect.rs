@@ -54,6 +54,9 @@ fn bends_dir(out: &Path) -> PathBuf {
 pub struct SavedPath {
     pub report: PathReport,
     pub points: SavedPoints,
+    /// A curve's samples, evenly spaced in `t`: the report's unless
+    /// [`SavedPath::resampled`] chose another count.
+    samples: usize,
 }
 
 /// Where a finished run's points come from.
@@ -61,7 +64,7 @@ pub enum SavedPoints {
     /// One checkpoint a point, in path order.
     Beads(Vec<PathBuf>),
     /// A curve of this kind through these checkpoints (coefficient order); its points are
-    /// its samples at the report's evenly spaced `t`.
+    /// its samples, evenly spaced in `t`.
     Curve {
         kind: CurveKind,
         bends: Vec<PathBuf>,
@@ -145,6 +148,18 @@ impl SavedPath {
                         bends.len()
                     );
                 }
+                // Reports written before the count was kept cannot say; they read as before.
+                if let Some(count) = report.control_points
+                    && count != bends.len()
+                {
+                    bail!(
+                        "{} holds {} points of control, its report {}: the run folder is \
+                         incomplete or was changed",
+                        dir.display(),
+                        bends.len(),
+                        count
+                    );
+                }
                 SavedPoints::Curve { kind, bends }
             }
             None => {
@@ -162,7 +177,51 @@ impl SavedPath {
                 SavedPoints::Beads(beads)
             }
         };
-        Ok(SavedPath { report, points })
+        let samples = report.beads;
+        Ok(SavedPath {
+            report,
+            points,
+            samples,
+        })
+    }
+
+    /// The same curve sampled at `samples` points evenly spaced in `t` instead of the
+    /// report's; refused for a string or band, whose points are its beads.
+    pub fn resampled(self, samples: usize) -> Result<SavedPath> {
+        if !matches!(self.points, SavedPoints::Curve { .. }) {
+            bail!(
+                "--points samples a curve; this {} path's points are its {} beads",
+                self.report.method,
+                self.report.beads
+            );
+        }
+        if samples < 2 {
+            bail!("--points {samples}: a curve's samples include its two endpoints (at least 2)");
+        }
+        Ok(SavedPath { samples, ..self })
+    }
+
+    /// How many points the path has: its beads, or the curve's samples.
+    pub fn point_count(&self) -> usize {
+        match &self.points {
+            SavedPoints::Beads(beads) => beads.len(),
+            SavedPoints::Curve { .. } => self.samples,
+        }
+    }
+
+    /// The energy the report measured at point `k`; `None` for the samples of a curve
+    /// resampled at other `t` than the report's.
+    pub fn reported_energy(&self, k: usize) -> Option<f64> {
+        (self.samples == self.report.beads).then(|| self.report.bead_energies[k])
+    }
+
+    /// A curve's points of control (the endpoints first and last); empty for a string or
+    /// band.
+    pub fn control_points(&self) -> &[PathBuf] {
+        match &self.points {
+            SavedPoints::Beads(_) => &[],
+            SavedPoints::Curve { bends, .. } => bends,
+        }
     }
 
     /// Each point's position parameter: a curve's `t` (its samples are evenly spaced in
@@ -170,7 +229,7 @@ impl SavedPath {
     pub fn curve_t(&self, k: usize) -> Option<f64> {
         match self.points {
             SavedPoints::Beads(_) => None,
-            SavedPoints::Curve { .. } => Some(k as f64 / (self.report.beads - 1) as f64),
+            SavedPoints::Curve { .. } => Some(k as f64 / (self.samples - 1) as f64),
         }
     }
 
@@ -219,7 +278,7 @@ impl SavedPath {
         }
     }
 
-    /// A curve's samples at the report's `t`, rebuilt from its points of control, and the
+    /// A curve's samples at its evenly spaced `t`, rebuilt from its points of control, and the
     /// first endpoint's model (a template carrying its running statistics).
     fn curve_samples<L: Landscape<Train>>(
         &self,
@@ -237,7 +296,7 @@ impl SavedPath {
             controls: Tensor::stack(flats[1..last].to_vec(), 0),
             last: flats[last].clone(),
         };
-        let ts: Vec<f64> = (0..self.report.beads)
+        let ts: Vec<f64> = (0..self.samples)
             .map(|k| self.curve_t(k).expect("a curve"))
             .collect();
         let samples = curve

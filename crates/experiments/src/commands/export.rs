@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use burn::module::{AutodiffModule, Module, ParamId};
 use burn::prelude::Backend;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 use burn_store::{
     BurnToPyTorchAdapter, KeyRemapper, ModuleAdapter, ModuleSnapshot, TensorSnapshot,
 };
@@ -21,7 +21,7 @@ use levelset_models::checkpoint::{self, CheckpointMeta};
 use levelset_models::flat::flatten;
 use levelset_models::outdir::OutputLock;
 use levelset_models::statistics::StatsMode;
-use levelset_models::{Architecture, Energy, Landscape};
+use levelset_models::{Architecture, Energy, EvalModel, Landscape};
 use levelset_strings::path::positions;
 use serde_json::json;
 
@@ -45,6 +45,8 @@ pub struct ExportArgs {
     /// A checkpoint imported from PyTorch whose file's names the tensors take (a path's
     /// points, which were never imported themselves, named as their endpoint's file).
     pub names_from: Option<PathBuf>,
+    /// A curve's samples to export, evenly spaced in `t` (the report's when `None`).
+    pub points: Option<usize>,
     pub force: bool,
 }
 
@@ -54,6 +56,9 @@ pub const PATH_LIST: &str = "path.json";
 pub fn run(args: ExportArgs) -> Result<()> {
     // The rules and the target are checked before the data is read.
     pytorch_names::rules("--names", &args.names)?;
+    if let (Some(_), Target::Checkpoint(_)) = (args.points, &args.target) {
+        bail!("--points samples a curve: it goes with --path RUN, a bezier or polychain run");
+    }
     let written = match &args.target {
         Target::Checkpoint(_) => args.out.clone(),
         Target::Path(_) => args.out.join(PATH_LIST),
@@ -147,10 +152,17 @@ impl ExportArgs {
         Ok(())
     }
 
-    /// Every bead of the run in `run`, each with the statistics `[bn]` gives it at its point
-    /// (a net with running statistics), one file a point, and `path.json` last.
+    /// Every point of the run in `run`, each with the statistics `[bn]` gives it at its point
+    /// (a net with running statistics), one file a point; a curve's points of control under
+    /// `bends/`; `path.json` last.
     fn path<L: Landscape<Train>>(&self, landscape: &L, run: &Path) -> Result<()> {
         let saved = SavedPath::read(run)?;
+        let saved = match self.points {
+            Some(count) => saved
+                .resampled(count)
+                .with_context(|| format!("exporting {}", run.display()))?,
+            None => saved,
+        };
         let architecture = landscape.architecture();
         let models = saved.models(landscape, &self.config.name)?;
         let flats: Vec<Vec<f32>> = models
@@ -166,6 +178,18 @@ impl ExportArgs {
         if let (Some(first), Some(last)) = (models.first(), models.last()) {
             landscape.set_endpoints(&flatten(first), &flatten(last));
         }
+        // A curve sampled at other `t` than its report's is measured here, in one pass.
+        let energies: Vec<f64> = match (0..models.len())
+            .map(|k| saved.reported_energy(k))
+            .collect::<Option<Vec<f64>>>()
+        {
+            Some(reported) => reported,
+            None => landscape.energies(
+                &models[0],
+                Tensor::stack(models.iter().map(flatten).collect(), 0),
+            ),
+        };
+        let measured = saved.reported_energy(0).is_none();
         // The beads were never imported: their names are the description's or
         // `--names-from`'s, their counters 0.
         let names = self.export_names(&architecture, None)?;
@@ -173,8 +197,7 @@ impl ExportArgs {
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("creating {}", self.out.display()))?;
         let kind = saved.report.energy;
-        let mut points = Vec::with_capacity(models.len());
-        for (k, model) in models.iter().enumerate() {
+        let export = |model: &EvalModel<Train, L>, file: &str, energy: f64, t: Option<f64>| {
             let model = landscape
                 .carrying_point_statistics(model)
                 .unwrap_or_else(|| model.clone());
@@ -183,28 +206,59 @@ impl ExportArgs {
                 architecture.language_model().is_some(),
                 &names,
                 &rules,
-            )
-            .with_context(|| format!("exporting point {k} ({})", saved.describe(k)))?;
-            let file = format!("{k:04}.safetensors");
-            let energy = saved.report.bead_energies[k];
+            )?;
             let mut metadata = metadata(&self.config, kind, energy);
-            metadata.insert("t".to_string(), along[k].to_string());
-            write(&self.out.join(&file), tensors, &metadata)?;
-            points.push(json!({ "file": file, "t": along[k], "energy": energy }));
+            if let Some(t) = t {
+                metadata.insert("t".to_string(), t.to_string());
+            }
+            write(&self.out.join(file), tensors, &metadata)
+        };
+        let mut points = Vec::with_capacity(models.len());
+        for (k, model) in models.iter().enumerate() {
+            let file = format!("{k:04}.safetensors");
+            export(model, &file, energies[k], Some(along[k]))
+                .with_context(|| format!("exporting point {k} ({})", saved.describe(k)))?;
+            points.push(json!({ "file": file, "t": along[k], "energy": energies[k] }));
+        }
+        // A curve's points of control, each with the energy connect measured at it.
+        let mut control_points = Vec::new();
+        if !saved.control_points().is_empty() {
+            std::fs::create_dir_all(self.out.join("bends"))
+                .with_context(|| format!("creating {}", self.out.join("bends").display()))?;
+        }
+        for (k, dir) in saved.control_points().iter().enumerate() {
+            let (model, meta) = load_model(landscape, dir, &self.config.name)?;
+            let file = format!("bends/{k:04}.safetensors");
+            export(&model.valid(), &file, meta.energy, None)
+                .with_context(|| format!("exporting the point of control {}", dir.display()))?;
+            control_points.push(json!({ "file": file, "energy": meta.energy }));
         }
         let count = points.len();
-        let list = json!({
+        let mut list = json!({
             "run": run,
             "method": &saved.report.method,
             "config": self.config.name,
             "energy_kind": kind,
+            "energies": if measured { "measured by export" } else { "the report's" },
             "points": points,
         });
+        if !control_points.is_empty() {
+            list["control_points"] = json!(control_points);
+        }
         let path = self.out.join(PATH_LIST);
         write_atomic(&path, &serde_json::to_vec_pretty(&list)?)
             .with_context(|| format!("writing {}", path.display()))?;
+        let bends = if control_points.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and its {} points of control to bends/",
+                control_points.len()
+            )
+        };
         println!(
-            "{}: exported the {} points of {} ({}) to {} ({}{}); {} lists them in path order",
+            "{}: exported the {} points of {} ({}){bends} to {} ({}{}); {} lists them in path \
+             order",
             self.config.name,
             count,
             run.display(),

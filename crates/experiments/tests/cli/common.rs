@@ -308,3 +308,17 @@ pub fn sweep_args(config: &Path, out: &Path, extra: &[&OsStr]) -> Vec<std::ffi::
     args.extend(extra.iter().map(|a| a.to_os_string()));
     args
 }
+
+/// Copies the files of `from` (one level of folders deep, as a connect folder holds them).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

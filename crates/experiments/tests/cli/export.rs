@@ -399,8 +399,8 @@ fn a_net_never_imported_gets_its_descriptions_names() {
 /// energy the report measured (and `eval` of its bead gives), the first is endpoint a's file
 /// again under `--names-from`; `eval --path --ensemble` measures the ensembles. A Bezier run's
 /// samples are rebuilt from its saved points of control to the report's energies, and
-/// exported; without them it is refused, naming them. A regression task has no ensemble
-/// error.
+/// exported with them, and resampled by --points; a crafted bends/ folder or none is
+/// refused, naming them. A regression task has no ensemble error.
 #[test]
 fn a_paths_points_export_and_evaluate() {
     let dir = TempDir::new().unwrap();
@@ -541,7 +541,51 @@ fn a_paths_points_export_and_evaluate() {
     let list = read_json(&curve_points.join("path.json"));
     assert_eq!(list["points"].as_array().unwrap().len(), samples, "{list}");
     assert_eq!(list["method"], "bezier");
-    // A crafted bends/ folder is refused by name: a gap in the indices, a lone endpoint.
+    assert_eq!(list["energies"], "the report's");
+    // Its points of control go beside the samples, at the energies connect measured.
+    let control = list["control_points"].as_array().unwrap();
+    assert_eq!(control.len(), 3, "{list}");
+    for point in control {
+        assert!(curve_points.join(point["file"].as_str().unwrap()).is_file());
+    }
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * y.abs().max(1.0);
+    let reported = |k: usize| curve["bead_energies"][k].as_f64().unwrap();
+    assert!(close(f64_at(&control[0], "energy"), reported(0)), "{list}");
+    assert!(
+        close(f64_at(&control[2], "energy"), reported(samples - 1)),
+        "{list}"
+    );
+    // --points resamples the curve, measuring the energies at the new points.
+    let resampled = dir.path().join("curve-5");
+    let mut words = export_path(&bezier, &resampled);
+    words.extend(args(&[&"--points", &"5"]));
+    succeed(words);
+    let list = read_json(&resampled.join("path.json"));
+    let listed = list["points"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{list}");
+    assert_eq!(list["energies"], "measured by export");
+    assert!(close(f64_at(&listed[0], "energy"), reported(0)), "{list}");
+    assert!(
+        close(f64_at(&listed[4], "energy"), reported(samples - 1)),
+        "{list}"
+    );
+    // The middle sample is t = 0.5, which the report sampled when its count is odd.
+    if samples % 2 == 1 {
+        let middle = reported(samples / 2);
+        assert!(close(f64_at(&listed[2], "energy"), middle), "{list}");
+    }
+    // --points is refused for a string and without --path.
+    let mut words = export_path(&dss, &dir.path().join("dss-5"));
+    words.extend(args(&[&"--points", &"5"]));
+    fail_with(words, &["--points samples a curve", "dss"]);
+    // A crafted bends/ folder is refused by name: a point of control more than the report
+    // counted, a gap in the indices, a lone endpoint.
+    copy_dir(&bezier.join("bends/0002"), &bezier.join("bends/0003"));
+    fail_with(
+        export_path(&bezier, &dir.path().join("curve-extra")),
+        &["bends", "holds 4 points of control, its report 3"],
+    );
+    std::fs::remove_dir_all(bezier.join("bends/0003")).unwrap();
     std::fs::rename(bezier.join("bends/0001"), bezier.join("bends/0007")).unwrap();
     fail_with(
         export_path(&bezier, &dir.path().join("curve-gap")),

@@ -283,20 +283,6 @@ fn eval_of_weights_that_belong_to_another_net_is_an_error() {
     assert!(run.stderr.contains("model.mpk"), "{}", run.stderr);
 }
 
-/// Copies the files of `from` (one level of folders deep, as a connect folder holds them).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// `connect --resume` reports only what it measures again: a saved string of NaNs, of
 /// another net's size (or one that overflows), with no beads, or whose energies, segments or
 /// lengths were edited, is refused, naming the file and the field; the honest one resumes.

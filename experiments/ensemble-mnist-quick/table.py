@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""The ensemble table of experiments/ensemble-mnist-quick from its eval JSON files.
+"""The fast-ensembling table of a folder of `eval --path --ensemble` JSON files, one a method
+(dss.json, bezier.json, neb.json, line.json): experiments/ensemble-mnist-quick's and
+experiments/paths-cifar10-quick's.
 
     python3 experiments/ensemble-mnist-quick/table.py experiments/ensemble-mnist-quick
 """

@@ -39,6 +39,10 @@ pub struct PlaneSettings {
     pub grid: usize,
     /// Each axis runs past the outermost point by this fraction of its extent.
     pub margin: f64,
+    /// Other `connect` runs between the same endpoints as `Models::Path`'s, projected onto
+    /// its plane and drawn beside it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<PathBuf>,
 }
 
 /// `levelset plane`'s flags.
@@ -59,6 +63,10 @@ pub struct PlaneCli {
     /// farthest from their straight line, the whole path projected onto it.
     #[arg(long, value_name = "RUN")]
     pub path: Option<PathBuf>,
+    /// Another `connect` run between the same endpoints (a Bezier curve beside a DSS string,
+    /// say), projected onto --path's plane and drawn on it too (repeatable).
+    #[arg(long, value_name = "RUN")]
+    pub also: Vec<PathBuf>,
     /// Grid points per axis (a row of the grid is one stacked evaluation).
     #[arg(long, default_value_t = 21)]
     pub grid: usize,
@@ -76,12 +84,19 @@ impl PlaneCli {
             (None, Some(a), Some(b), Some(c)) => Models::Checkpoints { a, b, c },
             _ => anyhow::bail!("plane needs --a, --b and --c, or --path"),
         };
+        if !self.also.is_empty() && !matches!(models, Models::Path(_)) {
+            anyhow::bail!(
+                "--also draws another run on --path's plane: it goes with --path, not with \
+                 --a, --b and --c"
+            );
+        }
         Ok(PlaneArgs {
             settings: PlaneSettings {
                 config: load_config(&self.config, self.output.data_dir.clone())?,
                 models,
                 grid: self.grid,
                 margin: self.margin,
+                also: self.also,
             },
             output: self.output,
         })
@@ -123,6 +138,20 @@ pub struct PlaneFile {
     pub models: Vec<Mark>,
     /// With `--path`: every point of the path, projected onto the plane, in path order.
     pub path: Option<Vec<Mark>>,
+    /// With `--path`: its method (`dss`, `neb`, `bezier`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// With `--also`: each run's points, projected onto the plane, in path order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<ProjectedPath>,
+}
+
+/// Another run's path on the plane.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectedPath {
+    pub run: PathBuf,
+    pub method: String,
+    pub points: Vec<Mark>,
 }
 
 impl Header for PlaneFile {
@@ -149,7 +178,8 @@ pub fn run(args: PlaneArgs) -> Result<Picture<PlaneFile>> {
 /// `--path`) and the level they were trained or connected at.
 struct Loaded {
     abc: [Tensor1; 3],
-    path: Option<Vec<Tensor1>>,
+    /// The path's method and points.
+    path: Option<(String, Vec<Tensor1>)>,
     level: Option<f64>,
 }
 
@@ -191,11 +221,48 @@ fn load<L: Landscape<Train>>(landscape: &L, models: &Models, config: &str) -> Re
                 (saved.report.energy == landscape.energy_kind()).then_some(saved.report.level);
             Ok(Loaded {
                 abc: [a.clone(), b.clone(), c],
-                path: Some(points),
+                path: Some((saved.report.method.clone(), points.clone())),
                 level,
             })
         }
     }
+}
+
+/// Each `--also` run's method and points; refused unless its endpoints are `a` and `b` (to
+/// float rounding): a path between other endpoints is not around the same barrier.
+fn load_also<L: Landscape<Train>>(
+    landscape: &L,
+    runs: &[PathBuf],
+    [a, b]: [&Tensor1; 2],
+    config: &str,
+) -> Result<Vec<(PathBuf, String, Vec<Tensor1>)>> {
+    let span = (b.clone() - a.clone())
+        .powi_scalar(2)
+        .sum()
+        .into_scalar()
+        .sqrt();
+    runs.iter()
+        .map(|run| {
+            let saved = SavedPath::read(run)?;
+            let points = saved.flats(landscape, config)?;
+            let ends = [&points[0], &points[points.len() - 1]];
+            for (name, end, want) in [("first", ends[0], a), ("last", ends[1], b)] {
+                let gap = (end.clone() - want.clone())
+                    .powi_scalar(2)
+                    .sum()
+                    .into_scalar()
+                    .sqrt();
+                if gap > 1e-5 * span.max(1.0) {
+                    anyhow::bail!(
+                        "--also {}: its {name} endpoint lies {gap:.3e} from --path's (|b - a| = \
+                         {span:.3e}); --also takes runs between the same two endpoints",
+                        run.display()
+                    );
+                }
+            }
+            Ok((run.clone(), saved.report.method.clone(), points))
+        })
+        .collect()
 }
 
 impl WithLandscape for PlaneArgs {
@@ -220,16 +287,27 @@ impl WithLandscape for PlaneArgs {
             .zip(&loaded.abc)
             .map(|(name, point)| mark(name.to_string(), point))
             .collect();
-        let path: Option<Vec<Mark>> = loaded.path.as_ref().map(|points| {
+        let project = |points: &[Tensor1]| -> Vec<Mark> {
             points
                 .iter()
                 .enumerate()
                 .map(|(k, p)| mark(format!("{k:04}"), p))
                 .collect()
-        });
+        };
+        let path: Option<Vec<Mark>> = loaded.path.as_ref().map(|(_, points)| project(points));
+        let also: Vec<ProjectedPath> =
+            load_also(&landscape, &settings.also, [a, b], &settings.config.name)?
+                .into_iter()
+                .map(|(run, method, points)| ProjectedPath {
+                    run,
+                    method,
+                    points: project(&points),
+                })
+                .collect();
         let covered: Vec<(f64, f64)> = models
             .iter()
             .chain(path.iter().flatten())
+            .chain(also.iter().flat_map(|p| &p.points))
             .map(|m| (m.x, m.y))
             .collect();
         let [(x_lo, x_hi), (y_lo, y_hi)] = bounds(&covered, settings.margin);
@@ -249,6 +327,8 @@ impl WithLandscape for PlaneArgs {
                 v_norm: plane.v_norm,
                 models,
                 path,
+                method: loaded.path.as_ref().map(|(method, _)| method.clone()),
+                also,
             },
             grid,
         };
@@ -288,11 +368,22 @@ fn draw(file: &Picture<PlaneFile>, out: &Path) -> Result<()> {
         .iter()
         .map(|m| (m.name.clone(), m.x, m.y))
         .collect();
-    let path: Option<Vec<(f64, f64)>> = file
+    let line = |points: &[Mark]| points.iter().map(|m| (m.x, m.y)).collect::<Vec<_>>();
+    let paths: Vec<(String, Vec<(f64, f64)>)> = file
         .header
         .path
-        .as_ref()
-        .map(|p| p.iter().map(|m| (m.x, m.y)).collect());
+        .iter()
+        .map(|p| {
+            let method = file.header.method.as_deref().unwrap_or("path");
+            (method.to_string(), line(p))
+        })
+        .chain(
+            file.header
+                .also
+                .iter()
+                .map(|p| (p.method.clone(), line(&p.points))),
+        )
+        .collect();
     let name = &file.header.settings.config.name;
     let figure = Contour {
         title: format!("{name}: {} on the plane", file.header.measured.energy),
@@ -303,7 +394,7 @@ fn draw(file: &Picture<PlaneFile>, out: &Path) -> Result<()> {
         values: &file.grid.energy,
         level: file.header.level,
         marks,
-        path,
+        paths,
     };
     contour::draw_with_train_loss(
         figure,

@@ -252,7 +252,7 @@ fn draw(file: &Picture<SurfaceFile>, out: &Path) -> Result<()> {
         values: &grid.energy,
         level: file.header.level,
         marks: vec![("model".into(), 0.0, 0.0)],
-        path: None,
+        paths: Vec::new(),
     };
     contour::draw_with_train_loss(
         figure,

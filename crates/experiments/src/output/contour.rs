@@ -9,7 +9,7 @@ use levelset_models::Energy;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::output::figures::{Render, draw_axes, finish, short_number, write_svg_and_png};
+use crate::output::figures::{PALETTE, Render, draw_axes, finish, short_number, write_svg_and_png};
 
 #[derive(Debug, Clone)]
 pub struct Contour<'a> {
@@ -24,8 +24,8 @@ pub struct Contour<'a> {
     pub level: Option<f64>,
     /// Named points, drawn as labelled dots.
     pub marks: Vec<(String, f64, f64)>,
-    /// A polyline (a path projected onto the plane).
-    pub path: Option<Vec<(f64, f64)>>,
+    /// Named polylines (paths projected onto the plane), one colour each.
+    pub paths: Vec<(String, Vec<(f64, f64)>)>,
 }
 
 /// Writes `<stem>.svg` and `<stem>.png`.
@@ -197,6 +197,9 @@ fn cells(axis: &[f64]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The palette's red, orange and pink: they show on every colour of viridis.
+const PATH_COLOURS: [RGBColor; 3] = [PALETTE[1], PALETTE[4], PALETTE[6]];
+
 fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Contour) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
     let scale = Scale::of(figure.values)
@@ -255,15 +258,23 @@ fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Contour) ->
                     + PathElement::new(vec![(0, 0), (20, 0)], WHITE.stroke_width(2))
             });
     }
-    if let Some(path) = &figure.path {
-        let red = RGBColor(214, 39, 40);
+    for ((name, path), colour) in figure
+        .paths
+        .iter()
+        .zip(PATH_COLOURS.iter().copied().cycle())
+    {
         chart
-            .draw_series(LineSeries::new(path.iter().copied(), red.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                path.iter().copied(),
+                colour.stroke_width(2),
+            ))
             .map_err(err)?
-            .label("path (projected)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
+            .label(format!("{name} (projected)"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
         chart
-            .draw_series(path.iter().map(|&p| Circle::new(p, 2, red.filled())))
+            .draw_series(path.iter().map(|&p| Circle::new(p, 2, colour.filled())))
             .map_err(err)?;
     }
     chart
@@ -281,7 +292,7 @@ fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Contour) ->
     finish(
         chart,
         &root,
-        figure.level.is_some() || figure.path.is_some(),
+        figure.level.is_some() || !figure.paths.is_empty(),
     )
 }
 

@@ -4,7 +4,7 @@ use tempfile::TempDir;
 
 use crate::common::*;
 
-const PATH_SECTIONS: &str = r#"
+pub const PATH_SECTIONS: &str = r#"
 [curve]
 kind = "bezier"
 bends = 1

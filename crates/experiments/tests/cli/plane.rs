@@ -185,6 +185,71 @@ fn plane_through_a_connect_run_projects_its_path() {
     assert_eq!(rows(&file, "energy").len(), 4);
     assert_figure(&out.join("plane.png"));
 
+    // --also draws another run between the same endpoints on the same plane: a Bezier
+    // curve beside the string; a run between other endpoints is refused.
+    let curves = write(
+        dir.path(),
+        "curves.toml",
+        &format!("{}{}", tiny(), crate::methods::PATH_SECTIONS),
+    );
+    let bezier = dir.path().join("ab-bezier");
+    succeed(connect_words(&curves, [&a, &b], "0.1", "bezier", &bezier));
+    let samples = u64_at(&read_json(&bezier.join("report.json")), "beads") as usize;
+    let both = dir.path().join("plane-both");
+    succeed(plane_args(
+        &config,
+        &[&"--path", &run_dir, &"--also", &bezier],
+        &["--grid", "4"],
+        &both,
+    ));
+    let file = read_json(&both.join("plane.json"));
+    assert_eq!(file["method"], "dss");
+    let also = file["also"].as_array().unwrap();
+    assert_eq!(also.len(), 1);
+    assert_eq!(also[0]["method"], "bezier");
+    let curve = also[0]["points"].as_array().unwrap();
+    assert_eq!(curve.len(), samples);
+    // The curve starts at a and ends at b, in the plane; its middle leaves the straight line.
+    assert_eq!((f64_at(&curve[0], "x"), f64_at(&curve[0], "y")), (0.0, 0.0));
+    let end = &curve[samples - 1];
+    assert!(
+        (f64_at(end, "x") - f64_at(&marks[1], "x")).abs() < 1e-5,
+        "{file}"
+    );
+    assert!(f64_at(end, "y").abs() < 1e-5, "{file}");
+    assert!(f64_at(end, "off_plane") < 1e-5, "{file}");
+    let middle = &curve[samples / 2];
+    assert!(
+        f64_at(middle, "y").abs() + f64_at(middle, "off_plane") > 1e-4,
+        "{file}"
+    );
+    // The plane and its grid are --path's: the same with or without --also but for the
+    // extent the curve may widen.
+    assert_eq!(file["models"], read_json(&out.join("plane.json"))["models"]);
+    assert_figure(&both.join("plane.png"));
+    let c_run = dir.path().join("ac");
+    let c = train(dir.path(), &config, 0.1, 3, "c");
+    succeed(connect_words(&config, [&a, &c], "0.1", "dss", &c_run));
+    fail_with(
+        plane_args(
+            &config,
+            &[&"--path", &run_dir, &"--also", &c_run],
+            &[],
+            &dir.path().join("plane-other"),
+        ),
+        &["--also", "last endpoint", "same two endpoints"],
+    );
+    // --also goes with --path.
+    fail_with(
+        plane_args(
+            &config,
+            &[&"--a", &a, &"--b", &b, &"--c", &c, &"--also", &bezier],
+            &[],
+            &dir.path().join("plane-abc"),
+        ),
+        &["--path"],
+    );
+
     // --path and the checkpoints are one or the other.
     fail_with(
         plane_args(

@@ -201,18 +201,10 @@ impl SavedPath {
         Ok(SavedPath { samples, ..self })
     }
 
-    /// How many points the path has: its beads, or the curve's samples.
-    pub fn point_count(&self) -> usize {
-        match &self.points {
-            SavedPoints::Beads(beads) => beads.len(),
-            SavedPoints::Curve { .. } => self.samples,
-        }
-    }
-
-    /// The energy the report measured at point `k`; `None` for the samples of a curve
-    /// resampled at other `t` than the report's.
-    pub fn reported_energy(&self, k: usize) -> Option<f64> {
-        (self.samples == self.report.beads).then(|| self.report.bead_energies[k])
+    /// The energies the report measured at the points, in path order; `None` for the
+    /// samples of a curve resampled at other `t` than the report's.
+    pub fn reported_energies(&self) -> Option<&[f64]> {
+        (self.samples == self.report.beads).then_some(self.report.bead_energies.as_slice())
     }
 
     /// A curve's points of control (the endpoints first and last); empty for a string or

@@ -165,31 +165,24 @@ impl ExportArgs {
         };
         let architecture = landscape.architecture();
         let models = saved.models(landscape, &self.config.name)?;
-        let flats: Vec<Vec<f32>> = models
-            .iter()
-            .map(|m| {
-                flatten(m)
-                    .into_data()
-                    .to_vec::<f32>()
-                    .expect("f32 parameters")
-            })
-            .collect();
-        let along = positions(&flats);
-        if let (Some(first), Some(last)) = (models.first(), models.last()) {
-            landscape.set_endpoints(&flatten(first), &flatten(last));
+        let flats: Vec<Tensor<Compute, 1>> = models.iter().map(flatten).collect();
+        let along = positions(
+            &flats
+                .iter()
+                .map(|f| f.to_data().to_vec::<f32>().expect("f32 parameters"))
+                .collect::<Vec<_>>(),
+        );
+        if let (Some(first), Some(last)) = (flats.first(), flats.last()) {
+            landscape.set_endpoints(first, last);
         }
         // A curve sampled at other `t` than its report's is measured here, in one pass.
-        let energies: Vec<f64> = match (0..models.len())
-            .map(|k| saved.reported_energy(k))
-            .collect::<Option<Vec<f64>>>()
-        {
-            Some(reported) => reported,
-            None => landscape.energies(
-                &models[0],
-                Tensor::stack(models.iter().map(flatten).collect(), 0),
+        let (energies, measured): (Vec<f64>, bool) = match saved.reported_energies() {
+            Some(reported) => (reported.to_vec(), false),
+            None => (
+                landscape.energies(&models[0], Tensor::stack(flats, 0)),
+                true,
             ),
         };
-        let measured = saved.reported_energy(0).is_none();
         // The beads were never imported: their names are the description's or
         // `--names-from`'s, their counters 0.
         let names = self.export_names(&architecture, None)?;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use levelset_models::Landscape;
 use levelset_models::backend::{Compute, Train};
+use levelset_models::flat::distance;
 use levelset_models::outdir::OutputLock;
 use levelset_strings::Plane;
 use levelset_strings::plane::{axis, bounds, farthest_from_line};
@@ -221,7 +222,7 @@ fn load<L: Landscape<Train>>(landscape: &L, models: &Models, config: &str) -> Re
                 (saved.report.energy == landscape.energy_kind()).then_some(saved.report.level);
             Ok(Loaded {
                 abc: [a.clone(), b.clone(), c],
-                path: Some((saved.report.method.clone(), points.clone())),
+                path: Some((saved.report.method.clone(), points)),
                 level,
             })
         }
@@ -236,22 +237,14 @@ fn load_also<L: Landscape<Train>>(
     [a, b]: [&Tensor1; 2],
     config: &str,
 ) -> Result<Vec<(PathBuf, String, Vec<Tensor1>)>> {
-    let span = (b.clone() - a.clone())
-        .powi_scalar(2)
-        .sum()
-        .into_scalar()
-        .sqrt();
+    let span = distance(a, b);
     runs.iter()
         .map(|run| {
             let saved = SavedPath::read(run)?;
             let points = saved.flats(landscape, config)?;
             let ends = [&points[0], &points[points.len() - 1]];
             for (name, end, want) in [("first", ends[0], a), ("last", ends[1], b)] {
-                let gap = (end.clone() - want.clone())
-                    .powi_scalar(2)
-                    .sum()
-                    .into_scalar()
-                    .sqrt();
+                let gap = distance(end, want);
                 if gap > 1e-5 * span.max(1.0) {
                     anyhow::bail!(
                         "--also {}: its {name} endpoint lies {gap:.3e} from --path's (|b - a| = \

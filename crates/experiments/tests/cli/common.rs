@@ -309,7 +309,7 @@ pub fn sweep_args(config: &Path, out: &Path, extra: &[&OsStr]) -> Vec<std::ffi::
     args
 }
 
-/// Copies the files of `from` (one level of folders deep, as a connect folder holds them).
+/// Copies the folder `from` to `to`, its subfolders with it.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
